@@ -1,0 +1,219 @@
+"""The endpoint catalog: endpoint id → how to call it, its parameter schema, where results sit.
+
+Data, not code: every entry is a JSON file under `schemas/endpoints/`. Also owns the small
+path language the entries use to point into answers (``data[*].url``, ``a.b|c``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from ._resources import iter_endpoint_files, read_json
+from .errors import FlowError
+
+DEFAULT_BASE_URL = "https://api.elkapi.com"
+DEFAULT_KEY_ENV = "ELKAPI_API_KEY"
+
+
+@dataclass(frozen=True, slots=True)
+class FileParam:
+    name: str
+    field: str
+    multiple: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """How to drive a submit-then-poll endpoint, entirely from data."""
+
+    id_path: str
+    status_path: str
+    success: frozenset[str]
+    failure: frozenset[str]
+    poll_url_from: str | None = None
+    poll_path: str | None = None
+    error_path: str | None = None
+    interval: float = 1.5
+    timeout: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One catalog entry."""
+
+    id: str
+    title: str
+    description: str
+    method: str
+    path: str
+    body: str
+    params_schema: dict[str, Any]
+    files: dict[str, FileParam] = field(default_factory=dict)
+    path_params: tuple[str, ...] = ()
+    exclusive: tuple[tuple[str, ...], ...] = ()
+    artifacts: dict[str, str] | None = None
+    credit_paths: tuple[str, ...] = ()
+    outputs: dict[str, str] = field(default_factory=dict)
+    price: dict[str, Any] = field(default_factory=dict)
+    task: TaskSpec | None = None
+    generic: bool = False
+
+    @property
+    def param_names(self) -> list[str]:
+        return sorted(self.params_schema.get("properties", {}))
+
+    @property
+    def output_names(self) -> list[str]:
+        return sorted({*self.outputs, "credits"})
+
+    def estimate_credits(self, params: dict[str, Any]) -> float:
+        """The catalog's price for one call with these parameters."""
+        credits = float(self.price.get("credits", 0))
+        model = params.get("model")
+        if "vector_credits" in self.price and isinstance(model, str) and "vector" in model:
+            credits = float(self.price["vector_credits"])
+        per = self.price.get("per")
+        if per:
+            count = params.get(per, 1)
+            credits *= count if isinstance(count, int) and count > 0 else 1
+        return credits
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Endpoint:
+        task = doc.get("task")
+        response = doc.get("response", {})
+        return cls(
+            id=doc["id"], title=doc["title"], description=doc.get("description", ""),
+            method=doc["method"], path=doc["path"], body=doc["body"],
+            params_schema=doc["params"],
+            files={name: FileParam(name, spec["field"], spec.get("multiple", False))
+                   for name, spec in doc.get("files", {}).items()},
+            path_params=tuple(doc.get("path_params", ())),
+            exclusive=tuple(tuple(group) for group in doc.get("exclusive", ())),
+            artifacts=response.get("artifacts"),
+            credit_paths=tuple(response.get("credits", ())),
+            outputs=dict(doc.get("outputs", {})),
+            price=dict(doc.get("price", {})),
+            task=TaskSpec(
+                id_path=task["id"], status_path=task["status"],
+                success=frozenset(task["success"]), failure=frozenset(task["failure"]),
+                poll_url_from=task.get("poll_url_from"), poll_path=task.get("poll_path"),
+                error_path=task.get("error"), interval=float(task.get("interval", 1.5)),
+                timeout=float(task.get("timeout", 600)),
+            ) if task else None,
+            generic=bool(doc.get("generic", False)),
+        )
+
+
+class UnknownEndpointError(FlowError):
+    """Raised when `uses` names no catalog endpoint; .suggestion holds the nearest id."""
+
+    exit_code = 3
+
+    def __init__(self, endpoint_id: str, suggestion: str | None) -> None:
+        hint = (f"did you mean {suggestion}?" if suggestion
+                else "`flow endpoints` lists every endpoint")
+        super().__init__(f"unknown endpoint {endpoint_id!r}", hint=hint)
+        self.suggestion = suggestion
+
+
+@cache
+def load_catalog() -> dict[str, Endpoint]:
+    """Every endpoint of the shipped catalog, by id."""
+    catalog: dict[str, Endpoint] = {}
+    for _provider, entry in iter_endpoint_files():
+        if entry.name.startswith("_"):
+            continue
+        import json
+
+        doc = json.loads(entry.read_text(encoding="utf-8"))
+        endpoint = Endpoint.from_dict(doc)
+        catalog[endpoint.id] = endpoint
+    return catalog
+
+
+@cache
+def shared_definitions() -> list[dict[str, Any]]:
+    """The shared `_*.json` definition documents that endpoint schemas `$ref`."""
+    import json
+
+    return [json.loads(entry.read_text(encoding="utf-8"))
+            for _provider, entry in iter_endpoint_files() if entry.name.startswith("_")]
+
+
+def get_endpoint(endpoint_id: str) -> Endpoint:
+    """Look an endpoint up by id.
+
+    Raises:
+        UnknownEndpointError: no such id; its hint names the closest one.
+    """
+    catalog = load_catalog()
+    try:
+        return catalog[endpoint_id]
+    except KeyError:
+        close = difflib.get_close_matches(endpoint_id, list(catalog), n=1, cutoff=0.5)
+        if not close and "." not in endpoint_id:
+            close = [k for k in catalog if k.endswith("." + endpoint_id)][:1]
+        raise UnknownEndpointError(endpoint_id, close[0] if close else None) from None
+
+
+def recipe_schema() -> dict[str, Any]:
+    return read_json("recipe.schema.json")  # type: ignore[no-any-return]
+
+
+# --- the path language -------------------------------------------------------------------
+
+_PART = re.compile(r"([^.\[\]]+)|\[(\*|-?\d+)\]")
+
+
+@cache
+def _compile_path(path: str) -> tuple[str | int, ...]:
+    tokens: list[str | int] = []
+    for name, index in _PART.findall(path):
+        if name:
+            tokens.append(name)
+        else:
+            tokens.append("*" if index == "*" else int(index))
+    return tuple(tokens)
+
+
+_MISSING = object()
+
+
+def _walk(doc: Any, tokens: tuple[str | int, ...]) -> Any:
+    for pos, token in enumerate(tokens):
+        if token == "*":
+            if not isinstance(doc, list):
+                doc = [doc] if doc is not None and doc is not _MISSING else []
+            rest = tokens[pos + 1:]
+            values = [_walk(item, rest) for item in doc]
+            return [v for v in values if v is not _MISSING and v is not None]
+        if isinstance(token, int):
+            if not isinstance(doc, list) or not -len(doc) <= token < len(doc):
+                return _MISSING
+            doc = doc[token]
+        else:
+            if not isinstance(doc, dict) or token not in doc:
+                return _MISSING
+            doc = doc[token]
+    return doc
+
+
+def extract(doc: Any, path: str, default: Any = None) -> Any:
+    """Follow ``path`` into a JSON document.
+
+    ``a.b[0]`` picks, ``a[*].b`` collects a list, ``x|y`` takes the first alternative present.
+
+    Example:
+        >>> extract({"data": [{"url": "u1"}, {"url": "u2"}]}, "data[*].url")
+        ['u1', 'u2']
+    """
+    for alternative in path.split("|"):
+        value = _walk(doc, _compile_path(alternative.strip()))
+        if value is not _MISSING and value is not None:
+            return value
+    return default

@@ -1,0 +1,381 @@
+"""The `flow` command line: parses options, calls one core function, maps errors to exit codes.
+
+The only module that knows click and exit statuses. No logic lives here; heavy modules are
+imported inside the commands so `flow --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from . import __version__
+from .errors import FlowError, SpecError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+_state = {"traceback": False}
+
+_RECIPE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+def _out() -> Any:
+    return sys.stdout
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="flow")
+@click.option("--traceback", is_flag=True, hidden=False,
+              help="Show the Python traceback of an unexpected error (for bug reports).")
+def cli(traceback: bool) -> None:
+    """flowrunner: run YAML recipes of generative-media API calls, cached and locked.
+
+    \b
+    Start here:
+      flow run examples/brand_assets.yaml --mock   run against the bundled emulator
+      flow validate recipes/*.yaml                 check recipes without calling anything
+      flow endpoints                               list the endpoints a step can use
+    """
+    _state["traceback"] = traceback
+
+
+def _var_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option("--vars-file", "vars_files", multiple=True,
+                        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                        help="A YAML file of variable values; may be repeated.")(func)
+    func = click.option("--var", "var_pairs", multiple=True, metavar="NAME=VALUE",
+                        help="Override a recipe variable; VALUE is read as YAML "
+                             "(so [a, b] is a list). May be repeated.")(func)
+    return func
+
+
+def _cache_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+                        envvar="FLOW_CACHE_DIR", show_envvar=True,
+                        help="Where the cache lives. Default: .flow/cache beside the recipe.")(func)
+
+
+def _overrides(var_pairs: tuple[str, ...], vars_files: tuple[Path, ...]) -> dict[str, Any]:
+    from .spec import parse_var_overrides
+
+    return parse_var_overrides(list(var_pairs), list(vars_files))
+
+
+@cli.command()
+@click.argument("recipe", type=_RECIPE)
+@_var_options
+@click.option("--only", multiple=True, metavar="STEP",
+              help="Run only this step and what it needs; may be repeated.")
+@click.option("--refresh", multiple=True, metavar="STEP",
+              help="Call this step (and its dependents) again even if cached; may be repeated.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
+@click.option("--frozen", is_flag=True,
+              help="Fail with exit 4, making no request, if any step is not already cached (for CI).")
+@click.option("--dry-run", is_flag=True, help="Render and check every step; call nothing.")
+@click.option("--concurrency", type=click.IntRange(1, 256),
+              help="How many calls may run at once (overrides the recipe's `concurrency`).")
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where to write assets (overrides the recipe's `output_dir`).")
+@_cache_option
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object per event (JSON lines) instead of text.")
+@click.option("--mock", is_flag=True,
+              help="Run against the bundled emulator on 127.0.0.1; no key, no network, no cost.")
+@click.option("-v", "--verbose", count=True, help="Say more (repeat for HTTP details).")
+def run(recipe: Path, var_pairs: tuple[str, ...], vars_files: tuple[Path, ...],
+        only: tuple[str, ...], refresh: tuple[str, ...], no_cache: bool, frozen: bool,
+        dry_run: bool, concurrency: int | None, output_dir: Path | None, cache_dir: Path | None,
+        as_json: bool, mock: bool, verbose: int) -> int:
+    """Run a recipe: call what is not cached, write the assets and the lock file.
+
+    \b
+    Example:
+      flow run examples/brand_assets.yaml --mock
+      flow run brand.yaml --var brand=Acme --only logo
+      flow run brand.yaml --frozen          # in CI: fail if anything would be called
+    """
+    from .execute import RunOptions, run_recipe_file
+
+    options = RunOptions(
+        var_overrides=_overrides(var_pairs, vars_files), only=only, refresh=refresh,
+        no_cache=no_cache, frozen=frozen, dry_run=dry_run, concurrency=concurrency,
+        output_dir=output_dir, cache_dir=cache_dir, as_json=as_json, mock=mock,
+        verbosity=verbose)
+    return run_recipe_file(recipe, options=options, stream=_out())
+
+
+@cli.command()
+@click.argument("recipes", nargs=-1, required=True, type=_RECIPE)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
+def validate(recipes: tuple[Path, ...], as_json: bool) -> int:
+    """Check recipes without calling anything; exit 3 if any is invalid.
+
+    \b
+    Example:
+      flow validate recipes/*.yaml
+      flow validate brand.yaml --json
+    """
+    from .commands import validate_files
+
+    return validate_files(list(recipes), as_json=as_json, out=_out(), err=sys.stderr)
+
+
+@cli.command()
+@click.argument("recipe", type=_RECIPE)
+@_var_options
+@_cache_option
+@click.option("--mock", is_flag=True, help="Show the cache state of --mock runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+def plan(recipe: Path, var_pairs: tuple[str, ...], vars_files: tuple[Path, ...],
+         cache_dir: Path | None, mock: bool, as_json: bool) -> int:
+    """Show what a run would do: instances in order, cached or to call, estimated credits.
+
+    \b
+    Example:
+      flow plan examples/brand_assets.yaml
+    """
+    from .inspection import show_plan
+
+    return show_plan(recipe, var_overrides=_overrides(var_pairs, vars_files),
+                     cache_dir=cache_dir, mock=mock, as_json=as_json, out=_out())
+
+
+@cli.command()
+@click.argument("recipe", type=_RECIPE)
+@_var_options
+@_cache_option
+@click.option("--mock", is_flag=True, help="Check against the cache of --mock runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status(recipe: Path, var_pairs: tuple[str, ...], vars_files: tuple[Path, ...],
+           cache_dir: Path | None, mock: bool, as_json: bool) -> int:
+    """Say which instances are fresh, stale (recipe changed since the lock) or missing.
+
+    Exit 0 only when every instance is fresh.
+
+    \b
+    Example:
+      flow status examples/brand_assets.yaml
+    """
+    from .inspection import show_status
+
+    return show_status(recipe, var_overrides=_overrides(var_pairs, vars_files),
+                       cache_dir=cache_dir, mock=mock, as_json=as_json, out=_out())
+
+
+@cli.command()
+@click.argument("recipe", type=_RECIPE)
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid",
+              show_default=True, help="Mermaid (for Markdown) or Graphviz dot.")
+@_var_options
+def graph(recipe: Path, fmt: str, var_pairs: tuple[str, ...], vars_files: tuple[Path, ...]) -> int:
+    """Print the step graph.
+
+    \b
+    Example:
+      flow graph examples/brand_assets.yaml --format dot | dot -Tsvg > graph.svg
+    """
+    from .commands import show_graph
+
+    return show_graph(recipe, fmt=fmt, out=_out(),
+                      var_overrides=_overrides(var_pairs, vars_files))
+
+
+@cli.command()
+@click.argument("endpoint_id", required=False, metavar="[ID]")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def endpoints(endpoint_id: str | None, as_json: bool) -> int:
+    """List the endpoint catalog, or show one endpoint's parameters and allowed values.
+
+    \b
+    Example:
+      flow endpoints
+      flow endpoints recraft.generate_image
+    """
+    from .commands import show_endpoints
+
+    return show_endpoints(endpoint_id, as_json=as_json, out=_out())
+
+
+@cli.command()
+def schema() -> int:
+    """Print the recipe JSON Schema (editors use it for completion and checks).
+
+    \b
+    Example:
+      flow schema > recipe.schema.json
+    """
+    from .commands import print_schema
+
+    return print_schema(out=_out())
+
+
+@cli.command()
+@click.argument("recipe", type=_RECIPE)
+@click.argument("step")
+@_var_options
+@_cache_option
+@click.option("--mock", is_flag=True, help="Explain against the cache of --mock runs.")
+def why(recipe: Path, step: str, var_pairs: tuple[str, ...], vars_files: tuple[Path, ...],
+        cache_dir: Path | None, mock: bool) -> int:
+    """Explain a step's cache key, and what changed since the lock file if it would call again.
+
+    \b
+    Example:
+      flow why examples/brand_assets.yaml logo
+    """
+    from .inspection import explain_step
+
+    return explain_step(recipe, step, var_overrides=_overrides(var_pairs, vars_files),
+                        cache_dir=cache_dir, mock=mock, out=_out())
+
+
+@cli.command()
+@click.argument("recipe", type=_RECIPE)
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="The output folder to check (default: the recipe's output_dir).")
+def verify(recipe: Path, output_dir: Path | None) -> int:
+    """Check that the files in the output folder match the lock file (sha256).
+
+    \b
+    Example:
+      flow verify examples/brand_assets.yaml
+    """
+    from .inspection import verify_outputs
+
+    return verify_outputs(recipe, output_dir=output_dir, out=_out())
+
+
+@cli.group()
+def cache() -> None:
+    """Inspect and prune the cache (ls, gc, clear)."""
+
+
+@cache.command("ls")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+              envvar="FLOW_CACHE_DIR", show_envvar=True, default=Path(".flow/cache"),
+              show_default=True, help="The cache to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def cache_ls(cache_dir: Path, as_json: bool) -> int:
+    """List cache entries: key, endpoint, size, age.
+
+    \b
+    Example:
+      flow cache ls --cache-dir examples/.flow/cache
+    """
+    from .inspection import list_cache
+
+    return list_cache(cache_dir, as_json=as_json, out=_out())
+
+
+@cache.command("gc")
+@click.argument("recipes", nargs=-1, required=True, type=_RECIPE)
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+              envvar="FLOW_CACHE_DIR", show_envvar=True,
+              help="The cache to prune. Default: .flow/cache beside the first recipe.")
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+def cache_gc(recipes: tuple[Path, ...], cache_dir: Path | None, dry_run: bool) -> int:
+    """Remove entries that no given recipe's plan or lock file references.
+
+    \b
+    Example:
+      flow cache gc recipes/*.yaml
+    """
+    from .inspection import collect_garbage
+
+    return collect_garbage(list(recipes), cache_dir=cache_dir, dry_run=dry_run, out=_out())
+
+
+@cache.command("clear")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+              envvar="FLOW_CACHE_DIR", show_envvar=True, default=Path(".flow/cache"),
+              show_default=True, help="The cache to remove.")
+def cache_clear(cache_dir: Path) -> int:
+    """Remove every cache entry (the next run calls everything again).
+
+    \b
+    Example:
+      flow cache clear --cache-dir examples/.flow/cache
+    """
+    from .inspection import clear_cache
+
+    return clear_cache(cache_dir, out=_out())
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (loopback only unless you mean it).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8787, show_default=True,
+              help="Port to listen on; 0 picks a free one.")
+@click.option("--api-key", envvar="FLOW_EMULATOR_KEY", show_envvar=True,
+              help="Answer 401 unless requests carry this key. Default: accept any key.")
+@click.option("--latency", type=float, default=0.0, show_default=True,
+              help="Seconds to wait before answering each API call.")
+@click.option("--fault", "faults", multiple=True, metavar="KIND[:COUNT]",
+              help="Inject a fault into the next COUNT matching requests: 429, 500, 502, 503, "
+                   "504, 524, bad-json, truncate, fail-task. May be repeated.")
+def emulator(host: str, port: int, api_key: str | None, latency: float,
+             faults: tuple[str, ...]) -> int:
+    """Serve the bundled ElkAPI emulator (the endpoints of the catalog, offline).
+
+    Point a recipe at it with `provider: {base_url: http://127.0.0.1:8787}`, or use
+    `flow run --mock`, which starts one for the run.
+
+    \b
+    Example:
+      flow emulator --port 8787 --latency 0.5 --fault 429:2
+    """
+    from .emulator.server import serve_forever
+
+    return serve_forever(host=host, port=port, api_key=api_key, latency=latency,
+                         faults=list(faults), out=sys.stderr)
+
+
+def _print_error(exc: FlowError) -> None:
+    if isinstance(exc, SpecError):
+        from .commands import format_issues
+
+        click.echo(format_issues(exc.issues), err=True)
+        count = len(exc.issues)
+        click.echo(f"{count} error{'s' * (count != 1)}; nothing was run", err=True)
+        return
+    click.echo(f"error: {exc.message}", err=True)
+    if exc.hint:
+        click.echo(f"  hint: {exc.hint}", err=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `flow` console script."""
+    if os.environ.get("NO_COLOR"):
+        os.environ.setdefault("TERM", "dumb")
+    try:
+        code = cli.main(args=argv, prog_name="flow", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        code = EXIT_INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        code = EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code
+    except FlowError as exc:
+        if _state["traceback"]:
+            raise
+        _print_error(exc)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        code = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        code = 0
+    except Exception as exc:  # noqa: BLE001 - the one place that catches broadly
+        if _state["traceback"]:
+            raise
+        click.echo(f"flow: an unexpected error occurred: {type(exc).__name__}: {exc}", err=True)
+        click.echo("  hint: run again with `flow --traceback ...` and report the output", err=True)
+        code = 1
+    sys.exit(code if isinstance(code, int) else 0)

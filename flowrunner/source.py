@@ -1,0 +1,211 @@
+"""Reads a recipe file into plain data plus a SourceMap of FILE:LINE:COL for every key and value.
+
+The only module that imports `yaml`. Safe loading only; duplicate keys, alias bombs and
+absurd nesting are refused here, before anything else sees the data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import Issue, Location, SpecSyntaxError
+
+try:  # libyaml is several times faster; the pure-Python loader behaves the same
+    _Loader: type = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - depends on how PyYAML was built
+    _Loader = yaml.SafeLoader
+
+PathKey = tuple[str | int, ...]
+
+MAX_DEPTH = 64
+MAX_NODES = 1_000_000  # after alias expansion; a "billion laughs" document hits this first
+
+_STR = "tag:yaml.org,2002:str"
+_MERGE = "tag:yaml.org,2002:merge"
+_PLAIN_TAGS = {
+    "tag:yaml.org,2002:null", "tag:yaml.org,2002:bool", "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float", _STR,
+}
+
+
+@dataclass(slots=True)
+class SourceMap:
+    """Where each part of a document came from.
+
+    ``values[path]`` is the location of the value at ``path`` (a tuple of mapping keys and
+    list indexes, ``()`` for the document), ``keys[path]`` the location of the mapping key that
+    introduced it. Lookups fall back to the nearest enclosing path, so every path has a place.
+    """
+
+    path: str
+    values: dict[PathKey, Location] = field(default_factory=dict)
+    keys: dict[PathKey, Location] = field(default_factory=dict)
+
+    def at(self, path: PathKey) -> Location:
+        """The value's location, or the nearest enclosing one's."""
+        while path not in self.values and path:
+            path = path[:-1]
+        return self.values.get(path, Location(self.path, 1, 1))
+
+    def key_at(self, path: PathKey) -> Location:
+        """The location of the key that introduced ``path`` (the value's when it has no key)."""
+        return self.keys.get(path) or self.at(path)
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A parsed document: its data, where each part came from, and the file it was read from."""
+
+    path: Path
+    data: dict[str, Any]
+    map: SourceMap
+    digest: str
+
+
+def _loc(display: str, node: yaml.Node) -> Location:
+    mark = node.start_mark
+    return Location(display, mark.line + 1, mark.column + 1)
+
+
+class _Builder:
+    """Turns a composed node graph into plain data, recording locations on the way."""
+
+    def __init__(self, display: str) -> None:
+        self.display = display
+        self.smap = SourceMap(display)
+        self.nodes = 0
+        self.issues: list[Issue] = []
+        self._constructor = yaml.constructor.SafeConstructor()
+
+    def build(self, node: yaml.Node, path: PathKey, depth: int) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise SpecSyntaxError([Issue(
+                _loc(self.display, node),
+                f"document expands to more than {MAX_NODES:,} values (alias bomb?)",
+                "recipes do not need YAML aliases that nest; write the values out")])
+        if depth > MAX_DEPTH:
+            raise SpecSyntaxError([Issue(
+                _loc(self.display, node), f"document nests deeper than {MAX_DEPTH} levels",
+                "flatten the structure; recipes need only a few levels")])
+        self.smap.values[path] = _loc(self.display, node)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path, depth)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+        return self._scalar(node)
+
+    def _scalar(self, node: yaml.Node) -> Any:
+        if node.tag in _PLAIN_TAGS:
+            return self._constructor.construct_object(node)
+        if node.tag == "tag:yaml.org,2002:timestamp":
+            return node.value  # dates stay text: a recipe renders the same everywhere
+        self.issues.append(Issue(_loc(self.display, node), f"unsupported YAML tag {node.tag!r}",
+                                 "use plain strings, numbers, lists and mappings"))
+        return node.value
+
+    def _mapping(self, node: yaml.MappingNode, path: PathKey, depth: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        seen: dict[str, Location] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                merged = self.build(value_node, path, depth + 1)
+                for part in merged if isinstance(merged, list) else [merged]:
+                    if isinstance(part, dict):
+                        for k, v in part.items():
+                            out.setdefault(k, v)
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.issues.append(Issue(_loc(self.display, key_node),
+                                         "mapping keys must be plain strings"))
+                continue
+            key = self._scalar(key_node)
+            key = key if isinstance(key, str) else str(key_node.value)
+            here = _loc(self.display, key_node)
+            if key in seen:
+                self.issues.append(Issue(
+                    here, f"duplicate key {key!r} (first defined at {seen[key]})",
+                    "YAML keeps only one of them; remove or rename one"))
+                continue
+            seen[key] = here
+            child = (*path, key)
+            self.smap.keys[child] = here
+            out[key] = self.build(value_node, child, depth + 1)
+        return out
+
+
+def _decode(raw: bytes, display: str) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start]
+        line = before.count(b"\n") + 1
+        col = exc.start - (before.rfind(b"\n") + 1) + 1
+        raise SpecSyntaxError([Issue(
+            Location(display, line, col),
+            f"file is not UTF-8 text (byte 0x{raw[exc.start]:02x})",
+            "save the recipe as UTF-8")]) from None
+
+
+def parse_text(text: str, display: str) -> tuple[Any, SourceMap]:
+    """Parse YAML text into (data, SourceMap).
+
+    Raises:
+        SpecSyntaxError: the YAML cannot be parsed, has duplicate keys, unsupported tags,
+            several documents, or expands beyond MAX_NODES / MAX_DEPTH.
+    """
+    try:
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = Location(display, mark.line + 1, mark.column + 1) if mark else Location(display, 1, 1)
+        problem = exc.problem or exc.context or "invalid YAML"
+        hint = None
+        if "\t" in text and "tab" in problem:
+            hint = "YAML indents with spaces, never tabs"
+        elif exc.context and exc.problem:
+            hint = f"while {exc.context}" if not exc.context.startswith("while") else exc.context
+        raise SpecSyntaxError([Issue(where, f"invalid YAML: {problem}", hint)]) from None
+    except yaml.YAMLError as exc:
+        raise SpecSyntaxError([Issue(Location(display, 1, 1), f"invalid YAML: {exc}")]) from None
+    if node is None:
+        raise SpecSyntaxError([Issue(Location(display, 1, 1), "the file is empty",
+                                     "a recipe starts with `version: 1` and has `steps:`")])
+    builder = _Builder(display)
+    data = builder.build(node, (), 0)
+    if builder.issues:
+        raise SpecSyntaxError(builder.issues)
+    return data, builder.smap
+
+
+def load_source(path: Path, display: str | None = None) -> Source:
+    """Read a recipe file: bytes → UTF-8 → YAML nodes → (data, SourceMap).
+
+    Raises:
+        SpecSyntaxError: unreadable, not UTF-8, empty, not YAML, or not a mapping at the top.
+    """
+    import hashlib
+
+    display = display or str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SpecSyntaxError([Issue(Location(display, 1, 1),
+                                     f"cannot read recipe: {exc.strerror or exc}",
+                                     "check the path; paths on the command line are relative "
+                                     "to the working directory")]) from None
+    text = _decode(raw, display)
+    data, smap = parse_text(text, display)
+    if not isinstance(data, dict):
+        kind = "a list" if isinstance(data, list) else "a single value"
+        raise SpecSyntaxError([Issue(smap.at(()), f"a recipe must be a mapping at the top, not {kind}",
+                                     "start with `version: 1`, then `steps:`")])
+    return Source(path=path, data=data, map=smap, digest=hashlib.sha256(raw).hexdigest())

@@ -1,0 +1,292 @@
+"""Loads a recipe file into frozen Recipe/Step values, collecting every problem with its place.
+
+source → schema → models. Checks what needs no graph: endpoints, parameters with literal
+values, template syntax, `needs` targets, `save` paths. References and cycles are graph.py's.
+"""
+
+from __future__ import annotations
+
+import difflib
+import posixpath
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .catalog import DEFAULT_BASE_URL, DEFAULT_KEY_ENV, Endpoint, UnknownEndpointError, get_endpoint
+from .errors import Issue, Location, SpecError, UsageError
+from .schema import check_params, check_recipe_data
+from .source import PathKey, SourceMap, load_source, parse_text
+from .templating import Template, TemplateProblem, is_template, iter_strings, parse_template
+
+DEFAULT_CONCURRENCY = 4
+DEFAULT_TIMEOUT = 120.0
+DEFAULT_RETRIES = 4
+DEFAULT_OUTPUT_DIR = "assets"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step as written in the recipe (before matrix expansion)."""
+
+    id: str
+    index: int
+    uses: str
+    endpoint: Endpoint | None
+    params: dict[str, Any]
+    needs: tuple[str, ...]
+    matrix: dict[str, Any]
+    condition: Any
+    save: tuple[str, ...]
+    outputs: dict[str, str]
+    retries: int
+    timeout: float
+    cache: bool
+    description: str
+    location: Location
+    templates: tuple[tuple[PathKey, Template], ...] = ()
+
+    @property
+    def output_names(self) -> list[str]:
+        names = set(self.outputs)
+        if self.endpoint:
+            names.update(self.endpoint.output_names)
+        return sorted(names)
+
+
+@dataclass(frozen=True, slots=True)
+class Recipe:
+    """A loaded recipe. Paths are resolved against the recipe's folder."""
+
+    path: Path
+    display: str
+    name: str
+    base_url: str
+    api_key_env: str
+    rate_limit: float | None
+    vars: dict[str, Any]
+    concurrency: int
+    output_dir: Path
+    steps: dict[str, Step]
+    source_map: SourceMap
+    digest: str
+    var_overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    def locate(self, *path: str | int) -> Location:
+        return self.source_map.at(tuple(path))
+
+
+def parse_var_overrides(pairs: list[str], files: list[Path] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+    """``--var k=v`` (v read as YAML: numbers, lists…) and ``--vars-file`` mappings.
+
+    Raises:
+        UsageError: a pair without ``=`` or a vars file that is not a mapping.
+        SpecError: a vars file that is not valid YAML.
+    """
+    values: dict[str, Any] = {}
+    for vars_file in files:
+        source = load_source(vars_file)
+        values.update(source.data)
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--var {pair!r} is not NAME=VALUE", hint="for example: --var brand=Acme")
+        try:
+            value, _ = parse_text(raw, "--var") if raw.strip() else ("", None)
+        except SpecError:
+            value = raw
+        values[name.strip()] = raw if value is None or isinstance(value, dict) else value
+    return values
+
+
+def _as_tuple(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(v for v in value if isinstance(v, str))
+
+
+def _template_issues(value: Any, base: PathKey, smap: SourceMap,
+                     found: list[tuple[PathKey, Template]], issues: list[Issue]) -> None:
+    for path, text in iter_strings(value, base):
+        if not is_template(text):
+            continue
+        try:
+            found.append((path, parse_template(text)))
+        except TemplateProblem as exc:
+            message = exc.message
+            if exc.line and "\n" in text.strip():
+                message += f" (line {exc.line} of the template)"
+            issues.append(Issue(smap.at(path), f"{_dotted(path)}: {message}",
+                                "templates use {{ expression }} and {% statement %}"
+                                if "syntax" in exc.message else None))
+
+
+def _dotted(path: PathKey) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _strip_templates(value: Any) -> Any:
+    """The literal part of a parameter tree: templated strings are dropped."""
+    if isinstance(value, dict):
+        return {k: _strip_templates(v) for k, v in value.items() if not is_template(v)}
+    if isinstance(value, list):
+        return [_strip_templates(v) for v in value if not is_template(v)]
+    return value
+
+
+def check_literal_params(endpoint: Endpoint, params: dict[str, Any], base: PathKey,
+                         smap: SourceMap) -> list[Issue]:
+    """Check the literal parameters now; templated ones are checked after rendering."""
+    literal = _strip_templates(params)
+    templated = {k for k, v in params.items() if is_template(v)}
+    issues = []
+    for path, message, hint in check_params(endpoint, literal):
+        if message.startswith("missing required key"):
+            name = message.split("'")[1]
+            if name in templated:
+                continue
+            message = f"missing required parameter {name!r}"
+            hint = hint or f"`flow endpoints {endpoint.id}` shows what it needs"
+        if path and path[0] in templated:
+            continue
+        where = smap.key_at((*base, *path)) if message.startswith("unknown parameter") \
+            else smap.at((*base, *path))
+        label = _dotted((*base, *path)) if path else _dotted(base)
+        issues.append(Issue(where, f"{label}: {message}", hint))
+    return issues
+
+
+def check_save_path(rendered: str) -> str | None:
+    """Why a rendered save path is unacceptable, or None."""
+    if not rendered.strip():
+        return "save path is empty"
+    text = rendered.replace("\\", "/")
+    if text.startswith("/") or (len(text) > 1 and text[1] == ":"):
+        return f"save path {rendered!r} is absolute"
+    normal = posixpath.normpath(text)
+    if normal == ".." or normal.startswith("../") or normal == ".":
+        return f"save path {rendered!r} escapes the output folder"
+    if "\0" in text:
+        return "save path contains a NUL byte"
+    return None
+
+
+def _build_step(step_id: str, index: int, raw: dict[str, Any], smap: SourceMap,
+                defaults: dict[str, Any], issues: list[Issue]) -> Step:
+    base: PathKey = ("steps", step_id)
+    uses = raw.get("uses") if isinstance(raw.get("uses"), str) else ""
+    endpoint: Endpoint | None = None
+    if uses:
+        try:
+            endpoint = get_endpoint(uses)
+        except UnknownEndpointError as exc:
+            issues.append(Issue(smap.at((*base, "uses")), f"{_dotted(base)}.uses: {exc.message}",
+                                exc.hint))
+    params = raw.get("with") if isinstance(raw.get("with"), dict) else {}
+    matrix = raw.get("matrix") if isinstance(raw.get("matrix"), dict) else {}
+    save = raw.get("save")
+    save_list = [save] if isinstance(save, str) else [s for s in (save or []) if isinstance(s, str)]
+    outputs = raw.get("outputs") if isinstance(raw.get("outputs"), dict) else {}
+    templates: list[tuple[PathKey, Template]] = []
+    for key, value in (("with", params), ("matrix", matrix), ("if", raw.get("if")),
+                       ("outputs", outputs)):
+        _template_issues(value, (*base, key), smap, templates, issues)
+    _template_issues(save if isinstance(save, (str, list)) else None, (*base, "save"), smap,
+                     templates, issues)
+    if endpoint is not None:
+        issues.extend(check_literal_params(endpoint, params, (*base, "with"), smap))
+    for position, target in enumerate(save_list):
+        if is_template(target):
+            continue
+        problem = check_save_path(target)
+        if problem:
+            where = smap.at((*base, "save") if isinstance(save, str) else (*base, "save", position))
+            issues.append(Issue(where, f"{_dotted(base)}.save: {problem}",
+                                "save paths are relative to output_dir, e.g. logo.png or icons/logo.png"))
+    return Step(
+        id=step_id, index=index, uses=uses, endpoint=endpoint, params=params,
+        needs=_as_tuple(raw.get("needs")), matrix=matrix, condition=raw.get("if", True),
+        save=tuple(save_list), outputs={k: v for k, v in outputs.items() if isinstance(v, str)},
+        retries=int(raw.get("retries", defaults.get("retries", DEFAULT_RETRIES))),
+        timeout=float(raw.get("timeout", defaults.get("timeout", DEFAULT_TIMEOUT))),
+        cache=bool(raw.get("cache", defaults.get("cache", True))),
+        description=raw.get("description", "") if isinstance(raw.get("description"), str) else "",
+        location=smap.key_at(base), templates=tuple(templates),
+    )
+
+
+def _int(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _num(value: Any, default: float) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else default
+
+
+def load_recipe(path: Path, *, display: str | None = None,
+                var_overrides: dict[str, Any] | None = None) -> tuple[Recipe | None, list[Issue]]:
+    """Read and check a recipe file.
+
+    Returns:
+        (recipe, issues). The recipe is None only when the file could not be read as a
+        mapping at all; otherwise it is built from whatever parts were well-formed, so later
+        checks (graph, references) can still report their problems in the same pass.
+    """
+    try:
+        source = load_source(path, display)
+    except SpecError as exc:
+        return None, exc.issues
+    data, smap = source.data, source.map
+    issues = check_recipe_data(data, smap)
+    provider = data.get("provider") if isinstance(data.get("provider"), dict) else {}
+    defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
+    variables = dict(data.get("vars")) if isinstance(data.get("vars"), dict) else {}
+    overrides = var_overrides or {}
+    for name in overrides:
+        if name not in variables:
+            close = difflib.get_close_matches(name, list(variables), n=1)
+            raise UsageError(f"--var {name}: the recipe has no variable {name!r}",
+                             hint=f"did you mean {close[0]!r}?" if close else
+                             "declare it under `vars:` first"
+                             + (f" (known: {', '.join(sorted(variables))})" if variables else ""))
+    variables.update(overrides)
+    raw_steps = data.get("steps") if isinstance(data.get("steps"), dict) else {}
+    steps: dict[str, Step] = {}
+    for index, (step_id, raw) in enumerate(raw_steps.items()):
+        if isinstance(raw, dict):
+            steps[step_id] = _build_step(step_id, index, raw, smap, defaults, issues)
+    for step in steps.values():
+        for position, need in enumerate(step.needs):
+            if need not in raw_steps:
+                raw_needs = data["steps"][step.id].get("needs")
+                where = smap.at(("steps", step.id, "needs") if isinstance(raw_needs, str)
+                                else ("steps", step.id, "needs", position))
+                close = difflib.get_close_matches(need, list(raw_steps), n=1)
+                hint = (f"did you mean {close[0]!r}? (defined at {smap.key_at(('steps', close[0]))})"
+                        if close else "`needs` lists step ids of this recipe")
+                issues.append(Issue(where, f"steps.{step.id}.needs: unknown step {need!r}", hint))
+    output_dir = data.get("output_dir") if isinstance(data.get("output_dir"), str) \
+        else DEFAULT_OUTPUT_DIR
+    recipe = Recipe(
+        path=path.resolve(), display=smap.path,
+        name=data.get("name") if isinstance(data.get("name"), str) else path.stem,
+        base_url=provider.get("base_url", DEFAULT_BASE_URL)
+        if isinstance(provider.get("base_url"), str) else DEFAULT_BASE_URL,
+        api_key_env=provider.get("api_key_env", DEFAULT_KEY_ENV)
+        if isinstance(provider.get("api_key_env"), str) else DEFAULT_KEY_ENV,
+        rate_limit=_num(provider.get("rate_limit"), 0) or None,
+        vars=variables,
+        concurrency=_int(data.get("concurrency"), DEFAULT_CONCURRENCY),
+        output_dir=(path.resolve().parent / output_dir),
+        steps=steps, source_map=smap, digest=source.digest, var_overrides=overrides,
+    )
+    return recipe, issues

@@ -1,0 +1,261 @@
+"""Jinja templating for recipe values: parse once, find references statically, render safely.
+
+The only module that imports `jinja2`. Templates run in an immutable sandbox with undefined
+names as errors; a value that is exactly one ``{{ expression }}`` keeps its native type.
+No environment variables, no clock: a recipe renders the same everywhere.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+from jinja2 import meta, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+MAX_RENDERED_CHARS = 1_000_000
+_MARKERS = ("{{", "{%", "{#")
+_NATIVE = re.compile(r"^\s*\{\{([-+]?)(.*?)([-+]?)\}\}\s*$", re.S)
+
+Ref = tuple[str | int, ...]
+
+
+class TemplateProblem(Exception):
+    """A template could not be parsed or rendered; .line is relative to the template text."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
+class _Environment(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset(["*", "**", "+"])
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # Recipe data is mappings: `vars.items` must mean the variable, not dict.items.
+        if isinstance(obj, dict) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+    def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
+        if operator_name == "**" and isinstance(right, int) and right > 64:
+            raise TemplateProblem("exponent too large in template")
+        if operator_name == "*":
+            size = _sequence_size(left, right)
+            if size > MAX_RENDERED_CHARS:
+                raise TemplateProblem(
+                    f"template would build a value of {size:,} items (limit {MAX_RENDERED_CHARS:,})")
+        if operator_name == "+" and isinstance(left, (str, list)) and isinstance(right, type(left)):
+            if len(left) + len(right) > MAX_RENDERED_CHARS:
+                raise TemplateProblem(f"template output exceeds {MAX_RENDERED_CHARS:,} characters")
+        return super().call_binop(context, operator_name, left, right)
+
+
+def _sequence_size(left: Any, right: Any) -> int:
+    for seq, count in ((left, right), (right, left)):
+        if isinstance(seq, (str, list, tuple)) and isinstance(count, int):
+            return len(seq) * count
+    return 0
+
+
+def _slug(value: Any) -> str:
+    text = re.sub(r"[^A-Za-z0-9]+", "-", str(value)).strip("-").lower()
+    return text or "x"
+
+
+def _make_environment() -> _Environment:
+    env = _Environment(undefined=jinja2.StrictUndefined, autoescape=False,
+                       keep_trailing_newline=True)
+    env.filters["basename"] = lambda v: posixpath.basename(str(v))
+    env.filters["stem"] = lambda v: posixpath.splitext(posixpath.basename(str(v)))[0]
+    env.filters["slug"] = _slug
+    env.globals.clear()
+    env.globals.update(range=env.globals.get("range", range))
+    return env
+
+
+_ENV: _Environment | None = None
+
+
+def _env() -> _Environment:
+    global _ENV
+    if _ENV is None:
+        _ENV = _make_environment()
+    return _ENV
+
+
+def is_template(value: Any) -> bool:
+    return isinstance(value, str) and any(marker in value for marker in _MARKERS)
+
+
+def _chains(ast: nodes.Node) -> set[Ref]:
+    """Every attribute/item chain rooted at a name: ``steps.logo.files[0]`` → ('steps','logo','files',0)."""
+    found: set[Ref] = set()
+    inner: set[int] = set()
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        if id(node) in inner:
+            continue
+        parts: list[str | int] = []
+        cursor: nodes.Node = node
+        while isinstance(cursor, (nodes.Getattr, nodes.Getitem)):
+            inner.add(id(cursor))
+            if isinstance(cursor, nodes.Getattr):
+                parts.append(cursor.attr)
+            elif isinstance(cursor.arg, nodes.Const) and isinstance(cursor.arg.value, (str, int)):
+                parts.append(cursor.arg.value)
+            else:
+                parts = []  # dynamic index: keep only what is before it
+            cursor = cursor.node
+        if isinstance(cursor, nodes.Name):
+            inner.add(id(cursor))
+            found.add((cursor.name, *reversed(parts)))
+    for name in ast.find_all(nodes.Name):
+        if name.ctx == "load" and id(name) not in inner:
+            found.add((name.name,))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A parsed template string; compiled on first render and shared by identical strings."""
+
+    source: str
+    native: bool
+    names: frozenset[str]
+    refs: frozenset[Ref]
+
+    def render(self, context: dict[str, Any]) -> Any:
+        """Render with ``context`` (vars, steps, matrix, …).
+
+        Raises:
+            TemplateProblem: undefined name, sandbox violation, or output over the size cap.
+        """
+        try:
+            if self.native:
+                value = _compiled_expression(self.source)(**context)
+            else:
+                value = _compiled_template(self.source).render(context)
+        except TemplateProblem:
+            raise
+        except jinja2.UndefinedError as exc:
+            raise TemplateProblem(_undefined_message(exc.message or "undefined value")) from None
+        except jinja2.exceptions.SecurityError as exc:
+            raise TemplateProblem(f"not allowed in a template: {exc}") from None
+        except jinja2.TemplateError as exc:
+            raise TemplateProblem(str(exc), getattr(exc, "lineno", None)) from None
+        except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+            raise TemplateProblem(f"{type(exc).__name__}: {exc}") from None
+        except RecursionError:
+            raise TemplateProblem("template recursion too deep") from None
+        if isinstance(value, jinja2.Undefined):
+            raise TemplateProblem(_undefined_message(str(value._undefined_message)))
+        if isinstance(value, str) and len(value) > MAX_RENDERED_CHARS:
+            raise TemplateProblem(f"template output exceeds {MAX_RENDERED_CHARS:,} characters")
+        return value
+
+
+def _undefined_message(message: str) -> str:
+    message = message.replace("'dict object' has no attribute", "no key").replace(
+        "'list object' has no element", "no item")
+    return message
+
+
+_TEMPLATES: dict[str, Template] = {}
+_COMPILED: dict[str, Any] = {}
+
+
+def _compiled_template(source: str) -> Any:
+    compiled = _COMPILED.get(source)
+    if compiled is None:
+        compiled = _COMPILED[source] = _env().from_string(source)
+    return compiled
+
+
+def _compiled_expression(source: str) -> Any:
+    key = "\0expr\0" + source
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        match = _NATIVE.match(source)
+        assert match is not None
+        compiled = _COMPILED[key] = _env().compile_expression(match.group(2),
+                                                              undefined_to_none=False)
+    return compiled
+
+
+def parse_template(source: str) -> Template:
+    """Parse a template string (once per distinct string).
+
+    Raises:
+        TemplateProblem: a syntax error, with the line inside the template.
+    """
+    template = _TEMPLATES.get(source)
+    if template is not None:
+        return template
+    env = _env()
+    try:
+        ast = env.parse(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateProblem(f"template syntax error: {exc.message}", exc.lineno) from None
+    native = False
+    match = _NATIVE.match(source)
+    if match and len(ast.body) == 1 and isinstance(ast.body[0], nodes.Output):
+        parts = ast.body[0].nodes
+        native = len(parts) == 1 and not isinstance(parts[0], nodes.TemplateData) and \
+            source.count("{{") == 1
+    names = frozenset(meta.find_undeclared_variables(ast))
+    template = Template(source=source, native=native, names=names,
+                        refs=frozenset(ref for ref in _chains(ast) if ref[0] in names))
+    _TEMPLATES[source] = template
+    return template
+
+
+def iter_strings(value: Any, path: tuple[str | int, ...] = ()) -> Any:
+    """Yield (path, string) for every string inside a nested value."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from iter_strings(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from iter_strings(item, (*path, index))
+
+
+def render_value(value: Any, context: dict[str, Any]) -> Any:
+    """Render every template inside a nested value; other values pass through unchanged.
+
+    Raises:
+        TemplateProblem: as Template.render; ``.path`` says where inside ``value``.
+    """
+    return _render(value, context, ())
+
+
+def _render(value: Any, context: dict[str, Any], path: tuple[str | int, ...]) -> Any:
+    if isinstance(value, str):
+        if not is_template(value):
+            return value
+        try:
+            return parse_template(value).render(context)
+        except TemplateProblem as exc:
+            exc.path = path  # type: ignore[attr-defined]
+            raise
+    if isinstance(value, dict):
+        return {key: _render(item, context, (*path, key)) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_render(item, context, (*path, index)) for index, item in enumerate(value)]
+    return value
+
+
+def truthy(value: Any) -> bool:
+    """How `if:` reads a rendered value: false, 0, '', 'false', 'no', 'off', none are false."""
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "false", "no", "off", "0", "none", "null")
+    return bool(value)
+
+
+__all__ = ["Template", "TemplateProblem", "is_template", "iter_strings", "parse_template",
+           "render_value", "truthy"]
