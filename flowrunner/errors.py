@@ -153,6 +153,11 @@ class CacheError(FlowError):
 
 
 class Interrupted(FlowError):
-    """Raised when the run was stopped by SIGINT or SIGTERM."""
+    """Raised when the run was stopped by SIGINT (exit 130) or SIGTERM (exit 143)."""
 
     exit_code = 130
+
+    def __init__(self, message: str, *, signal_number: int | None = None) -> None:
+        super().__init__(message, hint="finished steps are cached; run again to resume")
+        if signal_number:
+            self.exit_code = 128 + signal_number

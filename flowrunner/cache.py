@@ -1,0 +1,321 @@
+"""The content-addressed cache: artifact bytes by sha256, one result JSON per cache key.
+
+Layout under the cache root (default `.flow/cache` beside the recipe)::
+
+    objects/<aa>/<sha256>     artifact bytes, named by their own digest (never by URL:
+                              provider URLs expire and differ per call)
+    results/<aa>/<key>.json   response, outputs, artifact digests and credits of one call
+    tasks/<key>.json          journal of a submitted task (its id), until its result is stored
+    locks/<key>.lock          held while a process computes that key
+    tmp/                      partial files; renamed into place only when whole
+
+Every write is temp file + fsync + os.replace, so a kill never leaves a partial entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from .errors import CacheError
+
+# Bump when the key material or the result format changes meaning: old entries then miss.
+CACHE_VERSION = 1
+
+MOCK_PROVIDER = "flowrunner-emulator"
+
+_README = """This folder is flowrunner's cache (https://flowrunner.dev).
+
+objects/  artifact files by sha256      results/  one JSON per call, by cache key
+tasks/    submitted tasks being polled  locks/    held while a call is in flight
+
+It is safe to delete: the next `flow run` calls again what it needs (and pays for it).
+Do not commit it; commit the recipe's .lock file instead.
+"""
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def cache_key(material: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of the key material.
+
+    The material (built by calls.py) holds the cache format version, the provider identity,
+    the endpoint id, method, path and the rendered parameters with uploaded files replaced by
+    their sha256. Never the API key, never headers.
+
+    Example:
+        >>> cache_key({"a": 1}) == cache_key({"a": 1})
+        True
+    """
+    return hashlib.sha256(canonical_json(material).encode()).hexdigest()
+
+
+def normalise_base_url(url: str) -> str:
+    """The provider identity of a base URL: lower-case scheme and host, no trailing slash."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower()
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    netloc = host if parts.port in (None, default) else f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path.rstrip("/"), "", ""))
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write_bytes(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` so that readers see the old file or the whole new one."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; written files follow the umask
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def copy_atomic(source: Path, target: Path, *, expect_sha256: str | None = None) -> str:
+    """Copy ``source`` to ``target`` atomically, hashing on the way.
+
+    Raises:
+        CacheError: the bytes read do not match ``expect_sha256`` (the source is corrupt).
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    digest = hashlib.sha256()
+    try:
+        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+            for block in iter(lambda: src.read(1 << 20), b""):
+                digest.update(block)
+                out.write(block)
+            out.flush()
+            os.fsync(out.fileno())
+        actual = digest.hexdigest()
+        if expect_sha256 and actual != expect_sha256:
+            raise CacheError(f"cache object {source} is corrupt (sha256 {actual[:12]}…, "
+                             f"expected {expect_sha256[:12]}…)")
+        os.chmod(tmp, _FILE_MODE)
+        os.replace(tmp, target)
+        return actual
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@dataclass(frozen=True, slots=True)
+class CachedResult:
+    key: str
+    entry: dict[str, Any]
+
+
+class Cache:
+    """A cache folder. ``readable``/``writable`` implement --no-cache and `cache: false`."""
+
+    def __init__(self, root: Path, *, readable: bool = True, writable: bool = True) -> None:
+        self.root = root
+        self.readable = readable
+        self.writable = writable
+        self._ready = False
+
+    def ensure(self) -> None:
+        if self._ready:
+            return
+        try:
+            for sub in ("objects", "results", "tasks", "locks", "tmp"):
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+            readme = self.root / "README"
+            if not readme.exists():
+                atomic_write_bytes(readme, _README.encode())
+            if self.root.parent.name == ".flow":
+                ignore = self.root.parent / ".gitignore"
+                if not ignore.exists():
+                    atomic_write_bytes(ignore, b"# flowrunner's cache: never commit it\n*\n")
+        except OSError as exc:
+            raise CacheError(f"cannot create the cache at {self.root}: {exc.strerror or exc}",
+                             hint="pass a writable folder with --cache-dir or FLOW_CACHE_DIR")
+        self._ready = True
+
+    # --- objects -------------------------------------------------------------------------
+    def object_path(self, sha256: str) -> Path:
+        return self.root / "objects" / sha256[:2] / sha256
+
+    def has_object(self, sha256: str, size: int | None = None) -> bool:
+        try:
+            stat = self.object_path(sha256).stat()
+        except OSError:
+            return False
+        return size is None or stat.st_size == size
+
+    def verify_object(self, sha256: str) -> bool:
+        path = self.object_path(sha256)
+        try:
+            return sha256_file(path) == sha256
+        except OSError:
+            return False
+
+    def temp_file(self) -> tuple[BinaryIO, Path]:
+        """A new temp file inside the cache, on the same file system as objects/."""
+        self.ensure()
+        fd, name = tempfile.mkstemp(dir=self.root / "tmp", prefix="part-")
+        return os.fdopen(fd, "w+b"), Path(name)
+
+    def adopt_object(self, temp: Path, sha256: str) -> Path:
+        """Move a verified temp file into objects/ under its digest (a no-op if present)."""
+        target = self.object_path(sha256)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(temp, _FILE_MODE)
+        if target.exists() and target.stat().st_size == temp.stat().st_size:
+            temp.unlink(missing_ok=True)
+            return target
+        try:
+            with open(temp, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(temp, target)
+        except OSError as exc:
+            temp.unlink(missing_ok=True)
+            raise CacheError(f"cannot store an artifact in the cache: {exc.strerror or exc}",
+                             hint="free some disk space, or move the cache with --cache-dir"
+                             if exc.errno == errno.ENOSPC else None) from exc
+        return target
+
+    # --- results -------------------------------------------------------------------------
+    def result_path(self, key: str) -> Path:
+        return self.root / "results" / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The stored result of ``key``, or None when missing, unreadable or incomplete.
+
+        An entry whose artifact objects are gone or have the wrong size counts as missing.
+        """
+        if not self.readable:
+            return None
+        try:
+            raw = self.result_path(key).read_bytes()
+        except OSError:
+            return None
+        try:
+            entry = json.loads(raw)
+        except ValueError:
+            return None
+        if not isinstance(entry, dict) or entry.get("format") != CACHE_VERSION:
+            return None
+        for artifact in entry.get("artifacts", []):
+            if not self.has_object(artifact["sha256"], artifact.get("bytes")):
+                return None
+        return entry
+
+    def put(self, key: str, entry: dict[str, Any]) -> None:
+        if not self.writable:
+            return
+        self.ensure()
+        entry = {"format": CACHE_VERSION, "key": key, **entry}
+        data = json.dumps(entry, sort_keys=True, indent=1, ensure_ascii=False).encode()
+        try:
+            atomic_write_bytes(self.result_path(key), data)
+        except OSError as exc:
+            raise CacheError(f"cannot write cache entry: {exc.strerror or exc}") from exc
+
+    def forget(self, key: str) -> None:
+        self.result_path(key).unlink(missing_ok=True)
+
+    # --- task journal --------------------------------------------------------------------
+    def task_path(self, key: str) -> Path:
+        return self.root / "tasks" / f"{key}.json"
+
+    def read_task(self, key: str) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self.task_path(key).read_bytes())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def write_task(self, key: str, task: dict[str, Any]) -> None:
+        self.ensure()
+        atomic_write_bytes(self.task_path(key), canonical_json(task).encode())
+
+    def drop_task(self, key: str) -> None:
+        self.task_path(key).unlink(missing_ok=True)
+
+    # --- locks ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, key: str) -> Iterator[None]:
+        """Hold the per-key lock, so two processes never compute one key at once."""
+        if not self.writable:
+            yield
+            return
+        self.ensure()
+        import fcntl
+
+        path = self.root / "locks" / f"{key}.lock"
+        with open(path, "a+b") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    # --- inspection ----------------------------------------------------------------------
+    def iter_results(self) -> Iterator[tuple[str, Path]]:
+        base = self.root / "results"
+        if not base.is_dir():
+            return
+        for folder in sorted(base.iterdir()):
+            for path in sorted(folder.glob("*.json")):
+                yield path.stem, path
+
+    def clear(self) -> int:
+        """Remove everything; return the number of result entries removed."""
+        count = sum(1 for _ in self.iter_results())
+        for sub in ("objects", "results", "tasks", "locks", "tmp"):
+            shutil.rmtree(self.root / sub, ignore_errors=True)
+        return count
+
+    def sweep_tmp(self, older_than: float = 3600.0) -> None:
+        """Remove partial files left by killed runs."""
+        folder = self.root / "tmp"
+        if not folder.is_dir():
+            return
+        now = time.time()
+        for path in folder.iterdir():
+            with contextlib.suppress(OSError):
+                if now - path.stat().st_mtime > older_than:
+                    path.unlink()

@@ -1,0 +1,1 @@
+"""The bundled ElkAPI emulator (see server.py)."""

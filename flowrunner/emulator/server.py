@@ -1,0 +1,514 @@
+"""The bundled ElkAPI emulator: the catalog's endpoints over real HTTP on loopback.
+
+Checks requests as the gateway would (auth, JSON or multipart, the endpoint's parameter
+schema), answers in the real shapes, serves deterministic placeholder files itself, runs
+submit-then-poll tasks through pending states, and injects faults on request. Imports
+nothing from the executor.
+
+Control endpoints (for tests and benchmarks): GET /_emulator/requests, POST /_emulator/faults
+{"kind", "count", "retry_after"}, POST /_emulator/reset, GET /_emulator/blob/<bytes>.png,
+POST /_emulator/big {"bytes": N} → {"url": …}.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import email.parser
+import email.policy
+import hashlib
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, TextIO
+from urllib.parse import parse_qs, urlsplit
+
+from ..catalog import Endpoint, load_catalog
+from ..schema import check_params
+from . import images
+
+STATUS_FAULTS = {"429", "500", "502", "503", "504", "524"}
+FAULT_KINDS = STATUS_FAULTS | {"bad-json", "truncate", "fail-task", "no-artifact", "slow-body"}
+TASK_PENDING_POLLS = 2
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _uuid(seed: str) -> str:
+    return str(uuid.UUID(bytes=hashlib.sha256(seed.encode()).digest()[:16], version=4))
+
+
+def parse_fault(text: str) -> dict[str, Any]:
+    """``KIND[:COUNT]`` → fault dict. Raises ValueError for an unknown kind."""
+    kind, _, count = text.partition(":")
+    if kind not in FAULT_KINDS:
+        raise ValueError(f"unknown fault {kind!r}; known: {', '.join(sorted(FAULT_KINDS))}")
+    return {"kind": kind, "count": int(count) if count else 1, "retry_after": 1}
+
+
+class EmulatorState:
+    """Everything the emulator remembers: files, tasks, received requests, pending faults."""
+
+    def __init__(self, *, api_key: str | None = None, latency: float = 0.0) -> None:
+        self.api_key = api_key
+        self.latency = latency
+        self.lock = threading.Lock()
+        self.files: dict[str, tuple[bytes, str]] = {}
+        self.tasks: dict[str, dict[str, Any]] = {}
+        self.requests: list[dict[str, Any]] = []
+        self.faults: list[dict[str, Any]] = []
+
+    def take_fault(self, kinds: set[str]) -> dict[str, Any] | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault["kind"] in kinds and fault["count"] > 0:
+                    fault["count"] -= 1
+                    return dict(fault)
+        return None
+
+    def add_file(self, data: bytes, media_type: str) -> str:
+        name = hashlib.sha256(data).hexdigest()[:32] + (".svg" if "svg" in media_type else ".png")
+        with self.lock:
+            self.files[name] = (data, media_type)
+        return name
+
+
+def _routes() -> list[tuple[str, re.Pattern[str], Endpoint]]:
+    routes = []
+    for endpoint in load_catalog().values():
+        if endpoint.generic:
+            continue
+        pattern = re.escape(endpoint.path)
+        for name in endpoint.path_params:
+            pattern = pattern.replace(re.escape("{" + name + "}"), f"(?P<{name}>[^/]+)")
+        routes.append((endpoint.method, re.compile(f"^{pattern}$"), endpoint))
+    return routes
+
+
+def _size(value: Any, default: tuple[int, int] = (1024, 1024)) -> tuple[int, int]:
+    if isinstance(value, str):
+        match = re.match(r"^(\d+)x(\d+)$", value)
+        if match:
+            return int(match.group(1)), int(match.group(2))
+        match = re.match(r"^(\d+):(\d+)$", value)
+        if match:
+            w, h = int(match.group(1)), int(match.group(2))
+            return (1024, max(1, 1024 * h // w)) if w >= h else (max(1, 1024 * w // h), 1024)
+    return default
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "ElkAPI-emulator/1"
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # without it every keep-alive request waits ~40 ms
+    state: EmulatorState
+    routes: list[tuple[str, re.Pattern[str], Endpoint]]
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's name
+        return
+
+    # --- plumbing ------------------------------------------------------------------------
+    def _base(self) -> str:
+        host = self.headers.get("Host") or f"{self.server.server_address[0]}:{self.server.server_address[1]}"
+        return f"http://{host}"
+
+    def _send(self, status: int, body: bytes, content_type: str,
+              headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: int, document: Any, headers: dict[str, str] | None = None) -> None:
+        self._send(status, json.dumps(document).encode(), "application/json", headers)
+
+    def _error(self, status: int, message: str, kind: str = "invalid_request_error") -> None:
+        self._json(status, {"error": {"message": message, "type": kind, "code": status}})
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        url = urlsplit(self.path)
+        path = url.path
+        body = self._read_body() if method in ("POST", "PUT") else b""
+        if path.startswith("/_emulator/"):
+            self._control(method, path, body)
+            return
+        if method == "GET" and path.startswith("/files/"):
+            self._file(path[len("/files/"):])
+            return
+        record: dict[str, Any] = {"method": method, "path": path, "query": url.query,
+                                  "authorization": self.headers.get("Authorization"),
+                                  "content_type": self.headers.get("Content-Type", "")}
+        with self.state.lock:
+            self.state.requests.append(record)
+        if self.state.latency:
+            time.sleep(self.state.latency)
+        if not self._authorised():
+            self._send(401, b"request unauthorized", "text/plain")
+            return
+        fault = self.state.take_fault(STATUS_FAULTS | {"bad-json"})
+        if fault:
+            if fault["kind"] == "bad-json":
+                self._send(200, b'{"data": [{"url": ', "application/json")
+            else:
+                status = int(fault["kind"])
+                headers = {"Retry-After": str(fault.get("retry_after", 1))} if status == 429 else {}
+                self._json(status, {"error": {"message": f"emulated HTTP {status}",
+                                              "type": "upstream_error", "code": status}}, headers)
+            return
+        if method == "GET" and path == "/flux/v1/get_result":
+            self._poll(parse_qs(url.query).get("id", [""])[0])
+            return
+        for route_method, pattern, endpoint in self.routes:
+            match = pattern.match(path)
+            if match and route_method == method:
+                record["endpoint"] = endpoint.id
+                self._endpoint(endpoint, match.groupdict(), body, record)
+                return
+        self._send(404, b"404 page not found", "text/plain")
+
+    def _authorised(self) -> bool:
+        header = self.headers.get("Authorization", "")
+        if not header.startswith("Bearer ") or not header[7:].strip():
+            return False
+        return self.state.api_key is None or header[7:].strip() == self.state.api_key
+
+    # --- control -------------------------------------------------------------------------
+    def _control(self, method: str, path: str, body: bytes) -> None:
+        state = self.state
+        if path == "/_emulator/requests" and method == "GET":
+            with state.lock:
+                self._json(200, list(state.requests))
+        elif path == "/_emulator/reset" and method == "POST":
+            with state.lock:
+                state.requests.clear()
+                state.faults.clear()
+                state.tasks.clear()
+            self._json(200, {"ok": True})
+        elif path == "/_emulator/faults" and method == "POST":
+            try:
+                fault = json.loads(body or b"{}")
+                if fault.get("kind") not in FAULT_KINDS:
+                    raise ValueError(f"unknown fault kind {fault.get('kind')!r}")
+            except ValueError as exc:
+                self._error(400, str(exc))
+                return
+            fault.setdefault("count", 1)
+            fault.setdefault("retry_after", 1)
+            with state.lock:
+                state.faults.append(fault)
+            self._json(200, {"ok": True})
+        elif path == "/_emulator/latency" and method == "POST":
+            state.latency = float(json.loads(body or b"{}").get("seconds", 0))
+            self._json(200, {"ok": True})
+        elif path == "/_emulator/big" and method == "POST":
+            size = int(json.loads(body or b"{}").get("bytes", 1 << 20))
+            self._json(200, {"url": f"{self._base()}/_emulator/blob/{size}.png", "credits": 0})
+        elif path.startswith("/_emulator/blob/") and method == "GET":
+            size = int(path.rsplit("/", 1)[1].split(".")[0])
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            for piece in images.big_png_stream(size):
+                self.wfile.write(piece)
+        else:
+            self._send(404, b"404 page not found", "text/plain")
+
+    def _file(self, name: str) -> None:
+        with self.state.lock:
+            found = self.state.files.get(name)
+        if found is None:
+            self._send(404, b"404 page not found", "text/plain")
+            return
+        data, media_type = found
+        if self.state.take_fault({"truncate"}):
+            self.send_response(200)
+            self.send_header("Content-Type", media_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.close_connection = True
+            return
+        if self.state.take_fault({"slow-body"}):
+            self.send_response(200)
+            self.send_header("Content-Type", media_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            for index in range(0, len(data), 64):
+                self.wfile.write(data[index:index + 64])
+                self.wfile.flush()
+                time.sleep(0.5)
+            return
+        self._send(200, data, media_type, {"Cache-Control": "max-age=86400"})
+
+    # --- endpoints -----------------------------------------------------------------------
+    def _parse(self, endpoint: Endpoint, body: bytes, record: dict[str, Any]
+               ) -> tuple[dict[str, Any], dict[str, list[bytes]]] | None:
+        content_type = self.headers.get("Content-Type", "")
+        files: dict[str, list[bytes]] = {}
+        if content_type.startswith("multipart/form-data"):
+            message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+                b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+            params: dict[str, Any] = {}
+            record["files"] = []
+            for part in message.iter_parts():
+                name = part.get_param("name", header="content-disposition")
+                payload = part.get_payload(decode=True) or b""
+                if part.get_filename() is not None:
+                    files.setdefault(name, []).append(payload)
+                    record["files"].append({
+                        "field": name, "filename": part.get_filename(),
+                        "content_type": part.get_content_type(),
+                        "sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload)})
+                else:
+                    params[name] = payload.decode("utf-8", "replace")
+            record["fields"] = params
+            return params, files
+        if body and "json" not in content_type:
+            self._error(415, f"expected application/json or multipart/form-data, got {content_type!r}")
+            return None
+        try:
+            params = json.loads(body or b"{}")
+        except ValueError:
+            self._error(400, "request body is not valid JSON")
+            return None
+        if not isinstance(params, dict):
+            self._error(400, "request body must be a JSON object")
+            return None
+        record["json"] = params
+        return params, files
+
+    def _check(self, endpoint: Endpoint, params: dict[str, Any],
+               files: dict[str, list[bytes]], path_values: dict[str, str]) -> str | None:
+        if endpoint.body == "multipart":
+            fields_by_param = {spec.field: name for name, spec in endpoint.files.items()}
+            allowed = set(endpoint.params_schema.get("properties", {}))
+            for key in params:
+                if key not in allowed or key in endpoint.files:
+                    return f"unknown field {key!r}"
+            for field, blobs in files.items():
+                if field not in fields_by_param:
+                    return f"unexpected file field {field!r}"
+                for blob in blobs:
+                    if not blob.startswith((b"\x89PNG", b"\xff\xd8\xff", b"RIFF")):
+                        return f"file field {field!r} is not a PNG, JPEG or WEBP image"
+            for name in endpoint.params_schema.get("required", []):
+                spec = endpoint.files.get(name)
+                if spec is not None and spec.field not in files:
+                    return f"missing file {spec.field!r}"
+                if spec is None and name not in params:
+                    return f"missing field {name!r}"
+            return None
+        full = dict(params, **path_values)
+        problems = check_params(endpoint, full)
+        if problems:
+            path, message, _ = problems[0]
+            where = ".".join(map(str, path)) or "body"
+            return f"{where}: {message}"
+        return None
+
+    def _endpoint(self, endpoint: Endpoint, path_values: dict[str, str], body: bytes,
+                  record: dict[str, Any]) -> None:
+        parsed = self._parse(endpoint, body, record)
+        if parsed is None:
+            return
+        params, files = parsed
+        problem = self._check(endpoint, params, files, path_values)
+        if problem:
+            self._error(400, problem)
+            return
+        seed = _canonical({"endpoint": endpoint.id, "params": params, "path": path_values,
+                           "files": {k: [hashlib.sha256(b).hexdigest() for b in v]
+                                     for k, v in files.items()}})
+        credits = endpoint.estimate_credits({k: _number(v) for k, v in params.items()})
+        if endpoint.task is not None:
+            self._submit(endpoint, params, path_values, seed)
+        elif endpoint.id == "recraft.create_style":
+            self._json(200, {"id": _uuid(seed), "style": params.get("style"),
+                             "is_private": params.get("private") in (True, "true"),
+                             "creation_time": "2026-01-01T00:00:00Z", "credits": int(credits)})
+        elif endpoint.artifacts and endpoint.artifacts["items"] == "image":
+            self._process(endpoint, params, files, seed, credits)
+        else:
+            self._generate(endpoint, params, files, seed, credits)
+
+    def _image_for(self, endpoint: Endpoint, params: dict[str, Any],
+                   files: dict[str, list[bytes]], seed: str, index: int) -> tuple[bytes, str]:
+        label = str(params.get("prompt", endpoint.title))
+        model = str(params.get("model", ""))
+        vector = "vector" in model or params.get("style") == "vector_illustration" or \
+            endpoint.id == "recraft.vectorize"
+        source = next(iter(files.values()), [b""])[0] if files else b""
+        width, height = images.png_size(source) or _size(params.get("size"))
+        if endpoint.id.endswith("upscale"):
+            width, height = min(4096, width * 2), min(4096, height * 2)
+        seed_i = f"{seed}#{index}"
+        if vector:
+            return images.svg(width, height, seed_i, label), "image/svg+xml"
+        alpha = endpoint.id == "recraft.remove_background"
+        return images.png(width, height, seed_i, alpha=alpha), "image/png"
+
+    def _artifact(self, data: bytes, media_type: str, params: dict[str, Any]) -> dict[str, str]:
+        if params.get("response_format") == "b64_json":
+            return {"b64_json": base64.b64encode(data).decode()}
+        name = self.state.add_file(data, media_type)
+        return {"url": f"{self._base()}/files/{name}"}
+
+    def _generate(self, endpoint: Endpoint, params: dict[str, Any],
+                  files: dict[str, list[bytes]], seed: str, credits: float) -> None:
+        count = int(_number(params.get("n", 1)) or 1)
+        made = [self._image_for(endpoint, params, files, seed, i) for i in range(count)]
+        data = [self._artifact(blob, kind, params) for blob, kind in made]
+        if self.state.take_fault({"no-artifact"}):
+            data = []
+        width, height = _size(params.get("size"))
+        digest = hashlib.sha256(seed.encode()).digest()
+        self._json(200, {
+            "created": 1747600000 + int.from_bytes(digest[:3], "big") % 100000,
+            "data": data,
+            "usage": None,
+            "image": [item["url"] for item in data if "url" in item],
+            "metadata": {
+                "credits": int(credits), "height": height, "width": width,
+                "images": [{"image_id": _uuid(f"{seed}#{i}"),
+                            "image_invariants": {"preset": params.get("style", "any")},
+                            "transparent": False, "vector_image": kind == "image/svg+xml"}
+                           for i, (_, kind) in enumerate(made)],
+                "random_seed": int.from_bytes(digest[3:6], "big"),
+                "request_id": _uuid("request" + seed),
+                "transform_model": params.get("model", "recraftv3"),
+            },
+            "timings": None,
+        })
+
+    def _process(self, endpoint: Endpoint, params: dict[str, Any],
+                 files: dict[str, list[bytes]], seed: str, credits: float) -> None:
+        blob, kind = self._image_for(endpoint, params, files, seed, 0)
+        image = {"image_id": _uuid(seed), **self._artifact(blob, kind, params)}
+        if self.state.take_fault({"no-artifact"}):
+            image = {"image_id": _uuid(seed)}
+        self._json(200, {"created": 1747600000, "credits": int(credits), "image": image})
+
+    def _submit(self, endpoint: Endpoint, params: dict[str, Any], path_values: dict[str, str],
+                seed: str) -> None:
+        task_id = _uuid(seed + str(time.monotonic_ns()))
+        width = int(_number(params.get("width", 1024)) or 1024)
+        height = int(_number(params.get("height", 768)) or 768)
+        blob = images.png(width, height, seed)
+        fail = self.state.take_fault({"fail-task"}) is not None
+        with self.state.lock:
+            self.state.tasks[task_id] = {"polls": 0, "blob": blob, "fail": fail,
+                                         "prompt": params.get("prompt"),
+                                         "seed": params.get("seed", 0)}
+        self._json(200, {"id": task_id,
+                         "polling_url": f"{self._base()}/flux/v1/get_result?id={task_id}"})
+
+    def _poll(self, task_id: str) -> None:
+        with self.state.lock:
+            task = self.state.tasks.get(task_id)
+            if task is not None:
+                task["polls"] += 1
+        if task is None:
+            self._json(200, {"id": task_id, "status": "Task not found"})
+            return
+        if task["polls"] <= TASK_PENDING_POLLS:
+            self._json(200, {"id": task_id, "status": "Pending", "progress": task["polls"] * 33})
+            return
+        if task["fail"]:
+            self._json(200, {"id": task_id, "status": "Error",
+                             "error": "emulated task failure"})
+            return
+        name = self.state.add_file(task["blob"], "image/png")
+        self._json(200, {"id": task_id, "status": "Ready", "credits": 40,
+                         "result": {"sample": f"{self._base()}/files/{name}",
+                                    "prompt": task["prompt"], "seed": task["seed"]}})
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, str) and re.fullmatch(r"-?\d+", value):
+        return int(value)
+    return value
+
+
+class EmulatorServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+
+def make_server(host: str = "127.0.0.1", port: int = 0, *, api_key: str | None = None,
+                latency: float = 0.0, faults: list[str] | None = None) -> EmulatorServer:
+    """A ready (not yet serving) emulator; ``server.state`` holds its memory."""
+    state = EmulatorState(api_key=api_key, latency=latency)
+    for text in faults or []:
+        state.faults.append(parse_fault(text))
+    handler = type("BoundHandler", (Handler,), {"state": state, "routes": _routes()})
+    server = EmulatorServer((host, port), handler)
+    server.state = state  # type: ignore[attr-defined]
+    return server
+
+
+@contextlib.contextmanager
+def running_emulator(**options: Any) -> Iterator[str]:
+    """Serve an emulator on a free 127.0.0.1 port for the duration; yields its base URL."""
+    server = make_server("127.0.0.1", 0, **options)
+    thread = threading.Thread(target=server.serve_forever, name="flow-emulator", daemon=True)
+    thread.start()
+    try:
+        host, port = server.server_address[:2]
+        yield f"http://{host}:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def serve_forever(*, host: str, port: int, api_key: str | None, latency: float,
+                  faults: list[str], out: TextIO) -> int:
+    """`flow emulator`: serve until interrupted."""
+    try:
+        server = make_server(host, port, api_key=api_key, latency=latency, faults=faults)
+    except ValueError as exc:
+        from ..errors import UsageError
+
+        raise UsageError(f"--fault: {exc}") from None
+    except OSError as exc:
+        from ..errors import UsageError
+
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                         hint="pick another --port, or 0 for a free one") from None
+    bound_host, bound_port = server.server_address[:2]
+    print(f"ElkAPI emulator listening on http://{bound_host}:{bound_port} "
+          f"(Ctrl-C to stop)", file=out, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0

@@ -1,0 +1,159 @@
+"""Reporters: how a run is shown. Text for people (live on a terminal, one line per event
+otherwise), JSON lines for machines. Reporters format; they never decide exit codes.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any, Protocol, TextIO
+
+from .results import RunResult, StepResult
+
+_WORDS = {"ok": "called", "cached": "cached", "failed": "FAILED", "skipped": "skipped",
+          "planned": "would call"}
+
+
+def _credits(value: float) -> str:
+    return f"{value:g}"
+
+
+class Reporter(Protocol):
+    def run_started(self, recipe: str, instances: int, concurrency: int) -> None: ...
+    def step_started(self, instance_id: str) -> None: ...
+    def step_finished(self, result: StepResult) -> None: ...
+    def note(self, message: str) -> None: ...
+    def run_finished(self, result: RunResult) -> None: ...
+
+
+class TextReporter:
+    """Aligned lines per finished instance; on a terminal, a live status line as well."""
+
+    def __init__(self, stream: TextIO, *, live: bool = False, verbosity: int = 0) -> None:
+        self.stream = stream
+        self.live = live
+        self.verbosity = verbosity
+        self.total = 0
+        self.done = 0
+        self.running = 0
+        self.failed = 0
+        self.spent = 0.0
+        self.width = 24
+        self._lock = threading.Lock()
+
+    def _write(self, line: str) -> None:
+        if self.live:
+            self.stream.write("\r\033[K")
+        self.stream.write(line + "\n")
+        if self.live and self.done < self.total:
+            self.stream.write(f"  {self.done}/{self.total} done · {self.running} running · "
+                              f"{self.failed} failed · {_credits(self.spent)} credits")
+        self.stream.flush()
+
+    def run_started(self, recipe: str, instances: int, concurrency: int) -> None:
+        self.total = instances
+        with self._lock:
+            self._write(f"flow: {recipe}: {instances} instance{'s' * (instances != 1)}, "
+                        f"up to {concurrency} at once")
+
+    def step_started(self, instance_id: str) -> None:
+        with self._lock:
+            self.running += 1
+            self.width = max(self.width, min(len(instance_id) + 2, 48))
+            if self.verbosity > 0:
+                self._write(f"  started  {instance_id}")
+
+    def step_finished(self, result: StepResult) -> None:
+        with self._lock:
+            self.done += 1
+            if result.status in ("ok", "failed"):
+                self.running = max(0, self.running - 1)
+            if result.status == "failed":
+                self.failed += 1
+            if result.status == "ok":
+                self.spent += result.credits
+            word = _WORDS[result.status]
+            detail = []
+            if result.status == "ok":
+                detail.append(f"{_credits(result.credits)} credits")
+                detail.append(f"{result.duration:.1f}s")
+            if result.resumed:
+                detail.append("resumed task")
+            if result.status == "skipped" and result.reason:
+                detail.append(result.reason)
+            if result.status == "failed" and result.error is not None:
+                detail.append(result.error.message.split("\n")[0][:160])
+            name = result.instance_id
+            dots = "." * max(2, self.width - len(name))
+            text = f"  {name} {dots} {word}"
+            if detail:
+                text += f"  ({', '.join(detail)})"
+            self._write(text)
+            for message in result.notes:
+                self._write(f"    note: {message}")
+
+    def note(self, message: str) -> None:
+        with self._lock:
+            self._write(f"  {message}")
+
+    def run_finished(self, result: RunResult) -> None:
+        with self._lock:
+            if self.live:
+                self.stream.write("\r\033[K")
+            parts = [f"{result.count('ok')} called", f"{result.count('cached')} cached"]
+            if result.count("planned"):
+                parts.append(f"{result.count('planned')} would call")
+            parts += [f"{result.count('failed')} failed", f"{result.count('skipped')} skipped"]
+            lines = [f"{len(result.results)} instances: " + ", ".join(parts)
+                     + f" · {_credits(result.credits_spent)} credits spent, "
+                     f"{_credits(result.credits_saved)} saved by the cache · {result.elapsed:.1f}s"]
+            if result.output_dir and not result.dry_run:
+                lines.append(f"assets: {result.output_dir}")
+            if result.lock_path:
+                lines.append(f"lock file: {result.lock_path}")
+            if result.failed:
+                lines.append("")
+                lines.append(f"{len(result.failed)} failed:")
+                for failure in result.failed:
+                    error = failure.error
+                    lines.append(f"  {failure.instance_id}: {error.message if error else '?'}")
+                    if error is not None and error.hint:
+                        lines.append(f"    hint: {error.hint}")
+            if result.interrupted:
+                lines.append("interrupted: finished steps are cached; run again to resume")
+            self.stream.write("\n".join(lines) + "\n")
+            self.stream.flush()
+
+
+class JsonReporter:
+    """One JSON object per line: step_started, step_finished, note, run_finished."""
+
+    def __init__(self, stream: TextIO, **_: Any) -> None:
+        self.stream = stream
+        self._lock = threading.Lock()
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        with self._lock:
+            self.stream.write(json.dumps(event, sort_keys=True) + "\n")
+            self.stream.flush()
+
+    def run_started(self, recipe: str, instances: int, concurrency: int) -> None:
+        self._emit({"event": "run_started", "recipe": recipe, "instances": instances,
+                    "concurrency": concurrency})
+
+    def step_started(self, instance_id: str) -> None:
+        self._emit({"event": "step_started", "instance": instance_id})
+
+    def step_finished(self, result: StepResult) -> None:
+        event = {"cached": "step_cached", "failed": "step_failed", "skipped": "step_skipped",
+                 "ok": "step_finished", "planned": "step_planned"}[result.status]
+        self._emit({"event": event, **result.to_json()})
+
+    def note(self, message: str) -> None:
+        self._emit({"event": "note", "message": message})
+
+    def run_finished(self, result: RunResult) -> None:
+        self._emit(result.to_json())
+
+
+REPORTERS: dict[str, type[Any]] = {"text": TextReporter, "json": JsonReporter}

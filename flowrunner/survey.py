@@ -1,0 +1,84 @@
+"""What the cache already knows about a plan, without any request.
+
+Walks the instances in order, rendering each with its upstream results taken from the
+cache: each is `cached`, `missing` (would call), `blocked` (waits for an upstream call),
+`skipped` (its condition is false), `unknown` (an input is a URL) or `error` (rendering
+failed). Used by `--frozen`, `flow plan`, `flow status`, `flow why` and the key check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from .cache import Cache
+from .calls import FileDigests, PreparedCall, RenderFailed, condition_holds, prepare_call, \
+    render_context, step_view
+from .errors import RunError
+from .graph import Instance, Plan
+
+State = Literal["cached", "missing", "blocked", "skipped", "unknown", "error"]
+
+
+@dataclass(slots=True)
+class Survey:
+    instance: Instance
+    state: State
+    call: PreparedCall | None = None
+    entry: dict[str, Any] | None = None
+    waits_for: str | None = None
+    error: RunError | None = None
+
+
+def survey_plan(plan: Plan, *, cache: Cache, provider: str, selected: set[str] | None = None,
+                refresh: set[str] = frozenset(), allowed: tuple[Path, ...] = ()  # type: ignore[assignment]
+                ) -> list[Survey]:
+    """Survey every (selected) instance against the cache. Makes no request."""
+    recipe = plan.recipe
+    digests = FileDigests()
+    views: dict[str, Any] = {}
+    unresolved: dict[str, str] = {}  # step id → the step it is blocked on
+    found: list[Survey] = []
+    for step_id in plan.step_order:
+        if selected is not None and step_id not in selected:
+            continue
+        step = recipe.steps[step_id]
+        blocker = next((unresolved[d] for d in plan.depends_on[step_id] if d in unresolved), None)
+        step_views: list[Any] = []
+        step_ok = True
+        for instance in plan.by_step[step_id]:
+            if blocker is not None:
+                found.append(Survey(instance, "blocked", waits_for=blocker))
+                step_ok = False
+                continue
+            context_views = {d: views[d] for d in plan.depends_on[step_id]}
+            try:
+                context = render_context(recipe, instance, context_views)
+                if not condition_holds(recipe, instance, context):
+                    found.append(Survey(instance, "skipped"))
+                    step_ok = False
+                    continue
+                call = prepare_call(recipe, instance, context_views, provider=provider,
+                                    cache=cache, digests=digests, allowed=allowed)
+            except RenderFailed as exc:
+                found.append(Survey(instance, "error", error=exc))
+                step_ok = False
+                continue
+            if call is None:
+                found.append(Survey(instance, "unknown"))
+                step_ok = False
+                continue
+            usable = step.cache and step_id not in refresh
+            entry = cache.get(call.key) if usable else None
+            if entry is None:
+                found.append(Survey(instance, "missing", call=call))
+                step_ok = False
+                continue
+            found.append(Survey(instance, "cached", call=call, entry=entry))
+            step_views.append(step_view(entry, cache))
+        if step_ok:
+            views[step_id] = step_views if step.matrix else step_views[0]
+        else:
+            unresolved[step_id] = blocker or step_id
+    return found
