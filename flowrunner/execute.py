@@ -424,7 +424,8 @@ def run_recipe_file(path: Path, *, options: RunOptions, stream: TextIO) -> int:
     result.output_dir = _display(output_dir)
     if result.ok and not options.dry_run and not only and not options.no_cache:
         lock_file = lock_path_for(recipe.path)
-        write_lock(lock_file, recipe.path.name, _lock_entries(result, recipe.folder, output_dir))
+        write_lock(lock_file, recipe.path.name, _lock_entries(result, recipe.folder, output_dir),
+                   provider)
         result.lock_path = _display(lock_file)
     reporter.run_finished(result)
     if result.interrupted:

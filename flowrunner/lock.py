@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,13 +73,14 @@ def _flow(value: Any) -> str:
     return _scalar(value)
 
 
-def render_lock(recipe_name: str, entries: dict[str, dict[str, Any]]) -> str:
+def render_lock(recipe_name: str, entries: dict[str, dict[str, Any]], provider: str) -> str:
     """The lock file's text for ``entries`` (instance id → entry)."""
     lines = [f"# flowrunner lock file for {recipe_name}: written by `flow run`. Commit it.",
              "# It records what each step instance resolved to; `flow status` and",
              "# `flow run --frozen` compare against it. Do not edit by hand.",
              f"version: {LOCK_VERSION}",
-             f"recipe: {_scalar(recipe_name)}"]
+             f"recipe: {_scalar(recipe_name)}",
+             f"provider: {_scalar(provider)}"]
     if entries:
         lines.append("instances:")
         _emit(entries, 1, lines)
@@ -87,9 +89,10 @@ def render_lock(recipe_name: str, entries: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_lock(path: Path, recipe_name: str, entries: dict[str, dict[str, Any]]) -> bool:
+def write_lock(path: Path, recipe_name: str, entries: dict[str, dict[str, Any]],
+               provider: str) -> bool:
     """Write the lock file if its content changed; True when written."""
-    text = render_lock(recipe_name, entries)
+    text = render_lock(recipe_name, entries, provider)
     try:
         if path.read_text(encoding="utf-8") == text:
             return False
@@ -99,16 +102,20 @@ def write_lock(path: Path, recipe_name: str, entries: dict[str, dict[str, Any]])
     return True
 
 
-def read_lock(path: Path) -> dict[str, dict[str, Any]]:
-    """Instance id → entry from a lock file; empty when there is none or it is unreadable."""
+@dataclass(frozen=True, slots=True)
+class LockFile:
+    provider: str | None
+    instances: dict[str, dict[str, Any]]
+
+
+def read_lock(path: Path) -> LockFile:
+    """The lock file's provider and instances; empty when there is none or it is unreadable."""
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError:
-        return {}
-    try:
         data, _ = parse_text(text, str(path))
-    except SpecError:
-        return {}
+    except (OSError, SpecError):
+        return LockFile(None, {})
     if not isinstance(data, dict) or not isinstance(data.get("instances"), dict):
-        return {}
-    return data["instances"]  # type: ignore[no-any-return]
+        return LockFile(None, {})
+    provider = data.get("provider")
+    return LockFile(provider if isinstance(provider, str) else None, data["instances"])
