@@ -31,9 +31,51 @@ def load_plan(path: Path, *, var_overrides: dict[str, Any] | None = None) -> Pla
         raise SpecError(issues)
     plan, graph_issues = build_plan(recipe)
     issues.extend(graph_issues)
+    if not issues:
+        issues.extend(check_rendered_params(plan))
     if issues:
         raise SpecError(_dedupe(issues))
     return plan
+
+
+def check_rendered_params(plan: Plan) -> list[Issue]:
+    """Render the templated parameters that need no step results and check them now.
+
+    Parameters that read `steps.*` are checked after rendering at run time, before the call.
+    """
+    from .schema import check_params
+
+    issues: list[Issue] = []
+    smap = plan.recipe.source_map
+    for step_id in plan.step_order:
+        step = plan.recipe.steps[step_id]
+        if step.endpoint is None:
+            continue
+        templated = [path for path, template in step.templates if path[2] == "with"]
+        if not templated:
+            continue
+        if any(ref[0] == "steps" for path, t in step.templates if path[2] == "with"
+               for ref in t.refs):
+            continue
+        seen: set[str] = set()
+        for instance in plan.by_step[step_id]:
+            context = {"vars": plan.recipe.vars, "matrix": instance.matrix}
+            try:
+                params = render_value(step.params, context)
+            except TemplateProblem as exc:
+                path = ("steps", step_id, "with", *getattr(exc, "path", ()))
+                issues.append(Issue(smap.at(path), f"{'.'.join(map(str, path[1:]))}: "
+                                                   f"{exc.message} (in {instance.id})"))
+                break
+            canonical = json.dumps(params, sort_keys=True, default=str)
+            if canonical in seen:
+                continue
+            seen.add(canonical)
+            for path, message, hint in check_params(step.endpoint, params):
+                where = smap.at(("steps", step_id, "with", *path))
+                label = ".".join(map(str, (step_id, "with", *path)))
+                issues.append(Issue(where, f"steps.{label}: {message} (in {instance.id})", hint))
+    return issues
 
 
 def _dedupe(issues: list[Issue]) -> list[Issue]:

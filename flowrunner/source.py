@@ -26,6 +26,7 @@ MAX_NODES = 1_000_000  # after alias expansion; a "billion laughs" document hits
 
 _STR = "tag:yaml.org,2002:str"
 _MERGE = "tag:yaml.org,2002:merge"
+_COLLECTION_TAGS = {"tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"}
 _PLAIN_TAGS = {
     "tag:yaml.org,2002:null", "tag:yaml.org,2002:bool", "tag:yaml.org,2002:int",
     "tag:yaml.org,2002:float", _STR,
@@ -93,6 +94,10 @@ class _Builder:
                 _loc(self.display, node), f"document nests deeper than {MAX_DEPTH} levels",
                 "flatten the structure; recipes need only a few levels")])
         self.smap.values[path] = _loc(self.display, node)
+        if not isinstance(node, yaml.ScalarNode) and node.tag not in _COLLECTION_TAGS:
+            self.issues.append(Issue(_loc(self.display, node), f"unsupported YAML tag {node.tag!r}",
+                                     "use plain strings, numbers, lists and mappings"))
+            return None
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path, depth)
         if isinstance(node, yaml.SequenceNode):
@@ -172,7 +177,9 @@ def parse_text(text: str, display: str) -> tuple[Any, SourceMap]:
         if "\t" in text and "tab" in problem:
             hint = "YAML indents with spaces, never tabs"
         elif exc.context and exc.problem:
-            hint = f"while {exc.context}" if not exc.context.startswith("while") else exc.context
+            hint = exc.context
+            if exc.context_mark is not None and exc.context_mark is not mark:
+                hint += f" that started at {exc.context_mark.line + 1}:{exc.context_mark.column + 1}"
         raise SpecSyntaxError([Issue(where, f"invalid YAML: {problem}", hint)]) from None
     except yaml.YAMLError as exc:
         raise SpecSyntaxError([Issue(Location(display, 1, 1), f"invalid YAML: {exc}")]) from None

@@ -201,11 +201,12 @@ def parse_template(source: str) -> Template:
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateProblem(f"template syntax error: {exc.message}", exc.lineno) from None
     native = False
-    match = _NATIVE.match(source)
-    if match and len(ast.body) == 1 and isinstance(ast.body[0], nodes.Output):
-        parts = ast.body[0].nodes
-        native = len(parts) == 1 and not isinstance(parts[0], nodes.TemplateData) and \
-            source.count("{{") == 1
+    if _NATIVE.match(source) and source.count("{{") == 1 and "{%" not in source:
+        body = [node for node in ast.body if isinstance(node, nodes.Output)]
+        parts = [part for node in body for part in node.nodes
+                 if not (isinstance(part, nodes.TemplateData) and not part.data.strip())]
+        native = len(body) == len(ast.body) == 1 and len(parts) == 1 and \
+            not isinstance(parts[0], nodes.TemplateData)
     names = frozenset(meta.find_undeclared_variables(ast))
     template = Template(source=source, native=native, names=names,
                         refs=frozenset(ref for ref in _chains(ast) if ref[0] in names))

@@ -1,0 +1,133 @@
+"""`flow validate`, `plan`, `graph`, `endpoints`, `schema` from the real command line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import EXAMPLES, REPO, flow, write_recipe
+
+INVALID = REPO / "tests" / "data" / "recipes" / "invalid"
+CASES = sorted(p.stem for p in INVALID.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_invalid_recipe_reports_exact_lines_and_exit_3(name: str, tmp_path: Path) -> None:
+    shutil.copy(INVALID / f"{name}.yaml", tmp_path)
+    expected = (INVALID / f"{name}.expected").read_text()
+    result = flow("validate", f"{name}.yaml", cwd=tmp_path)
+    assert result.code == 3, result
+    lines = result.err.splitlines()
+    assert "\n".join(lines[:-1]) + "\n" == expected, result
+    assert lines[-1].endswith("in 1 file")
+    assert "Traceback" not in result.both
+
+
+def test_every_rule_has_a_case() -> None:
+    # each validation rule of the issue has a broken recipe pinned above
+    for rule in ["yaml_syntax", "duplicate_key", "unknown_key", "wrong_type", "unknown_endpoint",
+                 "bad_params", "unknown_param", "template_syntax", "unknown_reference",
+                 "unknown_needs", "cycle", "save_escapes", "save_collision", "bad_version",
+                 "matrix_bad_value", "empty", "not_mapping", "not_utf8"]:
+        assert rule in CASES
+
+
+@pytest.mark.parametrize("recipe", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_examples_validate_and_plan(recipe: Path) -> None:
+    result = flow("validate", recipe)
+    assert result.code == 0, result
+    assert result.out.startswith(f"{recipe}: ok (")
+    planned = flow("plan", recipe)
+    assert planned.code == 0, planned
+    assert "instances in" in planned.out
+
+
+def test_validate_many_files_reports_all_and_fails(tmp_path: Path) -> None:
+    good = write_recipe(tmp_path, "version: 1\nsteps:\n  a:\n    uses: recraft.generate_image\n"
+                                  "    with: {prompt: hi}\n", "good.yaml")
+    bad = write_recipe(tmp_path, "version: 1\nsteps:\n  a:\n    uses: nope\n", "bad.yaml")
+    result = flow("validate", good.name, bad.name, cwd=tmp_path)
+    assert result.code == 3
+    assert "good.yaml: ok (1 steps, 1 instances)" in result.out
+    assert "bad.yaml:4:11: error: steps.a.uses: unknown endpoint 'nope'" in result.err
+
+
+def test_validate_json_output_is_machine_readable(tmp_path: Path) -> None:
+    shutil.copy(INVALID / "unknown_needs.yaml", tmp_path)
+    result = flow("validate", "--json", "unknown_needs.yaml", cwd=tmp_path)
+    assert result.code == 3
+    doc = json.loads(result.out)
+    assert doc["valid"] is False
+    [error] = doc["files"][0]["errors"]
+    assert (error["line"], error["col"]) == (9, 13)
+    assert error["message"] == "steps.clean.needs: unknown step 'logoo'"
+    assert error["hint"].startswith("did you mean 'logo'?")
+
+
+def test_missing_file_is_a_usage_error(tmp_path: Path) -> None:
+    result = flow("validate", "nowhere.yaml", cwd=tmp_path)
+    assert result.code == 2
+    assert "nowhere.yaml" in result.err and "does not exist" in result.err
+
+
+def test_graph_mermaid_and_dot() -> None:
+    recipe = EXAMPLES / "brand_assets.yaml"
+    mermaid = flow("graph", recipe)
+    assert mermaid.code == 0
+    assert mermaid.out.startswith("flowchart LR\n")
+    assert "  logo --> logo_transparent\n" in mermaid.out
+    assert "  house_style --> banner\n" in mermaid.out
+    dot = flow("graph", recipe, "--format", "dot")
+    assert dot.code == 0
+    assert '"logo_transparent" -> "logo_svg";' in dot.out
+    assert dot.out.rstrip().endswith("}")
+
+
+def test_plan_lists_instances_in_order_with_rendered_params(tmp_path: Path) -> None:
+    shutil.copytree(EXAMPLES, tmp_path / "ex")
+    result = flow("plan", tmp_path / "ex" / "brand_assets.yaml")
+    assert result.code == 0, result
+    lines = result.out.splitlines()
+    order = [line.split()[1] for line in lines if line[:4].strip().rstrip(".").isdigit()]
+    assert order.index("house_style") < order.index("logo") < order.index("logo_svg")
+    assert "banner[size=2048x1024]" in order
+    assert "      size: 2048x1024" in result.out
+    assert "style_id: {{ steps.house_style.outputs.style_id }}" in result.out
+    assert result.out.rstrip().endswith("credits estimated")
+
+
+def test_endpoints_lists_catalog_and_shows_one() -> None:
+    listing = flow("endpoints")
+    assert listing.code == 0
+    for endpoint in ["recraft.generate_image", "recraft.vectorize", "recraft.remove_background",
+                     "recraft.crisp_upscale", "recraft.creative_upscale", "recraft.create_style",
+                     "recraft.inpaint", "flux.generate", "http"]:
+        assert endpoint in listing.out
+    one = flow("endpoints", "recraft.generate_image")
+    assert one.code == 0
+    assert "POST /recraft/v1/images/generations" in one.out
+    assert "  n                    integer (>= 1, <= 6)" in one.out
+    assert "vector_illustration" in one.out
+    assert "  prompt " in one.out and "(required)" in one.out
+    wrong = flow("endpoints", "recraft.vectorise")
+    assert wrong.code == 3
+    assert "did you mean recraft.vectorize?" in wrong.err
+
+
+def test_schema_prints_the_recipe_schema() -> None:
+    result = flow("schema")
+    assert result.code == 0
+    schema = json.loads(result.out)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema == json.loads((REPO / "schemas" / "recipe.schema.json").read_text())
+
+
+def test_help_lists_every_command() -> None:
+    result = flow("--help")
+    assert result.code == 0
+    for command in ["run", "validate", "plan", "status", "graph", "endpoints", "cache",
+                    "schema", "emulator", "why", "verify"]:
+        assert f"  {command} " in result.out

@@ -1,0 +1,126 @@
+"""Shared fixtures: a loopback-only network guard, a live emulator, and `flow` runners."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+CANARY_KEY = "sk-canary-7f3e9a1c5b2d4e6f8a0b"
+
+_real_connect = socket.socket.connect
+
+
+def _guarded_connect(self: socket.socket, address: Any) -> Any:
+    host = address[0] if isinstance(address, tuple) else address
+    if isinstance(host, str) and self.family in (socket.AF_INET, socket.AF_INET6):
+        if not (host.startswith("127.") or host in ("::1", "localhost")):
+            raise AssertionError(f"test tried to reach {host}: only 127.0.0.1 is allowed")
+    return _real_connect(self, address)
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may reach beyond loopback (the machine has no network; make it loud)."""
+    monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+
+
+@pytest.fixture(autouse=True)
+def no_stray_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A test that forgets to choose a cache must not write into the repository."""
+    monkeypatch.delenv("FLOW_CACHE_DIR", raising=False)
+    monkeypatch.delenv("ELKAPI_API_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@dataclass
+class Emulator:
+    base_url: str
+    server: Any
+
+    @property
+    def state(self) -> Any:
+        return self.server.state
+
+    def requests(self, *, api_only: bool = True) -> list[dict[str, Any]]:
+        with self.state.lock:
+            return [dict(r) for r in self.state.requests]
+
+    def calls(self, endpoint: str | None = None) -> list[dict[str, Any]]:
+        return [r for r in self.requests()
+                if endpoint is None or r.get("endpoint") == endpoint]
+
+    def fault(self, kind: str, count: int = 1, retry_after: float = 0) -> None:
+        with self.state.lock:
+            self.state.faults.append({"kind": kind, "count": count, "retry_after": retry_after})
+
+    def reset(self) -> None:
+        with self.state.lock:
+            self.state.requests.clear()
+            self.state.faults.clear()
+
+
+@pytest.fixture
+def emulator() -> Any:
+    """A live emulator on a free 127.0.0.1 port that requires CANARY_KEY."""
+    from flowrunner.emulator.server import make_server
+
+    server = make_server("127.0.0.1", 0, api_key=CANARY_KEY)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    yield Emulator(f"http://{host}:{port}", server)
+    server.shutdown()
+    server.server_close()
+
+
+@dataclass
+class Completed:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def both(self) -> str:
+        return self.out + self.err
+
+    def __str__(self) -> str:
+        return f"exit {self.code}\n--- stdout\n{self.out}\n--- stderr\n{self.err}"
+
+
+def flow(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None,
+         timeout: float = 120) -> Completed:
+    """Run the real `flow` CLI in a subprocess, as a user would."""
+    full_env = {k: v for k, v in os.environ.items() if k not in ("FLOW_CACHE_DIR",
+                                                                 "ELKAPI_API_KEY")}
+    full_env.update(env or {})
+    proc = subprocess.run([sys.executable, "-m", "flowrunner", *map(str, args)], cwd=cwd,
+                          env=full_env, capture_output=True, text=True, timeout=timeout)
+    return Completed(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def run_flow() -> Any:
+    return flow
+
+
+def write_recipe(folder: Path, text: str, name: str = "recipe.yaml") -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def fetch_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from flowrunner.cache import Cache, cache_key, copy_atomic, normalise_base_url
+from flowrunner.errors import CacheError
+
+MATERIAL = {"v": 1, "provider": "https://api.elkapi.com", "endpoint": "recraft.vectorize",
+            "method": "POST", "path": "/recraft/v1/images/vectorize",
+            "params": {"image": {"sha256": "ab" * 32}}}
+
+
+def test_same_material_same_key_and_any_change_a_new_key() -> None:
+    assert cache_key(MATERIAL) == cache_key(json.loads(json.dumps(MATERIAL)))
+    for field, value in [("provider", "http://127.0.0.1:1"), ("endpoint", "x"),
+                         ("method", "PUT"), ("path", "/y"), ("v", 2),
+                         ("params", {"image": {"sha256": "cd" * 32}})]:
+        assert cache_key({**MATERIAL, field: value}) != cache_key(MATERIAL)
+
+
+def test_key_ignores_dict_order() -> None:
+    reordered = dict(reversed(list(MATERIAL.items())))
+    assert cache_key(reordered) == cache_key(MATERIAL)
+
+
+@pytest.mark.parametrize(("url", "identity"), [
+    ("https://API.elkapi.com/", "https://api.elkapi.com"),
+    ("https://api.elkapi.com:443", "https://api.elkapi.com"),
+    ("http://127.0.0.1:8787/v1/", "http://127.0.0.1:8787/v1"),
+])
+def test_provider_identity_is_normalised(url: str, identity: str) -> None:
+    assert normalise_base_url(url) == identity
+
+
+def test_put_get_roundtrip_and_readme(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / ".flow" / "cache")
+    cache.put("k" * 64, {"endpoint": "e", "artifacts": []})
+    assert cache.get("k" * 64)["endpoint"] == "e"
+    assert "safe to delete" in (tmp_path / ".flow" / "cache" / "README").read_text()
+    assert (tmp_path / ".flow" / ".gitignore").read_text().endswith("*\n")
+
+
+def test_entry_with_a_missing_object_counts_as_missing(tmp_path: Path) -> None:
+    cache = Cache(tmp_path)
+    cache.put("a" * 64, {"artifacts": [{"sha256": "f" * 64, "bytes": 3}]})
+    assert cache.get("a" * 64) is None
+
+
+def test_interrupted_write_leaves_no_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = Cache(tmp_path)
+    cache.ensure()
+
+    def explode(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("os.replace", explode)
+    with pytest.raises(KeyboardInterrupt):
+        cache.put("b" * 64, {"artifacts": []})
+    monkeypatch.undo()
+    assert cache.get("b" * 64) is None
+    assert not list((tmp_path / "results").rglob("*"))  or \
+        all(p.is_dir() for p in (tmp_path / "results").rglob("*"))
+
+
+def test_corrupt_object_is_detected_on_copy(tmp_path: Path) -> None:
+    source = tmp_path / "obj"
+    source.write_bytes(b"not what was stored")
+    with pytest.raises(CacheError) as info:
+        copy_atomic(source, tmp_path / "out" / "x.png", expect_sha256="0" * 64)
+    assert "corrupt" in info.value.message
+    assert info.value.hint and "flow cache clear" in info.value.hint
+    assert not (tmp_path / "out" / "x.png").exists()
+    assert not list((tmp_path / "out").iterdir())
+
+
+def test_corrupt_result_json_is_a_miss(tmp_path: Path) -> None:
+    cache = Cache(tmp_path)
+    cache.put("c" * 64, {"artifacts": []})
+    cache.result_path("c" * 64).write_text("{broken")
+    assert cache.get("c" * 64) is None

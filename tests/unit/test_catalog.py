@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+import flowrunner
+from flowrunner._resources import iter_endpoint_files, read_json, schemas_root
+from flowrunner.catalog import extract, get_endpoint, load_catalog, UnknownEndpointError
+from flowrunner.schema import check_params
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_schemas_load_from_the_installed_package() -> None:
+    root = schemas_root()
+    installed = importlib.util.find_spec("flowrunner._schemas") is not None
+    package_dir = Path(flowrunner.__file__).parent
+    if installed:
+        # a wheel install: the schemas ship inside the package
+        assert str(root).startswith(str(package_dir))
+    else:
+        # a source checkout or editable install uses the top-level folder
+        assert Path(str(root)) == REPO / "schemas"
+    assert read_json("recipe.schema.json")["title"] == "flowrunner recipe"
+    assert {provider for provider, _ in iter_endpoint_files()} >= {"recraft", "flux", "generic"}
+
+
+def test_every_catalog_entry_follows_the_catalog_format() -> None:
+    meta = read_json("endpoint.schema.json")
+    for _provider, entry in iter_endpoint_files():
+        if entry.name.startswith("_"):
+            continue
+        jsonschema.validate(json.loads(entry.read_text()), meta)
+
+
+def test_catalog_has_the_gateway_menu_and_edits() -> None:
+    catalog = load_catalog()
+    expected = {
+        "recraft.generate_image": ("/recraft/v1/images/generations", "json"),
+        "recraft.vectorize": ("/recraft/v1/images/vectorize", "multipart"),
+        "recraft.remove_background": ("/recraft/v1/images/removeBackground", "multipart"),
+        "recraft.crisp_upscale": ("/recraft/v1/images/crispUpscale", "multipart"),
+        "recraft.creative_upscale": ("/recraft/v1/images/creativeUpscale", "multipart"),
+        "recraft.create_style": ("/recraft/v1/styles", "multipart"),
+        "recraft.image_to_image": ("/recraft/v1/images/imageToImage", "multipart"),
+        "recraft.inpaint": ("/recraft/v1/images/inpaint", "multipart"),
+        "recraft.replace_background": ("/recraft/v1/images/replaceBackground", "multipart"),
+        "recraft.generate_background": ("/recraft/v1/images/generateBackground", "multipart"),
+        "recraft.variate_image": ("/recraft/v1/images/variateImage", "multipart"),
+        "recraft.erase_region": ("/recraft/v1/images/eraseRegion", "multipart"),
+    }
+    for endpoint_id, (path, body) in expected.items():
+        endpoint = catalog[endpoint_id]
+        assert (endpoint.path, endpoint.body, endpoint.method) == (path, body, "POST")
+    assert catalog["recraft.generate_image"].output_names == ["credits", "url", "urls"]
+    assert catalog["recraft.vectorize"].output_names == ["credits", "url"]
+    assert catalog["recraft.create_style"].output_names == ["credits", "style_id"]
+    assert catalog["recraft.create_style"].files["images"].multiple is True
+    flux = catalog["flux.generate"]
+    assert flux.task is not None and "Ready" in flux.task.success
+    assert flux.task.poll_path == "/flux/v1/get_result?id={id}"
+
+
+@pytest.mark.parametrize(("params", "ok"), [
+    ({"prompt": "a fox"}, True),
+    ({"prompt": "a fox", "n": 6, "size": "16:9", "style": "icon"}, True),
+    ({"prompt": "a fox", "n": 0}, False),
+    ({"prompt": "a fox", "n": 7}, False),
+    ({"prompt": "a fox", "size": "1000x1000"}, False),
+    ({"prompt": "a fox", "controls": {"colors": [{"rgb": [1, 2, 300]}]}}, False),
+    ({"prompt": "a fox", "style": "icon", "style_id": "4515d324-f8ac-4397-aca9-5bd06bff3113"},
+     False),
+    ({}, False),
+])
+def test_generate_image_parameter_schema(params: dict, ok: bool) -> None:
+    problems = check_params(get_endpoint("recraft.generate_image"), params)
+    assert (not problems) is ok, problems
+
+
+def test_unknown_endpoint_suggests_the_nearest() -> None:
+    with pytest.raises(UnknownEndpointError) as info:
+        get_endpoint("recraft.remove_backgroud")
+    assert info.value.hint == "did you mean recraft.remove_background?"
+
+
+def test_path_language() -> None:
+    doc = {"data": [{"url": "u1"}, {"b64_json": "b"}, {"url": "u3"}], "metadata": {"credits": 2}}
+    assert extract(doc, "data[*].url") == ["u1", "u3"]
+    assert extract(doc, "data[0].url") == "u1"
+    assert extract(doc, "data[-1].url") == "u3"
+    assert extract(doc, "metadata.credits|credits") == 2
+    assert extract({"credits": 5}, "metadata.credits|credits") == 5
+    assert extract(doc, "nothing.here") is None
