@@ -263,8 +263,10 @@ class Executor:
                 if step_id in plan.depends_on[other]:
                     broken[other] = why
                     started.add(other)
+                    status = "planned" if self.dry_run and why.endswith("(dry run)") \
+                        else "skipped"
                     for instance in plan.by_step[other]:
-                        skipped = StepResult(instance.id, other, instance.step.uses, "skipped",
+                        skipped = StepResult(instance.id, other, instance.step.uses, status,
                                              reason=f"needs {why}")
                         result.results.append(skipped)
                         self.reporter.step_finished(skipped)

@@ -1,0 +1,253 @@
+"""`flow run` end to end: the real CLI against the emulator over HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from conftest import CANARY_KEY, EXAMPLES, flow
+from helpers import BANNERS, KEY_ENV, LOGO_CHAIN, by_endpoint, every_byte_written, json_lines, \
+    recipe, sha256
+
+
+def test_brand_kit_example_runs_with_mock_and_no_key(tmp_path: Path) -> None:
+    shutil.copytree(EXAMPLES, tmp_path / "examples")
+    result = flow("run", "examples/brand_assets.yaml", "--mock", cwd=tmp_path)
+    assert result.code == 0, result
+    assets = tmp_path / "examples" / "assets"
+    for name in ["logo.png", "logo-transparent.png", "logo.svg", "print/logo-print.png",
+                 "banners/banner-1820x1024.png", "banners/banner-2048x1024.png",
+                 "banners/banner-1024x1024.png"]:
+        assert (assets / name).is_file(), name
+    assert (assets / "logo.png").read_bytes().startswith(b"\x89PNG")
+    assert b"</svg>" in (assets / "logo.svg").read_bytes()
+    lock = tmp_path / "examples" / "brand_assets.lock"
+    first = lock.read_bytes()
+    assert b"house_style" in first and b"banner[size=2048x1024]" in first
+    again = flow("run", "examples/brand_assets.yaml", "--mock", cwd=tmp_path)
+    assert again.code == 0, again
+    assert "8 instances: 0 called, 8 cached" in again.out
+    assert lock.read_bytes() == first
+
+
+def test_requests_carry_rendered_params_auth_and_the_earlier_steps_file(
+        tmp_path: Path, emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 0, result
+    calls = emulator.calls()
+    assert [c["path"] for c in calls] == ["/recraft/v1/images/generations",
+                                          "/recraft/v1/images/removeBackground",
+                                          "/recraft/v1/images/vectorize"]
+    assert all(c["authorization"] == f"Bearer {CANARY_KEY}" for c in calls)
+    assert calls[0]["json"] == {"prompt": "Logo for Acme", "style": "digital_illustration",
+                                "size": "1024x1024"}
+    assets = tmp_path / "assets"
+    [upload] = calls[1]["files"]
+    assert upload["field"] == "image"
+    assert upload["content_type"] == "image/png"
+    assert upload["sha256"] == sha256(assets / "logo.png")
+    assert calls[2]["files"][0]["sha256"] == sha256(assets / "logo-clean.png")
+    assert (assets / "logo.svg").read_bytes().rstrip().endswith(b"</svg>")
+    # the key never lands anywhere the run wrote or printed
+    assert CANARY_KEY not in result.both
+    assert CANARY_KEY.encode() not in every_byte_written(tmp_path)
+
+
+def test_rerun_makes_zero_requests(tmp_path: Path, emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN + BANNERS)
+    assert flow("run", path, env=KEY_ENV).code == 0
+    emulator.reset()
+    again = flow("run", path, env=KEY_ENV)
+    assert again.code == 0, again
+    assert emulator.requests() == []
+    assert "5 instances: 0 called, 5 cached" in again.out
+
+
+def test_429_is_retried_honouring_retry_after(tmp_path: Path, emulator) -> None:
+    emulator.fault("429", count=2, retry_after=0)
+    path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
+    result = flow("run", path, "--only", "logo", env=KEY_ENV)
+    assert result.code == 0, result
+    assert by_endpoint(emulator.requests())["/recraft/v1/images/generations"] == 3
+
+
+def test_5xx_is_retried_then_reported_with_status_message_and_hint(tmp_path: Path,
+                                                                   emulator) -> None:
+    emulator.fault("502", count=1)
+    path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
+    ok = flow("run", path, "--only", "logo", env=KEY_ENV)
+    assert ok.code == 0, ok
+    emulator.reset()
+    emulator.fault("500", count=50)
+    path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN, brand="Other")
+    failed = flow("run", path, "--only", "logo", env=KEY_ENV)
+    assert failed.code == 1, failed
+    # retries: 3 in the recipe's defaults → 4 attempts in all
+    assert "HTTP 500 after 4 attempts: emulated HTTP 500" in failed.out
+    assert "hint: the provider failed; run again later: finished steps are cached" in failed.out
+    assert by_endpoint(emulator.requests())["/recraft/v1/images/generations"] == 4
+
+
+def test_a_failed_step_skips_dependents_and_independent_branches_finish(tmp_path: Path,
+                                                                         emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN + """
+  broken:
+    uses: http
+    with:
+      path: /recraft/v1/images/generations
+      body: {prompt: "x", n: 99}
+      artifacts: data[*].url
+""")
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 1, result
+    [line] = [ln for ln in result.out.splitlines() if ln.startswith("  broken ")]
+    assert " FAILED  (" in line
+    assert "HTTP 400" in result.out and "n: 99 must be at most 6" in result.out
+    # a 400 is never retried
+    assert by_endpoint(emulator.requests())["/recraft/v1/images/generations"] == 2
+    assert (tmp_path / "assets" / "logo.svg").is_file()
+    assert not (tmp_path / "brand.lock").exists()  # written only after a successful run
+
+
+def test_dependents_of_a_failure_are_skipped(tmp_path: Path, emulator) -> None:
+    emulator.fault("503", count=100)
+    path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN,
+                  extra="concurrency: 2\n")
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 1, result
+    assert "clean" in result.out and "skipped  (needs logo, which failed)" in result.out
+    assert "svg" in result.out
+    assert "1 failed, 2 skipped" in result.out
+
+
+def test_bad_json_answer_is_a_clear_failure(tmp_path: Path, emulator) -> None:
+    emulator.fault("bad-json")
+    path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
+    result = flow("run", path, "--only", "logo", env=KEY_ENV)
+    assert result.code == 1
+    assert "HTTP 200 but the body is not JSON" in result.out
+    assert "Traceback" not in result.both
+
+
+def test_missing_artifact_in_answer_is_a_failure(tmp_path: Path, emulator) -> None:
+    emulator.fault("no-artifact")
+    path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
+    result = flow("run", path, "--only", "logo", env=KEY_ENV)
+    assert result.code == 1
+    assert "the answer has no artifact at data[*].url" in result.out
+
+
+def test_truncated_download_is_retried_then_fails_when_it_persists(tmp_path: Path,
+                                                                  emulator) -> None:
+    emulator.fault("truncate", count=1)
+    path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
+    ok = flow("run", path, "--only", "logo", env=KEY_ENV)
+    assert ok.code == 0, ok
+    assert (tmp_path / "assets" / "logo.png").read_bytes().endswith(b"IEND\xaeB`\x82")
+    emulator.fault("truncate", count=10)
+    path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN, brand="Other")
+    bad = flow("run", path, "--only", "logo", env=KEY_ENV)
+    assert bad.code == 1, bad
+    assert "truncated" in bad.out
+    assert not list((tmp_path / ".flow" / "cache" / "tmp").iterdir())
+
+
+def test_wrong_key_is_401_with_a_hint_and_never_printed(tmp_path: Path, emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
+    wrong = "sk-wrong-key-0123456789"
+    result = flow("run", path, env={"ELKAPI_API_KEY": wrong})
+    assert result.code == 1
+    assert "HTTP 401: request unauthorized" in result.out
+    assert "check the environment variable the recipe names" in result.out
+    assert wrong not in result.both
+    assert wrong.encode() not in every_byte_written(tmp_path)
+
+
+def test_missing_key_fails_before_any_request(tmp_path: Path, emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
+    result = flow("run", path)
+    assert result.code == 2
+    assert result.err.startswith("error: the environment variable ELKAPI_API_KEY is not set")
+    assert "--mock" in result.err
+    assert emulator.requests() == []
+
+
+def test_task_endpoint_is_submitted_once_and_polled(tmp_path: Path, emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, """
+  hero:
+    uses: flux.generate
+    with: {model: flux-pro-1.1, prompt: "A fox", width: 512, height: 512}
+    save: hero.png
+""")
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 0, result
+    paths = [r["path"] for r in emulator.requests()]
+    assert paths.count("/flux/v1/flux-pro-1.1") == 1
+    assert paths.count("/flux/v1/get_result") == 3  # Pending, Pending, Ready
+    assert (tmp_path / "assets" / "hero.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_failed_task_is_a_step_failure(tmp_path: Path, emulator) -> None:
+    emulator.fault("fail-task")
+    path = recipe(tmp_path, emulator.base_url, """
+  hero:
+    uses: flux.generate
+    with: {model: flux-dev, prompt: "A fox"}
+""")
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 1
+    assert "ended with status 'Error': emulated task failure" in result.out
+
+
+def test_slow_provider_hits_the_step_timeout(tmp_path: Path, emulator) -> None:
+    emulator.state.latency = 3
+    path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN,
+                  extra="")
+    text = path.read_text().replace("timeout: 30", "timeout: 1")
+    path.write_text(text)
+    result = flow("run", path, "--only", "logo", env=KEY_ENV)
+    assert result.code == 1, result
+    assert "timed out" in result.out or "timeout" in result.out
+
+
+def test_only_runs_the_step_and_what_it_needs(tmp_path: Path, emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN + BANNERS)
+    result = flow("run", path, "--only", "clean", env=KEY_ENV)
+    assert result.code == 0, result
+    assert by_endpoint(emulator.requests()) == {"/recraft/v1/images/generations": 1,
+                                                "/recraft/v1/images/removeBackground": 1}
+    unknown = flow("run", path, "--only", "claen", env=KEY_ENV)
+    assert unknown.code == 2
+    assert "did you mean 'clean'?" in unknown.err
+
+
+def test_dry_run_calls_nothing(tmp_path: Path, emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN + BANNERS)
+    result = flow("run", path, "--dry-run")
+    assert result.code == 0, result
+    assert emulator.requests() == []
+    assert "would call" in result.out
+
+
+def test_json_events_for_machines(tmp_path: Path, emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
+    result = flow("run", path, "--json", env=KEY_ENV)
+    assert result.code == 0, result
+    events = json_lines(result.out)
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
+    assert kinds.count("step_started") == 3 and kinds.count("step_finished") == 3
+    finished = [e for e in events if e["event"] == "step_finished"]
+    assert {e["instance"] for e in finished} == {"logo", "clean", "svg"}
+    assert events[-1]["ok"] is True and events[-1]["called"] == 3
+    cached = flow("run", path, "--json", env=KEY_ENV)
+    assert [e["event"] for e in json_lines(cached.out)].count("step_cached") == 3
+
+
+def test_invalid_recipe_exits_3_before_any_request(tmp_path: Path, emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN.replace("vars.brand", "vars.brnd"))
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 3
+    assert "brand.yaml:" in result.err and "unknown variable 'brnd'" in result.err
+    assert emulator.requests() == []
