@@ -226,22 +226,34 @@ class Cache:
 
         An entry whose artifact objects are gone or have the wrong size counts as missing.
         """
+        return self.lookup(key)[0]
+
+    def lookup(self, key: str, *, verify: bool = False) -> tuple[dict[str, Any] | None,
+                                                                 str | None]:
+        """(entry, problem): the entry when usable, else why not (None when simply absent).
+
+        With ``verify``, every artifact object is hashed against its name.
+        """
         if not self.readable:
-            return None
+            return None, None
         try:
             raw = self.result_path(key).read_bytes()
         except OSError:
-            return None
+            return None, None
         try:
             entry = json.loads(raw)
         except ValueError:
-            return None
+            return None, f"cache entry {key[:12]}… is unreadable"
         if not isinstance(entry, dict) or entry.get("format") != CACHE_VERSION:
-            return None
+            return None, None
         for artifact in entry.get("artifacts", []):
-            if not self.has_object(artifact["sha256"], artifact.get("bytes")):
-                return None
-        return entry
+            sha = artifact["sha256"]
+            if not self.has_object(sha):
+                return None, f"cache object {sha[:12]}… is missing"
+            if not self.has_object(sha, artifact.get("bytes")) or (
+                    verify and not self.verify_object(sha)):
+                return None, f"cache object {sha[:12]}… was corrupt"
+        return entry, None
 
     def put(self, key: str, entry: dict[str, Any]) -> None:
         if not self.writable:
@@ -256,6 +268,18 @@ class Cache:
 
     def forget(self, key: str) -> None:
         self.result_path(key).unlink(missing_ok=True)
+
+    def discard(self, key: str) -> None:
+        """Drop a damaged entry and those of its objects that fail their digest."""
+        try:
+            entry = json.loads(self.result_path(key).read_bytes())
+            artifacts = entry.get("artifacts", []) if isinstance(entry, dict) else []
+        except (OSError, ValueError):
+            artifacts = []
+        for artifact in artifacts:
+            if not self.verify_object(artifact["sha256"]):
+                self.object_path(artifact["sha256"]).unlink(missing_ok=True)
+        self.forget(key)
 
     # --- task journal --------------------------------------------------------------------
     def task_path(self, key: str) -> Path:

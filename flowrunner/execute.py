@@ -175,16 +175,10 @@ class Executor:
             result.saved = self._place(instance, entry, context)
 
     def _cached(self, call: PreparedCall, result: StepResult) -> dict[str, Any] | None:
-        entry = self.cache.get(call.key)
-        if entry is None:
-            return None
-        for artifact in entry.get("artifacts", []):
-            if not self.cache.verify_object(artifact["sha256"]):
-                result.notes.append(f"cache object {artifact['sha256'][:12]}… was corrupt; "
-                                    "treated as missing and fetched again")
-                self.cache.object_path(artifact["sha256"]).unlink(missing_ok=True)
-                self.cache.forget(call.key)
-                return None
+        entry, problem = self.cache.lookup(call.key, verify=True)
+        if problem is not None:
+            result.notes.append(f"{problem}; treated as missing and fetched again")
+            self.cache.discard(call.key)
         return entry
 
     def _call(self, call: PreparedCall, views: dict[str, Any], deadline: float,

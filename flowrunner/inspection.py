@@ -124,18 +124,18 @@ def _status_rows(plan: Plan, survey: list[Survey], lock: dict[str, Any]) -> list
         key = item.call.key if item.call else None
         if item.state == "skipped":
             state, why = "fresh", "skipped: condition is false"
-        elif locked is None:
-            state, why = "stale", "not in the lock file (new since the last run)"
-        elif key is not None and key != locked.get("key"):
+        elif locked is not None and key is not None and key != locked.get("key"):
             state, why = "stale", "the recipe changed since the lock file was written"
-        elif item.state == "cached":
-            state, why = "fresh", ""
         elif item.state == "blocked":
             state, why = "missing", f"waits for {item.waits_for}"
         elif item.state == "error":
             state, why = "stale", item.error.message if item.error else "cannot render"
-        else:
+        elif item.state != "cached":
             state, why = "missing", "not in the cache"
+        elif locked is None:
+            state, why = "stale", "cached, but not in the lock file yet"
+        else:
+            state, why = "fresh", ""
         rows.append({"instance": item.instance.id, "state": state, "reason": why, "key": key})
     planned = {item.instance.id for item in survey}
     for name in sorted(set(lock) - planned):
