@@ -12,10 +12,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import jinja2
-from jinja2 import meta, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-
 MAX_RENDERED_CHARS = 1_000_000
 _MARKERS = ("{{", "{%", "{#")
 _NATIVE = re.compile(r"^\s*\{\{([-+]?)(.*?)([-+]?)\}\}\s*$", re.S)
@@ -32,27 +28,34 @@ class TemplateProblem(Exception):
         self.line = line
 
 
-class _Environment(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset(["*", "**", "+"])
+def _environment_class() -> type:
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        # Recipe data is mappings: `vars.items` must mean the variable, not dict.items.
-        if isinstance(obj, dict) and attribute in obj:
-            return obj[attribute]
-        return super().getattr(obj, attribute)
+    class _Environment(ImmutableSandboxedEnvironment):  # type: ignore[misc]
+        intercepted_binops = frozenset(["*", "**", "+"])
 
-    def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
-        if operator_name == "**" and isinstance(right, int) and right > 64:
-            raise TemplateProblem("exponent too large in template")
-        if operator_name == "*":
-            size = _sequence_size(left, right)
-            if size > MAX_RENDERED_CHARS:
-                raise TemplateProblem(
-                    f"template would build a value of {size:,} items (limit {MAX_RENDERED_CHARS:,})")
-        if operator_name == "+" and isinstance(left, (str, list)) and isinstance(right, type(left)):
-            if len(left) + len(right) > MAX_RENDERED_CHARS:
-                raise TemplateProblem(f"template output exceeds {MAX_RENDERED_CHARS:,} characters")
-        return super().call_binop(context, operator_name, left, right)
+        def getattr(self, obj: Any, attribute: str) -> Any:
+            # Recipe data is mappings: `vars.items` must mean the variable, not dict.items.
+            if isinstance(obj, dict) and attribute in obj:
+                return obj[attribute]
+            return super().getattr(obj, attribute)
+
+        def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
+            if operator_name == "**" and isinstance(right, int) and right > 64:
+                raise TemplateProblem("exponent too large in template")
+            if operator_name == "*":
+                size = _sequence_size(left, right)
+                if size > MAX_RENDERED_CHARS:
+                    raise TemplateProblem(f"template would build a value of {size:,} items "
+                                          f"(limit {MAX_RENDERED_CHARS:,})")
+            if operator_name == "+" and isinstance(left, (str, list)) and \
+                    isinstance(right, type(left)):
+                if len(left) + len(right) > MAX_RENDERED_CHARS:
+                    raise TemplateProblem(
+                        f"template output exceeds {MAX_RENDERED_CHARS:,} characters")
+            return super().call_binop(context, operator_name, left, right)
+
+    return _Environment
 
 
 def _sequence_size(left: Any, right: Any) -> int:
@@ -67,9 +70,11 @@ def _slug(value: Any) -> str:
     return text or "x"
 
 
-def _make_environment() -> _Environment:
-    env = _Environment(undefined=jinja2.StrictUndefined, autoescape=False,
-                       keep_trailing_newline=True)
+def _make_environment() -> Any:
+    import jinja2
+
+    env = _environment_class()(undefined=jinja2.StrictUndefined, autoescape=False,
+                               keep_trailing_newline=True)
     env.filters["basename"] = lambda v: posixpath.basename(str(v))
     env.filters["stem"] = lambda v: posixpath.splitext(posixpath.basename(str(v)))[0]
     env.filters["slug"] = _slug
@@ -78,10 +83,10 @@ def _make_environment() -> _Environment:
     return env
 
 
-_ENV: _Environment | None = None
+_ENV: Any = None
 
 
-def _env() -> _Environment:
+def _env() -> Any:
     global _ENV
     if _ENV is None:
         _ENV = _make_environment()
@@ -89,18 +94,20 @@ def _env() -> _Environment:
 
 
 def is_template(value: Any) -> bool:
-    return isinstance(value, str) and any(marker in value for marker in _MARKERS)
+    return isinstance(value, str) and "{" in value and any(marker in value for marker in _MARKERS)
 
 
-def _chains(ast: nodes.Node) -> set[Ref]:
+def _chains(ast: Any) -> set[Ref]:
     """Every attribute/item chain rooted at a name: ``steps.logo.files[0]`` → ('steps','logo','files',0)."""
+    from jinja2 import nodes
+
     found: set[Ref] = set()
     inner: set[int] = set()
     for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
         if id(node) in inner:
             continue
         parts: list[str | int] = []
-        cursor: nodes.Node = node
+        cursor = node
         while isinstance(cursor, (nodes.Getattr, nodes.Getitem)):
             inner.add(id(cursor))
             if isinstance(cursor, nodes.Getattr):
@@ -127,6 +134,7 @@ class Template:
     native: bool
     names: frozenset[str]
     refs: frozenset[Ref]
+    pieces: tuple[str | Ref, ...] | None = None  # set for plain `{{ a.b[0] }}` substitutions
 
     def render(self, context: dict[str, Any]) -> Any:
         """Render with ``context`` (vars, steps, matrix, …).
@@ -134,6 +142,10 @@ class Template:
         Raises:
             TemplateProblem: undefined name, sandbox violation, or output over the size cap.
         """
+        if self.pieces is not None:
+            return self._render_simple(context)
+        import jinja2
+
         try:
             if self.native:
                 value = _compiled_expression(self.source)(**context)
@@ -156,6 +168,69 @@ class Template:
         if isinstance(value, str) and len(value) > MAX_RENDERED_CHARS:
             raise TemplateProblem(f"template output exceeds {MAX_RENDERED_CHARS:,} characters")
         return value
+
+
+    def _render_simple(self, context: dict[str, Any]) -> Any:
+        """Plain substitutions, without Jinja: same results, a hundred times faster."""
+        values = [_lookup(context, piece) if isinstance(piece, tuple) else piece
+                  for piece in self.pieces or ()]
+        if self.native:
+            return next(v for v, p in zip(values, self.pieces or ()) if isinstance(p, tuple))
+        text = "".join(v if isinstance(v, str) else str(v) for v in values)
+        if len(text) > MAX_RENDERED_CHARS:
+            raise TemplateProblem(f"template output exceeds {MAX_RENDERED_CHARS:,} characters")
+        return text
+
+
+def _lookup(context: dict[str, Any], path: Ref) -> Any:
+    """Follow ``path`` like Jinja would for mappings and lists; same error words."""
+    root = path[0]
+    if root not in context:
+        raise TemplateProblem(f"'{root}' is undefined")
+    value = context[root]
+    for part in path[1:]:
+        if isinstance(value, dict):
+            if part in value:
+                value = value[part]
+                continue
+            raise TemplateProblem(f"no key {part!r}")
+        if isinstance(value, (list, tuple)) and isinstance(part, int):
+            if -len(value) <= part < len(value):
+                value = value[part]
+                continue
+            raise TemplateProblem(f"no item {part!r}")
+        raise TemplateProblem(f"'{type(value).__name__} object' has no attribute {part!r}")
+    return value
+
+
+_PATH = (r"[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*|\[\d+\]|"
+         r"\['[^'\\{}]*'\]|\[\"[^\"\\{}]*\"\])*")
+_SIMPLE = re.compile(r"\{\{ *(" + _PATH + r") *\}\}")
+_PATH_PART = re.compile(r"([A-Za-z][A-Za-z0-9_]*)|\[(\d+)\]|\['([^']*)'\]|\[\"([^\"]*)\"\]")
+
+
+def _parse_simple(source: str) -> Template | None:
+    """A Template for text with only ``{{ name.attr[0] }}`` substitutions, else None."""
+    pieces: list[str | Ref] = []
+    position = 0
+    for match in _SIMPLE.finditer(source):
+        pieces.append(source[position:match.start()])
+        path: list[str | int] = []
+        for name, index, single, double in _PATH_PART.findall(match.group(1)):
+            path.append(name or (int(index) if index else single or double))
+        if any(isinstance(p, str) and p.startswith("_") for p in path):
+            return None  # let the sandbox judge
+        pieces.append(tuple(path))
+        position = match.end()
+    pieces.append(source[position:])
+    literals = [p for p in pieces if isinstance(p, str)]
+    if any(marker in text for text in literals for marker in _MARKERS):
+        return None
+    refs = frozenset(p for p in pieces if isinstance(p, tuple))
+    paths = [p for p in pieces if isinstance(p, tuple)]
+    native = len(paths) == 1 and all(not text.strip() for text in literals)
+    return Template(source=source, native=native, names=frozenset(r[0] for r in refs),
+                    refs=refs, pieces=tuple(p for p in pieces if p != ""))
 
 
 def _undefined_message(message: str) -> str:
@@ -195,6 +270,13 @@ def parse_template(source: str) -> Template:
     template = _TEMPLATES.get(source)
     if template is not None:
         return template
+    template = _parse_simple(source)
+    if template is not None:
+        _TEMPLATES[source] = template
+        return template
+    import jinja2
+    from jinja2 import meta, nodes
+
     env = _env()
     try:
         ast = env.parse(source)

@@ -16,7 +16,7 @@ LAYERS = {
     "cli": 5, "__main__": 5, "__init__": 0,
 }
 THIRD_PARTY_OWNERS = {"click": {"cli"}, "requests": {"http"}, "jinja2": {"templating"},
-                      "jsonschema": {"schema"}, "referencing": {"schema"}, "yaml": {"source"}}
+                      "jsonschema": {"schema"}, "fastjsonschema": {"schema"}, "yaml": {"source"}}
 
 
 def _module_name(path: Path) -> str:
