@@ -155,6 +155,7 @@ class Cache:
         self.readable = readable
         self.writable = writable
         self._ready = False
+        self._empty: bool | None = None  # no results/ folder yet: every lookup misses
 
     def ensure(self) -> None:
         if self._ready:
@@ -236,8 +237,13 @@ class Cache:
         """
         if not self.readable:
             return None, None
+        if self._empty is None:
+            self._empty = not (self.root / "results").is_dir()
+        if self._empty:
+            return None, None
         try:
-            raw = self.result_path(key).read_bytes()
+            with open(f"{self.root}/results/{key[:2]}/{key}.json", "rb") as handle:
+                raw = handle.read()
         except OSError:
             return None, None
         try:
@@ -259,6 +265,7 @@ class Cache:
         if not self.writable:
             return
         self.ensure()
+        self._empty = False
         entry = {"format": CACHE_VERSION, "key": key, **entry}
         data = json.dumps(entry, sort_keys=True, indent=1, ensure_ascii=False).encode()
         try:

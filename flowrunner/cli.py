@@ -6,6 +6,7 @@ imported inside the commands so `flow --help` stays fast.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from pathlib import Path
@@ -350,6 +351,9 @@ def _print_error(exc: FlowError) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `flow` console script."""
+    # flow builds large trees of small objects (recipes, plans) and lives briefly: the
+    # default thresholds run full collections over and over while parsing a big recipe.
+    gc.set_threshold(100_000, 50, 100)
     if os.environ.get("NO_COLOR"):
         os.environ.setdefault("TERM", "dumb")
     try:

@@ -14,7 +14,7 @@ from .catalog import get_endpoint, load_catalog, recipe_schema
 from .errors import Issue, SpecError
 from .graph import Plan, build_plan
 from .spec import load_recipe
-from .templating import TemplateProblem, is_template, render_value
+from .templating import TemplateProblem, is_template, parse_template, render_value
 
 MAX_SHOWN_ISSUES = 200
 
@@ -132,7 +132,7 @@ def known_params(plan: Plan, instance_matrix: dict[str, Any], params: dict[str, 
     context = {"vars": plan.recipe.vars, "matrix": instance_matrix}
     shown: dict[str, Any] = {}
     for key, value in params.items():
-        if is_template(value) and "steps" in json.dumps(value):
+        if _reads_steps(value):
             shown[key] = value
             continue
         try:
@@ -140,6 +140,16 @@ def known_params(plan: Plan, instance_matrix: dict[str, Any], params: dict[str, 
         except TemplateProblem:
             shown[key] = value
     return shown
+
+
+def _reads_steps(value: Any) -> bool:
+    if isinstance(value, str):
+        return is_template(value) and any(ref[0] == "steps" for ref in parse_template(value).refs)
+    if isinstance(value, dict):
+        return any(_reads_steps(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_reads_steps(v) for v in value)
+    return False
 
 
 def _short(value: Any, width: int = 70) -> str:

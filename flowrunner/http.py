@@ -17,14 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import requests
-import urllib3
-from requests.adapters import HTTPAdapter
-from urllib3.util import Retry
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import StepFailed, TransportError
 from .throttle import Throttle
+
+if TYPE_CHECKING:  # imported when the first client is made: planning never pays for them
+    import requests
+    from urllib3.util import Retry
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 524})
 # A task submit that failed with one of these was clearly not accepted: safe to resend.
@@ -114,6 +115,9 @@ class HttpClient:
 
     def __init__(self, *, api_key: str | None, pool_size: int, throttle: Throttle,
                  log: Any = None) -> None:
+        import requests
+        from requests.adapters import HTTPAdapter
+
         self.redact = Redactor(api_key)
         self._api_key = api_key
         self.throttle = throttle
@@ -164,6 +168,10 @@ class HttpClient:
             StepFailed: a non-2xx answer that retrying did not cure, or a body that is not JSON.
             TransportError: the request could not be made or finished in time.
         """
+        import requests
+        import urllib3
+        from urllib3.util import Retry
+
         policy = Retry(total=retries, connect=retries, read=retries, status=retries,
                        other=0, allowed_methods=None, status_forcelist=RETRY_STATUSES,
                        backoff_factor=0.5, backoff_max=30, backoff_jitter=0.5,
@@ -227,6 +235,8 @@ class HttpClient:
 
     def _increment(self, policy: Retry, request: ApiRequest, step_id: str, *, error: Exception,
                    cause: Exception) -> Retry:
+        import urllib3
+
         try:
             return policy.increment(request.method, request.url, error=error)
         except urllib3.exceptions.MaxRetryError:
@@ -285,6 +295,8 @@ class HttpClient:
         Raises:
             TransportError: the connection failed or a read timed out.
         """
+        import requests
+
         try:
             response = self.session.get(url, stream=True, timeout=(CONNECT_TIMEOUT, timeout),
                                         headers={"Accept": "*/*"})
@@ -298,6 +310,9 @@ class HttpClient:
             response.close()
 
     def _chunks(self, response: requests.Response, url: str) -> Iterator[bytes]:
+        import requests
+        import urllib3
+
         try:
             yield from response.raw.stream(64 * 1024, decode_content=True)
         except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError) as exc:

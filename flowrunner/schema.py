@@ -120,7 +120,10 @@ def _property_problems(endpoint: Endpoint, name: str, value: Any
     """Problems of one parameter value, remembered per distinct value."""
     import json
 
-    memo_key = (endpoint.id, name, json.dumps(value, sort_keys=True, default=str))
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        memo_key = (endpoint.id, name, f"{type(value).__name__}:{value}")
+    else:
+        memo_key = (endpoint.id, name, json.dumps(value, sort_keys=True, default=str))
     found = _VALUE_PROBLEMS.get(memo_key)
     if found is not None:
         return found

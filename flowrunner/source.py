@@ -43,18 +43,26 @@ class SourceMap:
     """
 
     path: str
-    values: dict[PathKey, Location] = field(default_factory=dict)
-    keys: dict[PathKey, Location] = field(default_factory=dict)
+    # Locations, or the parser's marks until someone asks (most are never printed)
+    values: dict[PathKey, Any] = field(default_factory=dict)
+    keys: dict[PathKey, Any] = field(default_factory=dict)
+
+    def _location(self, found: Any) -> Location:
+        if isinstance(found, Location):
+            return found
+        return Location(self.path, found.line + 1, found.column + 1)  # a YAML mark, 0-based
 
     def at(self, path: PathKey) -> Location:
         """The value's location, or the nearest enclosing one's."""
         while path not in self.values and path:
             path = path[:-1]
-        return self.values.get(path, Location(self.path, 1, 1))
+        found = self.values.get(path)
+        return self._location(found) if found is not None else Location(self.path, 1, 1)
 
     def key_at(self, path: PathKey) -> Location:
         """The location of the key that introduced ``path`` (the value's when it has no key)."""
-        return self.keys.get(path) or self.at(path)
+        found = self.keys.get(path)
+        return self._location(found) if found is not None else self.at(path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +101,7 @@ class _Builder:
             raise SpecSyntaxError([Issue(
                 _loc(self.display, node), f"document nests deeper than {MAX_DEPTH} levels",
                 "flatten the structure; recipes need only a few levels")])
-        self.smap.values[path] = _loc(self.display, node)
+        self.smap.values[path] = node.start_mark
         if not isinstance(node, yaml.ScalarNode) and node.tag not in _COLLECTION_TAGS:
             self.issues.append(Issue(_loc(self.display, node), f"unsupported YAML tag {node.tag!r}",
                                      "use plain strings, numbers, lists and mappings"))
@@ -105,6 +113,8 @@ class _Builder:
         return self._scalar(node)
 
     def _scalar(self, node: yaml.Node) -> Any:
+        if node.tag == _STR:
+            return node.value
         if node.tag in _PLAIN_TAGS:
             return self._constructor.construct_object(node)
         if node.tag == "tag:yaml.org,2002:timestamp":
@@ -115,7 +125,7 @@ class _Builder:
 
     def _mapping(self, node: yaml.MappingNode, path: PathKey, depth: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        seen: dict[str, Location] = {}
+        seen: dict[str, yaml.Node] = {}
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:
                 merged = self.build(value_node, path, depth + 1)
@@ -128,17 +138,17 @@ class _Builder:
                 self.issues.append(Issue(_loc(self.display, key_node),
                                          "mapping keys must be plain strings"))
                 continue
-            key = self._scalar(key_node)
+            key = key_node.value if key_node.tag == _STR else self._scalar(key_node)
             key = key if isinstance(key, str) else str(key_node.value)
-            here = _loc(self.display, key_node)
             if key in seen:
+                first = _loc(self.display, seen[key])
                 self.issues.append(Issue(
-                    here, f"duplicate key {key!r} (first defined at {seen[key]})",
+                    _loc(self.display, key_node), f"duplicate key {key!r} (first defined at {first})",
                     "YAML keeps only one of them; remove or rename one"))
                 continue
-            seen[key] = here
+            seen[key] = key_node
             child = (*path, key)
-            self.smap.keys[child] = here
+            self.smap.keys[child] = key_node.start_mark
             out[key] = self.build(value_node, child, depth + 1)
         return out
 
