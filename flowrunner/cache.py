@@ -237,7 +237,9 @@ class Cache:
         """
         if not self.readable:
             return None, None
-        if self._empty is None:
+        if self._empty is None and not self.writable:
+            # read-only look (plan, status): nothing else writes here meanwhile that we
+            # must see; a run (writable) always looks, as another process may fill it
             self._empty = not (self.root / "results").is_dir()
         if self._empty:
             return None, None
