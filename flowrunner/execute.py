@@ -243,7 +243,9 @@ class Executor:
         broken: dict[str, str] = {}
         started: set[str] = set()
         running: dict[Future[StepResult], Instance] = {}
-        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="flow")
+        # calls are bounded by the throttle; extra workers let downloads, hashing and cache
+        # writes of finished calls overlap the next calls instead of holding their slots
+        pool = ThreadPoolExecutor(max_workers=self.concurrency * 2, thread_name_prefix="flow")
 
         def finish_step(step_id: str) -> None:
             for other in order:

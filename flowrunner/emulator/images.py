@@ -29,21 +29,25 @@ def png(width: int, height: int, seed: str, *, alpha: bool = False) -> bytes:
     channels = 4 if alpha else 3
     raw = bytearray()
     previous: bytes | None = None
+    rows: dict[bytes, bytes] = {}  # a gradient repeats the same row deltas: build each once
     for y in range(height):
         t = y / max(1, height - 1)
         pixel = bytes(int(a + (b - a) * t) for a, b in zip(top, bottom))
         if alpha:
             edge = min(y, height - 1 - y) / max(1, height / 4)
             pixel += bytes([int(255 * min(1.0, edge))])
-        row = pixel * width
         if previous is None:
-            raw += b"\x00" + row
+            raw += b"\x00" + pixel * width
         else:
-            raw += b"\x02" + bytes((c - p) & 0xFF for c, p in zip(pixel, previous[:channels])) * width
-        previous = row[:channels]
+            delta = bytes((c - p) & 0xFF for c, p in zip(pixel, previous))
+            row = rows.get(delta)
+            if row is None:
+                row = rows[delta] = b"\x02" + delta * width
+            raw += row
+        previous = pixel
     header = struct.pack(">IIBBBBB", width, height, 8, 6 if alpha else 2, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header)
-            + _chunk(b"IDAT", zlib.compress(bytes(raw), 9)) + _chunk(b"IEND", b""))
+            + _chunk(b"IDAT", zlib.compress(bytes(raw), 1)) + _chunk(b"IEND", b""))
 
 
 def svg(width: int, height: int, seed: str, label: str = "") -> bytes:

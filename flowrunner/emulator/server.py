@@ -120,6 +120,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: bytes, content_type: str,
               headers: dict[str, str] | None = None) -> None:
+        # --latency is the time an API call takes in all, work included, like a real server
+        respond_at = getattr(self, "_respond_at", 0.0)
+        if respond_at:
+            self._respond_at = 0.0
+            time.sleep(max(0.0, respond_at - time.monotonic()))
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -166,8 +171,7 @@ class Handler(BaseHTTPRequestHandler):
                                   "content_type": self.headers.get("Content-Type", "")}
         with self.state.lock:
             self.state.requests.append(record)
-        if self.state.latency:
-            time.sleep(self.state.latency)
+        self._respond_at = time.monotonic() + self.state.latency if self.state.latency else 0.0
         if not self._authorised():
             self._send(401, b"request unauthorized", "text/plain")
             return
