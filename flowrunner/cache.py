@@ -7,6 +7,7 @@ Layout under the cache root (default `.flow/cache` beside the recipe)::
     results/<aa>/<key>.json   response, outputs, artifact digests and credits of one call
     tasks/<key>.json          journal of a submitted task (its id), until its result is stored
     locks/<key>.lock          held while a process computes that key
+    runs/<id>.json            stamps of successful runs (see stamp.py)
     tmp/                      partial files; renamed into place only when whole
 
 Every write is temp file + fsync + os.replace, so a kill never leaves a partial entry.
@@ -338,7 +339,7 @@ class Cache:
     def clear(self) -> int:
         """Remove everything; return the number of result entries removed."""
         count = sum(1 for _ in self.iter_results())
-        for sub in ("objects", "results", "tasks", "locks", "tmp"):
+        for sub in ("objects", "results", "tasks", "locks", "tmp", "runs"):
             shutil.rmtree(self.root / sub, ignore_errors=True)
         return count
 

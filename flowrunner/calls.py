@@ -113,6 +113,10 @@ class FileDigests:
     def __init__(self) -> None:
         self._memo: dict[tuple[str, int, int], str] = {}
 
+    def paths(self) -> list[str]:
+        """Every input file hashed so far."""
+        return sorted({path for path, _size, _mtime in self._memo})
+
     def __call__(self, path: Path) -> str:
         stat = path.stat()
         memo_key = (str(path), stat.st_size, stat.st_mtime_ns)

@@ -100,14 +100,14 @@ def run(recipe: Path, var_pairs: tuple[str, ...], vars_files: tuple[Path, ...],
       flow run brand.yaml --var brand=Acme --only logo
       flow run brand.yaml --frozen          # in CI: fail if anything would be called
     """
-    from .execute import RunOptions, run_recipe_file
+    from .run import RunOptions, run_recipe
 
     options = RunOptions(
-        var_overrides=_overrides(var_pairs, vars_files), only=only, refresh=refresh,
+        var_pairs=var_pairs, vars_files=vars_files, only=only, refresh=refresh,
         no_cache=no_cache, frozen=frozen, dry_run=dry_run, concurrency=concurrency,
         output_dir=output_dir, cache_dir=cache_dir, as_json=as_json, mock=mock,
         verbosity=verbose)
-    return run_recipe_file(recipe, options=options, stream=_out())
+    return run_recipe(recipe, options=options, stream=_out())
 
 
 @cli.command()

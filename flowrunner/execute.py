@@ -32,33 +32,11 @@ from .http import HttpClient
 from .lock import lock_path_for, write_lock
 from .reporting import JsonReporter, Reporter, TextReporter
 from .results import RunResult, StepResult
-from .spec import check_save_path
+from .run import RunOptions, cache_root_for, stamp_context
+from .spec import check_save_path, parse_var_overrides
+from .stamp import Stamp, stamp_file
 from .survey import survey_plan
 from .throttle import Throttle
-
-
-@dataclass(frozen=True, slots=True)
-class RunOptions:
-    """Everything `flow run` was asked to do, as plain values (no CLI objects)."""
-
-    var_overrides: dict[str, Any] = field(default_factory=dict)
-    only: tuple[str, ...] = ()
-    refresh: tuple[str, ...] = ()
-    no_cache: bool = False
-    frozen: bool = False
-    dry_run: bool = False
-    concurrency: int | None = None
-    output_dir: Path | None = None
-    cache_dir: Path | None = None
-    as_json: bool = False
-    mock: bool = False
-    verbosity: int = 0
-    allow_paths: tuple[Path, ...] = ()
-    base_url: str | None = None
-
-
-def default_cache_dir(recipe_folder: Path, cache_dir: Path | None) -> Path:
-    return cache_dir.resolve() if cache_dir else recipe_folder / ".flow" / "cache"
 
 
 def _check_steps(plan: Plan, names: tuple[str, ...], option: str) -> set[str]:
@@ -346,7 +324,7 @@ def _provider(options: RunOptions, recipe_base_url: str) -> Iterator[tuple[str, 
         with running_emulator() as base_url:
             yield base_url, "flowrunner-mock-key"
         return
-    yield options.base_url or recipe_base_url, None
+    yield recipe_base_url, None
 
 
 def run_recipe_file(path: Path, *, options: RunOptions, stream: TextIO) -> int:
@@ -359,7 +337,8 @@ def run_recipe_file(path: Path, *, options: RunOptions, stream: TextIO) -> int:
         SpecError (3), UsageError (2), FrozenError (4), Interrupted (130/143).
     """
     started = time.monotonic()
-    plan = load_plan(path, var_overrides=options.var_overrides)
+    overrides = parse_var_overrides(list(options.var_pairs), list(options.vars_files))
+    plan = load_plan(path, var_overrides=overrides)
     recipe = plan.recipe
     only = _check_steps(plan, options.only, "--only")
     refresh = _check_steps(plan, options.refresh, "--refresh")
@@ -367,7 +346,7 @@ def run_recipe_file(path: Path, *, options: RunOptions, stream: TextIO) -> int:
     refresh_all = set(refresh)
     for step_id in refresh:
         refresh_all |= plan.dependents(step_id)
-    cache_root = default_cache_dir(recipe.folder, options.cache_dir)
+    cache_root = cache_root_for(recipe.path, options.cache_dir)
     cache = Cache(cache_root, readable=not options.no_cache, writable=not options.no_cache)
     if options.no_cache:
         import tempfile
@@ -375,7 +354,7 @@ def run_recipe_file(path: Path, *, options: RunOptions, stream: TextIO) -> int:
         scratch = Path(tempfile.mkdtemp(prefix="flow-nocache-"))
         cache = Cache(scratch, readable=False, writable=False)
     output_dir = options.output_dir.resolve() if options.output_dir else recipe.output_dir
-    provider = provider_identity(options.base_url or recipe.base_url, mock=options.mock)
+    provider = provider_identity(recipe.base_url, mock=options.mock)
     live = stream.isatty() and not options.as_json and os.environ.get("TERM") != "dumb"
     reporter: Reporter = JsonReporter(stream) if options.as_json else \
         TextReporter(stream, live=live, verbosity=options.verbosity)
@@ -425,6 +404,8 @@ def run_recipe_file(path: Path, *, options: RunOptions, stream: TextIO) -> int:
         write_lock(lock_file, recipe.path.name, _lock_entries(result, recipe.folder, output_dir),
                    provider)
         result.lock_path = _display(lock_file)
+        _write_stamp(plan, result, options, cache=cache, executor=executor, lock_file=lock_file,
+                     output_dir=output_dir, concurrency=concurrency)
     reporter.run_finished(result)
     if result.interrupted:
         raise Interrupted("interrupted; finished steps are cached, run again to resume",
@@ -434,6 +415,35 @@ def run_recipe_file(path: Path, *, options: RunOptions, stream: TextIO) -> int:
 
         shutil.rmtree(cache.root, ignore_errors=True)
     return 0 if result.ok else 1
+
+
+def _write_stamp(plan: Plan, result: RunResult, options: RunOptions, *, cache: Cache,
+                 executor: Executor, lock_file: Path, output_dir: Path,
+                 concurrency: int) -> None:
+    """Record what this successful run depended on, for the next unchanged re-run."""
+    recipe = plan.recipe
+    stamp = Stamp(recipe_sha256=recipe.digest)
+    stamp.record(lock_file)
+    for vars_file in options.vars_files:
+        stamp.record(vars_file.resolve())
+    for input_path in executor.digests.paths():
+        stamp.record(input_path)
+    order = {instance.id: n for n, instance in enumerate(plan.instances)}
+    for item in sorted(result.results, key=lambda r: order.get(r.instance_id, 0)):
+        if item.status not in ("ok", "cached") or not item.key:
+            return  # skipped instances need their condition evaluated: no stamp
+        stamp.record(cache.result_path(item.key))
+        for saved in item.saved:
+            stamp.record(output_dir / saved)
+        stamp.instances.append({"id": item.instance_id, "step": item.step_id,
+                                "endpoint": item.endpoint, "key": item.key,
+                                "credits": item.credits})
+    stamp.summary = {"output_dir": result.output_dir, "lock": result.lock_path,
+                     "concurrency": concurrency}
+    try:
+        stamp.write(stamp_file(cache.root, recipe.path, stamp_context(options)))
+    except OSError:
+        pass  # a stamp only saves time; a run never fails for want of one
 
 
 def _display(path: Path) -> str:

@@ -288,3 +288,41 @@ def test_interrupted_task_is_resumed_not_resubmitted(tmp_path: Path, emulator) -
     assert len(submits) == 1
     assert not list((tmp_path / ".flow" / "cache" / "tasks").glob("*.json"))
     assert (tmp_path / "assets" / "hero.png").is_file()
+
+
+def test_changed_input_file_calls_again_even_after_a_no_op_run(tmp_path: Path,
+                                                              emulator) -> None:
+    from flowrunner.emulator.images import png
+
+    (tmp_path / "ref.png").write_bytes(png(64, 64, "one"))
+    path = recipe(tmp_path, emulator.base_url, """
+  style:
+    uses: recraft.create_style
+    with: {style: digital_illustration, images: [ref.png]}
+""")
+    assert flow("run", path, env=KEY_ENV).code == 0
+    assert flow("run", path, env=KEY_ENV).code == 0  # unchanged: answered from the stamp
+    assert len(emulator.calls()) == 1
+    (tmp_path / "ref.png").write_bytes(png(64, 64, "two"))
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 0, result
+    calls = emulator.calls()
+    assert len(calls) == 2
+    assert calls[1]["files"][0]["sha256"] == sha256(tmp_path / "ref.png")
+
+
+def test_unchanged_rerun_reports_every_instance_as_cached(tmp_path: Path, emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN + BANNERS)
+    first = flow("run", path, "--json", env=KEY_ENV)
+    assert first.code == 0
+    again = flow("run", path, "--json", env=KEY_ENV)
+    events = [json.loads(line) for line in again.out.splitlines()]
+    assert [e["instance"] for e in events if e["event"] == "step_cached"] == [
+        "logo", "clean", "svg", "banner[size=1024x1024]", "banner[size=2048x1024]"]
+    assert events[-1]["cached"] == 5 and events[-1]["ok"] is True
+    # an edited lock file or a deleted asset is noticed: the normal run restores it
+    (tmp_path / "assets" / "logo.svg").unlink()
+    restored = flow("run", path, env=KEY_ENV)
+    assert restored.code == 0
+    assert (tmp_path / "assets" / "logo.svg").is_file()
+    assert len(emulator.calls()) == 5
