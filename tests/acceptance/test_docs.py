@@ -1,0 +1,49 @@
+"""The README is the user's guide: its commands, recipes and references must stay true."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from conftest import EXAMPLES, REPO, flow
+
+README = (REPO / "README.md").read_text()
+BLOCKS = re.findall(r"```(\w+)\n(.*?)```", README, re.S)
+
+
+def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_command() -> None:
+    shell = [body.strip() for lang, body in BLOCKS if lang == "sh"]
+    assert shell[0] == "pip install . && flow run examples/brand_assets.yaml --mock"
+    assert shell[1] == "pip install '.[dev]' && pytest"
+    assert README.index(shell[0]) < README.index("## A recipe")
+    ci = (REPO / ".ci" / "run").read_text()
+    assert shell[1] in ci.splitlines()
+
+
+def test_every_subcommand_is_documented_and_has_help() -> None:
+    for command in ["run", "validate", "plan", "status", "why", "verify", "graph",
+                    "endpoints", "schema", "cache", "emulator"]:
+        assert f"`flow {command}" in README, command
+        result = flow(command, "--help")
+        assert result.code == 0 and "Example:" in result.out or command == "cache", command
+
+
+def test_every_example_is_referenced() -> None:
+    for example in EXAMPLES.glob("*.yaml"):
+        assert f"examples/{example.name}" in README, example.name
+
+
+def test_every_recipe_in_the_readme_validates(tmp_path: Path) -> None:
+    recipes = [body for lang, body in BLOCKS if lang == "yaml" and body.lstrip().startswith(
+        ("# yaml-language-server", "version:"))]
+    assert recipes
+    for number, body in enumerate(recipes):
+        path = tmp_path / f"readme_{number}.yaml"
+        path.write_text(body)
+        result = flow("validate", path)
+        assert result.code == 0, result
+
+
+def test_every_exit_status_is_documented() -> None:
+    for code in ["`0`", "`1`", "`2`", "`3`", "`4`", "`130`"]:
+        assert code in README
