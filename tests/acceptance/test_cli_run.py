@@ -251,3 +251,34 @@ def test_invalid_recipe_exits_3_before_any_request(tmp_path: Path, emulator) -> 
     assert result.code == 3
     assert "brand.yaml:" in result.err and "unknown variable 'brnd'" in result.err
     assert emulator.requests() == []
+
+
+def test_input_files_must_stay_inside_the_recipe_folder(tmp_path: Path, emulator) -> None:
+    from flowrunner.emulator.images import png
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (tmp_path / "secret.png").write_bytes(png(32, 32, "outside"))
+    (project / "link.png").symlink_to(tmp_path / "secret.png")
+    for value in ["../secret.png", "link.png", str(tmp_path / "secret.png")]:
+        path = recipe(project, emulator.base_url, f"""
+  clean:
+    uses: recraft.remove_background
+    with: {{image: "{value}"}}
+""")
+        result = flow("run", path, env=KEY_ENV)
+        assert result.code == 1, result
+        assert "is outside the recipe's folder" in result.out
+    assert emulator.calls() == []
+
+
+def test_missing_input_file_is_a_clear_failure(tmp_path: Path, emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, """
+  clean:
+    uses: recraft.remove_background
+    with: {image: brand/nope.png}
+""")
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 1
+    assert "no such file 'brand/nope.png'" in result.out
+    assert "brand.yaml:" in result.out  # the failure points at the recipe line
