@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -32,7 +33,7 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 524})
 SUBMIT_SAFE_STATUSES = frozenset({429, 503})
 CONNECT_TIMEOUT = 10.0
 USER_AGENT = f"flowrunner/{__version__}"
-MAX_JSON_BYTES = 32 * 1024 * 1024
+MAX_JSON_BYTES = int(os.environ.get("FLOW_MAX_ANSWER_MB", "32")) * 1024 * 1024
 
 _HINTS = {
     400: "the provider rejected the parameters; `flow endpoints ID` lists what it accepts",
@@ -142,7 +143,7 @@ class HttpClient:
     def _send_once(self, request: ApiRequest, timeout: float) -> requests.Response:
         kwargs: dict[str, Any] = {"headers": self._headers(request),
                                   "timeout": (min(CONNECT_TIMEOUT, timeout), timeout),
-                                  "allow_redirects": True}
+                                  "allow_redirects": True, "stream": True}
         if request.files or request.fields:
             handles = []
             try:
@@ -211,6 +212,11 @@ class HttpClient:
             except requests.exceptions.RequestException as exc:
                 self.throttle.release()
                 raise self._transport(step_id, request, exc) from None
+            try:
+                self._read_body(response, deadline, step_id)
+            except (StepFailed, TransportError):
+                self.throttle.release()
+                raise
             throttled = response.status_code == 429
             self.throttle.release(throttled=throttled)
             if self.log:
@@ -251,10 +257,52 @@ class HttpClient:
                                  hint="raise the step's `timeout`, or run again later")
         time.sleep(max(0.0, seconds))
 
+    def _read_body(self, response: requests.Response, deadline: float, step_id: str) -> None:
+        """Read the answer's body within the deadline and the size cap.
+
+        Per-read timeouts do not stop a server that drips a byte at a time, so a watchdog
+        closes the connection when the step's deadline passes.
+        """
+        import threading
+
+        watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), response.close)
+        watchdog.daemon = True
+        watchdog.start()
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while True:
+                try:
+                    # read1: whatever has arrived, so a drip cannot stall the deadline check
+                    chunk = response.raw.read1(65536, decode_content=True)
+                except Exception as exc:  # noqa: BLE001 - urllib3/socket errors, mapped below
+                    if time.monotonic() >= deadline:
+                        raise TransportError(f"{step_id}: the answer did not arrive before the "
+                                             "step's timeout", hint="raise the step's "
+                                             "`timeout`, or run again later") from None
+                    raise TransportError(f"{step_id}: reading the answer failed: "
+                                         f"{self.redact(_short_reason(exc))}") from None
+                if not chunk:
+                    break
+                if time.monotonic() >= deadline:
+                    raise TransportError(f"{step_id}: the answer did not arrive before the "
+                                         "step's timeout", hint="raise the step's `timeout`, "
+                                         "or run again later")
+                size += len(chunk)
+                if size > MAX_JSON_BYTES:
+                    raise StepFailed(f"{step_id}: the answer is larger than "
+                                     f"{MAX_JSON_BYTES >> 20} MB", status=response.status_code,
+                                     hint="the provider or a proxy misbehaves; run again later")
+                chunks.append(chunk)
+        finally:
+            watchdog.cancel()
+            response.close()
+        if time.monotonic() >= deadline and not chunks:
+            raise TransportError(f"{step_id}: the answer did not arrive before the step's "
+                                 "timeout", hint="raise the step's `timeout`")
+        response._content = b"".join(chunks)  # requests' own attribute: .json() and .text use it
+
     def _json(self, response: requests.Response, step_id: str) -> Any:
-        if len(response.content) > MAX_JSON_BYTES:
-            raise StepFailed(f"{step_id}: the answer is larger than {MAX_JSON_BYTES >> 20} MB",
-                             status=response.status_code)
         try:
             return response.json()
         except ValueError:
@@ -303,20 +351,28 @@ class HttpClient:
         except requests.exceptions.RequestException as exc:
             raise TransportError(f"download of {self.redact(url)} failed: "
                                  f"{self.redact(_short_reason(exc))}") from None
+        import threading
+
+        watchdog = threading.Timer(max(0.0, timeout), response.close)
+        watchdog.daemon = True
+        watchdog.start()
         try:
             chunks = self._chunks(response, url)
             yield response.status_code, dict(response.headers), chunks
         finally:
+            watchdog.cancel()
             response.close()
 
     def _chunks(self, response: requests.Response, url: str) -> Iterator[bytes]:
-        import requests
-        import urllib3
-
         try:
-            yield from response.raw.stream(64 * 1024, decode_content=True)
-        except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError) as exc:
-            raise TransportError(f"download of {self.redact(url)} broke off: "
+            while True:
+                # read1: whatever has arrived, so the caller's deadline check keeps running
+                chunk = response.raw.read1(64 * 1024, decode_content=True)
+                if not chunk:
+                    return
+                yield chunk
+        except Exception as exc:  # noqa: BLE001 - urllib3, socket or watchdog close: mapped here
+            raise TransportError(f"download of {self.redact(url)} broke off or timed out: "
                                  f"{self.redact(_short_reason(exc))}") from None
 
 

@@ -32,7 +32,14 @@ from ..schema import check_params
 from . import images
 
 STATUS_FAULTS = {"429", "500", "502", "503", "504", "524"}
-FAULT_KINDS = STATUS_FAULTS | {"bad-json", "truncate", "fail-task", "no-artifact", "slow-body"}
+# echo-auth: a 400 whose body repeats the request's headers (a leaky proxy);
+# file-url: an artifact URL with the file: scheme; redirect: 307 to fault["location"];
+# stuck-task: a task that stays Pending; slow-json: an answer dripped a byte at a time;
+# huge-json: an answer of fault["bytes"] bytes
+FAULT_KINDS = STATUS_FAULTS | {"bad-json", "truncate", "fail-task", "no-artifact", "slow-body",
+                               "echo-auth", "file-url", "redirect", "stuck-task", "slow-json",
+                               "huge-json"}
+API_FAULTS = STATUS_FAULTS | {"bad-json", "echo-auth", "redirect", "slow-json", "huge-json"}
 TASK_PENDING_POLLS = 2
 
 
@@ -175,10 +182,38 @@ class Handler(BaseHTTPRequestHandler):
         if not self._authorised():
             self._send(401, b"request unauthorized", "text/plain")
             return
-        fault = self.state.take_fault(STATUS_FAULTS | {"bad-json"})
+        fault = self.state.take_fault(API_FAULTS)
         if fault:
             if fault["kind"] == "bad-json":
                 self._send(200, b'{"data": [{"url": ', "application/json")
+            elif fault["kind"] == "echo-auth":
+                echoed = "\n".join(f"{k}: {v}" for k, v in self.headers.items())
+                self._error(400, f"bad request; you sent:\n{echoed}")
+            elif fault["kind"] == "redirect":
+                self._send(307, b"", "text/plain", {"Location": fault["location"] + path})
+            elif fault["kind"] == "slow-json":
+                body = b'{"data": []}' + b" " * 200
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                for byte in body:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.05)
+            elif fault["kind"] == "huge-json":
+                size = int(fault.get("bytes", 64 << 20))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(size))
+                self.end_headers()
+                self.wfile.write(b'{"pad": "')
+                block = b"x" * 65536
+                left = size - 11
+                while left > 0:
+                    self.wfile.write(block[:min(left, len(block))])
+                    left -= len(block)
+                self.wfile.write(b'"}')
             else:
                 status = int(fault["kind"])
                 headers = {"Retry-After": str(fault.get("retry_after", 1))} if status == 429 else {}
@@ -381,6 +416,8 @@ class Handler(BaseHTTPRequestHandler):
     def _artifact(self, data: bytes, media_type: str, params: dict[str, Any]) -> dict[str, str]:
         if params.get("response_format") == "b64_json":
             return {"b64_json": base64.b64encode(data).decode()}
+        if self.state.take_fault({"file-url"}):
+            return {"url": "file:///etc/passwd"}
         name = self.state.add_file(data, media_type)
         return {"url": f"{self._base()}/files/{name}"}
 
@@ -426,8 +463,9 @@ class Handler(BaseHTTPRequestHandler):
         height = int(_number(params.get("height", 768)) or 768)
         blob = images.png(width, height, seed)
         fail = self.state.take_fault({"fail-task"}) is not None
+        stuck = self.state.take_fault({"stuck-task"}) is not None
         with self.state.lock:
-            self.state.tasks[task_id] = {"polls": 0, "blob": blob, "fail": fail,
+            self.state.tasks[task_id] = {"polls": 0, "blob": blob, "fail": fail, "stuck": stuck,
                                          "prompt": params.get("prompt"),
                                          "seed": params.get("seed", 0)}
         self._json(200, {"id": task_id,
@@ -441,7 +479,7 @@ class Handler(BaseHTTPRequestHandler):
         if task is None:
             self._json(200, {"id": task_id, "status": "Task not found"})
             return
-        if task["polls"] <= TASK_PENDING_POLLS:
+        if task["polls"] <= TASK_PENDING_POLLS or task["stuck"]:
             self._json(200, {"id": task_id, "status": "Pending", "progress": task["polls"] * 33})
             return
         if task["fail"]:
