@@ -45,9 +45,10 @@ class Issue:
     severity: str = "error"
 
     def format(self) -> str:
-        text = f"{self.location}: {self.severity}: {self.message}"
+        """``FILE:LINE:COL: error: message`` and an indented hint, one line each."""
+        text = f"{self.location}: {self.severity}: {_one_line(self.message)}"
         if self.hint:
-            text += f"\n  hint: {self.hint}"
+            text += f"\n  hint: {_one_line(self.hint)}"
         return text
 
     def to_json(self) -> dict[str, object]:
@@ -62,6 +63,13 @@ class Issue:
 
     def sort_key(self) -> tuple[str, int, int, str]:
         return (self.location.path, self.location.line, self.location.col, self.message)
+
+
+def _one_line(text: str) -> str:
+    """Control characters from a recipe must not break the one-line-per-problem format."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class FlowError(Exception):

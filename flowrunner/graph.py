@@ -255,7 +255,10 @@ def _check_saves(recipe: Recipe, by_step: dict[str, tuple[Instance, ...]],
             listed = ("steps", step_id, "save", position)
             path = listed if listed in recipe.source_map.values else ("steps", step_id, "save")
             where = recipe.source_map.at(path)
-            template = parse_template(target) if is_template(target) else None
+            try:
+                template = parse_template(target) if is_template(target) else None
+            except TemplateProblem:
+                continue  # reported with its place by spec.py
             if template and any(ref[0] == "steps" for ref in template.refs):
                 continue  # known only at run time; checked then
             for instance in instances:

@@ -103,11 +103,11 @@ def parse_var_overrides(pairs: list[str], files: list[Path] = ()) -> dict[str, A
 
 
 def _as_tuple(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
     if isinstance(value, str):
         return (value,)
-    return tuple(v for v in value if isinstance(v, str))
+    if isinstance(value, list):
+        return tuple(v for v in value if isinstance(v, str))
+    return ()
 
 
 def _template_issues(value: Any, base: PathKey, smap: SourceMap,
@@ -193,7 +193,8 @@ def _build_step(step_id: str, index: int, raw: dict[str, Any], smap: SourceMap,
     params = raw.get("with") if isinstance(raw.get("with"), dict) else {}
     matrix = raw.get("matrix") if isinstance(raw.get("matrix"), dict) else {}
     save = raw.get("save")
-    save_list = [save] if isinstance(save, str) else [s for s in (save or []) if isinstance(s, str)]
+    save_list = [save] if isinstance(save, str) else \
+        [s for s in save if isinstance(s, str)] if isinstance(save, list) else []
     outputs = raw.get("outputs") if isinstance(raw.get("outputs"), dict) else {}
     templates: list[tuple[PathKey, Template]] = []
     for key, value in (("with", params), ("matrix", matrix), ("if", raw.get("if")),
@@ -215,9 +216,9 @@ def _build_step(step_id: str, index: int, raw: dict[str, Any], smap: SourceMap,
         id=step_id, index=index, uses=uses, endpoint=endpoint, params=params,
         needs=_as_tuple(raw.get("needs")), matrix=matrix, condition=raw.get("if", True),
         save=tuple(save_list), outputs={k: v for k, v in outputs.items() if isinstance(v, str)},
-        retries=int(raw.get("retries", defaults.get("retries", DEFAULT_RETRIES))),
-        timeout=float(raw.get("timeout", defaults.get("timeout", DEFAULT_TIMEOUT))),
-        cache=bool(raw.get("cache", defaults.get("cache", True))),
+        retries=_int(raw.get("retries"), _int(defaults.get("retries"), DEFAULT_RETRIES)),
+        timeout=_num(raw.get("timeout"), _num(defaults.get("timeout"), DEFAULT_TIMEOUT)),
+        cache=raw.get("cache", defaults.get("cache", True)) is not False,
         description=raw.get("description", "") if isinstance(raw.get("description"), str) else "",
         location=smap.key_at(base), templates=tuple(templates),
     )
