@@ -18,6 +18,13 @@ def _credits(value: float) -> str:
     return f"{value:g}"
 
 
+def _message(result: StepResult) -> str:
+    """The error message without a leading instance id (the line already names it)."""
+    text = result.error.message if result.error is not None else "?"
+    prefix = f"{result.instance_id}: "
+    return text[len(prefix):] if text.startswith(prefix) else text
+
+
 class Reporter(Protocol):
     def run_started(self, recipe: str, instances: int, concurrency: int) -> None: ...
     def step_started(self, instance_id: str) -> None: ...
@@ -82,7 +89,7 @@ class TextReporter:
             if result.status == "skipped" and result.reason:
                 detail.append(result.reason)
             if result.status == "failed" and result.error is not None:
-                detail.append(result.error.message.split("\n")[0][:160])
+                detail.append(_message(result).split("\n")[0][:160])
             name = result.instance_id
             dots = "." * max(2, self.width - len(name))
             text = f"  {name} {dots} {word}"
@@ -116,7 +123,7 @@ class TextReporter:
                 lines.append(f"{len(result.failed)} failed:")
                 for failure in result.failed:
                     error = failure.error
-                    lines.append(f"  {failure.instance_id}: {error.message if error else '?'}")
+                    lines.append(f"  {failure.instance_id}: {_message(failure)}")
                     if error is not None and error.hint:
                         lines.append(f"    hint: {error.hint}")
             if result.interrupted:
