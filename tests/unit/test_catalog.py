@@ -16,15 +16,16 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_schemas_load_from_the_installed_package() -> None:
-    root = schemas_root()
+    schema_file = Path(str(schemas_root().joinpath("recipe.schema.json")))
     installed = importlib.util.find_spec("flowrunner._schemas") is not None
     package_dir = Path(flowrunner.__file__).parent
     if installed:
         # a wheel install: the schemas ship inside the package
-        assert str(root).startswith(str(package_dir))
+        assert schema_file == package_dir / "_schemas" / "recipe.schema.json"
     else:
         # a source checkout or editable install uses the top-level folder
-        assert Path(str(root)) == REPO / "schemas"
+        assert schema_file == REPO / "schemas" / "recipe.schema.json"
+    assert schema_file.is_file()
     assert read_json("recipe.schema.json")["title"] == "flowrunner recipe"
     assert {provider for provider, _ in iter_endpoint_files()} >= {"recraft", "flux", "generic"}
 
