@@ -83,6 +83,13 @@ def _overrides(var_pairs: tuple[str, ...], vars_files: tuple[Path, ...]) -> dict
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where to write assets (overrides the recipe's `output_dir`).")
 @_cache_option
+@click.option("--max-credits", type=click.FloatRange(min=0), metavar="N",
+              help="Refuse calls that would take this run past N credits (overrides the "
+                   "recipe's `budget:`).")
+@click.option("--allow-path", "allow_paths", multiple=True,
+              type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Also allow local input files below this folder (by default only the "
+                   "recipe's folder); may be repeated.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object per event (JSON lines) instead of text.")
 @click.option("--mock", is_flag=True,
@@ -91,7 +98,8 @@ def _overrides(var_pairs: tuple[str, ...], vars_files: tuple[Path, ...]) -> dict
 def run(recipe: Path, var_pairs: tuple[str, ...], vars_files: tuple[Path, ...],
         only: tuple[str, ...], refresh: tuple[str, ...], no_cache: bool, frozen: bool,
         dry_run: bool, concurrency: int | None, output_dir: Path | None, cache_dir: Path | None,
-        as_json: bool, mock: bool, verbose: int) -> int:
+        max_credits: float | None, allow_paths: tuple[Path, ...], as_json: bool, mock: bool,
+        verbose: int) -> int:
     """Run a recipe: call what is not cached, write the assets and the lock file.
 
     \b
@@ -106,7 +114,7 @@ def run(recipe: Path, var_pairs: tuple[str, ...], vars_files: tuple[Path, ...],
         var_pairs=var_pairs, vars_files=vars_files, only=only, refresh=refresh,
         no_cache=no_cache, frozen=frozen, dry_run=dry_run, concurrency=concurrency,
         output_dir=output_dir, cache_dir=cache_dir, as_json=as_json, mock=mock,
-        verbosity=verbose)
+        verbosity=verbose, max_credits=max_credits, allow_paths=allow_paths)
     return run_recipe(recipe, options=options, stream=_out())
 
 
@@ -341,6 +349,11 @@ def _print_error(exc: FlowError) -> None:
         from .commands import format_issues
 
         click.echo(format_issues(exc.issues), err=True)
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            from .reporting import github_annotation
+
+            for issue in exc.issues:
+                click.echo(github_annotation(str(issue.location), issue.message))
         count = len(exc.issues)
         click.echo(f"{count} error{'s' * (count != 1)}; nothing was run", err=True)
         return

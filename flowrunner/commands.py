@@ -7,6 +7,7 @@ FlowError; cli.py only parses and calls these.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -110,6 +111,11 @@ def validate_files(paths: list[Path], *, as_json: bool, out: TextIO, err: TextIO
                             "errors": [i.to_json() for i in exc.issues]})
             if not as_json:
                 print(format_issues(exc.issues), file=err)
+                if os.environ.get("GITHUB_ACTIONS") == "true":
+                    from .reporting import github_annotation
+
+                    for issue in exc.issues:
+                        print(github_annotation(str(issue.location), issue.message), file=out)
             continue
         results.append({"file": str(path), "valid": True, "errors": [],
                         "steps": len(plan.step_order), "instances": len(plan.instances)})

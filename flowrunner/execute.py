@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
+from .budget import Budget
 from .cache import Cache, copy_atomic, sha256_file
 from .calls import (FileDigests, PreparedCall, RenderFailed, api_key_from_env, condition_holds,
                     perform_call, prepare_call, provider_identity, render_context, render_field,
@@ -80,7 +81,7 @@ class Executor:
     def __init__(self, plan: Plan, *, selected: set[str], refresh: set[str], cache: Cache,
                  client: HttpClient, base_url: str, provider: str, output_dir: Path,
                  reporter: Reporter, concurrency: int, no_cache: bool, dry_run: bool,
-                 allow_paths: tuple[Path, ...] = ()) -> None:
+                 allow_paths: tuple[Path, ...] = (), budget: Budget | None = None) -> None:
         self.plan = plan
         self.recipe = plan.recipe
         self.selected = selected
@@ -96,6 +97,7 @@ class Executor:
         self.dry_run = dry_run
         self.allow_paths = allow_paths
         self.digests = FileDigests()
+        self.budget = budget or Budget(None)
         self.views: dict[str, Any] = {}
         self.cancelled = threading.Event()
 
@@ -103,7 +105,7 @@ class Executor:
     def _run_instance(self, instance: Instance, views: dict[str, Any]) -> StepResult:
         step = instance.step
         started = time.monotonic()
-        result = StepResult(instance.id, step.id, step.uses, "ok")
+        result = StepResult(instance.id, step.id, step.uses, "ok", location=str(step.location))
         try:
             self._run_into(result, instance, views, started)
         except (RunError, CacheError) as exc:
@@ -138,11 +140,20 @@ class Executor:
         if entry is None:
             if self.cancelled.is_set():
                 raise RunError(f"{instance.id}: not started: the run was interrupted")
-            with self.cache.lock(call.key):
-                entry = self._cached(call, result) if use_cache else None
-                if entry is None:
-                    entry = self._call(call, views, deadline, result, store=use_cache or
-                                       (step.cache and not self.no_cache))
+            estimate = call.endpoint.estimate_credits(call.params)
+            self.budget.reserve(instance.id, estimate)
+            spent = 0.0
+            try:
+                with self.cache.lock(call.key):
+                    entry = self._cached(call, result) if use_cache else None
+                    if entry is None:
+                        entry = self._call(call, views, deadline, result, store=use_cache or
+                                           (step.cache and not self.no_cache))
+                        spent = float(entry.get("credits") or 0)
+            finally:
+                self.budget.settle(estimate, spent)
+            if result.status != "ok":
+                result.status = "cached"
         else:
             result.status = "cached"
         result.credits = float(entry.get("credits") or 0)
@@ -356,11 +367,14 @@ def run_recipe_file(path: Path, *, options: RunOptions, stream: TextIO) -> int:
     output_dir = options.output_dir.resolve() if options.output_dir else recipe.output_dir
     provider = provider_identity(recipe.base_url, mock=options.mock)
     live = stream.isatty() and not options.as_json and os.environ.get("TERM") != "dumb"
+    in_github = os.environ.get("GITHUB_ACTIONS") == "true"
     reporter: Reporter = JsonReporter(stream) if options.as_json else \
-        TextReporter(stream, live=live, verbosity=options.verbosity)
+        TextReporter(stream, live=live, verbosity=options.verbosity, annotate=in_github)
     instances = [i for i in plan.instances if i.step_id in selected]
 
-    if options.frozen or not options.mock:
+    survey = []
+    budget_given = options.max_credits is not None or recipe.budget is not None
+    if options.frozen or not options.mock or budget_given:
         survey = survey_plan(plan, cache=cache, provider=provider, selected=selected,
                              refresh=refresh_all, allowed=options.allow_paths)
         to_call = [s for s in survey if s.state not in ("cached", "skipped")]
@@ -377,6 +391,10 @@ def run_recipe_file(path: Path, *, options: RunOptions, stream: TextIO) -> int:
                              hint=f"export {recipe.api_key_env}=<your ElkAPI key>, or try the "
                                   "recipe offline with --mock")
     concurrency = options.concurrency or recipe.concurrency
+    limit = options.max_credits if options.max_credits is not None else recipe.budget
+    estimate = sum(s.instance.step.endpoint.estimate_credits(s.call.params if s.call else {})
+                   for s in survey if s.state not in ("cached", "skipped")
+                   and s.instance.step.endpoint is not None) if survey else 0.0
     result = RunResult(recipe=recipe.display)
     result.dry_run = options.dry_run
     with _Signals() as signals, _provider(options, recipe.base_url) as (base_url, mock_key):
@@ -391,8 +409,12 @@ def run_recipe_file(path: Path, *, options: RunOptions, stream: TextIO) -> int:
                                 client=client, base_url=base_url, provider=provider,
                                 output_dir=output_dir, reporter=reporter,
                                 concurrency=concurrency, no_cache=options.no_cache,
-                                dry_run=options.dry_run, allow_paths=options.allow_paths)
+                                dry_run=options.dry_run, allow_paths=options.allow_paths,
+                                budget=Budget(limit))
             reporter.run_started(recipe.display, len(instances), concurrency)
+            if limit is not None and estimate > limit:
+                reporter.note(f"the calls to make are estimated at ~{estimate:g} credits, over "
+                              f"the budget of {limit:g}: calls past it will be refused")
             executor.run(result)
         finally:
             client.close()
@@ -407,6 +429,7 @@ def run_recipe_file(path: Path, *, options: RunOptions, stream: TextIO) -> int:
         _write_stamp(plan, result, options, cache=cache, executor=executor, lock_file=lock_file,
                      output_dir=output_dir, concurrency=concurrency)
     reporter.run_finished(result)
+    _append_step_summary(result)
     if result.interrupted:
         raise Interrupted("interrupted; finished steps are cached, run again to resume",
                           signal_number=interrupted_by)
@@ -415,6 +438,20 @@ def run_recipe_file(path: Path, *, options: RunOptions, stream: TextIO) -> int:
 
         shutil.rmtree(cache.root, ignore_errors=True)
     return 0 if result.ok else 1
+
+
+def _append_step_summary(result: RunResult) -> None:
+    """In GitHub Actions, add the run's Markdown summary to the job's page."""
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return
+    from .reporting import markdown_summary
+
+    try:
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(markdown_summary(result))
+    except OSError:
+        pass  # a summary is a courtesy; never fail a run over it
 
 
 def _write_stamp(plan: Plan, result: RunResult, options: RunOptions, *, cache: Cache,

@@ -25,6 +25,44 @@ def _message(result: StepResult) -> str:
     return text[len(prefix):] if text.startswith(prefix) else text
 
 
+def _escape(text: str, *, prop: bool = False) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+
+
+def github_annotation(location: str | None, message: str, *, title: str = "flow") -> str:
+    """A GitHub Actions workflow command that puts ``message`` on the recipe's line."""
+    props = [f"title={_escape(title, prop=True)}"]
+    if location:
+        path, _, rest = location.rpartition(":")  # path:line:col
+        path, _, line = path.rpartition(":")
+        if path and line.isdigit() and rest.isdigit():
+            props = [f"file={_escape(path, prop=True)}", f"line={line}", f"col={rest}", *props]
+    return f"::error {','.join(props)}::{_escape(message)}"
+
+
+def markdown_summary(result: RunResult) -> str:
+    """The run as Markdown, for $GITHUB_STEP_SUMMARY."""
+    icon = "✅" if result.ok else "❌"
+    lines = [f"### {icon} flow run `{result.recipe}`", "",
+             f"{len(result.results)} instances: {result.count('ok')} called, "
+             f"{result.count('cached')} cached, {result.count('failed')} failed, "
+             f"{result.count('skipped')} skipped · **{_credits(result.credits_spent)} credits "
+             f"spent**, {_credits(result.credits_saved)} saved by the cache", "",
+             "| instance | endpoint | status | credits |", "| --- | --- | --- | --- |"]
+    for item in result.results:
+        status = _WORDS[item.status]
+        if item.status == "failed":
+            status += f": {_message(item)[:120]}"
+        lines.append(f"| `{item.instance_id}` | {item.endpoint} | {status} | "
+                     f"{_credits(item.credits)} |")
+    new = [f"{result.output_dir}/{path}" if result.output_dir else path
+           for item in result.results if item.status == "ok" for path in item.saved]
+    if new:
+        lines += ["", "New assets:", ""] + [f"- `{path}`" for path in new]
+    return "\n".join(lines) + "\n"
+
+
 class Reporter(Protocol):
     def run_started(self, recipe: str, instances: int, concurrency: int) -> None: ...
     def step_started(self, instance_id: str) -> None: ...
@@ -36,9 +74,11 @@ class Reporter(Protocol):
 class TextReporter:
     """Aligned lines per finished instance; on a terminal, a live status line as well."""
 
-    def __init__(self, stream: TextIO, *, live: bool = False, verbosity: int = 0) -> None:
+    def __init__(self, stream: TextIO, *, live: bool = False, verbosity: int = 0,
+                 annotate: bool = False) -> None:
         self.stream = stream
         self.live = live
+        self.annotate = annotate
         self.verbosity = verbosity
         self.total = 0
         self.done = 0
@@ -128,6 +168,9 @@ class TextReporter:
                         lines.append(f"    hint: {error.hint}")
             if result.interrupted:
                 lines.append("interrupted: finished steps are cached; run again to resume")
+            if self.annotate:
+                lines += [github_annotation(f.location, _message(f), title=f"flow: {f.instance_id}")
+                          for f in result.failed]
             self.stream.write("\n".join(lines) + "\n")
             self.stream.flush()
 

@@ -30,6 +30,7 @@ class StepResult:
     resumed: bool = False
     notes: list[str] = field(default_factory=list)
     response: Any = None  # kept in memory for later templates; never reported
+    location: str | None = None  # the step's FILE:LINE:COL, for annotations
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"instance": self.instance_id, "step": self.step_id,

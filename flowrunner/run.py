@@ -33,6 +33,7 @@ class RunOptions:
     mock: bool = False
     verbosity: int = 0
     allow_paths: tuple[Path, ...] = ()
+    max_credits: float | None = None
 
 
 def cache_root_for(recipe: Path, cache_dir: Path | None) -> Path:

@@ -70,6 +70,7 @@ class Recipe:
     source_map: SourceMap
     digest: str
     var_overrides: dict[str, Any] = field(default_factory=dict)
+    budget: float | None = None
 
     @property
     def folder(self) -> Path:
@@ -289,5 +290,6 @@ def load_recipe(path: Path, *, display: str | None = None,
         concurrency=_int(data.get("concurrency"), DEFAULT_CONCURRENCY),
         output_dir=(path.resolve().parent / output_dir),
         steps=steps, source_map=smap, digest=source.digest, var_overrides=overrides,
+        budget=_num(data.get("budget"), -1.0) if _num(data.get("budget"), -1.0) >= 0 else None,
     )
     return recipe, issues

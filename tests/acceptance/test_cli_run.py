@@ -282,3 +282,57 @@ def test_missing_input_file_is_a_clear_failure(tmp_path: Path, emulator) -> None
     assert result.code == 1
     assert "no such file 'brand/nope.png'" in result.out
     assert "brand.yaml:" in result.out  # the failure points at the recipe line
+
+
+def test_budget_refuses_calls_past_it_and_cache_hits_are_free(tmp_path: Path, emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN + BANNERS, extra="concurrency: 1\n")
+    # the logo chain costs 40 + 10 + 10; each banner 40: 140 in all
+    result = flow("run", path, "--max-credits", "100", env=KEY_ENV)
+    assert result.code == 1, result
+    assert "over the budget of 100: calls past it will be refused" in result.out
+    assert "not called: it would cost ~40 credits and the budget of 100 has" in result.out
+    assert "hint: raise --max-credits or the recipe's `budget:`" in result.out
+    spent = sum(40 if c["path"].endswith("generations") else 10 for c in emulator.calls())
+    assert spent <= 100
+    emulator.reset()
+    # the recipe's own budget, with everything done so far now cached
+    path.write_text(path.read_text().replace("concurrency: 1\n", "concurrency: 1\nbudget: 60\n"))
+    again = flow("run", path, env=KEY_ENV)
+    assert again.code == 0, again
+    assert sum(40 for c in emulator.calls()) <= 60
+
+
+def test_github_actions_annotations_and_step_summary(tmp_path: Path, emulator) -> None:
+    summary = tmp_path / "summary.md"
+    github = {**KEY_ENV, "GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}
+    bad = recipe(tmp_path, emulator.base_url, LOGO_CHAIN.replace("vars.brand", "vars.brnd"),
+                 name="bad.yaml")
+    invalid = flow("validate", bad, env=github)
+    assert invalid.code == 3
+    assert f"::error file={bad},line=13,col=15,title=flow::steps.logo.with.prompt: unknown " \
+           "variable 'brnd'" in invalid.out
+    emulator.fault("503", count=100)
+    path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
+    path.write_text(path.read_text().replace("retries: 3", "retries: 0"))
+    failed = flow("run", path, env=github)
+    assert failed.code == 1
+    assert f"::error file={path},line=10,col=3,title=flow%3A logo::POST" in failed.out
+    emulator.reset()
+    ok = flow("run", path, env=github)
+    assert ok.code == 0
+    text = summary.read_text()
+    assert "### ❌ flow run" in text and "### ✅ flow run" in text
+    assert "| `logo` | recraft.generate_image | called | 40 |" in text
+    assert "- `assets/logo.svg`" in text
+
+
+def test_ci_workflow_example_is_valid_yaml_with_frozen_runs() -> None:
+    import yaml
+
+    workflow = yaml.safe_load((EXAMPLES / "ci" / "github-actions.yml").read_text())
+    steps = workflow["jobs"]["assets"]["steps"]
+    commands = [s.get("run", "") for s in steps]
+    assert any("flow validate" in c for c in commands)
+    assert any("--frozen" in c for c in commands)
+    cache = next(s for s in steps if s.get("uses", "").startswith("actions/cache"))
+    assert cache["with"]["path"] == ".flow/cache" and "lock" in cache["with"]["key"]

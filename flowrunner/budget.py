@@ -1,0 +1,44 @@
+"""The credit budget of a run (`--max-credits`, `budget:`): calls reserve their estimated
+cost before they start and settle it after; a call that would pass the limit is refused."""
+
+from __future__ import annotations
+
+import threading
+
+from .errors import RunError
+
+
+class BudgetExceeded(RunError):
+    """Raised when starting a call would take the run past its credit budget."""
+
+
+class Budget:
+    """Thread-safe bookkeeping of credits spent and reserved against an optional limit."""
+
+    def __init__(self, limit: float | None) -> None:
+        self.limit = limit
+        self.spent = 0.0
+        self.reserved = 0.0
+        self._lock = threading.Lock()
+
+    def reserve(self, instance_id: str, estimate: float) -> None:
+        """Hold ``estimate`` credits for a call, or refuse it.
+
+        Raises:
+            BudgetExceeded: spent + reserved + estimate would pass the limit.
+        """
+        with self._lock:
+            if self.limit is not None and self.spent + self.reserved + estimate > self.limit:
+                raise BudgetExceeded(
+                    f"{instance_id}: not called: it would cost ~{estimate:g} credits and the "
+                    f"budget of {self.limit:g} has {max(0.0, self.limit - self.spent):g} left "
+                    f"({self.spent:g} spent, {self.reserved:g} held by running calls)",
+                    hint="raise --max-credits or the recipe's `budget:`; finished steps are "
+                         "cached, so a re-run pays only for the rest")
+            self.reserved += estimate
+
+    def settle(self, estimate: float, actual: float) -> None:
+        """Release a reservation and book what the call really cost."""
+        with self._lock:
+            self.reserved = max(0.0, self.reserved - estimate)
+            self.spent += actual
