@@ -211,6 +211,20 @@ def endpoints(endpoint_id: str | None, as_json: bool) -> int:
 
 
 @cli.command()
+@click.argument("name", default="recipe")
+def init(name: str) -> int:
+    """Write a commented starter recipe NAME.yaml that validates and runs with --mock.
+
+    \b
+    Example:
+      flow init brand_kit && flow run brand_kit.yaml --mock
+    """
+    from .commands import init_recipe
+
+    return init_recipe(name, folder=Path.cwd(), out=_out())
+
+
+@cli.command()
 def schema() -> int:
     """Print the recipe JSON Schema (editors use it for completion and checks).
 

@@ -131,3 +131,19 @@ def test_help_lists_every_command() -> None:
     for command in ["run", "validate", "plan", "status", "graph", "endpoints", "cache",
                     "schema", "emulator", "why", "verify"]:
         assert f"  {command} " in result.out
+
+
+def test_init_writes_a_starter_that_validates_and_runs_with_mock(tmp_path: Path) -> None:
+    result = flow("init", "brand_kit", cwd=tmp_path)
+    assert result.code == 0, result
+    assert result.out == ("wrote brand_kit.yaml (and .flow/recipe.schema.json for editors)\n"
+                          "next: flow run brand_kit.yaml --mock\n")
+    text = (tmp_path / "brand_kit.yaml").read_text()
+    assert text.startswith("# yaml-language-server: $schema=.flow/recipe.schema.json")
+    assert flow("validate", "brand_kit.yaml", cwd=tmp_path).code == 0
+    ran = flow("run", "brand_kit.yaml", "--mock", cwd=tmp_path)
+    assert ran.code == 0, ran
+    assert (tmp_path / "assets" / "logo-transparent.png").is_file()
+    again = flow("init", "brand_kit", cwd=tmp_path)
+    assert again.code == 2 and "exists already" in again.err
+    assert (tmp_path / "brand_kit.yaml").read_text() == text
