@@ -273,6 +273,22 @@ def verify(recipe: Path, output_dir: Path | None) -> int:
     return verify_outputs(recipe, output_dir=output_dir, out=_out())
 
 
+@cli.command()
+@click.argument("recipe", type=_RECIPE)
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="The output folder (default: the recipe's output_dir).")
+def report(recipe: Path, output_dir: Path | None) -> int:
+    """Rebuild the gallery, <output_dir>/index.html, from the lock file.
+
+    \b
+    Example:
+      flow report examples/brand_assets.yaml
+    """
+    from .inspection import build_report
+
+    return build_report(recipe, output_dir=output_dir, out=_out())
+
+
 @cli.group()
 def cache() -> None:
     """Inspect and prune the cache (ls, gc, clear)."""

@@ -428,6 +428,8 @@ def run_recipe_file(path: Path, *, options: RunOptions, stream: TextIO) -> int:
         result.lock_path = _display(lock_file)
         _write_stamp(plan, result, options, cache=cache, executor=executor, lock_file=lock_file,
                      output_dir=output_dir, concurrency=concurrency)
+    if not options.dry_run:
+        result.gallery = _write_gallery(plan, result, output_dir)
     reporter.run_finished(result)
     _append_step_summary(result)
     if result.interrupted:
@@ -438,6 +440,34 @@ def run_recipe_file(path: Path, *, options: RunOptions, stream: TextIO) -> int:
 
         shutil.rmtree(cache.root, ignore_errors=True)
     return 0 if result.ok else 1
+
+
+def _write_gallery(plan: Plan, result: RunResult, output_dir: Path) -> str | None:
+    """Write `index.html` with a card per saved asset; its path, or None if nothing saved."""
+    from .gallery import Card, write_gallery
+
+    matrices = {instance.id: instance.matrix for instance in plan.instances}
+    cards = []
+    for item in result.results:
+        if item.status not in ("ok", "cached"):
+            continue
+        for position, saved in enumerate(item.saved):
+            artifact = item.artifacts[position] if position < len(item.artifacts) else {}
+            cards.append(Card(file=saved, instance=item.instance_id, step=item.step_id,
+                              endpoint=item.endpoint,
+                              status="called" if item.status == "ok" else "cached",
+                              credits=item.credits, size_bytes=int(artifact.get("bytes", 0)),
+                              matrix=matrices.get(item.instance_id, {}), params=item.params))
+    if not cards:
+        return None
+    summary = (f"{len(result.results)} instances: {result.count('ok')} called, "
+               f"{result.count('cached')} cached, {result.count('failed')} failed · "
+               f"{result.credits_spent:g} credits spent, {result.credits_saved:g} saved by the "
+               "cache")
+    try:
+        return _display(write_gallery(output_dir, plan.recipe.name, cards, summary=summary))
+    except OSError:
+        return None
 
 
 def _append_step_summary(result: RunResult) -> None:

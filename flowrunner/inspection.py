@@ -5,6 +5,7 @@ verify, and the cache commands (ls, gc, clear).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -381,3 +382,38 @@ def clear_cache(cache_dir: Path, *, out: TextIO) -> int:
 
 __all__ = ["show_plan", "show_status", "explain_step", "verify_outputs", "list_cache",
            "collect_garbage", "clear_cache"]
+
+
+def build_report(path: Path, *, output_dir: Path | None, out: TextIO) -> int:
+    """`flow report`: rebuild `<output_dir>/index.html` from the lock file."""
+    from .gallery import Card, write_gallery
+
+    plan = load_plan(path)
+    recipe = plan.recipe
+    lock = read_lock(lock_path_for(recipe.path)).instances
+    if not lock:
+        raise UsageError(f"no lock file for {recipe.display}", hint="run `flow run` first")
+    folder = output_dir.resolve() if output_dir else recipe.output_dir
+    matrices = {instance.id: instance.matrix for instance in plan.instances}
+    cards = []
+    for instance_id in [i.id for i in plan.instances if i.id in lock]:
+        entry = lock[instance_id]
+        for artifact in entry.get("artifacts", []):
+            if not artifact.get("path"):
+                continue
+            target = recipe.folder / artifact["path"]
+            try:
+                relative = target.resolve().relative_to(folder.resolve()).as_posix()
+            except ValueError:
+                continue
+            cards.append(Card(file=relative, instance=instance_id, step=entry.get("step", ""),
+                              endpoint=entry.get("endpoint", ""), status="locked",
+                              credits=float(entry.get("credits") or 0),
+                              size_bytes=int(artifact.get("bytes", 0)),
+                              matrix=matrices.get(instance_id, {}),
+                              params=entry.get("params", {})))
+    target = write_gallery(folder, recipe.name, cards,
+                           summary=f"{len(cards)} assets recorded in "
+                                   f"{lock_path_for(recipe.path).name}")
+    out.write(f"wrote {os.path.relpath(target)} ({len(cards)} assets)\n")
+    return 0

@@ -158,6 +158,8 @@ class TextReporter:
                 lines.append(f"assets: {result.output_dir}")
             if result.lock_path:
                 lines.append(f"lock file: {result.lock_path}")
+            if result.gallery:
+                lines.append(f"gallery: {result.gallery}")
             if result.failed:
                 lines.append("")
                 lines.append(f"{len(result.failed)} failed:")

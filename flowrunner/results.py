@@ -61,6 +61,7 @@ class RunResult:
     output_dir: str | None = None
     interrupted: bool = False
     dry_run: bool = False
+    gallery: str | None = None
 
     def count(self, status: Status) -> int:
         return sum(1 for r in self.results if r.status == status)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from conftest import CANARY_KEY, EXAMPLES, flow
+from conftest import IGNORED, CANARY_KEY, EXAMPLES, flow
 from helpers import BANNERS, KEY_ENV, LOGO_CHAIN, by_endpoint, every_byte_written, json_lines, \
     recipe, sha256
 
 
 def test_brand_kit_example_runs_with_mock_and_no_key(tmp_path: Path) -> None:
-    shutil.copytree(EXAMPLES, tmp_path / "examples")
+    shutil.copytree(EXAMPLES, tmp_path / "examples", ignore=IGNORED)
     result = flow("run", "examples/brand_assets.yaml", "--mock", cwd=tmp_path)
     assert result.code == 0, result
     assets = tmp_path / "examples" / "assets"

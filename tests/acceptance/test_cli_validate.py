@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES, REPO, flow, write_recipe
+from conftest import IGNORED, EXAMPLES, REPO, flow, write_recipe
 
 INVALID = REPO / "tests" / "data" / "recipes" / "invalid"
 CASES = sorted(p.stem for p in INVALID.glob("*.yaml"))
@@ -87,7 +87,7 @@ def test_graph_mermaid_and_dot() -> None:
 
 
 def test_plan_lists_instances_in_order_with_rendered_params(tmp_path: Path) -> None:
-    shutil.copytree(EXAMPLES, tmp_path / "ex")
+    shutil.copytree(EXAMPLES, tmp_path / "ex", ignore=IGNORED)
     result = flow("plan", tmp_path / "ex" / "brand_assets.yaml")
     assert result.code == 0, result
     lines = result.out.splitlines()

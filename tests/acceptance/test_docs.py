@@ -22,7 +22,7 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_command() -> N
 
 def test_every_subcommand_is_documented_and_has_help() -> None:
     for command in ["run", "validate", "plan", "status", "why", "verify", "graph",
-                    "endpoints", "schema", "cache", "emulator", "init"]:
+                    "endpoints", "schema", "cache", "emulator", "init", "report"]:
         assert f"`flow {command}" in README, command
         result = flow(command, "--help")
         assert result.code == 0 and "Example:" in result.out or command == "cache", command
