@@ -18,7 +18,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, TextIO
+from typing import Any, Callable, Iterator, TextIO
 
 from .budget import Budget
 from .cache import Cache, copy_atomic, sha256_file
@@ -79,7 +79,8 @@ class Executor:
     """Schedules and runs the instances of one plan."""
 
     def __init__(self, plan: Plan, *, selected: set[str], refresh: set[str], cache: Cache,
-                 client: HttpClient, base_url: str, provider: str, output_dir: Path,
+                 client: HttpClient | Callable[[], HttpClient], base_url: str, provider: str,
+                 output_dir: Path,
                  reporter: Reporter, concurrency: int, no_cache: bool, dry_run: bool,
                  allow_paths: tuple[Path, ...] = (), budget: Budget | None = None) -> None:
         self.plan = plan
@@ -87,7 +88,7 @@ class Executor:
         self.selected = selected
         self.refresh = refresh
         self.cache = cache
-        self.client = client
+        self._client = client
         self.base_url = base_url
         self.provider = provider
         self.output_dir = output_dir
@@ -100,14 +101,37 @@ class Executor:
         self.budget = budget or Budget(None)
         self.views: dict[str, Any] = {}
         self.cancelled = threading.Event()
+        self._client_lock = threading.Lock()
+        self._notes: dict[str, list[str]] = {}
+        self._output_root = output_dir.resolve()
+
+    @property
+    def client(self) -> HttpClient:
+        """The HTTP client, made on first use: a run of cache hits never imports requests."""
+        if not isinstance(self._client, HttpClient):
+            with self._client_lock:
+                if not isinstance(self._client, HttpClient):
+                    self._client = self._client()
+        return self._client
+
+    def close(self) -> None:
+        if isinstance(self._client, HttpClient):
+            self._client.close()
 
     # --- one instance --------------------------------------------------------------------
-    def _run_instance(self, instance: Instance, views: dict[str, Any]) -> StepResult:
+    def _run_instance(self, instance: Instance, views: dict[str, Any], *,
+                      hits_only: bool = False) -> StepResult | None:
+        """Run one instance; with ``hits_only``, None when it needs a call (or a download)."""
         step = instance.step
         started = time.monotonic()
         result = StepResult(instance.id, step.id, step.uses, "ok", location=str(step.location))
+        result.notes.extend(self._notes.pop(instance.id, []))
         try:
-            self._run_into(result, instance, views, started)
+            self._run_into(result, instance, views, started, hits_only=hits_only)
+        except _NeedsCall:
+            if result.notes:  # said by the real attempt that follows
+                self._notes[instance.id] = result.notes
+            return None
         except (RunError, CacheError) as exc:
             result.status, result.error = "failed", exc
         except OSError as exc:
@@ -119,7 +143,7 @@ class Executor:
         return result
 
     def _run_into(self, result: StepResult, instance: Instance, views: dict[str, Any],
-                  started: float) -> None:
+                  started: float, *, hits_only: bool = False) -> None:
         step = instance.step
         deadline = started + step.timeout
         context = render_context(self.recipe, instance, views)
@@ -127,13 +151,17 @@ class Executor:
             result.status, result.reason = "skipped", "condition is false"
             return
         call = prepare_call(self.recipe, instance, views, provider=self.provider,
-                            cache=self.cache, digests=self.digests, client=self.client,
+                            cache=self.cache, digests=self.digests,
+                            client=None if hits_only else self.client,
                             deadline=deadline, allowed=self.allow_paths)
-        assert call is not None
+        if call is None:
+            raise _NeedsCall
         result.key = call.key
         result.params = call.material["params"]
         use_cache = step.cache and not self.no_cache and step.id not in self.refresh
         entry = self._cached(call, result) if use_cache else None
+        if entry is None and hits_only:
+            raise _NeedsCall
         if entry is None and self.dry_run:
             result.status = "planned"
             return
@@ -213,7 +241,7 @@ class Executor:
             if not os.path.splitext(rendered)[1]:
                 rendered += "." + artifact["ext"]
             destination = (self.output_dir / rendered)
-            if not _inside(destination, self.output_dir):
+            if not _inside(destination, self._output_root):
                 raise RenderFailed(f"{instance.id}: save path {rendered!r} escapes the output "
                                    "folder (through a symlink?)")
             if not _same_file(destination, artifact):
@@ -257,15 +285,52 @@ class Executor:
                         self.reporter.step_finished(skipped)
                     skip_dependents(other, why)
 
+        def complete(instance: Instance, outcome: StepResult) -> None:
+            result.results.append(outcome)
+            self.reporter.step_finished(outcome)
+            step_id = instance.step_id
+            if outcome.status in ("ok", "cached"):
+                step_views[step_id][instance.position] = {
+                    "outputs": outcome.outputs,
+                    "files": [str(self.cache.object_path(a["sha256"]))
+                              for a in outcome.artifacts],
+                    "response": outcome.response or {}}
+            elif step_id not in broken:
+                broken[step_id] = (f"{instance.id}, which failed"
+                                   if outcome.status == "failed" else
+                                   f"{instance.id}, which was skipped"
+                                   if outcome.status == "skipped" else
+                                   f"{instance.id}, which was not called (dry run)")
+            remaining[step_id] -= 1
+            if remaining[step_id] == 0:
+                if step_id in broken:
+                    skip_dependents(step_id, broken[step_id])
+                else:
+                    step = self.recipe.steps[step_id]
+                    self.views[step_id] = step_views[step_id] if step.matrix \
+                        else step_views[step_id][0]
+                    finish_step(step_id)
+
         def launch_ready() -> None:
-            for step_id in order:
-                if step_id in started or waiting[step_id]:
-                    continue
-                started.add(step_id)
-                views = {d: self.views[d] for d in plan.depends_on[step_id] if d in self.views}
-                for instance in plan.by_step[step_id]:
-                    self.reporter.step_started(instance.id)
-                    running[pool.submit(self._run_instance, instance, views)] = instance
+            # Cache hits are finished here, in this thread: a mostly cached run would spend
+            # more on handing work to threads (and on the GIL) than on the work itself.
+            progressed = True
+            while progressed:
+                progressed = False
+                for step_id in order:
+                    if step_id in started or waiting[step_id]:
+                        continue
+                    started.add(step_id)
+                    progressed = True
+                    views = {d: self.views[d] for d in plan.depends_on[step_id]
+                             if d in self.views}
+                    for instance in plan.by_step[step_id]:
+                        self.reporter.step_started(instance.id)
+                        outcome = self._run_instance(instance, views, hits_only=True)
+                        if outcome is None:
+                            running[pool.submit(self._run_instance, instance, views)] = instance
+                        else:
+                            complete(instance, outcome)
 
         try:
             launch_ready()
@@ -274,30 +339,8 @@ class Executor:
                 for future in done:
                     instance = running.pop(future)
                     outcome = future.result()
-                    result.results.append(outcome)
-                    self.reporter.step_finished(outcome)
-                    step_id = instance.step_id
-                    if outcome.status in ("ok", "cached"):
-                        entry_view = {"outputs": outcome.outputs,
-                                      "files": [str(self.cache.object_path(a["sha256"]))
-                                                for a in outcome.artifacts],
-                                      "response": outcome.response or {}}
-                        step_views[step_id][instance.position] = entry_view
-                    elif step_id not in broken:
-                        broken[step_id] = (f"{instance.id}, which failed"
-                                           if outcome.status == "failed" else
-                                           f"{instance.id}, which was skipped"
-                                           if outcome.status == "skipped" else
-                                           f"{instance.id}, which was not called (dry run)")
-                    remaining[step_id] -= 1
-                    if remaining[step_id] == 0:
-                        if step_id in broken:
-                            skip_dependents(step_id, broken[step_id])
-                        else:
-                            step = self.recipe.steps[step_id]
-                            self.views[step_id] = step_views[step_id] if step.matrix \
-                                else step_views[step_id][0]
-                            finish_step(step_id)
+                    assert outcome is not None
+                    complete(instance, outcome)
                 launch_ready()
         except KeyboardInterrupt:
             self.cancelled.set()
@@ -309,12 +352,16 @@ class Executor:
         pool.shutdown(wait=True)
 
 
-def _inside(path: Path, folder: Path) -> bool:
+def _inside(path: Path, resolved_folder: Path) -> bool:
     try:
-        path.resolve().relative_to(folder.resolve())
+        path.resolve().relative_to(resolved_folder)
         return True
     except ValueError:
         return False
+
+
+class _NeedsCall(Exception):
+    """Internal: a cache-hits-only attempt found that the instance needs a call."""
 
 
 def _same_file(path: Path, artifact: dict[str, Any]) -> bool:
@@ -401,12 +448,16 @@ def run_recipe_file(path: Path, *, options: RunOptions, stream: TextIO) -> int:
         api_key = mock_key or api_key_from_env(recipe.api_key_env)
         log = (lambda line: print(f"  http: {line}", file=sys.stderr)) \
             if options.verbosity >= 2 else None
-        client = HttpClient(api_key=api_key, pool_size=concurrency,
-                            throttle=Throttle(concurrency, per_minute=recipe.rate_limit), log=log)
+        def make_client() -> HttpClient:
+            return HttpClient(api_key=api_key, pool_size=concurrency,
+                              throttle=Throttle(concurrency, per_minute=recipe.rate_limit),
+                              log=log)
+
         cache.ensure() if cache.writable else None
+        executor = None
         try:
             executor = Executor(plan, selected=selected, refresh=refresh_all, cache=cache,
-                                client=client, base_url=base_url, provider=provider,
+                                client=make_client, base_url=base_url, provider=provider,
                                 output_dir=output_dir, reporter=reporter,
                                 concurrency=concurrency, no_cache=options.no_cache,
                                 dry_run=options.dry_run, allow_paths=options.allow_paths,
@@ -417,7 +468,8 @@ def run_recipe_file(path: Path, *, options: RunOptions, stream: TextIO) -> int:
                               f"the budget of {limit:g}: calls past it will be refused")
             executor.run(result)
         finally:
-            client.close()
+            if executor is not None:
+                executor.close()
         interrupted_by = signals.signal_number
     result.elapsed = time.monotonic() - started
     result.output_dir = _display(output_dir)
@@ -530,11 +582,9 @@ def _lock_entries(result: RunResult, recipe_folder: Path,
         for position, artifact in enumerate(item.artifacts):
             record = {"sha256": artifact["sha256"], "bytes": artifact["bytes"]}
             if position < len(item.saved):
-                target = output_dir / item.saved[position]
-                try:
-                    record["path"] = target.resolve().relative_to(recipe_folder).as_posix()
-                except ValueError:
-                    record["path"] = item.saved[position]
+                relative = os.path.relpath(output_dir / item.saved[position], recipe_folder)
+                record["path"] = item.saved[position] if relative.startswith("..") \
+                    else Path(relative).as_posix()
             artifacts.append(record)
         # result URLs expire and differ per call: the lock keeps only stable outputs
         outputs = {k: v for k, v in item.outputs.items() if k != "credits" and not (
