@@ -111,6 +111,8 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--no-dvc", action="store_true",
+                        help="skip DVC (its first build of 1,000 stages takes most of an hour)")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
           f"{platform.python_version()}, {platform.system()}")
@@ -130,7 +132,7 @@ def main() -> None:
             doit = setup_doit(folder, args.instances)
             if doit:
                 contenders["doit (md5)"] = (doit, folder / "doit", None)
-            dvc = setup_dvc(folder, args.instances)
+            dvc = None if args.no_dvc else setup_dvc(folder, args.instances)
             if dvc:
                 contenders["dvc repro"] = (dvc, folder / "dvc", None)
         times: dict[str, list[float]] = {name: [] for name in contenders}
