@@ -190,7 +190,8 @@ def resolve_input_file(value: Any, *, recipe: Recipe, instance: Instance, param:
 def prepare_call(recipe: Recipe, instance: Instance, views: dict[str, Any], *,
                  provider: str, cache: Cache, digests: FileDigests,
                  client: HttpClient | None = None, deadline: float | None = None,
-                 allowed: tuple[Path, ...] = ()) -> PreparedCall | None:
+                 allowed: tuple[Path, ...] = (),
+                 rendered: dict[str, Any] | None = None) -> PreparedCall | None:
     """Render an instance's parameters, check them, resolve input files and compute its key.
 
     Returns None when the key cannot be known offline (a URL input and no client).
@@ -201,8 +202,11 @@ def prepare_call(recipe: Recipe, instance: Instance, views: dict[str, Any], *,
     step = instance.step
     endpoint = step.endpoint
     assert endpoint is not None
-    context = render_context(recipe, instance, views)
-    params = render_field(recipe, instance, "with", step.params, context)
+    if rendered is not None:  # rendered (and checked) while planning
+        params = rendered
+    else:
+        context = render_context(recipe, instance, views)
+        params = render_field(recipe, instance, "with", step.params, context)
     problems = check_params(endpoint, params)
     if problems:
         path, message, hint = problems[0]

@@ -54,6 +54,8 @@ def check_rendered_params(plan: Plan) -> list[Issue]:
             continue
         templated = [path for path, template in step.templates if path[2] == "with"]
         if not templated:
+            for instance in plan.by_step[step_id]:
+                plan.rendered[instance.id] = step.params
             continue
         if any(ref[0] == "steps" for path, t in step.templates if path[2] == "with"
                for ref in t.refs):
@@ -63,6 +65,7 @@ def check_rendered_params(plan: Plan) -> list[Issue]:
             context = {"vars": plan.recipe.vars, "matrix": instance.matrix}
             try:
                 params = render_value(step.params, context)
+                plan.rendered[instance.id] = params
             except TemplateProblem as exc:
                 path = ("steps", step_id, "with", *getattr(exc, "path", ()))
                 issues.append(Issue(smap.at(path), f"{'.'.join(map(str, path[1:]))}: "

@@ -153,7 +153,8 @@ class Executor:
         call = prepare_call(self.recipe, instance, views, provider=self.provider,
                             cache=self.cache, digests=self.digests,
                             client=None if hits_only else self.client,
-                            deadline=deadline, allowed=self.allow_paths)
+                            deadline=deadline, allowed=self.allow_paths,
+                            rendered=self.plan.rendered.get(instance.id))
         if call is None:
             raise _NeedsCall
         result.key = call.key

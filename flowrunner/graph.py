@@ -9,7 +9,7 @@ import difflib
 import heapq
 import itertools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import Issue, Location
@@ -42,6 +42,8 @@ class Plan:
     step_order: tuple[str, ...]
     depends_on: dict[str, tuple[str, ...]]
     by_step: dict[str, tuple[Instance, ...]]
+    # parameters already rendered (those that read no step results), by instance id
+    rendered: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def dependents(self, step_id: str) -> set[str]:
         """Every step that depends on ``step_id``, directly or not."""

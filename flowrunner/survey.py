@@ -60,7 +60,8 @@ def survey_plan(plan: Plan, *, cache: Cache, provider: str, selected: set[str] |
                     step_ok = False
                     continue
                 call = prepare_call(recipe, instance, context_views, provider=provider,
-                                    cache=cache, digests=digests, allowed=allowed)
+                                    cache=cache, digests=digests, allowed=allowed,
+                                    rendered=plan.rendered.get(instance.id))
             except RenderFailed as exc:
                 found.append(Survey(instance, "error", error=exc))
                 step_ok = False
