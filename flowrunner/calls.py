@@ -239,6 +239,11 @@ def prepare_call(recipe: Recipe, instance: Instance, views: dict[str, Any], *,
         path = endpoint.path
         for name in endpoint.path_params:
             path = path.replace("{" + name + "}", quote(str(params.get(name, "")), safe=""))
+    if endpoint.local:
+        # made on this machine: the same for --mock and real runs, tied to Pillow's major
+        from .imaging import pillow_version
+
+        provider = f"local/pillow-{pillow_version().split('.')[0]}"
     material = {"v": CACHE_VERSION, "provider": provider, "endpoint": endpoint.id,
                 "method": method, "path": path, "params": keyed}
     from .cache import cache_key
@@ -370,6 +375,8 @@ def perform_call(call: PreparedCall, *, client: HttpClient, cache: Cache, base_u
     endpoint = call.endpoint
     instance_id = call.instance.id
     _verify_uploads(call, cache, digests)
+    if endpoint.local:
+        return _perform_local(call, cache)
     task = endpoint.task
     task_id = None
     resumed = False
@@ -416,6 +423,23 @@ def perform_call(call: PreparedCall, *, client: HttpClient, cache: Cache, base_u
     return CallOutcome(response=response, artifacts=artifacts, outputs=outputs,
                        credits=float(outputs["credits"] or 0), task_id=task_id, resumed=resumed,
                        attempts=attempts)
+
+
+def _perform_local(call: PreparedCall, cache: Cache) -> CallOutcome:
+    """A local image step: Pillow on the input files, results stored like downloads."""
+    from .downloads import store_bytes
+    from .imaging import run_operation
+
+    assert call.endpoint.local is not None
+    made = run_operation(call.endpoint.local, [u.path for u in call.uploads], call.params,
+                         origin=call.instance.id)
+    artifacts = [store_bytes(cache, data, origin=f"{call.instance.id} output {n + 1}")
+                 for n, (data, _ext) in enumerate(made)]
+    response = {"operation": call.endpoint.local,
+                "files": [{"sha256": a.sha256, "bytes": a.bytes, "media_type": a.media_type,
+                           "width": a.width, "height": a.height} for a in artifacts]}
+    return CallOutcome(response=response, artifacts=artifacts,
+                       outputs={"credits": 0.0}, credits=0.0)
 
 
 def provider_identity(base_url: str, *, mock: bool) -> str:

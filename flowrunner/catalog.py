@@ -61,6 +61,7 @@ class Endpoint:
     price: dict[str, Any] = field(default_factory=dict)
     task: TaskSpec | None = None
     generic: bool = False
+    local: str | None = None  # a Pillow operation run on this machine (imaging.py)
 
     @property
     def param_names(self) -> list[str]:
@@ -106,6 +107,7 @@ class Endpoint:
                 timeout=float(task.get("timeout", 600)),
             ) if task else None,
             generic=bool(doc.get("generic", False)),
+            local=doc.get("local"),
         )
 
 

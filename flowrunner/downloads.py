@@ -26,7 +26,7 @@ MAX_ARTIFACT_BYTES = int(os.environ.get("FLOW_MAX_ARTIFACT_MB", "512")) * 1024 *
 DOWNLOAD_ATTEMPTS = 3
 
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp",
-              "image/gif": "gif", "image/svg+xml": "svg"}
+              "image/gif": "gif", "image/svg+xml": "svg", "image/x-icon": "ico"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +63,8 @@ def sniff(head: bytes) -> str | None:
         return "image/webp"
     if head[:6] in (b"GIF87a", b"GIF89a"):
         return "image/gif"
+    if head[:4] == b"\x00\x00\x01\x00" and len(head) >= 6 and head[4:6] != b"\x00\x00":
+        return "image/x-icon"
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1024].lower()
     if text.startswith((b"<svg", b"<?xml", b"<!--", b"<!doctype svg")) and b"<svg" in head.lower():
         return "image/svg+xml"
@@ -215,6 +217,11 @@ def store_b64(cache: Cache, data: str, *, origin: str) -> Artifact:
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
         raise DownloadError(f"{origin}: b64_json is not valid base64") from None
+    return store_bytes(cache, raw, origin=origin)
+
+
+def store_bytes(cache: Cache, raw: bytes, *, origin: str) -> Artifact:
+    """Store bytes made here (a decoded b64_json, a local image step's output), verified."""
     if len(raw) > MAX_ARTIFACT_BYTES:
         raise DownloadError(f"{origin}: artifact is larger than the cap")
     handle, temp = cache.temp_file()

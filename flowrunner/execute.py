@@ -432,10 +432,12 @@ def run_recipe_file(path: Path, *, options: RunOptions, stream: TextIO) -> int:
             raise FrozenError(f"--frozen: {len(to_call)} instance(s) are not in the cache: {names}",
                               hint="run `flow run` without --frozen to make them (and commit "
                                    "the lock file), or restore the cache")
-        key_needed = bool(to_call) and not options.dry_run
+        remote = [s for s in to_call
+                  if not (s.instance.step.endpoint and s.instance.step.endpoint.local)]
+        key_needed = bool(remote) and not options.dry_run
         if key_needed and not options.mock and api_key_from_env(recipe.api_key_env) is None:
             raise UsageError(f"the environment variable {recipe.api_key_env} is not set, and "
-                             f"{len(to_call)} instance(s) need a call",
+                             f"{len(remote)} instance(s) need a call",
                              hint=f"export {recipe.api_key_env}=<your ElkAPI key>, or try the "
                                   "recipe offline with --mock")
     concurrency = options.concurrency or recipe.concurrency

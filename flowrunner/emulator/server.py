@@ -89,7 +89,7 @@ class EmulatorState:
 def _routes() -> list[tuple[str, re.Pattern[str], Endpoint]]:
     routes = []
     for endpoint in load_catalog().values():
-        if endpoint.generic:
+        if endpoint.generic or endpoint.local:
             continue
         pattern = re.escape(endpoint.path)
         for name in endpoint.path_params:

@@ -327,3 +327,30 @@ def test_unchanged_rerun_reports_every_instance_as_cached(tmp_path: Path, emulat
     assert restored.code == 0
     assert (tmp_path / "assets" / "logo.svg").is_file()
     assert len(emulator.calls()) == 5
+
+
+def test_local_image_steps_are_cached_need_no_key_and_follow_their_input(tmp_path: Path,
+                                                                        emulator) -> None:
+    from flowrunner.emulator.images import png
+
+    (tmp_path / "logo.png").write_bytes(png(300, 300, "one"))
+    path = recipe(tmp_path, emulator.base_url, """
+  icons:
+    uses: image.favicon
+    with: {image: logo.png}
+    save: [favicon.ico, touch.png, i192.png, i512.png]
+  small:
+    uses: image.resize
+    with: {image: "{{ steps.icons.files[3] }}", width: 64, format: webp}
+    save: small
+""")
+    first = flow("run", path)  # no key: nothing here calls the provider
+    assert first.code == 0, first
+    assert (tmp_path / "assets" / "small.webp").read_bytes()[8:12] == b"WEBP"
+    assert emulator.requests() == []
+    stamp_free = {**KEY_ENV, "FLOW_NO_STAMP": "1"}
+    again = flow("run", path, env=stamp_free)
+    assert "2 instances: 0 called, 2 cached" in again.out
+    (tmp_path / "logo.png").write_bytes(png(300, 300, "two"))
+    changed = flow("run", path, env=stamp_free)
+    assert "2 instances: 2 called, 0 cached" in changed.out

@@ -17,7 +17,8 @@ def test_brand_kit_example_runs_with_mock_and_no_key(tmp_path: Path) -> None:
     assets = tmp_path / "examples" / "assets"
     for name in ["logo.png", "logo-transparent.png", "logo.svg", "print/logo-print.png",
                  "banners/banner-1820x1024.png", "banners/banner-2048x1024.png",
-                 "banners/banner-1024x1024.png"]:
+                 "banners/banner-1024x1024.png", "web/favicon.ico", "web/icon-512.png",
+                 "social-card.png"]:
         assert (assets / name).is_file(), name
     assert (assets / "logo.png").read_bytes().startswith(b"\x89PNG")
     assert b"</svg>" in (assets / "logo.svg").read_bytes()
@@ -26,7 +27,7 @@ def test_brand_kit_example_runs_with_mock_and_no_key(tmp_path: Path) -> None:
     assert b"house_style" in first and b"banner[size=2048x1024]" in first
     again = flow("run", "examples/brand_assets.yaml", "--mock", cwd=tmp_path)
     assert again.code == 0, again
-    assert "8 instances: 0 called, 8 cached" in again.out
+    assert "10 instances: 0 called, 10 cached" in again.out
     assert lock.read_bytes() == first
 
 

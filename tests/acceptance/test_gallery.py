@@ -26,7 +26,7 @@ def _run_example(tmp_path: Path) -> Path:
 
 def test_gallery_has_a_card_per_asset_and_needs_no_network(tmp_path: Path) -> None:
     page = _run_example(tmp_path).read_text()
-    assert page.count('<article class="card">') == 7
+    assert page.count('<article class="card">') == 12
     for name in ["logo.png", "logo.svg", "print/logo-print.png",
                  "banners/banner-2048x1024.png"]:
         assert f'<img src="{name}"' in page
@@ -37,7 +37,7 @@ def test_gallery_has_a_card_per_asset_and_needs_no_network(tmp_path: Path) -> No
     again = flow("run", "examples/brand_assets.yaml", "--mock", "--no-cache", cwd=tmp_path)
     assert again.code == 0
     rebuilt = flow("report", "examples/brand_assets.yaml", cwd=tmp_path)
-    assert rebuilt.code == 0 and "(7 assets)" in rebuilt.out
+    assert rebuilt.code == 0 and "(12 assets)" in rebuilt.out
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs "
@@ -49,7 +49,8 @@ def test_gallery_renders_in_headless_chromium(tmp_path: Path) -> None:
     profile = ["--user-data-dir=" + str(tmp_path / "profile")]
     dom = subprocess.run([CHROMIUM, *FLAGS, *profile, "--dump-dom", page.as_uri()],
                          capture_output=True, text=True, timeout=120).stdout
-    assert '<body data-images="7" data-loaded="7">' in dom  # every image loaded
+    # every image loaded (the .ico too)
+    assert '<body data-images="12" data-loaded="12">' in dom
     shot = tmp_path / "shot.png"
     subprocess.run([CHROMIUM, *FLAGS, *profile, "--window-size=1280,900",
                     f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120)

@@ -1,0 +1,128 @@
+"""Local image steps (`image.resize`, `image.convert`, `image.favicon`, `image.pad`,
+`image.crop`): Pillow operations on earlier steps' files, so a kit ends ready to ship.
+
+The only module that imports Pillow. Pure functions: input paths + parameters → encoded
+files (bytes, extension); the executor stores and caches them like any call's artifacts.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from .errors import StepFailed
+
+FORMATS = {"png": "PNG", "webp": "WEBP", "jpeg": "JPEG", "jpg": "JPEG", "ico": "ICO"}
+FAVICON_PNGS = (("apple-touch-icon", 180), ("icon-192", 192), ("icon-512", 512))
+
+
+def pillow_version() -> str:
+    import PIL
+
+    return str(PIL.__version__)
+
+
+def _open(path: Path, origin: str) -> Any:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(path)
+        image.load()
+    except UnidentifiedImageError:
+        raise StepFailed(f"{origin}: {path.name} is not a raster image Pillow can read "
+                         "(SVG is not)", hint="feed a PNG, JPEG or WEBP artifact") from None
+    except OSError as exc:
+        raise StepFailed(f"{origin}: cannot read {path.name}: {exc}") from None
+    return image
+
+
+def _encode(image: Any, fmt: str, *, quality: int = 90, sizes: Any = None,
+            background: str = "#ffffff") -> tuple[bytes, str]:
+    from PIL import Image
+
+    name = FORMATS[fmt]
+    if name == "JPEG" and image.mode in ("RGBA", "LA", "P"):
+        flat = Image.new("RGB", image.size, background)
+        flat.paste(image.convert("RGBA"), mask=image.convert("RGBA").split()[-1])
+        image = flat
+    buffer = io.BytesIO()
+    options: dict[str, Any] = {}
+    if name in ("JPEG", "WEBP"):
+        options["quality"] = quality
+    if name == "ICO":
+        options["sizes"] = sizes or [(16, 16), (32, 32), (48, 48)]
+    if name == "PNG":
+        options["optimize"] = True
+    image.save(buffer, name, **options)
+    return buffer.getvalue(), "jpg" if name == "JPEG" else fmt
+
+
+def _format_of(params: dict[str, Any], image: Any) -> str:
+    fmt = params.get("format")
+    if fmt:
+        return str(fmt)
+    return {"JPEG": "jpeg", "WEBP": "webp"}.get(image.format or "", "png")
+
+
+def _fit(image: Any, width: int | None, height: int | None, mode: str) -> Any:
+    from PIL import Image, ImageOps
+
+    if width is None or height is None:
+        ratio = image.width / image.height
+        width = width or max(1, round(height * ratio))  # type: ignore[operator]
+        height = height or max(1, round(width / ratio))
+    if mode == "stretch":
+        return image.resize((width, height), Image.LANCZOS)
+    if mode == "cover":
+        return ImageOps.fit(image, (width, height), Image.LANCZOS)
+    copy = image.copy()
+    copy.thumbnail((width, height), Image.LANCZOS)
+    return copy
+
+
+def _colour(value: str | None) -> Any:
+    if value in (None, "transparent"):
+        return (0, 0, 0, 0)
+    return value
+
+
+def run_operation(operation: str, inputs: list[Path], params: dict[str, Any], *,
+                  origin: str) -> list[tuple[bytes, str]]:
+    """Apply ``operation`` to the first input; the encoded results, in order.
+
+    Raises:
+        StepFailed: the input is not a readable raster image, or the parameters cannot apply.
+    """
+    from PIL import Image, ImageOps
+
+    image = _open(inputs[0], origin)
+    if operation == "resize":
+        result = _fit(image, params.get("width"), params.get("height"),
+                      params.get("fit", "contain"))
+        return [_encode(result, _format_of(params, image), quality=params.get("quality", 90))]
+    if operation == "convert":
+        fmt = str(params["format"])
+        return [_encode(image, fmt, quality=params.get("quality", 90),
+                        background=params.get("background", "#ffffff"))]
+    if operation == "favicon":
+        square = ImageOps.fit(image.convert("RGBA"), (512, 512), Image.LANCZOS)
+        files = [_encode(square, "ico", sizes=[(16, 16), (32, 32), (48, 48)])]
+        for _name, size in FAVICON_PNGS:
+            files.append(_encode(square.resize((size, size), Image.LANCZOS), "png"))
+        return files
+    if operation == "pad":
+        width, height = int(params["width"]), int(params["height"])
+        fitted = _fit(image.convert("RGBA"), width, height, "contain")
+        canvas = Image.new("RGBA", (width, height), _colour(params.get("color")))
+        canvas.paste(fitted, ((width - fitted.width) // 2, (height - fitted.height) // 2),
+                     fitted)
+        return [_encode(canvas, _format_of(params, image))]
+    if operation == "crop":
+        width, height = int(params["width"]), int(params["height"])
+        gravity = params.get("gravity", "center")
+        centering = {"center": (0.5, 0.5), "top": (0.5, 0.0), "bottom": (0.5, 1.0),
+                     "left": (0.0, 0.5), "right": (1.0, 0.5)}[gravity]
+        result = ImageOps.fit(image, (width, height), Image.LANCZOS, centering=centering)
+        return [_encode(result, _format_of(params, image))]
+    raise StepFailed(f"{origin}: unknown image operation {operation!r}")
