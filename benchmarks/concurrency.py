@@ -29,7 +29,7 @@ KEY = "bench-key"
 
 
 def _serve(latency: float):  # type: ignore[no-untyped-def]
-    server = make_server("127.0.0.1", 0, api_key=KEY, latency=latency)
+    server = make_server("127.0.0.1", 0, api_key=KEY, latency=latency, plain_images=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     host, port = server.server_address[:2]
     return server, f"http://{host}:{port}"

@@ -502,8 +502,9 @@ def _write_gallery(plan: Plan, result: RunResult, output_dir: Path) -> str | Non
     from .gallery import Card, write_gallery
 
     matrices = {instance.id: instance.matrix for instance in plan.instances}
+    order = {instance.id: n for n, instance in enumerate(plan.instances)}
     cards = []
-    for item in result.results:
+    for item in sorted(result.results, key=lambda r: order.get(r.instance_id, 0)):
         if item.status not in ("ok", "cached"):
             continue
         for position, saved in enumerate(item.saved):

@@ -126,3 +126,56 @@ def run_operation(operation: str, inputs: list[Path], params: dict[str, Any], *,
         result = ImageOps.fit(image, (width, height), Image.LANCZOS, centering=centering)
         return [_encode(result, _format_of(params, image))]
     raise StepFailed(f"{origin}: unknown image operation {operation!r}")
+
+
+def placeholder(width: int, height: int, *, top: tuple[int, int, int],
+                bottom: tuple[int, int, int], words: str, caption: str,
+                cutout: bool = False) -> bytes:
+    """A deterministic stand-in image for the emulator: a gradient with a mark, the prompt's
+    first words and the endpoint drawn on it; ``cutout`` leaves the background transparent
+    (what a background removal returns)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    width, height = max(16, width), max(16, height)
+    ramp = Image.linear_gradient("L").resize((1, height))
+    gradient = Image.composite(Image.new("RGB", (1, height), bottom),
+                               Image.new("RGB", (1, height), top), ramp).resize((width, height))
+    image = Image.new("RGBA", (width, height), (0, 0, 0, 0)) if cutout else gradient
+    draw = ImageDraw.Draw(image)
+    radius = min(width, height) // 4
+    box = (width // 2 - radius, height // 2 - radius, width // 2 + radius, height // 2 + radius)
+    draw.ellipse(box, fill=bottom, outline=top, width=max(2, width // 64))
+    ink = (255, 255, 255) if not cutout else bottom
+    size = max(12, min(width, height) // 18)
+    draw.text((width // 2, height - height // 8), words, fill=ink,
+              font=ImageFont.load_default(size=size), anchor="ms")
+    draw.text((width // 2, height // 12), caption, fill=ink,
+              font=ImageFont.load_default(size=max(10, size * 2 // 3)), anchor="mt")
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", compress_level=6)
+    return buffer.getvalue()
+
+
+def emulate_processing(source: bytes, operation: str) -> tuple[bytes, tuple[int, int, int],
+                                                                  tuple[int, int, int]]:
+    """What the emulator's processing tools do to an uploaded picture, cheaply and
+    recognisably: "remove_background" keeps an ellipse around the subject and makes the rest
+    transparent, "upscale" doubles the size (up to 4096 px). Also returns the picture's top
+    and bottom colours, so a vectorized SVG can look like its source."""
+    from PIL import Image, ImageDraw
+
+    image = Image.open(io.BytesIO(source)).convert("RGBA")
+    top = image.getpixel((image.width // 2, 0))[:3]
+    bottom = image.getpixel((image.width // 2, image.height - 1))[:3]
+    if operation == "remove_background":
+        mask = Image.new("L", image.size, 0)
+        ImageDraw.Draw(mask).ellipse((image.width // 5, image.height // 5,
+                                      image.width * 4 // 5, image.height * 4 // 5), fill=255)
+        image.putalpha(mask)
+    elif operation == "upscale":
+        scale = min(2.0, 4096 / max(image.size))
+        image = image.resize((int(image.width * scale), int(image.height * scale)),
+                             Image.LANCZOS).convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", compress_level=6)
+    return buffer.getvalue(), top, bottom

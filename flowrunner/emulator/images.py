@@ -50,9 +50,16 @@ def png(width: int, height: int, seed: str, *, alpha: bool = False) -> bytes:
             + _chunk(b"IDAT", zlib.compress(bytes(raw), 1)) + _chunk(b"IEND", b""))
 
 
-def svg(width: int, height: int, seed: str, label: str = "") -> bytes:
+def svg(width: int, height: int, seed: str, label: str = "", caption: str = "") -> bytes:
     top, bottom = palette(seed)
-    text = html.escape(label[:40])
+    return svg_from(width, height, top, bottom, caption, label)
+
+
+def svg_from(width: int, height: int, top: tuple[int, int, int], bottom: tuple[int, int, int],
+             caption: str = "", label: str = "") -> bytes:
+    """A real SVG of the placeholder picture: its gradient, its mark, its words."""
+    text = html.escape(" ".join(label.split()[:6]))
+    note = html.escape(caption)
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
             f'viewBox="0 0 {width} {height}">'
             f'<defs><linearGradient id="g" x1="0" y1="0" x2="0" y2="1">'
@@ -63,7 +70,21 @@ def svg(width: int, height: int, seed: str, label: str = "") -> bytes:
             f'fill="rgb{bottom}" stroke="rgb{top}" stroke-width="{max(2, width // 64)}"/>'
             f'<text x="{width // 2}" y="{height - height // 10}" text-anchor="middle" '
             f'font-family="sans-serif" font-size="{max(12, width // 24)}">{text}</text>'
+            f'<text x="{width // 2}" y="{max(14, height // 12)}" text-anchor="middle" '
+            f'font-family="sans-serif" font-size="{max(10, width // 36)}">{note}</text>'
             f"</svg>\n").encode()
+
+
+def poster(width: int, height: int, seed: str, *, prompt: str, endpoint: str,
+           cutout: bool = False) -> bytes:
+    """The `--mock` picture: a gradient seeded by the request, the prompt's first words and
+    the endpoint drawn on it (Pillow, through flowrunner.imaging)."""
+    from ..imaging import placeholder
+
+    top, bottom = palette(seed)
+    words = " ".join(prompt.split()[:6])
+    return placeholder(width, height, top=top, bottom=bottom, words=words, caption=endpoint,
+                       cutout=cutout)
 
 
 def png_size(data: bytes) -> tuple[int, int] | None:

@@ -62,9 +62,11 @@ def parse_fault(text: str) -> dict[str, Any]:
 class EmulatorState:
     """Everything the emulator remembers: files, tasks, received requests, pending faults."""
 
-    def __init__(self, *, api_key: str | None = None, latency: float = 0.0) -> None:
+    def __init__(self, *, api_key: str | None = None, latency: float = 0.0,
+                 plain_images: bool = False) -> None:
         self.api_key = api_key
         self.latency = latency
+        self.plain_images = plain_images  # benchmarks: cheap gradients, no drawing
         self.lock = threading.Lock()
         self.files: dict[str, tuple[bytes, str]] = {}
         self.tasks: dict[str, dict[str, Any]] = {}
@@ -408,10 +410,23 @@ class Handler(BaseHTTPRequestHandler):
         if endpoint.id.endswith("upscale"):
             width, height = min(4096, width * 2), min(4096, height * 2)
         seed_i = f"{seed}#{index}"
+        processing = {"recraft.remove_background": "remove_background",
+                      "recraft.crisp_upscale": "upscale", "recraft.creative_upscale": "upscale",
+                      "recraft.vectorize": "vectorize"}.get(endpoint.id)
+        if processing and source.startswith(b"\x89PNG") and not self.state.plain_images:
+            from ..imaging import emulate_processing
+
+            picture, top, bottom = emulate_processing(source, processing)
+            if processing == "vectorize":
+                return images.svg_from(width, height, top, bottom, endpoint.id), "image/svg+xml"
+            return picture, "image/png"
         if vector:
-            return images.svg(width, height, seed_i, label), "image/svg+xml"
-        alpha = endpoint.id == "recraft.remove_background"
-        return images.png(width, height, seed_i, alpha=alpha), "image/png"
+            return images.svg(width, height, seed_i, label, endpoint.id), "image/svg+xml"
+        cutout = endpoint.id == "recraft.remove_background"
+        if self.state.plain_images:
+            return images.png(width, height, seed_i, alpha=cutout), "image/png"
+        return images.poster(width, height, seed_i, prompt=label, endpoint=endpoint.id,
+                             cutout=cutout), "image/png"
 
     def _artifact(self, data: bytes, media_type: str, params: dict[str, Any]) -> dict[str, str]:
         if params.get("response_format") == "b64_json":
@@ -512,9 +527,10 @@ class EmulatorServer(ThreadingHTTPServer):
 
 
 def make_server(host: str = "127.0.0.1", port: int = 0, *, api_key: str | None = None,
-                latency: float = 0.0, faults: list[str] | None = None) -> EmulatorServer:
+                latency: float = 0.0, faults: list[str] | None = None,
+                plain_images: bool = False) -> EmulatorServer:
     """A ready (not yet serving) emulator; ``server.state`` holds its memory."""
-    state = EmulatorState(api_key=api_key, latency=latency)
+    state = EmulatorState(api_key=api_key, latency=latency, plain_images=plain_images)
     for text in faults or []:
         state.faults.append(parse_fault(text))
     handler = type("BoundHandler", (Handler,), {"state": state, "routes": _routes()})
