@@ -47,3 +47,23 @@ def test_every_recipe_in_the_readme_validates(tmp_path: Path) -> None:
 def test_every_exit_status_is_documented() -> None:
     for code in ["`0`", "`1`", "`2`", "`3`", "`4`", "`130`"]:
         assert code in README
+
+
+def test_every_yaml_block_in_the_readme_parses() -> None:
+    import yaml
+
+    blocks = [body for lang, body in BLOCKS if lang == "yaml"]
+    assert len(blocks) >= 2
+    for body in blocks:
+        assert yaml.safe_load(body) is not None
+
+
+def test_every_example_points_editors_at_the_schema_flow_prints() -> None:
+    import json
+
+    printed = json.loads(flow("schema").out)
+    for example in EXAMPLES.glob("*.yaml"):
+        first = example.read_text().splitlines()[0]
+        assert first == "# yaml-language-server: $schema=../schemas/recipe.schema.json", example
+        target = (example.parent / "../schemas/recipe.schema.json").resolve()
+        assert json.loads(target.read_text()) == printed
