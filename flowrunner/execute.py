@@ -31,11 +31,11 @@ from .errors import CacheError, FlowError, FrozenError, Interrupted, RunError, S
 from .graph import Instance, Plan
 from .http import HttpClient
 from .lock import lock_path_for, write_lock
+from .records import append_step_summary, display, lock_entries, write_run_gallery, write_stamp
 from .reporting import JsonReporter, Reporter, TextReporter
 from .results import RunResult, StepResult
 from .run import RunOptions, cache_root_for, stamp_context
 from .spec import check_save_path, parse_var_overrides
-from .stamp import Stamp, stamp_file
 from .survey import survey_plan
 from .throttle import Throttle
 
@@ -475,18 +475,19 @@ def run_recipe_file(path: Path, *, options: RunOptions, stream: TextIO) -> int:
                 executor.close()
         interrupted_by = signals.signal_number
     result.elapsed = time.monotonic() - started
-    result.output_dir = _display(output_dir)
+    result.output_dir = display(output_dir)
     if result.ok and not options.dry_run and not only and not options.no_cache:
         lock_file = lock_path_for(recipe.path)
-        write_lock(lock_file, recipe.path.name, _lock_entries(result, recipe.folder, output_dir),
+        write_lock(lock_file, recipe.path.name, lock_entries(result, recipe.folder, output_dir),
                    provider)
-        result.lock_path = _display(lock_file)
-        _write_stamp(plan, result, options, cache=cache, executor=executor, lock_file=lock_file,
-                     output_dir=output_dir, concurrency=concurrency)
+        result.lock_path = display(lock_file)
+        inputs = executor.digests.paths() if executor is not None else []
+        write_stamp(plan, result, options, cache=cache, inputs=inputs, lock_file=lock_file,
+                    output_dir=output_dir, concurrency=concurrency)
     if not options.dry_run:
-        result.gallery = _write_gallery(plan, result, output_dir)
+        result.gallery = write_run_gallery(plan, result, output_dir)
     reporter.run_finished(result)
-    _append_step_summary(result)
+    append_step_summary(result)
     if result.interrupted:
         raise Interrupted("interrupted; finished steps are cached, run again to resume",
                           signal_number=interrupted_by)
@@ -495,110 +496,6 @@ def run_recipe_file(path: Path, *, options: RunOptions, stream: TextIO) -> int:
 
         shutil.rmtree(cache.root, ignore_errors=True)
     return 0 if result.ok else 1
-
-
-def _write_gallery(plan: Plan, result: RunResult, output_dir: Path) -> str | None:
-    """Write `index.html` with a card per saved asset; its path, or None if nothing saved."""
-    from .gallery import Card, write_gallery
-
-    matrices = {instance.id: instance.matrix for instance in plan.instances}
-    order = {instance.id: n for n, instance in enumerate(plan.instances)}
-    cards = []
-    for item in sorted(result.results, key=lambda r: order.get(r.instance_id, 0)):
-        if item.status not in ("ok", "cached"):
-            continue
-        for position, saved in enumerate(item.saved):
-            artifact = item.artifacts[position] if position < len(item.artifacts) else {}
-            cards.append(Card(file=saved, instance=item.instance_id, step=item.step_id,
-                              endpoint=item.endpoint,
-                              status="called" if item.status == "ok" else "cached",
-                              credits=item.credits, size_bytes=int(artifact.get("bytes", 0)),
-                              matrix=matrices.get(item.instance_id, {}), params=item.params))
-    if not cards:
-        return None
-    summary = (f"{len(result.results)} instances: {result.count('ok')} called, "
-               f"{result.count('cached')} cached, {result.count('failed')} failed · "
-               f"{result.credits_spent:g} credits spent, {result.credits_saved:g} saved by the "
-               "cache")
-    try:
-        return _display(write_gallery(output_dir, plan.recipe.name, cards, summary=summary))
-    except OSError:
-        return None
-
-
-def _append_step_summary(result: RunResult) -> None:
-    """In GitHub Actions, add the run's Markdown summary to the job's page."""
-    target = os.environ.get("GITHUB_STEP_SUMMARY")
-    if not target:
-        return
-    from .reporting import markdown_summary
-
-    try:
-        with open(target, "a", encoding="utf-8") as handle:
-            handle.write(markdown_summary(result))
-    except OSError:
-        pass  # a summary is a courtesy; never fail a run over it
-
-
-def _write_stamp(plan: Plan, result: RunResult, options: RunOptions, *, cache: Cache,
-                 executor: Executor, lock_file: Path, output_dir: Path,
-                 concurrency: int) -> None:
-    """Record what this successful run depended on, for the next unchanged re-run."""
-    recipe = plan.recipe
-    stamp = Stamp(recipe_sha256=recipe.digest)
-    stamp.record(lock_file)
-    for vars_file in options.vars_files:
-        stamp.record(vars_file.resolve())
-    for input_path in executor.digests.paths():
-        stamp.record(input_path)
-    order = {instance.id: n for n, instance in enumerate(plan.instances)}
-    for item in sorted(result.results, key=lambda r: order.get(r.instance_id, 0)):
-        if item.status not in ("ok", "cached") or not item.key:
-            return  # skipped instances need their condition evaluated: no stamp
-        stamp.record(cache.result_path(item.key))
-        for saved in item.saved:
-            stamp.record(output_dir / saved)
-        stamp.instances.append({"id": item.instance_id, "step": item.step_id,
-                                "endpoint": item.endpoint, "key": item.key,
-                                "credits": item.credits})
-    stamp.summary = {"output_dir": result.output_dir, "lock": result.lock_path,
-                     "concurrency": concurrency}
-    try:
-        stamp.write(stamp_file(cache.root, recipe.path, stamp_context(options)))
-    except OSError:
-        pass  # a stamp only saves time; a run never fails for want of one
-
-
-def _display(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
-def _lock_entries(result: RunResult, recipe_folder: Path,
-                  output_dir: Path) -> dict[str, dict[str, Any]]:
-    entries: dict[str, dict[str, Any]] = {}
-    for item in result.results:
-        if item.status not in ("ok", "cached"):
-            continue
-        artifacts = []
-        for position, artifact in enumerate(item.artifacts):
-            record = {"sha256": artifact["sha256"], "bytes": artifact["bytes"]}
-            if position < len(item.saved):
-                relative = os.path.relpath(output_dir / item.saved[position], recipe_folder)
-                record["path"] = item.saved[position] if relative.startswith("..") \
-                    else Path(relative).as_posix()
-            artifacts.append(record)
-        # result URLs expire and differ per call: the lock keeps only stable outputs
-        outputs = {k: v for k, v in item.outputs.items() if k != "credits" and not (
-            isinstance(v, str) and v.startswith(("http://", "https://"))) and not (
-            isinstance(v, list) and any(isinstance(u, str) and u.startswith("http") for u in v))}
-        entries[item.instance_id] = {"step": item.step_id, "endpoint": item.endpoint,
-                                     "key": item.key, "params": item.params,
-                                     "credits": item.credits, "outputs": outputs,
-                                     "artifacts": artifacts}
-    return entries
 
 
 __all__ = ["Executor", "RunOptions", "run_recipe_file", "FlowError"]

@@ -12,7 +12,7 @@ LAYERS = {
     "source": 1, "catalog": 1, "cache": 1, "results": 1, "lock": 1,
     "schema": 2, "templating": 2, "http": 2, "reporting": 2, "throttle": 2, "gallery": 2, "budget": 2, "imaging": 2,
     "spec": 3, "downloads": 3, "graph": 3, "calls": 3, "commands": 4,
-    "survey": 4, "execute": 4, "run": 4, "stamp": 1, "inspection": 4, "emulator": 4,
+    "survey": 4, "execute": 4, "records": 4, "run": 4, "stamp": 1, "inspection": 4, "emulator": 4,
     "cli": 5, "__main__": 5, "__init__": 0,
 }
 THIRD_PARTY_OWNERS = {"click": {"cli"}, "requests": {"http"}, "jinja2": {"templating"},
