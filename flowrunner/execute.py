@@ -82,7 +82,8 @@ class Executor:
                  client: HttpClient | Callable[[], HttpClient], base_url: str, provider: str,
                  output_dir: Path,
                  reporter: Reporter, concurrency: int, no_cache: bool, dry_run: bool,
-                 allow_paths: tuple[Path, ...] = (), budget: Budget | None = None) -> None:
+                 allow_paths: tuple[Path, ...] = (), budget: Budget | None = None,
+                 expect_calls: frozenset[str] = frozenset()) -> None:
         self.plan = plan
         self.recipe = plan.recipe
         self.selected = selected
@@ -98,6 +99,7 @@ class Executor:
         self.dry_run = dry_run
         self.allow_paths = allow_paths
         self.digests = FileDigests()
+        self.expect_calls = expect_calls  # instances the survey found uncached: no hit check
         self.budget = budget or Budget(None)
         self.views: dict[str, Any] = {}
         self.cancelled = threading.Event()
@@ -327,7 +329,8 @@ class Executor:
                              if d in self.views}
                     for instance in plan.by_step[step_id]:
                         self.reporter.step_started(instance.id)
-                        outcome = self._run_instance(instance, views, hits_only=True)
+                        outcome = None if instance.id in self.expect_calls else \
+                            self._run_instance(instance, views, hits_only=True)
                         if outcome is None:
                             running[pool.submit(self._run_instance, instance, views)] = instance
                         else:
@@ -458,13 +461,18 @@ def run_recipe_file(path: Path, *, options: RunOptions, stream: TextIO) -> int:
 
         cache.ensure() if cache.writable else None
         executor = None
+        expected = frozenset(s.instance.id for s in survey
+                             if s.state in ("missing", "blocked", "unknown"))
         try:
+            # a run that will surely call makes its client now, not in the first worker
+            client: HttpClient | Callable[[], HttpClient] = \
+                make_client() if expected and not options.dry_run else make_client
             executor = Executor(plan, selected=selected, refresh=refresh_all, cache=cache,
-                                client=make_client, base_url=base_url, provider=provider,
+                                client=client, base_url=base_url, provider=provider,
                                 output_dir=output_dir, reporter=reporter,
                                 concurrency=concurrency, no_cache=options.no_cache,
                                 dry_run=options.dry_run, allow_paths=options.allow_paths,
-                                budget=Budget(limit))
+                                budget=Budget(limit), expect_calls=expected)
             reporter.run_started(recipe.display, len(instances), concurrency)
             if limit is not None and estimate > limit:
                 reporter.note(f"the calls to make are estimated at ~{estimate:g} credits, over "
