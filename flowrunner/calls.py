@@ -7,7 +7,6 @@ submit-then-poll tasks from catalog data, and stores the artifacts.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from .cache import CACHE_VERSION, Cache
+from .cache import CACHE_VERSION, Cache, sha256_file
 from .catalog import Endpoint, extract
 from .downloads import Artifact, check_url, describe_file, fetch_artifact, store_b64
 from .errors import DownloadError, Location, RunError, StepFailed, TransportError
@@ -122,17 +121,14 @@ class FileDigests:
         memo_key = (str(path), stat.st_size, stat.st_mtime_ns)
         digest = self._memo.get(memo_key)
         if digest is None:
-            sha = hashlib.sha256()
-            with open(path, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    sha.update(block)
-            digest = self._memo[memo_key] = sha.hexdigest()
+            digest = self._memo[memo_key] = sha256_file(path)
         return digest
 
 
-def _inside(path: Path, folder: Path) -> bool:
+def is_inside(resolved: Path, resolved_folder: Path) -> bool:
+    """Whether a resolved path lies in a resolved folder (symlinks already followed)."""
     try:
-        path.relative_to(folder)
+        resolved.relative_to(resolved_folder)
         return True
     except ValueError:
         return False
@@ -168,11 +164,11 @@ def resolve_input_file(value: Any, *, recipe: Recipe, instance: Instance, param:
         candidate = recipe.folder / candidate
     objects = (cache.root / "objects").resolve()
     resolved = candidate.resolve()
-    if _inside(resolved, objects):
+    if is_inside(resolved, objects):
         sha = resolved.name
     else:
         roots = (recipe.folder.resolve(), *(a.resolve() for a in allowed))
-        if not any(_inside(resolved, root) for root in roots):
+        if not any(is_inside(resolved, root) for root in roots):
             raise RenderFailed(f"{where}: {origin}: {value!r} is outside the recipe's folder",
                                hint="input files must live beside the recipe (symlinks that "
                                     "point elsewhere are refused)")

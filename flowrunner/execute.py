@@ -23,8 +23,8 @@ from typing import Any, Callable, Iterator, TextIO
 from .budget import Budget
 from .cache import Cache, copy_atomic, sha256_file
 from .calls import (FileDigests, PreparedCall, RenderFailed, api_key_from_env, condition_holds,
-                    perform_call, prepare_call, provider_identity, render_context, render_field,
-                    step_view)
+                    is_inside, perform_call, prepare_call, provider_identity, render_context,
+                    render_field, step_view)
 from .commands import load_plan
 from .errors import CacheError, FlowError, FrozenError, Interrupted, RunError, StepFailed, \
     UsageError
@@ -244,7 +244,7 @@ class Executor:
             if not os.path.splitext(rendered)[1]:
                 rendered += "." + artifact["ext"]
             destination = (self.output_dir / rendered)
-            if not _inside(destination, self._output_root):
+            if not is_inside(destination.resolve(), self._output_root):
                 raise RenderFailed(f"{instance.id}: save path {rendered!r} escapes the output "
                                    "folder (through a symlink?)")
             if not _same_file(destination, artifact):
@@ -293,11 +293,9 @@ class Executor:
             self.reporter.step_finished(outcome)
             step_id = instance.step_id
             if outcome.status in ("ok", "cached"):
-                step_views[step_id][instance.position] = {
-                    "outputs": outcome.outputs,
-                    "files": [str(self.cache.object_path(a["sha256"]))
-                              for a in outcome.artifacts],
-                    "response": outcome.response or {}}
+                step_views[step_id][instance.position] = step_view(
+                    {"outputs": outcome.outputs, "artifacts": outcome.artifacts,
+                     "response": outcome.response or {}}, self.cache)
             elif step_id not in broken:
                 broken[step_id] = (f"{instance.id}, which failed"
                                    if outcome.status == "failed" else
@@ -354,14 +352,6 @@ class Executor:
             result.interrupted = True
             return
         pool.shutdown(wait=True)
-
-
-def _inside(path: Path, resolved_folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(resolved_folder)
-        return True
-    except ValueError:
-        return False
 
 
 class _NeedsCall(Exception):

@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # imported lazily: a valid recipe never needs jsonschema's me
 
 from .catalog import Endpoint, recipe_schema, shared_definitions
 from .errors import Issue
-from .source import PathKey, SourceMap
+from .source import PathKey, SourceMap, dotted
 
 _TYPE_NAMES = {
     "string": "a string", "integer": "a whole number", "number": "a number",
@@ -240,10 +240,7 @@ def _name_issues(error: jsonschema.ValidationError, smap: SourceMap
 
 
 def _dotted(path: PathKey) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "recipe"
+    return dotted(path) or "recipe"
 
 
 def check_recipe_data(data: dict[str, Any], smap: SourceMap) -> list[Issue]:

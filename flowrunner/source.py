@@ -33,6 +33,14 @@ _PLAIN_TAGS = {
 }
 
 
+def dotted(path: PathKey) -> str:
+    """A path as recipes read it: ``steps.logo.save[0]``."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
 @dataclass(slots=True)
 class SourceMap:
     """Where each part of a document came from.

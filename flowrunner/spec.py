@@ -15,7 +15,7 @@ from typing import Any
 from .catalog import DEFAULT_BASE_URL, DEFAULT_KEY_ENV, Endpoint, UnknownEndpointError, get_endpoint
 from .errors import Issue, Location, SpecError, UsageError
 from .schema import check_params, check_recipe_data
-from .source import PathKey, SourceMap, load_source, parse_text
+from .source import PathKey, SourceMap, dotted as _dotted, load_source, parse_text
 from .templating import Template, TemplateProblem, is_template, iter_strings, parse_template
 
 DEFAULT_CONCURRENCY = 4
@@ -125,13 +125,6 @@ def _template_issues(value: Any, base: PathKey, smap: SourceMap,
             issues.append(Issue(smap.at(path), f"{_dotted(path)}: {message}",
                                 "templates use {{ expression }} and {% statement %}"
                                 if "syntax" in exc.message else None))
-
-
-def _dotted(path: PathKey) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 def _strip_templates(value: Any) -> Any:
