@@ -1,4 +1,4 @@
-"""Finds the data files of `schemas/` inside the installed package. Leaf: no internal imports.
+"""Finds the data files of `schemas/` inside the installed package. Imports only errors.
 
 The wheel maps the repository's top-level `schemas/` to `flowrunner/_schemas` (pyproject's
 force-include). A source checkout or an editable install has no `_schemas`, so there the
@@ -14,9 +14,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-
-class NoSuchSchemaError(LookupError):
-    """Raised when a schema file is not shipped with this installation."""
+from .errors import NoSuchSchemaError
 
 
 @cache

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from .errors import RunError
-
-
-class BudgetExceeded(RunError):
-    """Raised when starting a call would take the run past its credit budget."""
+from .errors import BudgetExceeded
 
 
 class Budget:

@@ -23,19 +23,15 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ._json import canonical_json
+from .cache_key import CACHE_VERSION
 from .errors import CacheError
 
-# Bump when the key material or the result format changes meaning: old entries then miss.
-CACHE_VERSION = 1
-
-MOCK_PROVIDER = "flowrunner-emulator"
-
-_README = """This folder is flowrunner's cache (https://flowrunner.dev).
+_README = """This folder is flowrunner's cache.
 
 objects/  artifact files by sha256      results/  one JSON per call, by cache key
 tasks/    submitted tasks being polled  locks/    held while a call is in flight
@@ -43,35 +39,6 @@ tasks/    submitted tasks being polled  locks/    held while a call is in flight
 It is safe to delete: the next `flow run` calls again what it needs (and pays for it).
 Do not commit it; commit the recipe's .lock file instead.
 """
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def cache_key(material: dict[str, Any]) -> str:
-    """sha256 of the canonical JSON of the key material.
-
-    The material (built by calls.py) holds the cache format version, the provider identity,
-    the endpoint id, method, path and the rendered parameters with uploaded files replaced by
-    their sha256. Never the API key, never headers.
-
-    Example:
-        >>> cache_key({"a": 1}) == cache_key({"a": 1})
-        True
-    """
-    return hashlib.sha256(canonical_json(material).encode()).hexdigest()
-
-
-def normalise_base_url(url: str) -> str:
-    """The provider identity of a base URL: lower-case scheme and host, no trailing slash."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url.strip())
-    host = (parts.hostname or "").lower()
-    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
-    netloc = host if parts.port in (None, default) else f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme.lower(), netloc, parts.path.rstrip("/"), "", ""))
 
 
 def sha256_file(path: Path) -> str:
@@ -85,15 +52,6 @@ def sha256_file(path: Path) -> str:
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 _FILE_MODE = 0o666 & ~_UMASK
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def atomic_write_bytes(target: Path, data: bytes) -> None:
@@ -140,12 +98,6 @@ def copy_atomic(source: Path, target: Path, *, expect_sha256: str | None = None)
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-
-
-@dataclass(frozen=True, slots=True)
-class CachedResult:
-    key: str
-    entry: dict[str, Any]
 
 
 class Cache:
@@ -311,21 +263,58 @@ class Cache:
 
     # --- locks ---------------------------------------------------------------------------
     @contextlib.contextmanager
-    def lock(self, key: str) -> Iterator[None]:
-        """Hold the per-key lock, so two processes never compute one key at once."""
+    def lock(self, key: str, *, timeout: float = 600.0,
+             on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+        """Hold the per-key lock, so two processes never compute one key at once.
+
+        Portable (filelock: flock on POSIX, msvcrt on Windows). When another run holds it,
+        ``on_wait`` hears "waiting for another flow run (KEY)" once, then this waits up to
+        ``timeout`` seconds.
+
+        Raises:
+            CacheError: the lock was still held when ``timeout`` ran out.
+        """
         if not self.writable:
             yield
             return
         self.ensure()
-        import fcntl
+        from filelock import FileLock, Timeout
 
-        path = self.root / "locks" / f"{key}.lock"
-        with open(path, "a+b") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        held = FileLock(str(self.root / "locks" / f"{key}.lock"))
+        try:
+            held.acquire(timeout=0)
+        except Timeout:
+            if on_wait is not None:
+                on_wait(f"waiting for another flow run ({key[:12]}…)")
             try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+                held.acquire(timeout=max(0.0, timeout))
+            except Timeout:
+                raise CacheError(f"another flow run held the lock of {key[:12]}… for "
+                                 f"{timeout:.0f} s", hint="wait for the other run to finish, "
+                                 "or raise the step's `timeout`") from None
+        try:
+            yield
+        finally:
+            held.release()
+
+    def sweep(self, *, older_than: float = 3600.0) -> int:
+        """Remove lock files and partial files nobody touched for ``older_than`` seconds.
+
+        A lock file's mtime changes whenever a run opens it (filelock truncates it), so an
+        old one is neither held nor waited on. Returns how many files were removed.
+        """
+        removed = 0
+        now = time.time()
+        for sub in ("locks", "tmp"):
+            folder = self.root / sub
+            if not folder.is_dir():
+                continue
+            for path in folder.iterdir():
+                with contextlib.suppress(OSError):
+                    if now - path.stat().st_mtime > older_than:
+                        path.unlink()
+                        removed += 1
+        return removed
 
     # --- inspection ----------------------------------------------------------------------
     def iter_results(self) -> Iterator[tuple[str, Path]]:
@@ -342,14 +331,3 @@ class Cache:
         for sub in ("objects", "results", "tasks", "locks", "tmp", "runs"):
             shutil.rmtree(self.root / sub, ignore_errors=True)
         return count
-
-    def sweep_tmp(self, older_than: float = 3600.0) -> None:
-        """Remove partial files left by killed runs."""
-        folder = self.root / "tmp"
-        if not folder.is_dir():
-            return
-        now = time.time()
-        for path in folder.iterdir():
-            with contextlib.suppress(OSError):
-                if now - path.stat().st_mtime > older_than:
-                    path.unlink()

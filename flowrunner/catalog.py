@@ -13,7 +13,7 @@ from functools import cache
 from typing import Any
 
 from ._resources import iter_endpoint_files, read_json
-from .errors import FlowError
+from .errors import UnknownEndpointError
 
 DEFAULT_BASE_URL = "https://api.elkapi.com"
 DEFAULT_KEY_ENV = "ELKAPI_API_KEY"
@@ -109,18 +109,6 @@ class Endpoint:
             generic=bool(doc.get("generic", False)),
             local=doc.get("local"),
         )
-
-
-class UnknownEndpointError(FlowError):
-    """Raised when `uses` names no catalog endpoint; .suggestion holds the nearest id."""
-
-    exit_code = 3
-
-    def __init__(self, endpoint_id: str, suggestion: str | None) -> None:
-        hint = (f"did you mean {suggestion}?" if suggestion
-                else "`flow endpoints` lists every endpoint")
-        super().__init__(f"unknown endpoint {endpoint_id!r}", hint=hint)
-        self.suggestion = suggestion
 
 
 @cache

@@ -1,7 +1,9 @@
-"""The `flow` command line: parses options, calls one core function, maps errors to exit codes.
+"""The `flow` command line: parses options, calls one command function, maps errors to exit
+statuses.
 
-The only module that knows click and exit statuses. No logic lives here; heavy modules are
-imported inside the commands so `flow --help` stays fast.
+The only module that knows click and exit statuses. No logic lives here: each subcommand's
+work is in `flowrunner/commands/<name>.py`, imported inside the command so `flow --help`
+stays fast.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any, Callable
 import click
 
 from . import __version__
-from .errors import FlowError, SpecError
+from .crashlog import EXIT_CRASH, write_crash_log
+from .errors import FlowError, SpecError, format_issues
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -67,6 +70,15 @@ def _overrides(var_pairs: tuple[str, ...], vars_files: tuple[Path, ...]) -> dict
     return parse_var_overrides(list(var_pairs), list(vars_files))
 
 
+def _recipe_or_cache_dir(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+                        envvar="FLOW_CACHE_DIR", show_envvar=True,
+                        help="The cache folder. Default: the one `flow run RECIPE` uses "
+                             "(.flow/cache beside the recipe); without a recipe, "
+                             "./.flow/cache.")(func)
+    return click.argument("recipe", required=False, type=_RECIPE)(func)
+
+
 @cli.command()
 @click.argument("recipe", type=_RECIPE)
 @_var_options
@@ -108,7 +120,8 @@ def run(recipe: Path, var_pairs: tuple[str, ...], vars_files: tuple[Path, ...],
       flow run brand.yaml --var brand=Acme --only logo
       flow run brand.yaml --frozen          # in CI: fail if anything would be called
     """
-    from .run import RunOptions, run_recipe
+    from .commands.run import run_recipe
+    from .options import RunOptions
 
     options = RunOptions(
         var_pairs=var_pairs, vars_files=vars_files, only=only, refresh=refresh,
@@ -129,7 +142,7 @@ def validate(recipes: tuple[Path, ...], as_json: bool) -> int:
       flow validate recipes/*.yaml
       flow validate brand.yaml --json
     """
-    from .commands import validate_files
+    from .commands.validate import validate_files
 
     return validate_files(list(recipes), as_json=as_json, out=_out(), err=sys.stderr)
 
@@ -148,7 +161,7 @@ def plan(recipe: Path, var_pairs: tuple[str, ...], vars_files: tuple[Path, ...],
     Example:
       flow plan examples/brand_assets.yaml
     """
-    from .inspection import show_plan
+    from .commands.plan import show_plan
 
     return show_plan(recipe, var_overrides=_overrides(var_pairs, vars_files),
                      cache_dir=cache_dir, mock=mock, as_json=as_json, out=_out())
@@ -170,7 +183,7 @@ def status(recipe: Path, var_pairs: tuple[str, ...], vars_files: tuple[Path, ...
     Example:
       flow status examples/brand_assets.yaml
     """
-    from .inspection import show_status
+    from .commands.status import show_status
 
     return show_status(recipe, var_overrides=_overrides(var_pairs, vars_files),
                        cache_dir=cache_dir, mock=mock, as_json=as_json, out=_out())
@@ -188,7 +201,7 @@ def graph(recipe: Path, fmt: str, var_pairs: tuple[str, ...], vars_files: tuple[
     Example:
       flow graph examples/brand_assets.yaml --format dot | dot -Tsvg > graph.svg
     """
-    from .commands import show_graph
+    from .commands.graph import show_graph
 
     return show_graph(recipe, fmt=fmt, out=_out(),
                       var_overrides=_overrides(var_pairs, vars_files))
@@ -205,7 +218,7 @@ def endpoints(endpoint_id: str | None, as_json: bool) -> int:
       flow endpoints
       flow endpoints recraft.generate_image
     """
-    from .commands import show_endpoints
+    from .commands.endpoints import show_endpoints
 
     return show_endpoints(endpoint_id, as_json=as_json, out=_out())
 
@@ -219,7 +232,7 @@ def init(name: str) -> int:
     Example:
       flow init brand_kit && flow run brand_kit.yaml --mock
     """
-    from .commands import init_recipe
+    from .commands.init import init_recipe
 
     return init_recipe(name, folder=Path.cwd(), out=_out())
 
@@ -232,7 +245,7 @@ def schema() -> int:
     Example:
       flow schema > recipe.schema.json
     """
-    from .commands import print_schema
+    from .commands.schema import print_schema
 
     return print_schema(out=_out())
 
@@ -251,7 +264,7 @@ def why(recipe: Path, step: str, var_pairs: tuple[str, ...], vars_files: tuple[P
     Example:
       flow why examples/brand_assets.yaml logo
     """
-    from .inspection import explain_step
+    from .commands.why import explain_step
 
     return explain_step(recipe, step, var_overrides=_overrides(var_pairs, vars_files),
                         cache_dir=cache_dir, mock=mock, out=_out())
@@ -268,7 +281,7 @@ def verify(recipe: Path, output_dir: Path | None) -> int:
     Example:
       flow verify examples/brand_assets.yaml
     """
-    from .inspection import verify_outputs
+    from .commands.verify import verify_outputs
 
     return verify_outputs(recipe, output_dir=output_dir, out=_out())
 
@@ -284,7 +297,7 @@ def report(recipe: Path, output_dir: Path | None) -> int:
     Example:
       flow report examples/brand_assets.yaml
     """
-    from .inspection import build_report
+    from .commands.report import build_report
 
     return build_report(recipe, output_dir=output_dir, out=_out())
 
@@ -295,20 +308,19 @@ def cache() -> None:
 
 
 @cache.command("ls")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
-              envvar="FLOW_CACHE_DIR", show_envvar=True, default=Path(".flow/cache"),
-              show_default=True, help="The cache to list.")
+@_recipe_or_cache_dir
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def cache_ls(cache_dir: Path, as_json: bool) -> int:
-    """List cache entries: key, endpoint, size, age.
+def cache_ls(recipe: Path | None, cache_dir: Path | None, as_json: bool) -> int:
+    """List the cache entries of RECIPE's cache: key, endpoint, size, age.
 
     \b
     Example:
-      flow cache ls --cache-dir examples/.flow/cache
+      flow cache ls examples/brand_assets.yaml
+      flow cache ls --cache-dir /shared/flow-cache
     """
-    from .inspection import list_cache
+    from .commands.cache import list_cache
 
-    return list_cache(cache_dir, as_json=as_json, out=_out())
+    return list_cache(recipe, cache_dir=cache_dir, as_json=as_json, out=_out())
 
 
 @cache.command("gc")
@@ -324,25 +336,23 @@ def cache_gc(recipes: tuple[Path, ...], cache_dir: Path | None, dry_run: bool) -
     Example:
       flow cache gc recipes/*.yaml
     """
-    from .inspection import collect_garbage
+    from .commands.cache import collect_garbage
 
     return collect_garbage(list(recipes), cache_dir=cache_dir, dry_run=dry_run, out=_out())
 
 
 @cache.command("clear")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
-              envvar="FLOW_CACHE_DIR", show_envvar=True, default=Path(".flow/cache"),
-              show_default=True, help="The cache to remove.")
-def cache_clear(cache_dir: Path) -> int:
-    """Remove every cache entry (the next run calls everything again).
+@_recipe_or_cache_dir
+def cache_clear(recipe: Path | None, cache_dir: Path | None) -> int:
+    """Remove every entry of RECIPE's cache (the next run calls everything again).
 
     \b
     Example:
-      flow cache clear --cache-dir examples/.flow/cache
+      flow cache clear examples/brand_assets.yaml
     """
-    from .inspection import clear_cache
+    from .commands.cache import clear_cache
 
-    return clear_cache(cache_dir, out=_out())
+    return clear_cache(recipe, cache_dir=cache_dir, out=_out())
 
 
 @cli.command()
@@ -368,16 +378,14 @@ def emulator(host: str, port: int, api_key: str | None, latency: float,
     Example:
       flow emulator --port 8787 --latency 0.5 --fault 429:2
     """
-    from .emulator.server import serve_forever
+    from .commands.emulator import serve_emulator
 
-    return serve_forever(host=host, port=port, api_key=api_key, latency=latency,
+    return serve_emulator(host=host, port=port, api_key=api_key, latency=latency,
                          faults=list(faults), out=sys.stderr)
 
 
 def _print_error(exc: FlowError) -> None:
     if isinstance(exc, SpecError):
-        from .commands import format_issues
-
         click.echo(format_issues(exc.issues), err=True)
         if os.environ.get("GITHUB_ACTIONS") == "true":
             from .reporting import github_annotation
@@ -420,9 +428,14 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         code = 0
     except Exception as exc:  # noqa: BLE001 - the one place that catches broadly
+        log = write_crash_log(exc, list(sys.argv[1:] if argv is None else argv))
         if _state["traceback"]:
-            raise
-        click.echo(f"flow: an unexpected error occurred: {type(exc).__name__}: {exc}", err=True)
-        click.echo("  hint: run again with `flow --traceback ...` and report the output", err=True)
-        code = 1
+            import traceback
+
+            traceback.print_exc()
+        click.echo(f"flow: an unexpected error occurred (a bug in flowrunner): "
+                   f"{type(exc).__name__}: {exc}", err=True)
+        click.echo(f"  the details are in {log}: please attach that file to a bug report"
+                   if log else "  hint: `flow --traceback ...` prints the details", err=True)
+        code = EXIT_CRASH
     sys.exit(code if isinstance(code, int) else 0)

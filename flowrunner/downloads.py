@@ -10,7 +10,6 @@ import base64
 import binascii
 import contextlib
 import hashlib
-import os
 import struct
 import time
 from dataclasses import dataclass
@@ -20,9 +19,9 @@ from urllib.parse import urlsplit
 
 from .cache import Cache
 from .errors import DownloadError, TransportError
-from .http import HttpClient
+from .http import Client
+from .limits import max_artifact_bytes
 
-MAX_ARTIFACT_BYTES = int(os.environ.get("FLOW_MAX_ARTIFACT_MB", "512")) * 1024 * 1024
 DOWNLOAD_ATTEMPTS = 3
 
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp",
@@ -116,7 +115,8 @@ def _classify(path: Path, size: int, claimed: str | None, origin: str) -> tuple[
         raise DownloadError(f"{origin} is not an image (starts with {preview!r})",
                             hint="the provider returned something else; run again later")
     if claimed and claimed in EXTENSIONS and claimed != actual:
-        raise DownloadError(f"{origin} claims to be {claimed} but is {actual}")
+        raise DownloadError(f"{origin} claims to be {claimed} but is {actual}",
+                            retryable=False)
     problem = _incomplete(actual, head, tail, size)
     if problem:
         raise DownloadError(f"{origin}: {problem}", hint="run again: the file is fetched anew")
@@ -147,8 +147,8 @@ def check_url(url: Any, origin: str) -> str:
     return url
 
 
-def fetch_artifact(client: HttpClient, cache: Cache, url: str, *, deadline: float,
-                   origin: str, max_bytes: int = MAX_ARTIFACT_BYTES) -> Artifact:
+def fetch_artifact(client: Client, cache: Cache, url: str, *, deadline: float,
+                   origin: str, max_bytes: int | None = None) -> Artifact:
     """Download ``url`` into the cache, verified; retried when truncated.
 
     Raises:
@@ -156,6 +156,7 @@ def fetch_artifact(client: HttpClient, cache: Cache, url: str, *, deadline: floa
         TransportError: the server could not be reached.
     """
     check_url(url, origin)
+    max_bytes = max_artifact_bytes() if max_bytes is None else max_bytes
     last: Exception | None = None
     for _attempt in range(DOWNLOAD_ATTEMPTS):
         if time.monotonic() > deadline:
@@ -165,7 +166,7 @@ def fetch_artifact(client: HttpClient, cache: Cache, url: str, *, deadline: floa
                                max_bytes=max_bytes)
         except DownloadError as exc:
             last = exc
-            if "larger than" in exc.message or "claims to be" in exc.message:
+            if not exc.retryable:
                 raise
         except TransportError as exc:
             last = exc
@@ -175,7 +176,7 @@ def fetch_artifact(client: HttpClient, cache: Cache, url: str, *, deadline: floa
     raise last
 
 
-def _fetch_once(client: HttpClient, cache: Cache, url: str, *, deadline: float, origin: str,
+def _fetch_once(client: Client, cache: Cache, url: str, *, deadline: float, origin: str,
                 max_bytes: int) -> Artifact:
     handle, temp = cache.temp_file()
     try:
@@ -187,14 +188,14 @@ def _fetch_once(client: HttpClient, cache: Cache, url: str, *, deadline: float, 
             expected = int(declared) if declared and declared.isdigit() else None
             if expected is not None and expected > max_bytes:
                 raise DownloadError(f"{origin}: artifact is larger than the cap "
-                                    f"({expected:,} > {max_bytes:,} bytes)")
+                                    f"({expected:,} > {max_bytes:,} bytes)", retryable=False)
             digest = hashlib.sha256()
             size = 0
             for chunk in chunks:
                 size += len(chunk)
                 if size > max_bytes:
                     raise DownloadError(f"{origin}: artifact is larger than the cap "
-                                        f"({max_bytes:,} bytes)")
+                                        f"({max_bytes:,} bytes)", retryable=False)
                 if time.monotonic() > deadline:
                     raise DownloadError(f"{origin}: download too slow; the step's timeout ran out",
                                         hint="raise the step's `timeout`")
@@ -222,30 +223,13 @@ def store_b64(cache: Cache, data: str, *, origin: str) -> Artifact:
 
 def store_bytes(cache: Cache, raw: bytes, *, origin: str) -> Artifact:
     """Store bytes made here (a decoded b64_json, a local image step's output), verified."""
-    if len(raw) > MAX_ARTIFACT_BYTES:
-        raise DownloadError(f"{origin}: artifact is larger than the cap")
+    if len(raw) > max_artifact_bytes():
+        raise DownloadError(f"{origin}: artifact is larger than the cap", retryable=False)
     handle, temp = cache.temp_file()
     try:
         with handle:
             handle.write(raw)
         return _adopt(cache, temp, hashlib.sha256(raw).hexdigest(), len(raw), None, origin)
-    finally:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-
-
-def store_local(cache: Cache, path: Path, *, origin: str) -> Artifact:
-    """Copy a local file into the cache, verified as an image."""
-    handle, temp = cache.temp_file()
-    digest = hashlib.sha256()
-    size = 0
-    try:
-        with handle, open(path, "rb") as source:
-            for block in iter(lambda: source.read(1 << 20), b""):
-                digest.update(block)
-                size += len(block)
-                handle.write(block)
-        return _adopt(cache, temp, digest.hexdigest(), size, None, origin)
     finally:
         with contextlib.suppress(OSError):
             temp.unlink()

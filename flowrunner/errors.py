@@ -5,17 +5,23 @@ Leaf module: imports nothing from flowrunner. The CLI maps each branch to its ex
 
     FlowError                  root
     ├── UsageError             the command line is wrong (exit 2)
+    ├── UnknownEndpointError   `uses` names no catalog endpoint (exit 3)
+    ├── TemplateProblem        a template cannot be parsed or rendered (located by the caller)
+    ├── NoSuchSchemaError      a schema file is not shipped with this installation
     ├── SpecError              the recipe is wrong; carries .issues (exit 3)
-    │   ├── SpecSyntaxError    YAML could not be read
-    │   ├── TemplateError      a template could not be parsed or rendered
-    │   └── PlanError          unknown reference, cycle
-    │       └── CycleError     .cycle = ("a", "b", "a")
+    │   └── SpecSyntaxError    YAML could not be read
     ├── RunError               the recipe is valid, a step failed at run time (exit 1)
     │   ├── StepFailed         the call happened and its answer was bad
+    │   │   └── RenderFailed   a template or rendered parameter is wrong at run time
+    │   ├── BudgetExceeded     a call would take the run past its credit budget
     │   ├── TransportError     the call could not happen (connect, timeout)
     │   └── DownloadError      an artifact was truncated, oversized or not what it claims
     ├── FrozenError            `--frozen` found work to do (exit 4)
-    └── CacheError             a cache entry is corrupt or unreadable
+    ├── CacheError             a cache entry is corrupt or unreadable
+    └── Interrupted            SIGINT / SIGTERM stopped the run (exit 130 / 143)
+
+An error that is none of these is a bug: the CLI writes a crash log and exits with
+EXIT_CRASH (70).
 """
 
 from __future__ import annotations
@@ -65,6 +71,15 @@ class Issue:
         return (self.location.path, self.location.line, self.location.col, self.message)
 
 
+def format_issues(issues: list[Issue], *, limit: int = 200) -> str:
+    """Every issue on its own line (with its hint), sorted by place; the rest counted."""
+    ordered = sorted(issues, key=Issue.sort_key)
+    lines = [issue.format() for issue in ordered[:limit]]
+    if len(ordered) > limit:
+        lines.append(f"... and {len(ordered) - limit} more errors")
+    return "\n".join(lines)
+
+
 def _one_line(text: str) -> str:
     """Control characters from a recipe must not break the one-line-per-problem format."""
     if text.isprintable():
@@ -91,6 +106,34 @@ class UsageError(FlowError):
     exit_code = 2
 
 
+class UnknownEndpointError(FlowError):
+    """Raised when `uses` names no catalog endpoint; .suggestion holds the nearest id."""
+
+    exit_code = 3
+
+    def __init__(self, endpoint_id: str, suggestion: str | None) -> None:
+        hint = (f"did you mean {suggestion}?" if suggestion
+                else "`flow endpoints` lists every endpoint")
+        super().__init__(f"unknown endpoint {endpoint_id!r}", hint=hint)
+        self.suggestion = suggestion
+
+
+class TemplateProblem(FlowError):
+    """Raised when a template cannot be parsed or rendered; .line is relative to the template
+    text and .path says where inside a nested value. Callers turn it into a located error."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+        self.path: tuple[str | int, ...] = ()
+
+
+class NoSuchSchemaError(FlowError):
+    """Raised when a schema file is not shipped with this installation."""
+
+
 class SpecError(FlowError):
     """Raised when a recipe is invalid; carries every issue found, sorted by location."""
 
@@ -105,22 +148,6 @@ class SpecError(FlowError):
 
 class SpecSyntaxError(SpecError):
     """Raised when the recipe file cannot be read as UTF-8 YAML holding a mapping."""
-
-
-class TemplateError(SpecError):
-    """Raised when a template cannot be parsed, or rendering it fails (undefined name, too big)."""
-
-
-class PlanError(SpecError):
-    """Raised when the step graph is wrong: unknown references, unknown `needs`."""
-
-
-class CycleError(PlanError):
-    """Raised when steps depend on each other in a circle; .cycle lists it, first node repeated."""
-
-    def __init__(self, issues: list[Issue], cycle: tuple[str, ...]) -> None:
-        super().__init__(issues)
-        self.cycle = cycle
 
 
 class RunError(FlowError):
@@ -139,12 +166,37 @@ class StepFailed(RunError):
         self.retryable = retryable
 
 
+class RenderFailed(StepFailed):
+    """Raised when a step's templates or rendered parameters are wrong at run time."""
+
+
+class BudgetExceeded(RunError):
+    """Raised when starting a call would take the run past its credit budget."""
+
+
 class TransportError(RunError):
-    """Raised when a call could not be made or finished: refused, reset, timed out."""
+    """Raised when a call could not be made or finished: refused, reset, timed out.
+
+    ``maybe_sent`` is True when the request may have reached the provider (the connection
+    broke after the request was written): a paid submit must then not be sent again.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None,
+                 maybe_sent: bool = False) -> None:
+        super().__init__(message, hint=hint)
+        self.maybe_sent = maybe_sent
 
 
 class DownloadError(RunError):
-    """Raised when an artifact download is truncated, too big, or not the file type it claims."""
+    """Raised when an artifact download is truncated, too big, or not the file type it claims.
+
+    ``retryable`` is False when fetching again cannot help (too big, the wrong type).
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None,
+                 retryable: bool = True) -> None:
+        super().__init__(message, hint=hint)
+        self.retryable = retryable
 
 
 class FrozenError(FlowError):

@@ -1,9 +1,10 @@
 """The HTTP client: one pooled `requests.Session` per run, retries, error mapping, redaction.
 
-The only module that imports `requests`. Retry decisions (which statuses, backoff with
-jitter, `Retry-After`) come from urllib3's `Retry` policy object; the loop around it is ours
-because it must also respect the step's deadline, tell the throttle about 429s and refuse to
-resubmit a paid task whose first submit may have gone through.
+The only module that imports `requests`. Retries 429/5xx and connection failures with
+exponential backoff, jitter and `Retry-After`, within the step's deadline; tells the
+throttle about 429s; and never resends a paid task submit that may have reached the
+provider: whether it may have is decided by the exception's type (a connection that was
+never made, versus one that broke after the request was written).
 """
 
 from __future__ import annotations
@@ -16,24 +17,25 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from typing import TYPE_CHECKING
+import random
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ContextManager, Protocol
 
 from . import __version__
-from .errors import StepFailed, TransportError
+from .errors import FlowError, StepFailed, TransportError
+from .limits import max_answer_bytes
 from .throttle import Throttle
 
 if TYPE_CHECKING:  # imported when the first client is made: planning never pays for them
     import requests
-    from urllib3.util import Retry
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 524})
 # A task submit that failed with one of these was clearly not accepted: safe to resend.
 SUBMIT_SAFE_STATUSES = frozenset({429, 503})
 CONNECT_TIMEOUT = 10.0
+BACKOFF_BASE = 0.5
+BACKOFF_MAX = 30.0
 USER_AGENT = f"flowrunner/{__version__}"
-MAX_JSON_BYTES = int(os.environ.get("FLOW_MAX_ANSWER_MB", "32")) * 1024 * 1024
 
 _HINTS = {
     400: "the provider rejected the parameters; `flow endpoints ID` lists what it accepts",
@@ -74,6 +76,73 @@ class ApiResponse:
     body: Any
     headers: dict[str, str] = field(default_factory=dict)
     attempts: int = 1
+
+
+class Client(Protocol):
+    """What the scheduler needs of a client: API calls, streamed downloads, redaction."""
+
+    redact: Callable[[str], str]
+
+    def call(self, request: ApiRequest, *, retries: int, deadline: float,
+             step_id: str) -> ApiResponse: ...
+
+    def stream(self, url: str, *, timeout: float
+               ) -> ContextManager[tuple[int, dict[str, str], Iterator[bytes]]]: ...
+
+    def close(self) -> None: ...
+
+
+def backoff_delay(attempt: int, retry_after: float | None = None) -> float:
+    """Seconds to wait before retry number ``attempt`` (1-based): the provider's
+    `Retry-After` when given, else exponential backoff with up to 50 % jitter."""
+    if retry_after is not None:
+        return min(max(0.0, retry_after), BACKOFF_MAX)
+    delay = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (attempt - 1))
+    return delay * (1 + random.random() * 0.5)  # noqa: S311 - jitter, not security
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """`Retry-After` as seconds: a number of seconds or an HTTP date; None when absent."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """Whether a requests connection error happened before the request left this machine:
+    the connection was refused, timed out or its name did not resolve. Decided by the types
+    in the exception's chain (requests wraps urllib3's errors), never by its words."""
+    import requests
+    import urllib3
+
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    seen: set[int] = set()
+    stack: list[Any] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, (urllib3.exceptions.NewConnectionError,
+                                urllib3.exceptions.ConnectTimeoutError,
+                                urllib3.exceptions.NameResolutionError)):
+            return True
+        if isinstance(current, BaseException):
+            stack.extend([getattr(current, "reason", None), current.__cause__,
+                          current.__context__, *current.args])
+    return False
 
 
 class Redactor:
@@ -167,16 +236,11 @@ class HttpClient:
 
         Raises:
             StepFailed: a non-2xx answer that retrying did not cure, or a body that is not JSON.
-            TransportError: the request could not be made or finished in time.
+            TransportError: the request could not be made or finished in time;
+                ``maybe_sent`` says whether a submit may have reached the provider.
         """
         import requests
-        import urllib3
-        from urllib3.util import Retry
 
-        policy = Retry(total=retries, connect=retries, read=retries, status=retries,
-                       other=0, allowed_methods=None, status_forcelist=RETRY_STATUSES,
-                       backoff_factor=0.5, backoff_max=30, backoff_jitter=0.5,
-                       respect_retry_after_header=True, raise_on_status=False)
         attempts = 0
         while True:
             remaining = deadline - time.monotonic()
@@ -187,69 +251,42 @@ class HttpClient:
                 raise TransportError(f"{step_id}: timed out waiting for a free slot",
                                      hint="raise the step's `timeout` or lower the load")
             attempts += 1
-            throttled = False
             try:
                 response = self._send_once(request, remaining)
-            except requests.exceptions.ConnectionError as exc:
-                self.throttle.release()
-                text = str(exc)
-                never_sent = isinstance(exc, requests.exceptions.ConnectTimeout) or any(
-                    marker in text for marker in ("refused", "NewConnectionError", "NameResolution"))
-                if request.submit and not never_sent:
-                    raise self._transport(step_id, request, exc, billed=True) from None
-                error: Exception = urllib3.exceptions.ProtocolError(text)
-                policy = self._increment(policy, request, step_id, error=error, cause=exc)
-                self._sleep(policy.get_backoff_time(), deadline, step_id, _short_reason(exc))
-                continue
-            except requests.exceptions.Timeout as exc:
-                self.throttle.release()
-                if request.submit:
-                    raise self._transport(step_id, request, exc, billed=True) from None
-                error = urllib3.exceptions.ReadTimeoutError(None, request.url, str(exc))  # type: ignore[arg-type]
-                policy = self._increment(policy, request, step_id, error=error, cause=exc)
-                self._sleep(policy.get_backoff_time(), deadline, step_id, "read timed out")
-                continue
             except requests.exceptions.RequestException as exc:
                 self.throttle.release()
-                raise self._transport(step_id, request, exc) from None
+                never_sent = _never_sent(exc)
+                retryable = isinstance(exc, (requests.exceptions.ConnectionError,
+                                             requests.exceptions.Timeout))
+                if not retryable or (request.submit and not never_sent) or attempts > retries:
+                    raise self._transport(step_id, request, exc,
+                                          maybe_sent=not never_sent) from None
+                why = "read timed out" if isinstance(exc, requests.exceptions.ReadTimeout) \
+                    else _short_reason(exc)
+                self._sleep(backoff_delay(attempts), deadline, step_id, self.redact(why))
+                continue
             try:
                 self._read_body(response, deadline, step_id)
             except (StepFailed, TransportError):
                 self.throttle.release()
                 raise
-            throttled = response.status_code == 429
-            self.throttle.release(throttled=throttled)
-            if self.log:
-                self.log(f"{request.method} {self.redact(request.url)} -> {response.status_code}")
             status = response.status_code
+            self.throttle.release(throttled=status == 429)
+            if self.log:
+                self.log(f"{request.method} {self.redact(request.url)} -> {status}")
             if 200 <= status < 300:
                 return ApiResponse(status, self._json(response, step_id), dict(response.headers),
                                    attempts)
             retry_ok = status in RETRY_STATUSES and (
                 not request.submit or status in SUBMIT_SAFE_STATUSES)
-            if not retry_ok or policy.is_exhausted() or policy.total == 0:
+            if not retry_ok or attempts > retries:
                 raise self._failure(step_id, request, response, attempts)
-            try:
-                policy = policy.increment(request.method, request.url, response=response.raw)
-            except urllib3.exceptions.MaxRetryError:
-                raise self._failure(step_id, request, response, attempts) from None
-            wait = policy.get_retry_after(response.raw)
-            if wait is None:
-                wait = policy.get_backoff_time()
+            wait = backoff_delay(attempts, parse_retry_after(response.headers.get("Retry-After")))
             self._sleep(wait, deadline, step_id, f"HTTP {status}",
                         failure=lambda r=response, a=attempts: self._failure(step_id, request, r, a))
 
-    def _increment(self, policy: Retry, request: ApiRequest, step_id: str, *, error: Exception,
-                   cause: Exception) -> Retry:
-        import urllib3
-
-        try:
-            return policy.increment(request.method, request.url, error=error)
-        except urllib3.exceptions.MaxRetryError:
-            raise self._transport(step_id, request, cause) from None
-
     def _sleep(self, seconds: float, deadline: float, step_id: str, why: str,
-               failure: Any = None) -> None:
+               failure: Callable[[], FlowError] | None = None) -> None:
         if time.monotonic() + seconds > deadline:
             if failure is not None:
                 raise failure()
@@ -270,6 +307,7 @@ class HttpClient:
         watchdog.start()
         chunks: list[bytes] = []
         size = 0
+        limit = max_answer_bytes()
         try:
             while True:
                 try:
@@ -289,9 +327,9 @@ class HttpClient:
                                          "step's timeout", hint="raise the step's `timeout`, "
                                          "or run again later")
                 size += len(chunk)
-                if size > MAX_JSON_BYTES:
+                if size > limit:
                     raise StepFailed(f"{step_id}: the answer is larger than "
-                                     f"{MAX_JSON_BYTES >> 20} MB", status=response.status_code,
+                                     f"{limit >> 20} MB", status=response.status_code,
                                      hint="the provider or a proxy misbehaves; run again later")
                 chunks.append(chunk)
         finally:
@@ -326,14 +364,14 @@ class HttpClient:
                           f"HTTP {status}{tries}: {message}", hint=hint, status=status)
 
     def _transport(self, step_id: str, request: ApiRequest, exc: Exception, *,
-                   billed: bool = False) -> TransportError:
+                   maybe_sent: bool) -> TransportError:
         reason = self.redact(_short_reason(exc))
         hint = "check provider.base_url and the network, then run again"
-        if billed:
+        if request.submit and maybe_sent:
             hint = ("the submit may have reached the provider and been billed; check before "
                     "running again")
         return TransportError(f"{step_id}: {request.method} {self.redact(request.url)} failed: "
-                              f"{reason}", hint=hint)
+                              f"{reason}", hint=hint, maybe_sent=maybe_sent)
 
     @contextlib.contextmanager
     def stream(self, url: str, *, timeout: float) -> Iterator[tuple[int, dict[str, str],

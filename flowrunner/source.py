@@ -234,3 +234,24 @@ def load_source(path: Path, display: str | None = None) -> Source:
         raise SpecSyntaxError([Issue(smap.at(()), f"a recipe must be a mapping at the top, not {kind}",
                                      "start with `version: 1`, then `steps:`")])
     return Source(path=path, data=data, map=smap, digest=hashlib.sha256(raw).hexdigest())
+
+
+def dump_yaml(data: Any) -> str:
+    """``data`` as block-style YAML with sorted keys: deterministic, diff-friendly text.
+
+    Uses libyaml's emitter when present (same output, faster); floats that are whole are
+    written as integers so `40.0` credits read as `40`.
+    """
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(_whole_floats(data), Dumper=dumper, sort_keys=True,
+                     default_flow_style=False, allow_unicode=True, width=100)
+
+
+def _whole_floats(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_floats(v) for v in value]
+    return value

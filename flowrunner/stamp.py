@@ -5,7 +5,7 @@ A stamp records the recipe's sha256, the options that shape the run, and (size, 
 every file the run depended on: local input files, the saved assets, the lock file and
 the cache entries. If all still match, the run would only find cache hits and restore
 nothing, so it is reported as such. Anything that differs, or any doubt, means a normal
-run. Lives in `<cache>/runs/`. Leaf-level: imports only errors and the standard library.
+run. Lives in `<cache>/runs/`. Imports only the JSON helper and the cache's atomic write.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ._json import canonical_json
 
 STAMP_VERSION = 1
 
@@ -30,8 +32,7 @@ def _stat(path: str) -> list[int] | None:
 
 def stamp_file(cache_root: Path, recipe: Path, context: dict[str, Any]) -> Path:
     """Where the stamp of this recipe, run with these options, lives."""
-    material = json.dumps({"recipe": str(recipe.resolve()), **context}, sort_keys=True,
-                          default=str)
+    material = canonical_json({"recipe": str(recipe.resolve()), **context})
     return cache_root / "runs" / (hashlib.sha256(material.encode()).hexdigest()[:32] + ".json")
 
 

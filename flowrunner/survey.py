@@ -13,16 +13,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .cache import Cache
-from .calls import FileDigests, PreparedCall, RenderFailed, condition_holds, prepare_call, \
-    render_context, step_view
-from .errors import RunError
+from .context import condition_holds, render_context, step_view
+from .errors import RenderFailed, RunError
 from .graph import Instance, Plan
+from .inputs import FileDigests
+from .preparation import PreparedCall, prepare_call
 
 State = Literal["cached", "missing", "blocked", "skipped", "unknown", "error"]
+STATE_WORDS = {"cached": "cached", "missing": "will call", "blocked": "will call",
+               "skipped": "skipped", "unknown": "will call", "error": "error"}
 
 
 @dataclass(slots=True)
 class Survey:
+    """What the cache says of one instance (and the prepared call, when it could be made)."""
+
     instance: Instance
     state: State
     call: PreparedCall | None = None
@@ -32,8 +37,8 @@ class Survey:
 
 
 def survey_plan(plan: Plan, *, cache: Cache, provider: str, selected: set[str] | None = None,
-                refresh: set[str] = frozenset(), allowed: tuple[Path, ...] = ()  # type: ignore[assignment]
-                ) -> list[Survey]:
+                refresh: frozenset[str] | set[str] = frozenset(),
+                allowed: tuple[Path, ...] = ()) -> list[Survey]:
     """Survey every (selected) instance against the cache. Makes no request."""
     recipe = plan.recipe
     digests = FileDigests()

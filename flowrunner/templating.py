@@ -12,20 +12,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import TemplateProblem
+
 MAX_RENDERED_CHARS = 1_000_000
 _MARKERS = ("{{", "{%", "{#")
 _NATIVE = re.compile(r"^\s*\{\{([-+]?)(.*?)([-+]?)\}\}\s*$", re.S)
 
 Ref = tuple[str | int, ...]
-
-
-class TemplateProblem(Exception):
-    """A template could not be parsed or rendered; .line is relative to the template text."""
-
-    def __init__(self, message: str, line: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.line = line
 
 
 def _environment_class() -> type:
@@ -324,7 +317,7 @@ def _render(value: Any, context: dict[str, Any], path: tuple[str | int, ...]) ->
         try:
             return parse_template(value).render(context)
         except TemplateProblem as exc:
-            exc.path = path  # type: ignore[attr-defined]
+            exc.path = path
             raise
     if isinstance(value, dict):
         return {key: _render(item, context, (*path, key)) for key, item in value.items()}

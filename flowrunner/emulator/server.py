@@ -19,14 +19,17 @@ import email.policy
 import hashlib
 import json
 import re
+import socket
+import struct
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TextIO
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from .._json import canonical_json
 from ..catalog import Endpoint, load_catalog
 from ..schema import check_params
 from . import images
@@ -35,16 +38,14 @@ STATUS_FAULTS = {"429", "500", "502", "503", "504", "524"}
 # echo-auth: a 400 whose body repeats the request's headers (a leaky proxy);
 # file-url: an artifact URL with the file: scheme; redirect: 307 to fault["location"];
 # stuck-task: a task that stays Pending; slow-json: an answer dripped a byte at a time;
-# huge-json: an answer of fault["bytes"] bytes
+# huge-json: an answer of fault["bytes"] bytes; reset: the request is read whole, then the
+# connection is reset without an answer (the client cannot know whether it was accepted)
 FAULT_KINDS = STATUS_FAULTS | {"bad-json", "truncate", "fail-task", "no-artifact", "slow-body",
                                "echo-auth", "file-url", "redirect", "stuck-task", "slow-json",
-                               "huge-json"}
-API_FAULTS = STATUS_FAULTS | {"bad-json", "echo-auth", "redirect", "slow-json", "huge-json"}
+                               "huge-json", "reset"}
+API_FAULTS = STATUS_FAULTS | {"bad-json", "echo-auth", "redirect", "slow-json", "huge-json",
+                              "reset"}
 TASK_PENDING_POLLS = 2
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def _uuid(seed: str) -> str:
@@ -188,6 +189,12 @@ class Handler(BaseHTTPRequestHandler):
         if fault:
             if fault["kind"] == "bad-json":
                 self._send(200, b'{"data": [{"url": ', "application/json")
+            elif fault["kind"] == "reset":
+                # SO_LINGER 0: close() sends RST, as a crashed proxy would
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                           struct.pack("ii", 1, 0))
+                self.close_connection = True
+                self.connection.close()
             elif fault["kind"] == "echo-auth":
                 echoed = "\n".join(f"{k}: {v}" for k, v in self.headers.items())
                 self._error(400, f"bad request; you sent:\n{echoed}")
@@ -384,7 +391,7 @@ class Handler(BaseHTTPRequestHandler):
         if problem:
             self._error(400, problem)
             return
-        seed = _canonical({"endpoint": endpoint.id, "params": params, "path": path_values,
+        seed = canonical_json({"endpoint": endpoint.id, "params": params, "path": path_values,
                            "files": {k: [hashlib.sha256(b).hexdigest() for b in v]
                                      for k, v in files.items()}})
         credits = endpoint.estimate_credits({k: _number(v) for k, v in params.items()})
@@ -551,29 +558,3 @@ def running_emulator(**options: Any) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-def serve_forever(*, host: str, port: int, api_key: str | None, latency: float,
-                  faults: list[str], out: TextIO) -> int:
-    """`flow emulator`: serve until interrupted."""
-    try:
-        server = make_server(host, port, api_key=api_key, latency=latency, faults=faults)
-    except ValueError as exc:
-        from ..errors import UsageError
-
-        raise UsageError(f"--fault: {exc}") from None
-    except OSError as exc:
-        from ..errors import UsageError
-
-        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
-                         hint="pick another --port, or 0 for a free one") from None
-    bound_host, bound_port = server.server_address[:2]
-    print(f"ElkAPI emulator listening on http://{bound_host}:{bound_port} "
-          f"(Ctrl-C to stop)", file=out, flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0

@@ -102,7 +102,7 @@ def test_lock_file_is_byte_identical_across_runs_and_sorted(tmp_path: Path, emul
     assert lock.read_bytes() == first
     text = first.decode()
     assert "banner[size=1024x1024]" in text and str(tmp_path) not in text
-    assert f"provider: \"{emulator.base_url}\"" in text
+    assert f"provider: {emulator.base_url}\n" in text
     # a fresh cache elsewhere gives the same lock: nothing machine- or time-specific
     shutil.rmtree(tmp_path / ".flow")
     assert flow("run", path, env=KEY_ENV).code == 0

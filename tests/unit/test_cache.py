@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from flowrunner.cache import Cache, cache_key, copy_atomic, normalise_base_url
+from flowrunner.cache import Cache, copy_atomic
+from flowrunner.cache_key import cache_key
+from flowrunner.providers import normalise_base_url
 from flowrunner.errors import CacheError
 
 MATERIAL = {"v": 1, "provider": "https://api.elkapi.com", "endpoint": "recraft.vectorize",

@@ -9,7 +9,8 @@ import pytest
 
 import flowrunner
 from flowrunner._resources import iter_endpoint_files, read_json, schemas_root
-from flowrunner.catalog import extract, get_endpoint, load_catalog, UnknownEndpointError
+from flowrunner.catalog import extract, get_endpoint, load_catalog
+from flowrunner.errors import UnknownEndpointError
 from flowrunner.schema import check_params
 
 REPO = Path(__file__).resolve().parents[2]

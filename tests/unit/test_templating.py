@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from flowrunner.templating import TemplateProblem, parse_template, render_value, truthy
+from flowrunner.errors import TemplateProblem
+from flowrunner.templating import parse_template, render_value, truthy
 
 
 def test_single_expression_keeps_native_type() -> None:

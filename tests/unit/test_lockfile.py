@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flowrunner.lock import lock_path_for, read_lock, render_lock, write_lock
+from flowrunner.lockfile import lock_path_for, read_lock, render_lock, write_lock
 
 ENTRIES = {
     "banner[size=1:1]": {"step": "banner", "key": "k2", "credits": 40.0, "outputs": {},
@@ -15,7 +15,8 @@ ENTRIES = {
 
 def test_lock_is_sorted_and_round_trips(tmp_path: Path) -> None:
     text = render_lock("brand.yaml", ENTRIES, "https://api.elkapi.com")
-    assert text.index('"banner[size=1:1]"') < text.index("  logo:")
+    assert text.index("  banner[size=1:1]:") < text.index("  logo:")
+    assert text.index("version: 1") < text.index("provider:") < text.index("instances:")
     assert "credits: 40\n" in text
     path = tmp_path / "brand.lock"
     assert write_lock(path, "brand.yaml", ENTRIES, "https://api.elkapi.com") is True

@@ -1,5 +1,5 @@
-"""What a finished run leaves behind besides the assets: the lock file's entries, the run
-stamp, the gallery page and the CI step summary."""
+"""The sidecar files a finished run leaves behind besides the assets: the lock file's
+entries, the run stamp, the gallery page and the CI step summary."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from typing import Any
 from .cache import Cache
 from .graph import Plan
 from .results import RunResult
-from .run import RunOptions, stamp_context
+from .options import RunOptions
 from .stamp import Stamp, stamp_file
 
+
 def display(path: Path) -> str:
+    """``path`` relative to the working directory when inside it, else as given."""
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
@@ -21,7 +23,8 @@ def display(path: Path) -> str:
 
 
 def lock_entries(result: RunResult, recipe_folder: Path,
-                  output_dir: Path) -> dict[str, dict[str, Any]]:
+                 output_dir: Path) -> dict[str, dict[str, Any]]:
+    """The lock file's entry of every instance that succeeded (called or cached)."""
     entries: dict[str, dict[str, Any]] = {}
     for item in result.results:
         if item.status not in ("ok", "cached"):
@@ -46,8 +49,8 @@ def lock_entries(result: RunResult, recipe_folder: Path,
 
 
 def write_stamp(plan: Plan, result: RunResult, options: RunOptions, *, cache: Cache,
-                 inputs: list[str], lock_file: Path, output_dir: Path,
-                 concurrency: int) -> None:
+                inputs: list[str], lock_file: Path, output_dir: Path,
+                concurrency: int) -> None:
     """Record what this successful run depended on, for the next unchanged re-run."""
     recipe = plan.recipe
     stamp = Stamp(recipe_sha256=recipe.digest)
@@ -69,7 +72,7 @@ def write_stamp(plan: Plan, result: RunResult, options: RunOptions, *, cache: Ca
     stamp.summary = {"output_dir": result.output_dir, "lock": result.lock_path,
                      "concurrency": concurrency}
     try:
-        stamp.write(stamp_file(cache.root, recipe.path, stamp_context(options)))
+        stamp.write(stamp_file(cache.root, recipe.path, options.stamp_context()))
     except OSError:
         pass  # a stamp only saves time; a run never fails for want of one
 

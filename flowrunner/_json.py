@@ -1,0 +1,16 @@
+"""JSON helpers shared across modules: the one canonical form. Leaf: no internal imports."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no spaces, UTF-8 kept: the same value always gives the same text.
+
+    Used for cache keys, stamp names and de-duplication. Values JSON cannot express (a YAML
+    date, say) are written as their ``str``.
+    """
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=str)

@@ -1,0 +1,3 @@
+"""One module per `flow` subcommand. Each takes typed values and a stream, prints, and
+returns an exit status or raises a FlowError; `cli.py` only parses options and calls it.
+"""

@@ -1,0 +1,119 @@
+"""`flow cache ls|gc|clear`: list, prune and remove the cache a recipe's runs use."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..cache import Cache
+from ..lockfile import lock_path_for, read_lock
+from ..options import cache_root_for
+from ..planning import load_plan
+from ..providers import provider_identity
+from ..survey import survey_plan
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def cache_root(recipe: Path | None, cache_dir: Path | None) -> Path:
+    """The cache `flow run RECIPE` uses (--cache-dir wins); without a recipe, --cache-dir,
+    else `.flow/cache` in the working directory."""
+    if recipe is not None:
+        return cache_root_for(recipe, cache_dir)
+    return (cache_dir or Path(".flow") / "cache").resolve()
+
+
+def list_cache(recipe: Path | None, *, cache_dir: Path | None, as_json: bool,
+               out: TextIO) -> int:
+    """`flow cache ls`: every result entry with endpoint, size and age."""
+    cache_dir = cache_root(recipe, cache_dir)
+    cache = Cache(cache_dir, writable=False)
+    now = time.time()
+    rows = []
+    for key, path in cache.iter_results():
+        try:
+            entry = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            rows.append({"key": key, "endpoint": "?", "instance": "(unreadable)", "bytes": 0,
+                         "age": 0})
+            continue
+        size = sum(a.get("bytes", 0) for a in entry.get("artifacts", []))
+        rows.append({"key": key, "endpoint": entry.get("endpoint"),
+                     "instance": entry.get("instance"), "bytes": size,
+                     "files": len(entry.get("artifacts", [])), "credits": entry.get("credits"),
+                     "age": now - path.stat().st_mtime})
+    if as_json:
+        json.dump(rows, out, indent=2)
+        out.write("\n")
+        return 0
+    if not rows:
+        out.write(f"no cache entries in {cache_dir}\n")
+        return 0
+    for row in rows:
+        out.write(f"{row['key'][:12]}  {str(row['endpoint']):<26} {str(row['instance']):<30} "
+                  f"{row['bytes']:>10,} B  {_age(row['age']):>4}\n")
+    total = sum(r["bytes"] for r in rows)
+    out.write(f"{len(rows)} entries, {total:,} bytes of artifacts in {cache_dir}\n")
+    return 0
+
+
+def collect_garbage(paths: list[Path], *, cache_dir: Path | None, dry_run: bool,
+                    out: TextIO) -> int:
+    """`flow cache gc`: keep what a given recipe's plan or lock file references."""
+    keep_keys: set[str] = set()
+    keep_objects: set[str] = set()
+    cache: Cache | None = None
+    for path in paths:
+        plan = load_plan(path)
+        cache = cache or Cache(cache_root_for(plan.recipe.path, cache_dir), writable=False)
+        for mock in (False, True):
+            for item in survey_plan(plan, cache=cache,
+                                    provider=provider_identity(plan.recipe.base_url, mock=mock)):
+                if item.call is not None:
+                    keep_keys.add(item.call.key)
+        for entry in read_lock(lock_path_for(plan.recipe.path)).instances.values():
+            if entry.get("key"):
+                keep_keys.add(str(entry["key"]))
+            keep_objects.update(a["sha256"] for a in entry.get("artifacts", []))
+    assert cache is not None
+    removed = freed = 0
+    for key, result_path in list(cache.iter_results()):
+        if key in keep_keys:
+            try:
+                entry = json.loads(result_path.read_bytes())
+                keep_objects.update(a["sha256"] for a in entry.get("artifacts", []))
+            except (OSError, ValueError):
+                pass
+            continue
+        removed += 1
+        if not dry_run:
+            result_path.unlink(missing_ok=True)
+    objects = cache.root / "objects"
+    if objects.is_dir():
+        for folder in objects.iterdir():
+            for blob in folder.iterdir():
+                if blob.name not in keep_objects:
+                    freed += blob.stat().st_size
+                    if not dry_run:
+                        blob.unlink(missing_ok=True)
+    swept = 0 if dry_run else cache.sweep()
+    verb = "would remove" if dry_run else "removed"
+    out.write(f"{verb} {removed} entries and {freed:,} bytes of artifacts; kept "
+              f"{len(keep_keys)} referenced keys"
+              + (f"; removed {swept} stale lock and partial files" if swept else "") + "\n")
+    return 0
+
+
+def clear_cache(recipe: Path | None, *, cache_dir: Path | None, out: TextIO) -> int:
+    """`flow cache clear`: remove every entry."""
+    cache_dir = cache_root(recipe, cache_dir)
+    count = Cache(cache_dir).clear() if cache_dir.exists() else 0
+    out.write(f"removed {count} cache entries from {cache_dir}\n")
+    return 0

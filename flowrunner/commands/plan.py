@@ -1,0 +1,96 @@
+"""`flow plan`: instances in run order, their dependencies, parameters, cache state, cost."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..cache import Cache
+from ..graph import Plan
+from ..options import cache_root_for
+from ..planning import known_params, load_plan
+from ..providers import provider_identity
+from ..survey import STATE_WORDS, Survey, survey_plan
+
+
+def _credit_history(cache: Cache) -> dict[str, float]:
+    """Average credits per call of each endpoint, from the cache's results."""
+    totals: dict[str, list[float]] = {}
+    for _key, path in cache.iter_results():
+        try:
+            entry = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            continue
+        if isinstance(entry, dict) and isinstance(entry.get("credits"), (int, float)):
+            totals.setdefault(str(entry.get("endpoint")), []).append(float(entry["credits"]))
+    return {endpoint: sum(v) / len(v) for endpoint, v in totals.items() if v}
+
+
+def _estimate(item: Survey, history: dict[str, float], plan: Plan) -> float:
+    step = item.instance.step
+    if step.endpoint is None:
+        return 0.0
+    if step.endpoint.id in history:
+        return history[step.endpoint.id]
+    params = item.call.params if item.call else known_params(plan, item.instance.matrix,
+                                                              step.params)
+    return step.endpoint.estimate_credits({k: v for k, v in params.items()
+                                           if not isinstance(v, str) or "{{" not in v})
+
+
+def show_plan(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | None, mock: bool,
+              as_json: bool, out: TextIO) -> int:
+    """`flow plan`: instances in run order, their dependencies, parameters, cache state, cost."""
+    plan = load_plan(path, var_overrides=var_overrides)
+    recipe = plan.recipe
+    cache = Cache(cache_root_for(plan.recipe.path, cache_dir), writable=False)
+    provider = provider_identity(recipe.base_url, mock=mock)
+    survey = survey_plan(plan, cache=cache, provider=provider)
+    history = _credit_history(cache) if any(s.state != "cached" for s in survey) else {}
+    rows = []
+    for number, item in enumerate(survey, 1):
+        step = item.instance.step
+        credits = float(item.entry.get("credits") or 0) if item.entry else \
+            _estimate(item, history, plan) if item.state not in ("skipped",) else 0.0
+        params = item.call.material["params"] if item.call else \
+            known_params(plan, item.instance.matrix, step.params)
+        rows.append({"n": number, "instance": item.instance.id, "step": step.id,
+                     "endpoint": step.uses, "state": item.state,
+                     "needs": list(plan.depends_on[step.id]), "params": params,
+                     "credits": credits, "key": item.call.key if item.call else None,
+                     "waits_for": item.waits_for,
+                     "error": item.error.message if item.error else None})
+    to_call = [r for r in rows if r["state"] in ("missing", "blocked", "unknown")]
+    estimate = sum(r["credits"] for r in to_call)
+    if as_json:
+        json.dump({"recipe": recipe.display, "instances": rows, "to_call": len(to_call),
+                   "cached": sum(1 for r in rows if r["state"] == "cached"),
+                   "estimated_credits": estimate}, out, indent=2, default=str)
+        out.write("\n")
+        return 0
+    out.write(f"plan for {recipe.display}: {len(rows)} instances in {len(plan.step_order)} "
+              f"steps\n")
+    width = max(len(r["instance"]) for r in rows) if rows else 10
+    for row in rows:
+        word = STATE_WORDS[row["state"]]
+        cost = f"~{row['credits']:g} credits" if row["state"] != "cached" else \
+            f"{row['credits']:g} credits saved"
+        out.write(f"{row['n']:>4}. {row['instance']:<{width}}  {row['endpoint']:<26} "
+                  f"{word:<10} {cost}\n")
+        if row["needs"]:
+            out.write(f"      needs: {', '.join(row['needs'])}\n")
+        for name, value in row["params"].items():
+            if isinstance(value, dict) and set(value) == {"sha256"}:
+                value = f"file sha256:{value['sha256'][:12]}"
+            elif isinstance(value, list) and value and all(
+                    isinstance(v, dict) and set(v) == {"sha256"} for v in value):
+                value = ", ".join(f"file sha256:{v['sha256'][:12]}" for v in value)
+            shown = value if isinstance(value, str) else json.dumps(value)
+            shown = shown if len(shown) <= 90 else shown[:89] + "…"
+            out.write(f"      {name}: {shown}\n")
+        if row["error"]:
+            out.write(f"      error: {row['error']}\n")
+    cached = sum(1 for r in rows if r["state"] == "cached")
+    out.write(f"\n{cached} cached, {len(to_call)} to call, ~{estimate:g} credits estimated\n")
+    return 0

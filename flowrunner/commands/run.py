@@ -1,0 +1,210 @@
+"""`flow run`: recognise an unchanged re-run from its stamp, else plan, check the cache and
+the key, run the scheduler, and write the lock file, stamp, gallery and CI summary.
+
+The stamp path is kept light on purpose: a no-op re-run of a large recipe reads one stamp
+and stats some files, and never imports the parser, templating, schemas or HTTP stack.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..options import RunOptions, cache_root_for
+from ..stamp import read_fresh_stamp, stamp_file
+
+
+def run_recipe(path: Path, *, options: RunOptions, stream: TextIO) -> int:
+    """`flow run`. Returns 0 when every instance succeeded, 1 when some failed.
+
+    Raises:
+        SpecError (3), UsageError (2), FrozenError (4), Interrupted (130/143).
+    """
+    if options.stamp_eligible and not os.environ.get("FLOW_NO_STAMP"):
+        target = stamp_file(cache_root_for(path, options.cache_dir), path,
+                            options.stamp_context())
+        stamp = read_fresh_stamp(target, path)
+        if stamp is not None:
+            return _report_unchanged(path, stamp, options, stream)
+    if options.no_cache:
+        # a scratch cache for this run only: removed however the run ends
+        scratch = Path(tempfile.mkdtemp(prefix="flow-nocache-"))
+        try:
+            return _run(path, options=options, stream=stream, scratch=scratch)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return _run(path, options=options, stream=stream, scratch=None)
+
+
+def _report_unchanged(path: Path, stamp: Any, options: RunOptions, stream: TextIO) -> int:
+    from ..reporting import JsonReporter, Reporter, TextReporter
+    from ..results import RunResult, StepResult
+
+    started = time.monotonic()
+    reporter: Reporter = JsonReporter(stream) if options.as_json else TextReporter(stream)
+    summary = stamp.summary
+    reporter.run_started(str(path), len(stamp.instances),
+                         options.concurrency or summary.get("concurrency", 1))
+    result = RunResult(recipe=str(path), output_dir=summary.get("output_dir"),
+                       lock_path=summary.get("lock"))
+    for item in stamp.instances:
+        step = StepResult(item["id"], item["step"], item["endpoint"], "cached",
+                          key=item.get("key"), credits=float(item.get("credits", 0)))
+        result.results.append(step)
+        reporter.step_finished(step)
+    result.elapsed = time.monotonic() - started
+    reporter.run_finished(result)
+    return 0
+
+
+def _check_steps(plan: Any, names: tuple[str, ...], option: str) -> set[str]:
+    import difflib
+
+    from ..errors import UsageError
+
+    known = list(plan.recipe.steps)
+    for name in names:
+        base = name.split("[")[0]
+        if base not in plan.recipe.steps:
+            close = difflib.get_close_matches(base, known, n=1)
+            raise UsageError(f"{option} {name}: no step {base!r} in {plan.recipe.display}",
+                             hint=f"did you mean {close[0]!r}?" if close else
+                             "steps: " + ", ".join(known))
+    return {name.split("[")[0] for name in names}
+
+
+@contextlib.contextmanager
+def _endpoint_base(options: RunOptions, recipe_base_url: str) -> Iterator[tuple[str, str | None]]:
+    """(base URL, API key) for the run; under --mock, an in-process emulator."""
+    if options.mock:
+        from ..emulator.server import running_emulator
+
+        with running_emulator() as base_url:
+            yield base_url, "flowrunner-mock-key"
+        return
+    yield recipe_base_url, None
+
+
+def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | None) -> int:
+    from ..budget import Budget
+    from ..cache import Cache
+    from ..errors import FrozenError, Interrupted, UsageError
+    from ..http import Client, HttpClient
+    from ..lockfile import lock_path_for, write_lock
+    from ..planning import load_plan
+    from ..providers import api_key_from_env, provider_identity
+    from ..reporting import JsonReporter, Reporter, TextReporter
+    from ..results import RunResult
+    from ..scheduler import Scheduler, Signals
+    from ..sidecars import (append_step_summary, display, lock_entries, write_run_gallery,
+                            write_stamp)
+    from ..spec import parse_var_overrides
+    from ..survey import Survey, survey_plan
+    from ..throttle import Throttle
+
+    started = time.monotonic()
+    overrides = parse_var_overrides(list(options.var_pairs), list(options.vars_files))
+    plan = load_plan(path, var_overrides=overrides)
+    recipe = plan.recipe
+    only = _check_steps(plan, options.only, "--only")
+    refresh = _check_steps(plan, options.refresh, "--refresh")
+    selected = plan.closure(only) if only else set(plan.step_order)
+    refresh_all = set(refresh)
+    for step_id in refresh:
+        refresh_all |= plan.dependents(step_id)
+    if scratch is not None:
+        cache = Cache(scratch, readable=False, writable=False)
+    else:
+        cache = Cache(cache_root_for(recipe.path, options.cache_dir))
+    output_dir = options.output_dir.resolve() if options.output_dir else recipe.output_dir
+    provider = provider_identity(recipe.base_url, mock=options.mock)
+    live = stream.isatty() and not options.as_json and os.environ.get("TERM") != "dumb"
+    in_github = os.environ.get("GITHUB_ACTIONS") == "true"
+    reporter: Reporter = JsonReporter(stream) if options.as_json else \
+        TextReporter(stream, live=live, verbosity=options.verbosity, annotate=in_github)
+    instances = [i for i in plan.instances if i.step_id in selected]
+
+    survey: list[Survey] = []
+    budget_given = options.max_credits is not None or recipe.budget is not None
+    if options.frozen or not options.mock or budget_given:
+        survey = survey_plan(plan, cache=cache, provider=provider, selected=selected,
+                             refresh=refresh_all, allowed=options.allow_paths)
+        to_call = [s for s in survey if s.state not in ("cached", "skipped")]
+        if options.frozen and to_call:
+            names = ", ".join(s.instance.id for s in to_call[:8]) + \
+                (f" and {len(to_call) - 8} more" if len(to_call) > 8 else "")
+            raise FrozenError(f"--frozen: {len(to_call)} instance(s) are not in the cache: {names}",
+                              hint="run `flow run` without --frozen to make them (and commit "
+                                   "the lock file), or restore the cache")
+        remote = [s for s in to_call
+                  if not (s.instance.step.endpoint and s.instance.step.endpoint.local)]
+        key_needed = bool(remote) and not options.dry_run
+        if key_needed and not options.mock and api_key_from_env(recipe.api_key_env) is None:
+            raise UsageError(f"the environment variable {recipe.api_key_env} is not set, and "
+                             f"{len(remote)} instance(s) need a call",
+                             hint=f"export {recipe.api_key_env}=<your ElkAPI key>, or try the "
+                                  "recipe offline with --mock")
+    concurrency = options.concurrency or recipe.concurrency
+    limit = options.max_credits if options.max_credits is not None else recipe.budget
+    estimate = sum(s.instance.step.endpoint.estimate_credits(s.call.params if s.call else {})
+                   for s in survey if s.state not in ("cached", "skipped")
+                   and s.instance.step.endpoint is not None)
+    result = RunResult(recipe=recipe.display)
+    result.dry_run = options.dry_run
+    scheduler = None
+    with Signals() as signals, _endpoint_base(options, recipe.base_url) as (base_url, mock_key):
+        api_key = mock_key or api_key_from_env(recipe.api_key_env)
+        log = (lambda line: print(f"  http: {line}", file=sys.stderr)) \
+            if options.verbosity >= 2 else None
+
+        def make_client() -> Client:
+            return HttpClient(api_key=api_key, pool_size=concurrency,
+                              throttle=Throttle(concurrency, per_minute=recipe.rate_limit),
+                              log=log)
+
+        if cache.writable:
+            cache.ensure()
+        expected = frozenset(s.instance.id for s in survey
+                             if s.state in ("missing", "blocked", "unknown"))
+        # a run that will surely call makes its client now, not in the first worker
+        client = make_client() if expected and not options.dry_run else None
+        scheduler = Scheduler(plan, selected=selected, refresh=refresh_all, cache=cache,
+                              client=(lambda: client) if client else make_client,
+                              base_url=base_url, provider=provider, output_dir=output_dir,
+                              reporter=reporter, concurrency=concurrency,
+                              no_cache=options.no_cache, dry_run=options.dry_run,
+                              allow_paths=options.allow_paths, budget=Budget(limit),
+                              expect_calls=expected)
+        try:
+            reporter.run_started(recipe.display, len(instances), concurrency)
+            if limit is not None and estimate > limit:
+                reporter.note(f"the calls to make are estimated at ~{estimate:g} credits, over "
+                              f"the budget of {limit:g}: calls past it will be refused")
+            scheduler.run(result)
+        finally:
+            scheduler.close()
+        interrupted_by = signals.signal_number
+    result.elapsed = time.monotonic() - started
+    result.output_dir = display(output_dir)
+    if result.ok and not options.dry_run and not only and not options.no_cache:
+        lock_file = lock_path_for(recipe.path)
+        write_lock(lock_file, recipe.path.name, lock_entries(result, recipe.folder, output_dir),
+                   provider)
+        result.lock_path = display(lock_file)
+        write_stamp(plan, result, options, cache=cache, inputs=scheduler.digests.paths(),
+                    lock_file=lock_file, output_dir=output_dir, concurrency=concurrency)
+    if not options.dry_run:
+        result.gallery = write_run_gallery(plan, result, output_dir)
+    reporter.run_finished(result)
+    append_step_summary(result)
+    if result.interrupted:
+        raise Interrupted("interrupted; finished steps are cached, run again to resume",
+                          signal_number=interrupted_by)
+    return 0 if result.ok else 1

@@ -1,0 +1,67 @@
+"""`flow status`: fresh / stale / missing per instance; 0 only when all are fresh."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..cache import Cache
+from ..graph import Plan
+from ..lockfile import lock_path_for, read_lock
+from ..options import cache_root_for
+from ..planning import load_plan
+from ..providers import recorded_provider
+from ..survey import Survey, survey_plan
+
+
+def _status_rows(plan: Plan, survey: list[Survey], lock: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for item in survey:
+        locked = lock.get(item.instance.id)
+        key = item.call.key if item.call else None
+        if item.state == "skipped":
+            state, why = "fresh", "skipped: condition is false"
+        elif locked is not None and key is not None and key != locked.get("key"):
+            state, why = "stale", "the recipe changed since the lock file was written"
+        elif item.state == "blocked":
+            state, why = "missing", f"waits for {item.waits_for}"
+        elif item.state == "error":
+            state, why = "stale", item.error.message if item.error else "cannot render"
+        elif item.state != "cached":
+            state, why = "missing", "not in the cache"
+        elif locked is None:
+            state, why = "stale", "cached, but not in the lock file yet"
+        else:
+            state, why = "fresh", ""
+        rows.append({"instance": item.instance.id, "state": state, "reason": why, "key": key})
+    planned = {item.instance.id for item in survey}
+    for name in sorted(set(lock) - planned):
+        rows.append({"instance": name, "state": "stale",
+                     "reason": "in the lock file but no longer in the recipe", "key": None})
+    return rows
+
+
+def show_status(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | None,
+                mock: bool, as_json: bool, out: TextIO) -> int:
+    """`flow status`: fresh / stale / missing per instance; 0 only when all are fresh."""
+    plan = load_plan(path, var_overrides=var_overrides)
+    recipe = plan.recipe
+    cache = Cache(cache_root_for(plan.recipe.path, cache_dir), writable=False)
+    lock = read_lock(lock_path_for(recipe.path))
+    survey = survey_plan(plan, cache=cache, provider=recorded_provider(recipe.base_url, mock=mock, locked=lock.provider))
+    rows = _status_rows(plan, survey, lock.instances)
+    all_fresh = all(r["state"] == "fresh" for r in rows)
+    if as_json:
+        json.dump({"recipe": recipe.display, "fresh": all_fresh, "instances": rows}, out,
+                  indent=2)
+        out.write("\n")
+        return 0 if all_fresh else 1
+    width = max(len(r["instance"]) for r in rows) if rows else 10
+    for row in rows:
+        reason = f"  ({row['reason']})" if row["reason"] else ""
+        out.write(f"{row['state']:<8} {row['instance']:<{width}}{reason}\n")
+    counts = {s: sum(1 for r in rows if r["state"] == s) for s in ("fresh", "stale", "missing")}
+    out.write(f"\n{counts['fresh']} fresh, {counts['stale']} stale, {counts['missing']} missing"
+              + ("" if all_fresh else " · `flow run` brings them up to date") + "\n")
+    return 0 if all_fresh else 1

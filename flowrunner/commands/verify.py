@@ -1,0 +1,47 @@
+"""`flow verify`: do the saved files still match the lock file (sha256)?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TextIO
+
+from ..cache import sha256_file
+from ..errors import UsageError
+from ..lockfile import lock_path_for, read_lock
+from ..planning import load_plan
+
+
+def verify_outputs(path: Path, *, output_dir: Path | None, out: TextIO) -> int:
+    """`flow verify`: do the saved files still match the lock (sha256)?"""
+    plan = load_plan(path)
+    recipe = plan.recipe
+    lock_file = lock_path_for(recipe.path)
+    lock = read_lock(lock_file).instances
+    if not lock:
+        raise UsageError(f"no lock file at {lock_file}", hint="run `flow run` first")
+    drifted = checked = 0
+    for instance_id in sorted(lock):
+        for artifact in lock[instance_id].get("artifacts", []):
+            rel = artifact.get("path")
+            if not rel:
+                continue
+            target = recipe.folder / rel
+            if output_dir is not None:
+                try:
+                    target = output_dir / Path(rel).relative_to(
+                        recipe.output_dir.relative_to(recipe.folder))
+                except ValueError:
+                    pass
+            checked += 1
+            if not target.is_file():
+                out.write(f"missing  {rel}  ({instance_id})\n")
+                drifted += 1
+            elif sha256_file(target) != artifact["sha256"]:
+                out.write(f"changed  {rel}  ({instance_id}: sha256 differs from the lock)\n")
+                drifted += 1
+    if drifted:
+        out.write(f"{drifted} of {checked} files drifted · `flow run` restores them from the "
+                  "cache\n")
+        return 1
+    out.write(f"{checked} files match {lock_file.name}\n")
+    return 0

@@ -1,0 +1,49 @@
+"""What a command was asked to do, as plain values (no CLI objects), and the one rule for
+where a recipe's cache lives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+
+
+def cache_root_for(recipe: Path, cache_dir: Path | None) -> Path:
+    """The cache of ``recipe``: ``cache_dir`` (--cache-dir / FLOW_CACHE_DIR) when given,
+    else `.flow/cache` beside the recipe, whatever the working directory."""
+    return cache_dir.resolve() if cache_dir else recipe.resolve().parent / ".flow" / "cache"
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """Everything `flow run` was asked to do."""
+
+    var_pairs: tuple[str, ...] = ()
+    vars_files: tuple[Path, ...] = ()
+    only: tuple[str, ...] = ()
+    refresh: tuple[str, ...] = ()
+    no_cache: bool = False
+    frozen: bool = False
+    dry_run: bool = False
+    concurrency: int | None = None
+    output_dir: Path | None = None
+    cache_dir: Path | None = None
+    as_json: bool = False
+    mock: bool = False
+    verbosity: int = 0
+    allow_paths: tuple[Path, ...] = ()
+    max_credits: float | None = None
+
+    def stamp_context(self) -> dict[str, Any]:
+        """The options that shape a run's result; a stamp is only valid for the same ones."""
+        return {"flowrunner": __version__, "mock": self.mock, "vars": list(self.var_pairs),
+                "vars_files": [str(p.resolve()) for p in self.vars_files],
+                "output_dir": str(self.output_dir.resolve()) if self.output_dir else None}
+
+    @property
+    def stamp_eligible(self) -> bool:
+        """Whether an unchanged re-run may be recognised from its stamp alone."""
+        return not (self.only or self.refresh or self.no_cache or self.dry_run
+                    or self.verbosity)

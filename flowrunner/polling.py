@@ -1,0 +1,53 @@
+"""Submit-then-poll tasks: polling a submitted task until it succeeds, fails or times out.
+
+The protocol (status path, success and failure sets, poll route, interval, timeout) is
+catalog data; this module only follows it. The journal of submitted tasks is the cache's.
+"""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import quote, urlsplit
+
+from .catalog import extract
+from .errors import StepFailed, TransportError
+from .http import ApiRequest, ApiResponse, Client
+from .preparation import PreparedCall
+
+
+def poll_task(call: PreparedCall, client: Client, base_url: str, task_id: str,
+              poll_url: str | None, *, deadline: float, retries: int) -> ApiResponse:
+    """Poll ``task_id`` until the catalog's success status; its final answer.
+
+    Raises:
+        StepFailed: the task ended in a failure status (with the provider's reason).
+        TransportError: still running when the deadline or the task timeout ran out.
+    """
+    spec = call.endpoint.task
+    assert spec is not None
+    api_host = urlsplit(base_url).netloc
+    if not poll_url or urlsplit(poll_url).netloc != api_host:
+        # never send the key to another host: poll through the gateway instead
+        poll_url = base_url.rstrip("/") + (spec.poll_path or "").replace(
+            "{id}", quote(task_id, safe=""))
+    task_deadline = min(deadline, time.monotonic() + spec.timeout)
+    interval = spec.interval
+    while True:
+        answer = client.call(ApiRequest(method="GET", url=poll_url), retries=retries,
+                             deadline=task_deadline, step_id=call.instance.id)
+        status = extract(answer.body, spec.status_path)
+        if status in spec.success:
+            return answer
+        if status in spec.failure:
+            message = extract(answer.body, spec.error_path) if spec.error_path else None
+            raise StepFailed(f"{call.instance.id}: task {task_id} ended with status {status!r}"
+                             + (f": {client.redact(str(message))}" if message else ""),
+                             hint="the provider refused or failed the task; change the "
+                                  "parameters or run again")
+        if time.monotonic() + interval > task_deadline:
+            raise TransportError(f"{call.instance.id}: task {task_id} still {status!r} when the "
+                                 "timeout ran out",
+                                 hint="raise the step's `timeout`; a re-run resumes polling "
+                                      "the same task instead of paying for a new one")
+        time.sleep(interval)
+        interval = min(interval * 1.5, 10.0)

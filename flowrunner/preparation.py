@@ -1,0 +1,103 @@
+"""Preparing one instance's call: render → check → resolve input files → cache key.
+
+Pure apart from reading input files (and downloading URL inputs when given a client):
+`flow plan`, `status`, `why` and the run's survey prepare calls without making any.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from .cache import Cache
+from .cache_key import cache_key, key_material
+from .catalog import Endpoint
+from .context import field_location, render_context, render_field
+from .errors import RenderFailed
+from .graph import Instance
+from .http import Client
+from .inputs import FileDigests, Upload, resolve_input_file
+from .schema import check_params
+from .spec import Recipe
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedCall:
+    """Everything needed to call (or find in the cache) one instance."""
+
+    instance: Instance
+    endpoint: Endpoint
+    params: dict[str, Any]
+    method: str
+    path: str
+    material: dict[str, Any]
+    key: str
+    uploads: tuple[Upload, ...] = ()
+
+
+def prepare_call(recipe: Recipe, instance: Instance, views: dict[str, Any], *,
+                 provider: str, cache: Cache, digests: FileDigests,
+                 client: Client | None = None, deadline: float | None = None,
+                 allowed: tuple[Path, ...] = (),
+                 rendered: dict[str, Any] | None = None) -> PreparedCall | None:
+    """Render an instance's parameters, check them, resolve input files and compute its key.
+
+    Returns None when the key cannot be known offline (a URL input and no client).
+
+    Raises:
+        RenderFailed: a template fails, or the rendered parameters break the endpoint schema.
+    """
+    step = instance.step
+    endpoint = step.endpoint
+    assert endpoint is not None
+    if rendered is not None:  # rendered (and checked) while planning
+        params = rendered
+    else:
+        context = render_context(recipe, instance, views)
+        params = render_field(recipe, instance, "with", step.params, context)
+        problems = check_params(endpoint, params)
+        if problems:
+            path, message, hint = problems[0]
+            where = field_location(recipe, instance, ("with", *path))
+            label = ".".join(str(p) for p in ("with", *path))
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise RenderFailed(f"{where}: {instance.id}.{label}: {message}{more}", hint=hint)
+    deadline = deadline if deadline is not None else time.monotonic() + step.timeout
+    uploads: list[Upload] = []
+    keyed = dict(params)
+    for name, spec in endpoint.files.items():
+        if name not in params:
+            continue
+        many = spec.multiple and isinstance(params[name], list)
+        values = params[name] if many else [params[name]]
+        digests_here = []
+        for value in values:
+            upload = resolve_input_file(value, recipe=recipe, instance=instance, param=name,
+                                        cache=cache, digests=digests, client=client,
+                                        deadline=deadline, allowed=allowed)
+            if upload is None:
+                return None
+            uploads.append(upload)
+            digests_here.append({"sha256": upload.sha256})
+        keyed[name] = digests_here if spec.multiple else digests_here[0]
+    if endpoint.generic:
+        method = str(params.get("method", "POST")).upper()
+        path = str(params["path"])
+    else:
+        method = endpoint.method
+        path = endpoint.path
+        for name in endpoint.path_params:
+            path = path.replace("{" + name + "}", quote(str(params.get(name, "")), safe=""))
+    if endpoint.local:
+        # made on this machine: the same for --mock and real runs, tied to Pillow's major
+        from .imaging import pillow_version
+
+        provider = f"local/pillow-{pillow_version().split('.')[0]}"
+    material = key_material(provider=provider, endpoint=endpoint.id, method=method, path=path,
+                            params=keyed)
+    return PreparedCall(instance=instance, endpoint=endpoint, params=params, method=method,
+                        path=path, material=material, key=cache_key(material),
+                        uploads=tuple(uploads))

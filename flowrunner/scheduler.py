@@ -1,0 +1,372 @@
+"""The scheduler: runs a plan's instances on a bounded pool, each as soon as its
+dependencies finish.
+
+For each instance: render → check → cache key → cache hit, or call (with the per-key lock
+held) → store artifacts and the result atomically → place `save` targets. A failed
+instance skips its dependents; independent branches finish. The HTTP side is injected as a
+`Client` (http.py's protocol), so tests can drive the scheduling with a fake one.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+from .budget import Budget
+from .cache import Cache, copy_atomic, sha256_file
+from .calls import perform_call
+from .context import condition_holds, render_context, render_field, step_view
+from .errors import CacheError, RenderFailed, RunError, StepFailed
+from .graph import Instance, Plan
+from .http import Client
+from .inputs import FileDigests
+from .preparation import PreparedCall, prepare_call
+from .reporting import Reporter
+from .results import RunResult, Status, StepResult
+from .spec import check_save_path
+
+
+class Signals:
+    """Turn SIGTERM into an interruption of the main thread, like Ctrl-C."""
+
+    def __init__(self) -> None:
+        self.signal_number: int | None = None
+        self._previous: Any = None
+
+    def __enter__(self) -> Signals:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        self.signal_number = signum
+        raise KeyboardInterrupt
+
+    def __exit__(self, *_: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+class Scheduler:
+    """Schedules and runs the instances of one plan."""
+
+    def __init__(self, plan: Plan, *, cache: Cache, client: Callable[[], Client],
+                 base_url: str, provider: str, output_dir: Path, reporter: Reporter,
+                 concurrency: int, selected: set[str] | None = None,
+                 refresh: set[str] = frozenset(),  # type: ignore[assignment]
+                 no_cache: bool = False, dry_run: bool = False,
+                 allow_paths: tuple[Path, ...] = (), budget: Budget | None = None,
+                 expect_calls: frozenset[str] = frozenset()) -> None:
+        self.plan = plan
+        self.recipe = plan.recipe
+        self.selected = set(plan.step_order) if selected is None else selected
+        self.refresh = refresh
+        self.cache = cache
+        self._make_client = client
+        self._client: Client | None = None
+        self.base_url = base_url
+        self.provider = provider
+        self.output_dir = output_dir
+        self.reporter = reporter
+        self.concurrency = concurrency
+        self.no_cache = no_cache
+        self.dry_run = dry_run
+        self.allow_paths = allow_paths
+        self.digests = FileDigests()
+        self.expect_calls = expect_calls  # instances the survey found uncached: no hit check
+        self.budget = budget or Budget(None)
+        self.views: dict[str, Any] = {}
+        self.cancelled = threading.Event()
+        self._client_lock = threading.Lock()
+        self._notes: dict[str, list[str]] = {}
+        self._output_root = output_dir.resolve()
+
+    @property
+    def client(self) -> Client:
+        """The client, made on first use: a run of cache hits never imports requests."""
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = self._make_client()
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    # --- one instance --------------------------------------------------------------------
+    def run_instance(self, instance: Instance, views: dict[str, Any], *,
+                     hits_only: bool = False) -> StepResult | None:
+        """Run one instance; with ``hits_only``, None when it needs a call (or a download)."""
+        step = instance.step
+        started = time.monotonic()
+        result = StepResult(instance.id, step.id, step.uses, "ok", location=str(step.location))
+        result.notes.extend(self._notes.pop(instance.id, []))
+        try:
+            finished = self._run_into(result, instance, views, started, hits_only=hits_only)
+        except (RunError, CacheError) as exc:
+            result.status, result.error = "failed", exc
+            finished = True
+        except OSError as exc:
+            result.status = "failed"
+            result.error = RunError(f"{instance.id}: {exc.strerror or exc}"
+                                    + (f": {exc.filename}" if exc.filename else ""),
+                                    hint="free some disk space" if exc.errno == 28 else None)
+            finished = True
+        if not finished:
+            if result.notes:  # said by the real attempt that follows
+                self._notes[instance.id] = result.notes
+            return None
+        result.duration = time.monotonic() - started
+        return result
+
+    def _run_into(self, result: StepResult, instance: Instance, views: dict[str, Any],
+                  started: float, *, hits_only: bool) -> bool:
+        """Fill ``result``; False when ``hits_only`` and the instance needs a call."""
+        step = instance.step
+        deadline = started + step.timeout
+        context = render_context(self.recipe, instance, views)
+        if not condition_holds(self.recipe, instance, context):
+            result.status, result.reason = "skipped", "condition is false"
+            return True
+        call = prepare_call(self.recipe, instance, views, provider=self.provider,
+                            cache=self.cache, digests=self.digests,
+                            client=None if hits_only else self.client,
+                            deadline=deadline, allowed=self.allow_paths,
+                            rendered=self.plan.rendered.get(instance.id))
+        if call is None:
+            return False
+        result.key = call.key
+        result.params = call.material["params"]
+        targets = self._save_targets(instance, context)  # wrong targets fail before paying
+        use_cache = step.cache and not self.no_cache and step.id not in self.refresh
+        entry = self._cached(call, result) if use_cache else None
+        if entry is None and hits_only:
+            return False
+        if entry is None and self.dry_run:
+            result.status = "planned"
+            return True
+        if entry is None:
+            entry = self._call_once(call, views, deadline, result, use_cache=use_cache)
+        else:
+            result.status = "cached"
+        result.credits = float(entry.get("credits") or 0)
+        result.outputs = entry.get("outputs", {})
+        result.artifacts = entry.get("artifacts", [])
+        result.response = entry.get("response", {})
+        if not self.dry_run:
+            result.saved = self._place(instance, entry, targets)
+        return True
+
+    def _call_once(self, call: PreparedCall, views: dict[str, Any], deadline: float,
+                   result: StepResult, *, use_cache: bool) -> dict[str, Any]:
+        """Call under the per-key lock (another run may have made it meanwhile)."""
+        if self.cancelled.is_set():
+            raise RunError(f"{call.instance.id}: not started: the run was interrupted")
+        estimate = call.endpoint.estimate_credits(call.params)
+        self.budget.reserve(call.instance.id, estimate)
+        spent = 0.0
+        try:
+            with self.cache.lock(call.key, timeout=deadline - time.monotonic(),
+                                 on_wait=lambda line: self.reporter.note(
+                                     f"{call.instance.id}: {line}")):
+                entry = self._cached(call, result) if use_cache else None
+                if entry is not None:
+                    result.status = "cached"
+                    return entry
+                entry = self._call(call, views, deadline, result,
+                                   store=call.instance.step.cache and not self.no_cache)
+                spent = float(entry.get("credits") or 0)
+                return entry
+        finally:
+            self.budget.settle(estimate, spent)
+
+    def _cached(self, call: PreparedCall, result: StepResult) -> dict[str, Any] | None:
+        entry, problem = self.cache.lookup(call.key, verify=True)
+        if problem is not None:
+            result.notes.append(f"{problem}; treated as missing and fetched again")
+            self.cache.discard(call.key)
+        return entry
+
+    def _call(self, call: PreparedCall, views: dict[str, Any], deadline: float,
+              result: StepResult, *, store: bool) -> dict[str, Any]:
+        outcome = perform_call(call, client=self.client, cache=self.cache,
+                               base_url=self.base_url, digests=self.digests, recipe=self.recipe,
+                               views=views, deadline=deadline, retries=call.instance.step.retries)
+        import json
+
+        response = json.loads(self.client.redact(json.dumps(outcome.response)))
+        entry = {"endpoint": call.endpoint.id, "instance": call.instance.id,
+                 "material": call.material, "response": response,
+                 "outputs": outcome.outputs, "credits": outcome.credits,
+                 "artifacts": [a.to_json() for a in outcome.artifacts]}
+        if outcome.task_id:
+            entry["task_id"] = outcome.task_id
+        if store:
+            self.cache.put(call.key, entry)
+        self.cache.drop_task(call.key)
+        result.resumed = outcome.resumed
+        return entry
+
+    def _save_targets(self, instance: Instance, context: dict[str, Any]) -> list[str]:
+        """The instance's rendered `save` paths, checked to stay in the output folder.
+
+        Raises:
+            RenderFailed: a template fails, or a path escapes the output folder.
+        """
+        step = instance.step
+        targets = []
+        for position, target in enumerate(step.save):
+            name = "save" if len(step.save) == 1 else f"save.{position}"
+            rendered = str(render_field(self.recipe, instance, name, target, context))
+            problem = check_save_path(rendered)
+            if problem:
+                raise RenderFailed(f"{instance.id}: {problem}",
+                                   hint="save paths stay inside the output folder")
+            targets.append(rendered)
+        return targets
+
+    def _place(self, instance: Instance, entry: dict[str, Any], targets: list[str]) -> list[str]:
+        """Copy the artifacts to their `save` targets (atomic, verified, unchanged skipped)."""
+        artifacts = entry.get("artifacts", [])
+        if targets and not artifacts:
+            raise StepFailed(f"{instance.id}: nothing to save: the answer had no files")
+        if len(targets) > len(artifacts):
+            raise StepFailed(f"{instance.id}: save lists {len(targets)} files but the "
+                             f"step made {len(artifacts)}",
+                             hint="shorten the `save` list or raise `n`")
+        saved = []
+        for rendered, artifact in zip(targets, artifacts):
+            if not os.path.splitext(rendered)[1]:
+                rendered += "." + artifact["ext"]
+            destination = self.output_dir / rendered
+            if not destination.resolve().is_relative_to(self._output_root):
+                raise RenderFailed(f"{instance.id}: save path {rendered!r} escapes the output "
+                                   "folder (through a symlink?)")
+            if not _same_file(destination, artifact):
+                source = self.cache.object_path(artifact["sha256"])
+                copy_atomic(source, destination, expect_sha256=artifact["sha256"])
+            saved.append(rendered)
+        return saved
+
+    # --- scheduling ----------------------------------------------------------------------
+    def run(self, result: RunResult) -> None:
+        """Run every selected instance into ``result``; on Ctrl-C, mark it interrupted."""
+        plan = self.plan
+        order = [s for s in plan.step_order if s in self.selected]
+        remaining = {s: len(plan.by_step[s]) for s in order}
+        waiting = {s: {d for d in plan.depends_on[s] if d in self.selected} for s in order}
+        dependents: dict[str, list[str]] = {s: [] for s in order}
+        for step_id in order:
+            for dep in waiting[step_id]:
+                dependents[dep].append(step_id)
+        step_views: dict[str, list[Any]] = {s: [None] * len(plan.by_step[s]) for s in order}
+        broken: dict[str, str] = {}
+        started: set[str] = set()
+        ready = [s for s in order if not waiting[s]]
+        running: dict[Future[StepResult | None], Instance] = {}
+        finished: queue.SimpleQueue[Future[StepResult | None]] = queue.SimpleQueue()
+        # calls are bounded by the throttle; extra workers let downloads, hashing and cache
+        # writes of finished calls overlap the next calls instead of holding their slots
+        pool = ThreadPoolExecutor(max_workers=self.concurrency * 2, thread_name_prefix="flow")
+
+        def skip_dependents(step_id: str, why: str) -> None:
+            for other in dependents[step_id]:
+                if other in started or other in broken:
+                    continue
+                broken[other] = why
+                started.add(other)
+                status: Status = "planned" if self.dry_run and why.endswith("(dry run)") \
+                    else "skipped"
+                for instance in plan.by_step[other]:
+                    skipped = StepResult(instance.id, other, instance.step.uses, status,
+                                         reason=f"needs {why}")
+                    result.results.append(skipped)
+                    self.reporter.step_finished(skipped)
+                skip_dependents(other, why)
+
+        def complete(instance: Instance, outcome: StepResult) -> None:
+            result.results.append(outcome)
+            self.reporter.step_finished(outcome)
+            step_id = instance.step_id
+            if outcome.status in ("ok", "cached"):
+                step_views[step_id][instance.position] = step_view(
+                    {"outputs": outcome.outputs, "artifacts": outcome.artifacts,
+                     "response": outcome.response or {}}, self.cache)
+            elif step_id not in broken:
+                broken[step_id] = (f"{instance.id}, which failed"
+                                   if outcome.status == "failed" else
+                                   f"{instance.id}, which was skipped"
+                                   if outcome.status == "skipped" else
+                                   f"{instance.id}, which was not called (dry run)")
+            remaining[step_id] -= 1
+            if remaining[step_id] == 0:
+                if step_id in broken:
+                    skip_dependents(step_id, broken[step_id])
+                    return
+                step = self.recipe.steps[step_id]
+                self.views[step_id] = step_views[step_id] if step.matrix \
+                    else step_views[step_id][0]
+                for other in dependents[step_id]:
+                    waiting[other].discard(step_id)
+                    if not waiting[other] and other not in started:
+                        ready.append(other)
+
+        def launch_ready() -> None:
+            # Cache hits are finished here, in this thread: a mostly cached run would spend
+            # more on handing work to threads (and on the GIL) than on the work itself.
+            while ready:
+                ready.sort(key=order.index)
+                step_id = ready.pop(0)
+                if step_id in started:
+                    continue
+                started.add(step_id)
+                views = {d: self.views[d] for d in plan.depends_on[step_id] if d in self.views}
+                for instance in plan.by_step[step_id]:
+                    self.reporter.step_started(instance.id)
+                    outcome = None if instance.id in self.expect_calls else \
+                        self.run_instance(instance, views, hits_only=True)
+                    if outcome is None:
+                        future = pool.submit(self.run_instance, instance, views)
+                        running[future] = instance
+                        future.add_done_callback(finished.put)
+                    else:
+                        complete(instance, outcome)
+
+        try:
+            launch_ready()
+            while running:
+                future = finished.get()
+                instance = running.pop(future)
+                outcome = future.result()
+                assert outcome is not None  # hits_only=False always finishes
+                complete(instance, outcome)
+                launch_ready()
+        except KeyboardInterrupt:
+            self.cancelled.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            # give running instances a moment to finish their atomic writes
+            deadline = time.monotonic() + 2.0
+            for future in list(running):
+                try:
+                    future.exception(timeout=max(0.0, deadline - time.monotonic()))
+                except BaseException:  # noqa: BLE001 - cancelled or still running: let it go
+                    pass
+            result.interrupted = True
+            return
+        pool.shutdown(wait=True)
+
+
+def _same_file(path: Path, artifact: dict[str, Any]) -> bool:
+    try:
+        if path.stat().st_size != artifact["bytes"]:
+            return False
+        return sha256_file(path) == artifact["sha256"]
+    except OSError:
+        return False
