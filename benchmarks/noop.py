@@ -40,7 +40,8 @@ def make_recipe(folder: Path, instances: int) -> Path:
     for group in range(instances // 5):
         lines += [f"  art_{group}:", "    uses: recraft.generate_image",
                   "    matrix: {size: \"{{ vars.sizes }}\"}",
-                  "    with:", f"      prompt: \"Artwork {group}\"", "      size: \"{{ matrix.size }}\"",
+                  "    with:", f"      prompt: \"Artwork {group}\"",
+                  "      size: \"{{ matrix.size }}\"",
                   f"    save: \"art-{group}-{{{{ matrix.size }}}}.png\""]
     path = folder / "noop.yaml"
     path.write_text("\n".join(lines) + "\n")

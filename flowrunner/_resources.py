@@ -34,7 +34,10 @@ def read_json(*parts: str) -> Any:
 
 
 def iter_endpoint_files() -> list[tuple[str, Traversable]]:
-    """(provider folder, file) for every catalog entry, sorted; files starting with _ are shared defs."""
+    """(provider folder, file) for every catalog entry, sorted.
+
+    Files starting with _ hold shared definitions.
+    """
     base = schemas_root().joinpath("endpoints")
     found = []
     for folder in base.iterdir():

@@ -125,7 +125,8 @@ class Cache:
                     atomic_write_bytes(ignore, b"# flowrunner's cache: never commit it\n*\n")
         except OSError as exc:
             raise CacheError(f"cannot create the cache at {self.root}: {exc.strerror or exc}",
-                             hint="pass a writable folder with --cache-dir or FLOW_CACHE_DIR")
+                             hint="pass a writable folder with --cache-dir or FLOW_CACHE_DIR"
+                             ) from exc
         self._ready = True
 
     # --- objects -------------------------------------------------------------------------

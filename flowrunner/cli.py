@@ -11,8 +11,9 @@ from __future__ import annotations
 import gc
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -88,7 +89,8 @@ def _recipe_or_cache_dir(func: Callable[..., Any]) -> Callable[..., Any]:
               help="Call this step (and its dependents) again even if cached; may be repeated.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
 @click.option("--frozen", is_flag=True,
-              help="Fail with exit 4, making no request, if any step is not already cached (for CI).")
+              help="Fail with exit 4, making no request, if any step is not already cached "
+                   "(for CI).")
 @click.option("--dry-run", is_flag=True, help="Render and check every step; call nothing.")
 @click.option("--concurrency", type=click.IntRange(1, 256),
               help="How many calls may run at once (overrides the recipe's `concurrency`).")

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 KEY_PARAMS = ("size", "style", "substyle", "model", "n", "strength", "style_id")
 
@@ -65,11 +66,12 @@ class Card:
 
 
 def _size(count: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if count < 1024 or unit == "GB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024  # type: ignore[assignment]
-    return f"{count} B"
+    size = float(count)
+    for unit in ("B", "KB", "MB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
 
 
 def _card(card: Card) -> str:
@@ -80,9 +82,12 @@ def _card(card: Card) -> str:
     matrix = " · ".join(f"{k}={v}" for k, v in card.matrix.items())
     prompt = card.params.get("prompt")
     badge = "cached" if card.status != "called" else "called"
+    # a file name is a path, not a URL: `banner-16:9.png` would read as a scheme, `#` as a
+    # fragment; quoted, every name links to its own file
+    url = e(quote(card.file, safe="/"))
     return (
-        f'<article class="card"><a class="thumb" href="{e(card.file)}">'
-        f'<img src="{e(card.file)}" alt="{e(card.instance)}" loading="eager"></a>'
+        f'<article class="card"><a class="thumb" href="{url}">'
+        f'<img src="{url}" alt="{e(card.instance)}" loading="eager"></a>'
         f'<div class="body"><div class="title">{e(card.file)}</div>'
         f'<div class="meta">{e(card.instance)}'
         + (f" · {e(matrix)}" if matrix else "") + "</div>"
@@ -90,7 +95,7 @@ def _card(card: Card) -> str:
         + f'<div class="meta">{e(card.endpoint)}' + (f" · {e(shown)}" if shown else "") + "</div>"
         f'<div class="meta"><span class="badge {badge}">{e(card.status)}</span> '
         f"{card.credits:g} credits · {_size(card.size_bytes)} · "
-        f'<a href="{e(card.file)}">open</a></div></div></article>')
+        f'<a href="{url}">open</a></div></div></article>')
 
 
 def render_gallery(title: str, cards: list[Card], *, summary: str) -> str:

@@ -190,7 +190,8 @@ def _expand_matrix(recipe: Recipe, step: Step, issues: list[Issue]) -> list[dict
     if not axes:
         return [{}]
     names = [name for name, _ in axes]
-    return [dict(zip(names, combo)) for combo in itertools.product(*(v for _, v in axes))]
+    return [dict(zip(names, combo, strict=True))
+            for combo in itertools.product(*(v for _, v in axes))]
 
 
 def _find_cycle(depends_on: dict[str, tuple[str, ...]], order: dict[str, int]) -> tuple[str, ...]:
@@ -267,8 +268,15 @@ def _check_saves(recipe: Recipe, by_step: dict[str, tuple[Instance, ...]],
                 try:
                     rendered = template.render({"vars": recipe.vars, "matrix": instance.matrix}) \
                         if template else target
-                except TemplateProblem:
-                    break  # reported by the reference check
+                except TemplateProblem as exc:
+                    # an unknown name there is already reported, at this place, by the
+                    # reference check; anything else (`vars.brand + 1`) is said here
+                    if not any(issue.location == where for issue in issues):
+                        issues.append(Issue(where, f"steps.{step_id}.save: {exc.message} "
+                                                   f"(in {instance.id})",
+                                            "a save path renders to a file name; check the "
+                                            "template's expression"))
+                    break
                 rendered = str(rendered)
                 problem = check_save_path(rendered)
                 if problem:

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
+import random
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-import random
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ContextManager, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import __version__
 from .errors import FlowError, StepFailed, TransportError
@@ -87,7 +86,7 @@ class Client(Protocol):
              step_id: str) -> ApiResponse: ...
 
     def stream(self, url: str, *, timeout: float
-               ) -> ContextManager[tuple[int, dict[str, str], Iterator[bytes]]]: ...
+               ) -> AbstractContextManager[tuple[int, dict[str, str], Iterator[bytes]]]: ...
 
     def close(self) -> None: ...
 
@@ -98,7 +97,7 @@ def backoff_delay(attempt: int, retry_after: float | None = None) -> float:
     if retry_after is not None:
         return min(max(0.0, retry_after), BACKOFF_MAX)
     delay = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (attempt - 1))
-    return delay * (1 + random.random() * 0.5)  # noqa: S311 - jitter, not security
+    return delay * (1 + random.random() * 0.5)
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -146,7 +145,7 @@ def _never_sent(exc: BaseException) -> bool:
 
 
 class Redactor:
-    """Removes the API key from any text that leaves this module."""
+    """Removes the API key from any text that leaves this module (callable: str → str)."""
 
     def __init__(self, secret: str | None) -> None:
         self.secret = secret or None
@@ -157,7 +156,7 @@ class Redactor:
         return text
 
 
-def _provider_message(response: requests.Response, redact: Redactor) -> str:
+def _provider_message(response: requests.Response, redact: Callable[[str], str]) -> str:
     """The provider's own words: JSON error message, or the text with HTML stripped."""
     raw = response.content[:65536]
     text = raw.decode("utf-8", "replace")
@@ -188,7 +187,7 @@ class HttpClient:
         import requests
         from requests.adapters import HTTPAdapter
 
-        self.redact = Redactor(api_key)
+        self.redact: Callable[[str], str] = Redactor(api_key)
         self._api_key = api_key
         self.throttle = throttle
         self.log = log
@@ -282,14 +281,14 @@ class HttpClient:
             if not retry_ok or attempts > retries:
                 raise self._failure(step_id, request, response, attempts)
             wait = backoff_delay(attempts, parse_retry_after(response.headers.get("Retry-After")))
-            self._sleep(wait, deadline, step_id, f"HTTP {status}",
-                        failure=lambda r=response, a=attempts: self._failure(step_id, request, r, a))
+            failure = self._failure(step_id, request, response, attempts)
+            self._sleep(wait, deadline, step_id, f"HTTP {status}", failure=failure)
 
     def _sleep(self, seconds: float, deadline: float, step_id: str, why: str,
-               failure: Callable[[], FlowError] | None = None) -> None:
+               failure: FlowError | None = None) -> None:
         if time.monotonic() + seconds > deadline:
             if failure is not None:
-                raise failure()
+                raise failure
             raise TransportError(f"{step_id}: {why}; retrying would pass the step's timeout",
                                  hint="raise the step's `timeout`, or run again later")
         time.sleep(max(0.0, seconds))

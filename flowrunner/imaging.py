@@ -70,14 +70,14 @@ def _fit(image: Any, width: int | None, height: int | None, mode: str) -> Any:
 
     if width is None or height is None:
         ratio = image.width / image.height
-        width = width or max(1, round(height * ratio))  # type: ignore[operator]
+        width = width or max(1, round((height or 1) * ratio))
         height = height or max(1, round(width / ratio))
     if mode == "stretch":
-        return image.resize((width, height), Image.LANCZOS)
+        return image.resize((width, height), Image.Resampling.LANCZOS)
     if mode == "cover":
-        return ImageOps.fit(image, (width, height), Image.LANCZOS)
+        return ImageOps.fit(image, (width, height), Image.Resampling.LANCZOS)
     copy = image.copy()
-    copy.thumbnail((width, height), Image.LANCZOS)
+    copy.thumbnail((width, height), Image.Resampling.LANCZOS)
     return copy
 
 
@@ -106,10 +106,10 @@ def run_operation(operation: str, inputs: list[Path], params: dict[str, Any], *,
         return [_encode(image, fmt, quality=params.get("quality", 90),
                         background=params.get("background", "#ffffff"))]
     if operation == "favicon":
-        square = ImageOps.fit(image.convert("RGBA"), (512, 512), Image.LANCZOS)
+        square = ImageOps.fit(image.convert("RGBA"), (512, 512), Image.Resampling.LANCZOS)
         files = [_encode(square, "ico", sizes=[(16, 16), (32, 32), (48, 48)])]
         for _name, size in FAVICON_PNGS:
-            files.append(_encode(square.resize((size, size), Image.LANCZOS), "png"))
+            files.append(_encode(square.resize((size, size), Image.Resampling.LANCZOS), "png"))
         return files
     if operation == "pad":
         width, height = int(params["width"]), int(params["height"])
@@ -123,7 +123,7 @@ def run_operation(operation: str, inputs: list[Path], params: dict[str, Any], *,
         gravity = params.get("gravity", "center")
         centering = {"center": (0.5, 0.5), "top": (0.5, 0.0), "bottom": (0.5, 1.0),
                      "left": (0.0, 0.5), "right": (1.0, 0.5)}[gravity]
-        result = ImageOps.fit(image, (width, height), Image.LANCZOS, centering=centering)
+        result = ImageOps.fit(image, (width, height), Image.Resampling.LANCZOS, centering=centering)
         return [_encode(result, _format_of(params, image))]
     raise StepFailed(f"{origin}: unknown image operation {operation!r}")
 
@@ -165,8 +165,8 @@ def emulate_processing(source: bytes, operation: str) -> tuple[bytes, tuple[int,
     from PIL import Image, ImageDraw
 
     image = Image.open(io.BytesIO(source)).convert("RGBA")
-    top = image.getpixel((image.width // 2, 0))[:3]
-    bottom = image.getpixel((image.width // 2, image.height - 1))[:3]
+    top = _rgb(image.getpixel((image.width // 2, 0)))
+    bottom = _rgb(image.getpixel((image.width // 2, image.height - 1)))
     if operation == "remove_background":
         mask = Image.new("L", image.size, 0)
         ImageDraw.Draw(mask).ellipse((image.width // 5, image.height // 5,
@@ -175,7 +175,11 @@ def emulate_processing(source: bytes, operation: str) -> tuple[bytes, tuple[int,
     elif operation == "upscale":
         scale = min(2.0, 4096 / max(image.size))
         image = image.resize((int(image.width * scale), int(image.height * scale)),
-                             Image.LANCZOS).convert("RGB")
+                             Image.Resampling.LANCZOS).convert("RGB")
     buffer = io.BytesIO()
     image.save(buffer, "PNG", compress_level=6)
     return buffer.getvalue(), top, bottom
+
+
+def _rgb(pixel: Any) -> tuple[int, int, int]:
+    return int(pixel[0]), int(pixel[1]), int(pixel[2])

@@ -60,9 +60,9 @@ def prepare_call(recipe: Recipe, instance: Instance, views: dict[str, Any], *,
         params = render_field(recipe, instance, "with", step.params, context)
         problems = check_params(endpoint, params)
         if problems:
-            path, message, hint = problems[0]
-            where = field_location(recipe, instance, ("with", *path))
-            label = ".".join(str(p) for p in ("with", *path))
+            inside, message, hint = problems[0]
+            where = field_location(recipe, instance, ("with", *inside))
+            label = ".".join(str(p) for p in ("with", *inside))
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise RenderFailed(f"{where}: {instance.id}.{label}: {message}{more}", hint=hint)
     deadline = deadline if deadline is not None else time.monotonic() + step.timeout

@@ -82,7 +82,7 @@ class TextReporter:
         self.verbosity = verbosity
         self.total = 0
         self.done = 0
-        self.running = 0
+        self.started: set[str] = set()  # instances started and not finished yet
         self.failed = 0
         self.spent = 0.0
         self.width = 24
@@ -97,6 +97,11 @@ class TextReporter:
                               f"{self.failed} failed · {_credits(self.spent)} credits")
         self.stream.flush()
 
+    @property
+    def running(self) -> int:
+        """How many instances are in progress (cached and skipped ones finish at once)."""
+        return len(self.started)
+
     def run_started(self, recipe: str, instances: int, concurrency: int) -> None:
         self.total = instances
         with self._lock:
@@ -105,7 +110,7 @@ class TextReporter:
 
     def step_started(self, instance_id: str) -> None:
         with self._lock:
-            self.running += 1
+            self.started.add(instance_id)
             self.width = max(self.width, min(len(instance_id) + 2, 48))
             if self.verbosity > 0:
                 self._write(f"  started  {instance_id}")
@@ -113,8 +118,7 @@ class TextReporter:
     def step_finished(self, result: StepResult) -> None:
         with self._lock:
             self.done += 1
-            if result.status in ("ok", "failed"):
-                self.running = max(0, self.running - 1)
+            self.started.discard(result.instance_id)
             if result.status == "failed":
                 self.failed += 1
             if result.status == "ok":

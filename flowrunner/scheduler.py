@@ -9,14 +9,16 @@ instance skips its dependents; independent branches finish. The HTTP side is inj
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .budget import Budget
 from .cache import Cache, copy_atomic, sha256_file
@@ -242,7 +244,7 @@ class Scheduler:
                              f"step made {len(artifacts)}",
                              hint="shorten the `save` list or raise `n`")
         saved = []
-        for rendered, artifact in zip(targets, artifacts):
+        for rendered, artifact in zip(targets, artifacts, strict=False):
             if not os.path.splitext(rendered)[1]:
                 rendered += "." + artifact["ext"]
             destination = self.output_dir / rendered
@@ -354,10 +356,8 @@ class Scheduler:
             # give running instances a moment to finish their atomic writes
             deadline = time.monotonic() + 2.0
             for future in list(running):
-                try:
+                with contextlib.suppress(BaseException):  # cancelled, or still running
                     future.exception(timeout=max(0.0, deadline - time.monotonic()))
-                except BaseException:  # noqa: BLE001 - cancelled or still running: let it go
-                    pass
             result.interrupted = True
             return
         pool.shutdown(wait=True)

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import difflib
 from functools import cache
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # imported lazily: a valid recipe never needs jsonschema's messages
     import jsonschema
@@ -68,7 +66,9 @@ def _recipe_schema_inlined() -> dict[str, Any]:
             target = target[part]
         return target
 
-    return _inline_refs({k: v for k, v in schema.items() if k != "$defs"}, resolve)  # type: ignore[no-any-return]
+    inlined: dict[str, Any] = _inline_refs({k: v for k, v in schema.items() if k != "$defs"},
+                                           resolve)
+    return inlined
 
 
 @cache
@@ -179,7 +179,8 @@ def _describe(error: jsonschema.ValidationError, schema_props: dict[str, Any] | 
     kind = error.validator
     value = error.instance
     if kind == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
+        schema = error.schema if isinstance(error.schema, dict) else {}
+        allowed = sorted(schema.get("properties", {}))
         extra = sorted(set(value) - set(allowed)) if isinstance(value, dict) else []
         name = extra[0] if extra else "?"
         close = difflib.get_close_matches(name, allowed, n=1)
@@ -190,7 +191,7 @@ def _describe(error: jsonschema.ValidationError, schema_props: dict[str, Any] | 
         missing = error.message.split("'")[1] if "'" in error.message else error.message
         return f"missing required key {missing!r}", None, path
     if kind == "enum":
-        options = [str(o) for o in error.validator_value]
+        options = [str(o) for o in error.validator_value]  # type: ignore[union-attr]
         close = difflib.get_close_matches(str(value), options, n=1, cutoff=0.6)
         shown = ", ".join(options) if len(options) <= 8 else ", ".join(options[:8]) + ", …"
         hint = f"did you mean {close[0]!r}?" if close else f"allowed: {shown}"
@@ -200,7 +201,7 @@ def _describe(error: jsonschema.ValidationError, schema_props: dict[str, Any] | 
                 None, path)
     if kind == "type":
         expected = error.validator_value
-        names = [expected] if isinstance(expected, str) else list(expected)
+        names = [expected] if isinstance(expected, str) else list(expected)  # type: ignore[arg-type]
         want = " or ".join(_TYPE_NAMES.get(n, n) for n in names)
         return f"expected {want}, got {_type_of(value)} {_show(value)}", None, path
     if kind == "pattern":
@@ -210,10 +211,10 @@ def _describe(error: jsonschema.ValidationError, schema_props: dict[str, Any] | 
                  "exclusiveMinimum": "more than", "exclusiveMaximum": "less than"}
         return f"{_show(value)} must be {words[kind]} {error.validator_value}", None, path
     if kind in ("minItems", "maxItems", "minLength", "maxLength", "minProperties"):
-        words = {"minItems": ("at least", "items"), "maxItems": ("at most", "items"),
+        sizes = {"minItems": ("at least", "items"), "maxItems": ("at most", "items"),
                  "minLength": ("at least", "characters"), "maxLength": ("at most", "characters"),
                  "minProperties": ("at least", "entries")}
-        bound, unit = words[kind]
+        bound, unit = sizes[kind]
         return f"must have {bound} {error.validator_value} {unit}", None, path
     if kind == "multipleOf":
         return f"{_show(value)} must be a multiple of {error.validator_value}", None, path
@@ -231,7 +232,7 @@ def _name_issues(error: jsonschema.ValidationError, smap: SourceMap
     issues = []
     for sub in error.context:
         key = sub.instance
-        where = (*tuple(error.absolute_path), key)
+        where: PathKey = (*tuple(error.absolute_path), key)  # type: ignore[arg-type]
         issues.append(Issue(
             smap.key_at(where), f"{_dotted(where[:-1])}: invalid name {key!r}",
             "names start with a letter or _ and hold only letters, digits and _ "
@@ -266,7 +267,8 @@ def check_recipe_data(data: dict[str, Any], smap: SourceMap) -> list[Issue]:
     return issues
 
 
-def check_params(endpoint: Endpoint, params: dict[str, Any]) -> list[tuple[PathKey, str, str | None]]:
+def check_params(endpoint: Endpoint, params: dict[str, Any]
+                 ) -> list[tuple[PathKey, str, str | None]]:
     """Check parameters against the endpoint's schema.
 
     The top level (unknown, required and exclusive parameters) is checked here; each value
@@ -277,8 +279,9 @@ def check_params(endpoint: Endpoint, params: dict[str, Any]) -> list[tuple[PathK
     """
     schema = endpoint.params_schema
     properties = schema.get("properties", {})
-    if not isinstance(params, dict):
-        return [((), f"expected a mapping of parameters, got {_type_of(params)}", None)]
+    if not isinstance(params, dict):  # a templated `with:` can render to anything
+        return [((), f"expected a mapping of parameters, got {_type_of(params)}",  # type: ignore[unreachable]
+                 None)]
     problems: list[tuple[PathKey, str, str | None]] = []
     if schema.get("additionalProperties") is False:
         for name in params:

@@ -9,8 +9,8 @@ from typing import Any
 
 from .cache import Cache
 from .graph import Plan
-from .results import RunResult
 from .options import RunOptions
+from .results import RunResult
 from .stamp import Stamp, stamp_file
 
 

@@ -151,7 +151,8 @@ class _Builder:
             if key in seen:
                 first = _loc(self.display, seen[key])
                 self.issues.append(Issue(
-                    _loc(self.display, key_node), f"duplicate key {key!r} (first defined at {first})",
+                    _loc(self.display, key_node),
+                    f"duplicate key {key!r} (first defined at {first})",
                     "YAML keeps only one of them; remove or rename one"))
                 continue
             seen[key] = key_node
@@ -189,7 +190,8 @@ def parse_text(text: str, display: str) -> tuple[Any, SourceMap]:
             loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        where = Location(display, mark.line + 1, mark.column + 1) if mark else Location(display, 1, 1)
+        where = Location(display, mark.line + 1, mark.column + 1) if mark \
+            else Location(display, 1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
         hint = None
         if "\t" in text and "tab" in problem:
@@ -197,7 +199,8 @@ def parse_text(text: str, display: str) -> tuple[Any, SourceMap]:
         elif exc.context and exc.problem:
             hint = exc.context
             if exc.context_mark is not None and exc.context_mark is not mark:
-                hint += f" that started at {exc.context_mark.line + 1}:{exc.context_mark.column + 1}"
+                started = exc.context_mark
+                hint += f" that started at {started.line + 1}:{started.column + 1}"
         raise SpecSyntaxError([Issue(where, f"invalid YAML: {problem}", hint)]) from None
     except yaml.YAMLError as exc:
         raise SpecSyntaxError([Issue(Location(display, 1, 1), f"invalid YAML: {exc}")]) from None
@@ -231,7 +234,8 @@ def load_source(path: Path, display: str | None = None) -> Source:
     data, smap = parse_text(text, display)
     if not isinstance(data, dict):
         kind = "a list" if isinstance(data, list) else "a single value"
-        raise SpecSyntaxError([Issue(smap.at(()), f"a recipe must be a mapping at the top, not {kind}",
+        raise SpecSyntaxError([Issue(smap.at(()),
+                                     f"a recipe must be a mapping at the top, not {kind}",
                                      "start with `version: 1`, then `steps:`")])
     return Source(path=path, data=data, map=smap, digest=hashlib.sha256(raw).hexdigest())
 

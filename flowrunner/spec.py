@@ -15,7 +15,8 @@ from typing import Any
 from .catalog import DEFAULT_BASE_URL, DEFAULT_KEY_ENV, Endpoint, UnknownEndpointError, get_endpoint
 from .errors import Issue, Location, SpecError, UsageError
 from .schema import check_params, check_recipe_data
-from .source import PathKey, SourceMap, dotted as _dotted, load_source, parse_text
+from .source import PathKey, SourceMap, load_source, parse_text
+from .source import dotted as _dotted
 from .templating import Template, TemplateProblem, is_template, iter_strings, parse_template
 
 DEFAULT_CONCURRENCY = 4
@@ -94,7 +95,8 @@ def parse_var_overrides(pairs: list[str], files: list[Path] = ()) -> dict[str, A
     for pair in pairs:
         name, sep, raw = pair.partition("=")
         if not sep or not name.strip():
-            raise UsageError(f"--var {pair!r} is not NAME=VALUE", hint="for example: --var brand=Acme")
+            raise UsageError(f"--var {pair!r} is not NAME=VALUE",
+                             hint="for example: --var brand=Acme")
         try:
             value, _ = parse_text(raw, "--var") if raw.strip() else ("", None)
         except SpecError:
@@ -123,8 +125,9 @@ def _template_issues(value: Any, base: PathKey, smap: SourceMap,
             if exc.line and "\n" in text.strip():
                 message += f" (line {exc.line} of the template)"
             issues.append(Issue(smap.at(path), f"{_dotted(path)}: {message}",
-                                "templates use {{ expression }} and {% statement %}"
-                                if "syntax" in exc.message else None))
+                                exc.hint or ("templates use {{ expression }} and "
+                                             "{% statement %}" if "syntax" in exc.message
+                                             else None)))
 
 
 def _strip_templates(value: Any) -> Any:
@@ -176,7 +179,7 @@ def check_save_path(rendered: str) -> str | None:
 def _build_step(step_id: str, index: int, raw: dict[str, Any], smap: SourceMap,
                 defaults: dict[str, Any], issues: list[Issue]) -> Step:
     base: PathKey = ("steps", step_id)
-    uses = raw.get("uses") if isinstance(raw.get("uses"), str) else ""
+    uses = _text(raw.get("uses"), "")
     endpoint: Endpoint | None = None
     if uses:
         try:
@@ -184,12 +187,12 @@ def _build_step(step_id: str, index: int, raw: dict[str, Any], smap: SourceMap,
         except UnknownEndpointError as exc:
             issues.append(Issue(smap.at((*base, "uses")), f"{_dotted(base)}.uses: {exc.message}",
                                 exc.hint))
-    params = raw.get("with") if isinstance(raw.get("with"), dict) else {}
-    matrix = raw.get("matrix") if isinstance(raw.get("matrix"), dict) else {}
+    params = _mapping(raw.get("with"))
+    matrix = _mapping(raw.get("matrix"))
     save = raw.get("save")
     save_list = [save] if isinstance(save, str) else \
         [s for s in save if isinstance(s, str)] if isinstance(save, list) else []
-    outputs = raw.get("outputs") if isinstance(raw.get("outputs"), dict) else {}
+    outputs = _mapping(raw.get("outputs"))
     templates: list[tuple[PathKey, Template]] = []
     for key, value in (("with", params), ("matrix", matrix), ("if", raw.get("if")),
                        ("outputs", outputs)):
@@ -205,7 +208,8 @@ def _build_step(step_id: str, index: int, raw: dict[str, Any], smap: SourceMap,
         if problem:
             where = smap.at((*base, "save") if isinstance(save, str) else (*base, "save", position))
             issues.append(Issue(where, f"{_dotted(base)}.save: {problem}",
-                                "save paths are relative to output_dir, e.g. logo.png or icons/logo.png"))
+                                "save paths are relative to output_dir, e.g. logo.png or "
+                                "icons/logo.png"))
     return Step(
         id=step_id, index=index, uses=uses, endpoint=endpoint, params=params,
         needs=_as_tuple(raw.get("needs")), matrix=matrix, condition=raw.get("if", True),
@@ -213,9 +217,17 @@ def _build_step(step_id: str, index: int, raw: dict[str, Any], smap: SourceMap,
         retries=_int(raw.get("retries"), _int(defaults.get("retries"), DEFAULT_RETRIES)),
         timeout=_num(raw.get("timeout"), _num(defaults.get("timeout"), DEFAULT_TIMEOUT)),
         cache=raw.get("cache", defaults.get("cache", True)) is not False,
-        description=raw.get("description", "") if isinstance(raw.get("description"), str) else "",
+        description=_text(raw.get("description"), ""),
         location=smap.key_at(base), templates=tuple(templates),
     )
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any, default: str) -> str:
+    return value if isinstance(value, str) else default
 
 
 def _int(value: Any, default: int) -> int:
@@ -242,9 +254,9 @@ def load_recipe(path: Path, *, display: str | None = None,
         return None, exc.issues
     data, smap = source.data, source.map
     issues = check_recipe_data(data, smap)
-    provider = data.get("provider") if isinstance(data.get("provider"), dict) else {}
-    defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
-    variables = dict(data.get("vars")) if isinstance(data.get("vars"), dict) else {}
+    provider = _mapping(data.get("provider"))
+    defaults = _mapping(data.get("defaults"))
+    variables = dict(_mapping(data.get("vars")))
     overrides = var_overrides or {}
     for name in overrides:
         if name not in variables:
@@ -254,7 +266,7 @@ def load_recipe(path: Path, *, display: str | None = None,
                              "declare it under `vars:` first"
                              + (f" (known: {', '.join(sorted(variables))})" if variables else ""))
     variables.update(overrides)
-    raw_steps = data.get("steps") if isinstance(data.get("steps"), dict) else {}
+    raw_steps = _mapping(data.get("steps"))
     steps: dict[str, Step] = {}
     for index, (step_id, raw) in enumerate(raw_steps.items()):
         if isinstance(raw, dict):
@@ -266,18 +278,16 @@ def load_recipe(path: Path, *, display: str | None = None,
                 where = smap.at(("steps", step.id, "needs") if isinstance(raw_needs, str)
                                 else ("steps", step.id, "needs", position))
                 close = difflib.get_close_matches(need, list(raw_steps), n=1)
-                hint = (f"did you mean {close[0]!r}? (defined at {smap.key_at(('steps', close[0]))})"
+                defined = smap.key_at(("steps", close[0])) if close else None
+                hint = (f"did you mean {close[0]!r}? (defined at {defined})"
                         if close else "`needs` lists step ids of this recipe")
                 issues.append(Issue(where, f"steps.{step.id}.needs: unknown step {need!r}", hint))
-    output_dir = data.get("output_dir") if isinstance(data.get("output_dir"), str) \
-        else DEFAULT_OUTPUT_DIR
+    output_dir = _text(data.get("output_dir"), DEFAULT_OUTPUT_DIR)
     recipe = Recipe(
         path=path.resolve(), display=smap.path,
-        name=data.get("name") if isinstance(data.get("name"), str) else path.stem,
-        base_url=provider.get("base_url", DEFAULT_BASE_URL)
-        if isinstance(provider.get("base_url"), str) else DEFAULT_BASE_URL,
-        api_key_env=provider.get("api_key_env", DEFAULT_KEY_ENV)
-        if isinstance(provider.get("api_key_env"), str) else DEFAULT_KEY_ENV,
+        name=_text(data.get("name"), path.stem),
+        base_url=_text(provider.get("base_url"), DEFAULT_BASE_URL),
+        api_key_env=_text(provider.get("api_key_env"), DEFAULT_KEY_ENV),
         rate_limit=_num(provider.get("rate_limit"), 0) or None,
         vars=variables,
         concurrency=_int(data.get("concurrency"), DEFAULT_CONCURRENCY),

@@ -24,7 +24,7 @@ Ref = tuple[str | int, ...]
 def _environment_class() -> type:
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    class _Environment(ImmutableSandboxedEnvironment):  # type: ignore[misc]
+    class _Environment(ImmutableSandboxedEnvironment):
         intercepted_binops = frozenset(["*", "**", "+"])
 
         def getattr(self, obj: Any, attribute: str) -> Any:
@@ -91,7 +91,10 @@ def is_template(value: Any) -> bool:
 
 
 def _chains(ast: Any) -> set[Ref]:
-    """Every attribute/item chain rooted at a name: ``steps.logo.files[0]`` → ('steps','logo','files',0)."""
+    """Every attribute/item chain rooted at a name.
+
+    ``steps.logo.files[0]`` → ('steps', 'logo', 'files', 0).
+    """
     from jinja2 import nodes
 
     found: set[Ref] = set()
@@ -136,63 +139,76 @@ class Template:
             TemplateProblem: undefined name, sandbox violation, or output over the size cap.
         """
         if self.pieces is not None:
-            return self._render_simple(context)
-        import jinja2
-
-        try:
-            if self.native:
-                value = _compiled_expression(self.source)(**context)
-            else:
-                value = _compiled_template(self.source).render(context)
-        except TemplateProblem:
-            raise
-        except jinja2.UndefinedError as exc:
-            raise TemplateProblem(_undefined_message(exc.message or "undefined value")) from None
-        except jinja2.exceptions.SecurityError as exc:
-            raise TemplateProblem(f"not allowed in a template: {exc}") from None
-        except jinja2.TemplateError as exc:
-            raise TemplateProblem(str(exc), getattr(exc, "lineno", None)) from None
-        except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
-            raise TemplateProblem(f"{type(exc).__name__}: {exc}") from None
-        except RecursionError:
-            raise TemplateProblem("template recursion too deep") from None
-        if isinstance(value, jinja2.Undefined):
-            raise TemplateProblem(_undefined_message(str(value._undefined_message)))
-        if isinstance(value, str) and len(value) > MAX_RENDERED_CHARS:
-            raise TemplateProblem(f"template output exceeds {MAX_RENDERED_CHARS:,} characters")
-        return value
-
+            try:
+                return self._render_simple(context)
+            except _NotSure:
+                pass  # Jinja decides: same answer, same error words
+        return render_with_jinja(self.source, context, native=self.native)
 
     def _render_simple(self, context: dict[str, Any]) -> Any:
-        """Plain substitutions, without Jinja: same results, a hundred times faster."""
+        """Plain substitutions without Jinja, a hundred times faster, for the cases where
+        the answer is certain (mappings with the key, lists with the index); anything else
+        raises _NotSure and Jinja renders it."""
         values = [_lookup(context, piece) if isinstance(piece, tuple) else piece
                   for piece in self.pieces or ()]
         if self.native:
-            return next(v for v, p in zip(values, self.pieces or ()) if isinstance(p, tuple))
+            return next(v for v, p in zip(values, self.pieces or (), strict=True)
+                        if isinstance(p, tuple))
         text = "".join(v if isinstance(v, str) else str(v) for v in values)
         if len(text) > MAX_RENDERED_CHARS:
             raise TemplateProblem(f"template output exceeds {MAX_RENDERED_CHARS:,} characters")
         return text
 
 
+class _NotSure(Exception):
+    """The fast path cannot be sure of Jinja's answer: let Jinja render."""
+
+
+def render_with_jinja(source: str, context: dict[str, Any], *, native: bool) -> Any:
+    """Render ``source`` with the sandboxed Jinja environment (no fast path).
+
+    Raises:
+        TemplateProblem: undefined name, sandbox violation, or output over the size cap.
+    """
+    import jinja2
+
+    try:
+        if native:
+            value = _compiled_expression(source)(**context)
+        else:
+            value = _compiled_template(source).render(context)
+    except TemplateProblem:
+        raise
+    except jinja2.UndefinedError as exc:
+        raise TemplateProblem(_undefined_message(exc.message or "undefined value")) from None
+    except jinja2.exceptions.SecurityError as exc:
+        raise TemplateProblem(f"not allowed in a template: {exc}") from None
+    except jinja2.TemplateError as exc:
+        raise TemplateProblem(str(exc), getattr(exc, "lineno", None)) from None
+    except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+        raise TemplateProblem(f"{type(exc).__name__}: {exc}") from None
+    except RecursionError:
+        raise TemplateProblem("template recursion too deep") from None
+    if isinstance(value, jinja2.Undefined):
+        raise TemplateProblem(_undefined_message(str(value._undefined_message)))
+    if isinstance(value, str) and len(value) > MAX_RENDERED_CHARS:
+        raise TemplateProblem(f"template output exceeds {MAX_RENDERED_CHARS:,} characters")
+    return value
+
+
+
 def _lookup(context: dict[str, Any], path: Ref) -> Any:
-    """Follow ``path`` like Jinja would for mappings and lists; same error words."""
-    root = path[0]
-    if root not in context:
-        raise TemplateProblem(f"'{root}' is undefined")
-    value = context[root]
-    for part in path[1:]:
-        if isinstance(value, dict):
-            if part in value:
-                value = value[part]
-                continue
-            raise TemplateProblem(f"no key {part!r}")
-        if isinstance(value, (list, tuple)) and isinstance(part, int):
-            if -len(value) <= part < len(value):
-                value = value[part]
-                continue
-            raise TemplateProblem(f"no item {part!r}")
-        raise TemplateProblem(f"'{type(value).__name__} object' has no attribute {part!r}")
+    """Follow ``path`` through mappings that have the key and lists that have the index;
+    anything else (a string's letter, a method, a missing key) is Jinja's to answer."""
+    value: Any = context
+    for part in path:
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, (list, tuple)) and isinstance(part, int) and \
+                -len(value) <= part < len(value):
+            value = value[part]
+        else:
+            raise _NotSure
     return value
 
 
@@ -222,7 +238,7 @@ def _parse_simple(source: str) -> Template | None:
     refs = frozenset(p for p in pieces if isinstance(p, tuple))
     paths = [p for p in pieces if isinstance(p, tuple)]
     native = len(paths) == 1 and all(not text.strip() for text in literals)
-    return Template(source=source, native=native, names=frozenset(r[0] for r in refs),
+    return Template(source=source, native=native, names=frozenset(str(r[0]) for r in refs),
                     refs=refs, pieces=tuple(p for p in pieces if p != ""))
 
 
@@ -273,8 +289,10 @@ def parse_template(source: str) -> Template:
     env = _env()
     try:
         ast = env.parse(source)
+        # code generation is where Jinja notices unknown filters and tests
+        names = frozenset(meta.find_undeclared_variables(ast))
     except jinja2.TemplateSyntaxError as exc:
-        raise TemplateProblem(f"template syntax error: {exc.message}", exc.lineno) from None
+        raise _syntax_problem(exc, env) from None
     native = False
     if _NATIVE.match(source) and source.count("{{") == 1 and "{%" not in source:
         body = [node for node in ast.body if isinstance(node, nodes.Output)]
@@ -282,11 +300,27 @@ def parse_template(source: str) -> Template:
                  if not (isinstance(part, nodes.TemplateData) and not part.data.strip())]
         native = len(body) == len(ast.body) == 1 and len(parts) == 1 and \
             not isinstance(parts[0], nodes.TemplateData)
-    names = frozenset(meta.find_undeclared_variables(ast))
     template = Template(source=source, native=native, names=names,
                         refs=frozenset(ref for ref in _chains(ast) if ref[0] in names))
     _TEMPLATES[source] = template
     return template
+
+
+def _syntax_problem(exc: Any, env: Any) -> TemplateProblem:
+    """A Jinja syntax error as a TemplateProblem; an unknown filter or test with a near miss."""
+    import difflib
+
+    message = exc.message or "invalid template"
+    unknown = re.match(r"No (filter|test) named '([^']*)'", message)
+    if unknown:
+        kind, name = unknown.groups()
+        known = sorted(env.filters if kind == "filter" else env.tests)
+        close = difflib.get_close_matches(name, known, n=1)
+        problem = TemplateProblem(f"template syntax error: unknown {kind} {name!r}", exc.lineno)
+        problem.hint = f"did you mean {close[0]!r}?" if close else \
+            f"known {kind}s: {', '.join(known)}"
+        return problem
+    return TemplateProblem(f"template syntax error: {message}", exc.lineno)
 
 
 def iter_strings(value: Any, path: tuple[str | int, ...] = ()) -> Any:

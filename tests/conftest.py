@@ -113,6 +113,30 @@ def flow(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None 
     return Completed(proc.returncode, proc.stdout, proc.stderr)
 
 
+def flow_in_process(*args: str | Path, cwd: Path | None = None) -> Completed:
+    """Run `flow` in this process (no interpreter start-up): for commands that need no
+    process isolation (validate, plan, graph, endpoints, schema). Same Completed result."""
+    import contextlib
+    import io
+
+    from flowrunner.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    previous = Path.cwd()
+    code: Any = 0
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main([str(a) for a in args])
+            except SystemExit as exc:
+                code = exc.code
+    finally:
+        os.chdir(previous)
+    return Completed(int(code or 0), out.getvalue(), err.getvalue())
+
+
 @pytest.fixture
 def run_flow() -> Any:
     return flow

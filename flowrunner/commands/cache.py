@@ -36,7 +36,7 @@ def list_cache(recipe: Path | None, *, cache_dir: Path | None, as_json: bool,
     cache_dir = cache_root(recipe, cache_dir)
     cache = Cache(cache_dir, writable=False)
     now = time.time()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for key, path in cache.iter_results():
         try:
             entry = json.loads(path.read_bytes())

@@ -10,7 +10,6 @@ from typing import TextIO
 from ..catalog import recipe_schema
 from ..errors import UsageError
 
-
 STARTER = """\
 # yaml-language-server: $schema=.flow/recipe.schema.json
 #

@@ -48,7 +48,7 @@ def show_plan(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | No
     provider = provider_identity(recipe.base_url, mock=mock)
     survey = survey_plan(plan, cache=cache, provider=provider)
     history = _credit_history(cache) if any(s.state != "cached" for s in survey) else {}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for number, item in enumerate(survey, 1):
         step = item.instance.step
         credits = float(item.entry.get("credits") or 0) if item.entry else \

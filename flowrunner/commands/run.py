@@ -33,14 +33,23 @@ def run_recipe(path: Path, *, options: RunOptions, stream: TextIO) -> int:
         stamp = read_fresh_stamp(target, path)
         if stamp is not None:
             return _report_unchanged(path, stamp, options, stream)
-    if options.no_cache:
-        # a scratch cache for this run only: removed however the run ends
-        scratch = Path(tempfile.mkdtemp(prefix="flow-nocache-"))
+    from ..errors import Interrupted
+    from ..limits import max_answer_bytes, max_artifact_bytes
+    from ..scheduler import Signals
+
+    max_answer_bytes(), max_artifact_bytes()  # a bad FLOW_MAX_*_MB fails before any call
+    with Signals() as signals:
+        # --no-cache: a scratch cache for this run only, removed however the run ends
+        scratch = Path(tempfile.mkdtemp(prefix="flow-nocache-")) if options.no_cache else None
         try:
-            return _run(path, options=options, stream=stream, scratch=scratch)
+            return _run(path, options=options, stream=stream, scratch=scratch,
+                        signals=signals)
+        except KeyboardInterrupt:
+            raise Interrupted("interrupted; finished steps are cached, run again to resume",
+                              signal_number=signals.signal_number) from None
         finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-    return _run(path, options=options, stream=stream, scratch=None)
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _report_unchanged(path: Path, stamp: Any, options: RunOptions, stream: TextIO) -> int:
@@ -92,7 +101,8 @@ def _endpoint_base(options: RunOptions, recipe_base_url: str) -> Iterator[tuple[
     yield recipe_base_url, None
 
 
-def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | None) -> int:
+def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | None,
+         signals: Any) -> int:
     from ..budget import Budget
     from ..cache import Cache
     from ..errors import FrozenError, Interrupted, UsageError
@@ -102,9 +112,14 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
     from ..providers import api_key_from_env, provider_identity
     from ..reporting import JsonReporter, Reporter, TextReporter
     from ..results import RunResult
-    from ..scheduler import Scheduler, Signals
-    from ..sidecars import (append_step_summary, display, lock_entries, write_run_gallery,
-                            write_stamp)
+    from ..scheduler import Scheduler
+    from ..sidecars import (
+        append_step_summary,
+        display,
+        lock_entries,
+        write_run_gallery,
+        write_stamp,
+    )
     from ..spec import parse_var_overrides
     from ..survey import Survey, survey_plan
     from ..throttle import Throttle
@@ -159,9 +174,9 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
     result = RunResult(recipe=recipe.display)
     result.dry_run = options.dry_run
     scheduler = None
-    with Signals() as signals, _endpoint_base(options, recipe.base_url) as (base_url, mock_key):
+    with _endpoint_base(options, recipe.base_url) as (base_url, mock_key):
         api_key = mock_key or api_key_from_env(recipe.api_key_env)
-        log = (lambda line: print(f"  http: {line}", file=sys.stderr)) \
+        log = (lambda line: sys.stderr.write(f"  http: {line}\n")) \
             if options.verbosity >= 2 else None
 
         def make_client() -> Client:

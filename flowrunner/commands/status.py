@@ -49,7 +49,8 @@ def show_status(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | 
     recipe = plan.recipe
     cache = Cache(cache_root_for(plan.recipe.path, cache_dir), writable=False)
     lock = read_lock(lock_path_for(recipe.path))
-    survey = survey_plan(plan, cache=cache, provider=recorded_provider(recipe.base_url, mock=mock, locked=lock.provider))
+    provider = recorded_provider(recipe.base_url, mock=mock, locked=lock.provider)
+    survey = survey_plan(plan, cache=cache, provider=provider)
     rows = _status_rows(plan, survey, lock.instances)
     all_fresh = all(r["state"] == "fresh" for r in rows)
     if as_json:

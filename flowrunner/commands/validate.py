@@ -14,7 +14,7 @@ from ..reporting import github_annotation
 
 def validate_files(paths: list[Path], *, as_json: bool, out: TextIO, err: TextIO) -> int:
     """`flow validate`: check every file, print every problem; 0 when all are valid, else 3."""
-    results = []
+    results: list[dict[str, Any]] = []
     failed = False
     for path in paths:
         try:
@@ -38,7 +38,7 @@ def validate_files(paths: list[Path], *, as_json: bool, out: TextIO, err: TextIO
         json.dump({"valid": not failed, "files": results}, out, indent=2)
         out.write("\n")
     elif failed:
-        count = sum(len(r["errors"]) for r in results)  # type: ignore[arg-type]
+        count = sum(len(r["errors"]) for r in results)
         bad = sum(1 for r in results if not r["valid"])
         print(f"{count} error{'s' * (count != 1)} in {bad} file{'s' * (bad != 1)}", file=err)
     return 3 if failed else 0

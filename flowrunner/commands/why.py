@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 from pathlib import Path
 from typing import Any, TextIO
@@ -32,7 +31,7 @@ def _diff(old: Any, new: Any, path: str, found: list[str]) -> None:
             else:
                 _diff(old[key], new[key], where, found)
     elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
-        for index, (a, b) in enumerate(zip(old, new)):
+        for index, (a, b) in enumerate(zip(old, new, strict=True)):
             _diff(a, b, f"{path}[{index}]", found)
     elif old != new:
         found.append(f"{path}: {_show(old)} → {_show(new)}")
@@ -57,7 +56,8 @@ def explain_step(path: Path, step_id: str, *, var_overrides: dict[str, Any],
                          "steps: " + ", ".join(recipe.steps))
     cache = Cache(cache_root_for(plan.recipe.path, cache_dir), writable=False)
     lock_file = read_lock(lock_path_for(recipe.path))
-    survey = survey_plan(plan, cache=cache, provider=recorded_provider(recipe.base_url, mock=mock, locked=lock_file.provider))
+    provider = recorded_provider(recipe.base_url, mock=mock, locked=lock_file.provider)
+    survey = survey_plan(plan, cache=cache, provider=provider)
     lock = lock_file.instances
     for item in survey:
         if item.instance.step_id != step_id.split("[")[0] or \

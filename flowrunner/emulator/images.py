@@ -26,20 +26,19 @@ def png(width: int, height: int, seed: str, *, alpha: bool = False) -> bytes:
     """A vertical gradient between two colours chosen by ``seed``; RGBA fades at the edges."""
     width, height = max(1, width), max(1, height)
     top, bottom = palette(seed)
-    channels = 4 if alpha else 3
     raw = bytearray()
     previous: bytes | None = None
     rows: dict[bytes, bytes] = {}  # a gradient repeats the same row deltas: build each once
     for y in range(height):
         t = y / max(1, height - 1)
-        pixel = bytes(int(a + (b - a) * t) for a, b in zip(top, bottom))
+        pixel = bytes(int(a + (b - a) * t) for a, b in zip(top, bottom, strict=True))
         if alpha:
             edge = min(y, height - 1 - y) / max(1, height / 4)
             pixel += bytes([int(255 * min(1.0, edge))])
         if previous is None:
             raw += b"\x00" + pixel * width
         else:
-            delta = bytes((c - p) & 0xFF for c, p in zip(pixel, previous))
+            delta = bytes((c - p) & 0xFF for c, p in zip(pixel, previous, strict=True))
             row = rows.get(delta)
             if row is None:
                 row = rows[delta] = b"\x02" + delta * width

@@ -120,12 +120,12 @@ class Handler(BaseHTTPRequestHandler):
     state: EmulatorState
     routes: list[tuple[str, re.Pattern[str], Endpoint]]
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's name
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     # --- plumbing ------------------------------------------------------------------------
     def _base(self) -> str:
-        host = self.headers.get("Host") or f"{self.server.server_address[0]}:{self.server.server_address[1]}"
+        host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])  # type: ignore[index]
         return f"http://{host}"
 
     def _send(self, status: int, body: bytes, content_type: str,
@@ -154,16 +154,16 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         self._dispatch("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._dispatch("POST")
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self._dispatch("PUT")
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._dispatch("DELETE")
 
     def _dispatch(self, method: str) -> None:
@@ -326,8 +326,9 @@ class Handler(BaseHTTPRequestHandler):
             params: dict[str, Any] = {}
             record["files"] = []
             for part in message.iter_parts():
-                name = part.get_param("name", header="content-disposition")
+                name = str(part.get_param("name", header="content-disposition") or "")
                 payload = part.get_payload(decode=True) or b""
+                assert isinstance(payload, bytes)
                 if part.get_filename() is not None:
                     files.setdefault(name, []).append(payload)
                     record["files"].append({
@@ -339,7 +340,8 @@ class Handler(BaseHTTPRequestHandler):
             record["fields"] = params
             return params, files
         if body and "json" not in content_type:
-            self._error(415, f"expected application/json or multipart/form-data, got {content_type!r}")
+            self._error(415, "expected application/json or multipart/form-data, "
+                             f"got {content_type!r}")
             return None
         try:
             params = json.loads(body or b"{}")
@@ -347,7 +349,7 @@ class Handler(BaseHTTPRequestHandler):
             self._error(400, "request body is not valid JSON")
             return None
         if not isinstance(params, dict):
-            self._error(400, "request body must be a JSON object")
+            self._error(400, "request body must be a JSON object")  # type: ignore[unreachable]
             return None
         record["json"] = params
         return params, files
@@ -553,8 +555,7 @@ def running_emulator(**options: Any) -> Iterator[str]:
     thread = threading.Thread(target=server.serve_forever, name="flow-emulator", daemon=True)
     thread.start()
     try:
-        host, port = server.server_address[:2]
-        yield f"http://{host}:{port}"
+        yield "http://{}:{}".format(*server.server_address[:2])
     finally:
         server.shutdown()
         server.server_close()

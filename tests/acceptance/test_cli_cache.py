@@ -11,8 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import flow
 from helpers import BANNERS, KEY_ENV, LOGO_CHAIN, by_endpoint, recipe, sha256
+
+from conftest import flow
 
 
 def _env() -> dict[str, str]:

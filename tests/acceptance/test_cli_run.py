@@ -5,9 +5,18 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from conftest import IGNORED, CANARY_KEY, EXAMPLES, flow
-from helpers import BANNERS, KEY_ENV, LOGO_CHAIN, by_endpoint, every_byte_written, json_lines, \
-    recipe, sha256
+from helpers import (
+    BANNERS,
+    KEY_ENV,
+    LOGO_CHAIN,
+    by_endpoint,
+    every_byte_written,
+    json_lines,
+    recipe,
+    sha256,
+)
+
+from conftest import CANARY_KEY, EXAMPLES, IGNORED, flow
 
 
 def test_brand_kit_example_runs_with_mock_and_no_key(tmp_path: Path) -> None:

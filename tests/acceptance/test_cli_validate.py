@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IGNORED, EXAMPLES, REPO, flow, write_recipe
+from conftest import EXAMPLES, IGNORED, REPO, flow, flow_in_process, write_recipe
 
 INVALID = REPO / "tests" / "data" / "recipes" / "invalid"
 CASES = sorted(p.stem for p in INVALID.glob("*.yaml"))
@@ -18,7 +18,7 @@ CASES = sorted(p.stem for p in INVALID.glob("*.yaml"))
 def test_invalid_recipe_reports_exact_lines_and_exit_3(name: str, tmp_path: Path) -> None:
     shutil.copy(INVALID / f"{name}.yaml", tmp_path)
     expected = (INVALID / f"{name}.expected").read_text()
-    result = flow("validate", f"{name}.yaml", cwd=tmp_path)
+    result = flow_in_process("validate", f"{name}.yaml", cwd=tmp_path)
     assert result.code == 3, result
     lines = result.err.splitlines()
     assert "\n".join(lines[:-1]) + "\n" == expected, result
@@ -37,10 +37,10 @@ def test_every_rule_has_a_case() -> None:
 
 @pytest.mark.parametrize("recipe", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
 def test_examples_validate_and_plan(recipe: Path) -> None:
-    result = flow("validate", recipe)
+    result = flow_in_process("validate", recipe)
     assert result.code == 0, result
     assert result.out.startswith(f"{recipe}: ok (")
-    planned = flow("plan", recipe)
+    planned = flow_in_process("plan", recipe)
     assert planned.code == 0, planned
     assert "instances in" in planned.out
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IGNORED, EXAMPLES, flow
+from conftest import EXAMPLES, IGNORED, flow
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

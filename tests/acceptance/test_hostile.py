@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import KEY_ENV, LOGO_CHAIN, by_endpoint, every_byte_written, recipe
 
 from conftest import CANARY_KEY, flow
-from helpers import KEY_ENV, LOGO_CHAIN, by_endpoint, every_byte_written, json_lines, recipe
 
 
 def _no_partial_files(folder: Path) -> None:

@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import KEY_ENV, LOGO_CHAIN, recipe
 
 from conftest import flow
-from helpers import KEY_ENV, LOGO_CHAIN, recipe
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (.ci/run installs "

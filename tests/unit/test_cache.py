@@ -7,8 +7,8 @@ import pytest
 
 from flowrunner.cache import Cache, copy_atomic
 from flowrunner.cache_key import cache_key
-from flowrunner.providers import normalise_base_url
 from flowrunner.errors import CacheError
+from flowrunner.providers import normalise_base_url
 
 MATERIAL = {"v": 1, "provider": "https://api.elkapi.com", "endpoint": "recraft.vectorize",
             "method": "POST", "path": "/recraft/v1/images/vectorize",
