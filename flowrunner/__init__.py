@@ -2,6 +2,26 @@
 
 Recipes are YAML files whose steps call endpoints (Recraft through the ElkAPI gateway first)
 with Jinja-templated parameters; `flow` validates, plans, runs, caches and locks them.
+
+Where things live (imports only point down this list; tests/unit/test_layers.py checks it):
+
+- `errors` the exception hierarchy · `_json` canonical JSON · `providers` provider identity
+  and API key · `throttle` request pacing
+- `cache_key` the cache key · `limits` size limits · `_resources` the shipped schemas ·
+  `source` YAML with positions ·
+  `templating` Jinja · `results` run outcomes · `budget` credit budget · `imaging` Pillow ·
+  `crashlog` crash reports · `options` `RunOptions` and the cache-root rule
+- `cache` the content-addressed cache · `catalog` endpoints · `reporting` reporters ·
+  `http` the HTTP client
+- `schema` JSON Schema checks · `stamp` run stamps · `lockfile` the `<recipe>.lock` file ·
+  `gallery` the gallery page · `downloads` artifacts into the cache
+- `spec` the recipe model · `graph` the step graph
+- `context` → `inputs` → `preparation` → `request`, `polling`, `answers`, `local_steps` →
+  `calls`: one step instance's call
+- `planning` recipe → Plan · `survey` what the cache already has
+- `scheduler` the bounded pool · `sidecars` what a finished run writes
+- `commands/` one module per subcommand · `cli` the command line
+- `emulator/` the providers' stand-in (imports nothing of the run)
 """
 
 from __future__ import annotations

@@ -46,11 +46,6 @@ class Artifact:
             data["width"], data["height"] = self.width, self.height
         return data
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Artifact:
-        return cls(sha256=data["sha256"], bytes=data["bytes"], media_type=data["media_type"],
-                   ext=data["ext"], width=data.get("width"), height=data.get("height"))
-
 
 def sniff(head: bytes) -> str | None:
     """The media type the first bytes announce, or None."""

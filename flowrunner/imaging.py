@@ -2,7 +2,7 @@
 `image.crop`): Pillow operations on earlier steps' files, so a kit ends ready to ship.
 
 The only module that imports Pillow. Pure functions: input paths + parameters → encoded
-files (bytes, extension); the executor stores and caches them like any call's artifacts.
+files (bytes, extension); the scheduler stores and caches them like any call's artifacts.
 """
 
 from __future__ import annotations

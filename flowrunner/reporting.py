@@ -211,5 +211,3 @@ class JsonReporter:
     def run_finished(self, result: RunResult) -> None:
         self._emit(result.to_json())
 
-
-REPORTERS: dict[str, type[Any]] = {"text": TextReporter, "json": JsonReporter}

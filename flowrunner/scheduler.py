@@ -16,7 +16,8 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from pathlib import Path
 from typing import Any
 
@@ -356,7 +357,7 @@ class Scheduler:
             # give running instances a moment to finish their atomic writes
             deadline = time.monotonic() + 2.0
             for future in list(running):
-                with contextlib.suppress(BaseException):  # cancelled, or still running
+                with contextlib.suppress(CancelledError, FuturesTimeout):  # let it go
                     future.exception(timeout=max(0.0, deadline - time.monotonic()))
             result.interrupted = True
             return

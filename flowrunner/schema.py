@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # imported lazily: a valid recipe never needs jsonschema's messages
     import jsonschema
 
+from ._json import canonical_json
 from .catalog import Endpoint, recipe_schema, shared_definitions
 from .errors import Issue
 from .source import PathKey, SourceMap, dotted
@@ -118,12 +119,10 @@ _VALUE_PROBLEMS: dict[tuple[str, str, str], list[tuple[PathKey, str, str | None]
 def _property_problems(endpoint: Endpoint, name: str, value: Any
                        ) -> list[tuple[PathKey, str, str | None]]:
     """Problems of one parameter value, remembered per distinct value."""
-    import json
-
     if isinstance(value, (str, int, float, bool)) or value is None:
         memo_key = (endpoint.id, name, f"{type(value).__name__}:{value}")
     else:
-        memo_key = (endpoint.id, name, json.dumps(value, sort_keys=True, default=str))
+        memo_key = (endpoint.id, name, canonical_json(value))
     found = _VALUE_PROBLEMS.get(memo_key)
     if found is not None:
         return found
@@ -172,8 +171,7 @@ def _leaf_errors(error: jsonschema.ValidationError) -> list[jsonschema.Validatio
     return [error]
 
 
-def _describe(error: jsonschema.ValidationError, schema_props: dict[str, Any] | None = None
-              ) -> tuple[str, str | None, PathKey]:
+def _describe(error: jsonschema.ValidationError) -> tuple[str, str | None, PathKey]:
     """Turn one validation error into (message, hint, path to point at)."""
     path: PathKey = tuple(error.absolute_path)
     kind = error.validator

@@ -77,9 +77,6 @@ class Recipe:
     def folder(self) -> Path:
         return self.path.parent
 
-    def locate(self, *path: str | int) -> Location:
-        return self.source_map.at(tuple(path))
-
 
 def parse_var_overrides(pairs: list[str], files: list[Path] = ()) -> dict[str, Any]:  # type: ignore[assignment]
     """``--var k=v`` (v read as YAML: numbers, lists…) and ``--vars-file`` mappings.

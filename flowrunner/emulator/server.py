@@ -3,7 +3,8 @@
 Checks requests as the gateway would (auth, JSON or multipart, the endpoint's parameter
 schema), answers in the real shapes, serves deterministic placeholder files itself, runs
 submit-then-poll tasks through pending states, and injects faults on request. Imports
-nothing from the executor.
+nothing of the run (scheduler, calls, planning). Its request checks still come from the
+catalog (issue 10 replaces them with the providers' own contracts).
 
 Control endpoints (for tests and benchmarks): GET /_emulator/requests, POST /_emulator/faults
 {"kind", "count", "retry_after"}, POST /_emulator/reset, GET /_emulator/blob/<bytes>.png,

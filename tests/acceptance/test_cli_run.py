@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 from helpers import (
     BANNERS,
     KEY_ENV,
@@ -82,6 +83,7 @@ def test_429_is_retried_honouring_retry_after(tmp_path: Path, emulator) -> None:
     assert by_endpoint(emulator.requests())["/recraft/v1/images/generations"] == 3
 
 
+@pytest.mark.slow
 def test_5xx_is_retried_then_reported_with_status_message_and_hint(tmp_path: Path,
                                                                    emulator) -> None:
     emulator.fault("502", count=1)
@@ -120,6 +122,7 @@ def test_a_failed_step_skips_dependents_and_independent_branches_finish(tmp_path
     assert not (tmp_path / "brand.lock").exists()  # written only after a successful run
 
 
+@pytest.mark.slow
 def test_dependents_of_a_failure_are_skipped(tmp_path: Path, emulator) -> None:
     emulator.fault("503", count=100)
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN,
@@ -183,6 +186,7 @@ def test_missing_key_fails_before_any_request(tmp_path: Path, emulator) -> None:
     assert emulator.requests() == []
 
 
+@pytest.mark.slow
 def test_task_endpoint_is_submitted_once_and_polled(tmp_path: Path, emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, """
   hero:
@@ -198,6 +202,7 @@ def test_task_endpoint_is_submitted_once_and_polled(tmp_path: Path, emulator) ->
     assert (tmp_path / "assets" / "hero.png").read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.slow
 def test_failed_task_is_a_step_failure(tmp_path: Path, emulator) -> None:
     emulator.fault("fail-task")
     path = recipe(tmp_path, emulator.base_url, """

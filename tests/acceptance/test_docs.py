@@ -18,6 +18,22 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_command() -> N
     assert README.index(shell[0]) < README.index("## A recipe")
     ci = (REPO / ".ci" / "run").read_text()
     assert shell[1] in ci.splitlines()
+    # the gates run before the tests, on their pyproject configuration
+    lines = ci.splitlines()
+    assert lines.index("ruff check flowrunner tests benchmarks") < lines.index(shell[1])
+    assert lines.index("mypy") < lines.index(shell[1])
+
+
+def test_every_module_is_named_where_a_newcomer_looks() -> None:
+    package = REPO / "flowrunner"
+    guide = (package / "__init__.py").read_text()
+    for path in package.rglob("*.py"):
+        if path.name in ("__init__.py", "__main__.py") or path.parent.name == "emulator":
+            continue
+        name = path.stem if path.parent == package else path.parent.name
+        assert f"`{name}" in guide or f"{name}/" in guide, path.name
+        if path.parent.name == "commands":
+            assert f"`{path.stem}`" in README, path.name
 
 
 def test_every_subcommand_is_documented_and_has_help() -> None:

@@ -129,6 +129,7 @@ def test_template_escapes_and_bombs_are_invalid_recipes(tmp_path: Path, emulator
     assert "Traceback" not in result.both
 
 
+@pytest.mark.slow
 def test_yaml_alias_bomb_is_refused(tmp_path: Path) -> None:
     rows = ["version: 1", "a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     for level in range(1, 10):
@@ -146,6 +147,7 @@ def _timeout(path: Path, seconds: int) -> None:
     path.write_text(path.read_text().replace("timeout: 30", f"timeout: {seconds}"))
 
 
+@pytest.mark.slow
 def test_dripping_answer_hits_the_step_timeout(tmp_path: Path, emulator) -> None:
     emulator.fault("slow-json")
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
@@ -155,6 +157,7 @@ def test_dripping_answer_hits_the_step_timeout(tmp_path: Path, emulator) -> None
     assert "did not arrive before the step's timeout" in result.out
 
 
+@pytest.mark.slow
 def test_dripping_download_hits_the_step_timeout(tmp_path: Path, emulator) -> None:
     emulator.fault("slow-body", count=5)
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
@@ -204,6 +207,7 @@ def test_redirect_to_another_host_does_not_carry_the_key(tmp_path: Path, emulato
         other.server_close()
 
 
+@pytest.mark.slow
 def test_task_that_never_finishes_times_out_and_keeps_its_journal(tmp_path: Path,
                                                                   emulator) -> None:
     emulator.fault("stuck-task")
@@ -220,6 +224,7 @@ def test_task_that_never_finishes_times_out_and_keeps_its_journal(tmp_path: Path
     assert len(list((tmp_path / ".flow" / "cache" / "tasks").glob("*.json"))) == 1
 
 
+@pytest.mark.slow
 def test_429_storm_gives_up_within_the_step_timeout(tmp_path: Path, emulator) -> None:
     emulator.fault("429", count=1000, retry_after=1)
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
@@ -237,6 +242,7 @@ def test_429_storm_gives_up_within_the_step_timeout(tmp_path: Path, emulator) ->
 # --- process faults -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupt_stops_cleanly_and_the_next_run_resumes(tmp_path: Path, emulator, sig: int,
                                                           code: int) -> None:

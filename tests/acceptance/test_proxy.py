@@ -121,6 +121,7 @@ def test_dead_upstream_is_502(tmp_path: Path, emulator, nginx: str) -> None:
     assert "hint: the provider failed; run again later" in result.out
 
 
+@pytest.mark.slow
 def test_slow_upstream_is_504(tmp_path: Path, emulator, nginx: str) -> None:
     emulator.state.latency = 3
     path = recipe(tmp_path, nginx, LOGO_CHAIN)

@@ -83,3 +83,48 @@ def test_corrupt_result_json_is_a_miss(tmp_path: Path) -> None:
     cache.put("c" * 64, {"artifacts": []})
     cache.result_path("c" * 64).write_text("{broken")
     assert cache.get("c" * 64) is None
+
+
+def test_a_held_key_lock_says_why_it_waits_and_gives_up_at_the_timeout(tmp_path: Path) -> None:
+    import threading
+
+    cache = Cache(tmp_path / "cache")
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with cache.lock("k" * 64):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    held.wait(5)
+    heard: list[str] = []
+    with pytest.raises(CacheError) as info:
+        with cache.lock("k" * 64, timeout=0.3, on_wait=heard.append):
+            pass
+    assert heard == [f"waiting for another flow run ({'k' * 12}…)"]
+    assert "held the lock" in info.value.message
+    release.set()
+    thread.join()
+    with cache.lock("k" * 64, timeout=1, on_wait=heard.append):  # free again: no wait
+        pass
+    assert len(heard) == 1
+
+
+def test_sweep_removes_only_old_lock_and_partial_files(tmp_path: Path) -> None:
+    import os
+    import time
+
+    cache = Cache(tmp_path / "cache")
+    cache.ensure()
+    old_lock = cache.root / "locks" / "old.lock"
+    new_lock = cache.root / "locks" / "new.lock"
+    old_part = cache.root / "tmp" / "part-old"
+    for path in (old_lock, new_lock, old_part):
+        path.write_bytes(b"")
+    long_ago = time.time() - 7200
+    os.utime(old_lock, (long_ago, long_ago))
+    os.utime(old_part, (long_ago, long_ago))
+    assert cache.sweep() == 2
+    assert new_lock.exists() and not old_lock.exists() and not old_part.exists()

@@ -27,6 +27,7 @@ def test_duplicate_keys_are_errors_at_the_second_key() -> None:
     assert issue.message == "duplicate key 'c' (first defined at d.yaml:3:3)"
 
 
+@pytest.mark.slow
 def test_alias_bomb_is_refused_quickly() -> None:
     rows = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     for level in range(1, 9):

@@ -46,6 +46,7 @@ SETTINGS = settings(max_examples=300, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(document=documents)
 def test_random_documents(tmp_path: Path, capsys: pytest.CaptureFixture[str],

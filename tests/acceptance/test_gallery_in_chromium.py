@@ -42,6 +42,7 @@ def test_gallery_has_a_card_per_asset_and_needs_no_network(tmp_path: Path) -> No
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs "
                                              "Debian's chromium)")
+@pytest.mark.slow
 def test_gallery_renders_in_headless_chromium(tmp_path: Path) -> None:
     from PIL import Image
 
