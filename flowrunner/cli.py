@@ -368,7 +368,7 @@ def cache_clear(recipe: Path | None, cache_dir: Path | None) -> int:
               help="Seconds to wait before answering each API call.")
 @click.option("--fault", "faults", multiple=True, metavar="KIND[:COUNT]",
               help="Inject a fault into the next COUNT matching requests: 429, 500, 502, 503, "
-                   "504, 524, bad-json, truncate, fail-task. May be repeated.")
+                   "504, 524, bad-json, truncate, fail-task, reset. May be repeated.")
 def emulator(host: str, port: int, api_key: str | None, latency: float,
              faults: tuple[str, ...]) -> int:
     """Serve the bundled ElkAPI emulator (the endpoints of the catalog, offline).

@@ -10,10 +10,7 @@ environment, which is not written.
 from __future__ import annotations
 
 import os
-import platform
 import sys
-import tempfile
-import traceback
 from pathlib import Path
 
 from . import __version__
@@ -22,6 +19,8 @@ EXIT_CRASH = 70  # EX_SOFTWARE (sysexits.h): not 1 (a step failed), 2, 3 or 4
 
 
 def _candidates(argv: list[str]) -> list[Path]:
+    import tempfile
+
     places = []
     if os.environ.get("FLOW_CACHE_DIR"):
         places.append(Path(os.environ["FLOW_CACHE_DIR"]))
@@ -36,6 +35,9 @@ def _candidates(argv: list[str]) -> list[Path]:
 
 def write_crash_log(exc: BaseException, argv: list[str]) -> Path | None:
     """Write the crash report; its path, or None when no folder could take it."""
+    import platform  # imported here: `flow --help` and the no-op run never need them
+    import traceback
+
     text = "\n".join([
         f"flowrunner {__version__} crashed: {type(exc).__name__}: {exc}",
         f"command: flow {' '.join(argv)}",
