@@ -1,7 +1,11 @@
 """The endpoint catalog: endpoint id → how to call it, its parameter schema, where results sit.
 
-Data, not code: every entry is a JSON file under `schemas/endpoints/`. Also owns the small
-path language the entries use to point into answers (``data[*].url``, ``a.b|c``).
+Data, not code: every entry is a JSON file under `schemas/endpoints/`, and a recipe may add
+or override entries with its own files (`catalog:`). An entry says which kinds of provider
+serve it (the ElkAPI `gateway`, `recraft` itself, `bfl`, …) and may give a path, upload
+field or body per kind; its declared defaults (a pinned model) are sent explicitly; its
+per-model rules are data. Also owns the small path language the entries use to point into
+answers (``data[*].url``, ``a.b|c``).
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from .errors import UnknownEndpointError
 
 DEFAULT_BASE_URL = "https://api.elkapi.com"
 DEFAULT_KEY_ENV = "ELKAPI_API_KEY"
+DEFAULT_KIND = "gateway"
+BUILT_IN = "built in"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +48,21 @@ class TaskSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class Rule:
+    """A per-model rule: when the parameters match ``when`` (a JSON Schema), they must also
+    match ``then``; else ``message`` (formatted with the parameters) at parameter ``at``."""
+
+    when: dict[str, Any]
+    then: dict[str, Any]
+    message: str
+    hint: str | None = None
+    at: str | None = None
+    kinds: tuple[str, ...] = ()  # only for these provider kinds (all when empty)
+
+
+@dataclass(frozen=True, slots=True)
 class Endpoint:
-    """One catalog entry."""
+    """One catalog entry, resolved for one kind of provider (see `for_kind`)."""
 
     id: str
     title: str
@@ -62,6 +81,49 @@ class Endpoint:
     task: TaskSpec | None = None
     generic: bool = False
     local: str | None = None  # a Pillow operation run on this machine (imaging.py)
+    kinds: tuple[str, ...] = (DEFAULT_KIND,)  # the kinds of provider that serve it
+    kind: str = DEFAULT_KIND  # the kind this variant is resolved for
+    per_kind: dict[str, dict[str, Any]] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)  # sent explicitly, keyed
+    rules: tuple[Rule, ...] = ()
+    json_form: dict[str, str] = field(default_factory=dict)  # file param → JSON data-URL field
+    evidence: dict[str, str] = field(default_factory=dict)  # fact → how sure, and why
+    origin: str = BUILT_IN  # "built in", or the recipe-local file it came from
+
+    @property
+    def identity(self) -> str:
+        """Distinguishes variants of one id (kind, origin) in memo tables."""
+        return f"{self.origin}|{self.id}|{self.kind}"
+
+    @property
+    def confidence(self) -> str:
+        """`verified` when every recorded fact was read at the provider, else `inferred`."""
+        if not self.evidence:
+            return "unknown"
+        return "verified" if all(v.startswith("verified") for v in self.evidence.values()) \
+            else "inferred"
+
+    def for_kind(self, kind: str) -> Endpoint:
+        """This entry as a provider of ``kind`` serves it (its path, upload fields, body)."""
+        import dataclasses
+
+        override = self.per_kind.get(kind, {})
+        changes: dict[str, Any] = {"kind": kind}
+        if "path" in override:
+            changes["path"] = override["path"]
+        if "body" in override:
+            changes["body"] = override["body"]
+        if "files" in override:
+            changes["files"] = _file_params(override["files"])
+        if "task" in override:
+            changes["task"] = _task_spec({**_task_doc(self.task), **override["task"]})
+        return dataclasses.replace(self, **changes)
+
+    def with_defaults(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` with the declared defaults added where absent (a pinned model)."""
+        if not self.defaults:
+            return params
+        return {**{k: v for k, v in self.defaults.items() if k not in params}, **params}
 
     @property
     def param_names(self) -> list[str]:
@@ -84,31 +146,62 @@ class Endpoint:
         return credits
 
     @classmethod
-    def from_dict(cls, doc: dict[str, Any]) -> Endpoint:
+    def from_dict(cls, doc: dict[str, Any], *, origin: str = BUILT_IN) -> Endpoint:
+        """An entry from its (already schema-checked) document."""
         task = doc.get("task")
         response = doc.get("response", {})
+        kinds = tuple(doc.get("providers", ())) or (DEFAULT_KIND,)
         return cls(
             id=doc["id"], title=doc["title"], description=doc.get("description", ""),
             method=doc["method"], path=doc["path"], body=doc["body"],
             params_schema=doc["params"],
-            files={name: FileParam(name, spec["field"], spec.get("multiple", False))
-                   for name, spec in doc.get("files", {}).items()},
+            files=_file_params(doc.get("files", {})),
             path_params=tuple(doc.get("path_params", ())),
             exclusive=tuple(tuple(group) for group in doc.get("exclusive", ())),
             artifacts=response.get("artifacts"),
             credit_paths=tuple(response.get("credits", ())),
             outputs=dict(doc.get("outputs", {})),
             price=dict(doc.get("price", {})),
-            task=TaskSpec(
-                id_path=task["id"], status_path=task["status"],
-                success=frozenset(task["success"]), failure=frozenset(task["failure"]),
-                poll_url_from=task.get("poll_url_from"), poll_path=task.get("poll_path"),
-                error_path=task.get("error"), interval=float(task.get("interval", 1.5)),
-                timeout=float(task.get("timeout", 600)),
-            ) if task else None,
+            task=_task_spec(task) if task else None,
             generic=bool(doc.get("generic", False)),
             local=doc.get("local"),
-        )
+            kinds=kinds, kind=kinds[0], per_kind=dict(doc.get("per_provider", {})),
+            defaults=dict(doc.get("defaults", {})),
+            rules=tuple(Rule(when=r["if"], then=r["then"], message=r["message"],
+                             hint=r.get("hint"), at=r.get("at"),
+                             kinds=tuple(r.get("providers", ())))
+                        for r in doc.get("rules", ())),
+            json_form=dict(doc.get("json_form", {})),
+            evidence=dict(doc.get("evidence", {})),
+            origin=origin,
+        ).for_kind(kinds[0])
+
+
+def _file_params(doc: dict[str, Any]) -> dict[str, FileParam]:
+    return {name: FileParam(name, spec["field"], spec.get("multiple", False))
+            for name, spec in doc.items()}
+
+
+def _task_spec(task: dict[str, Any]) -> TaskSpec:
+    return TaskSpec(
+        id_path=task["id"], status_path=task["status"],
+        success=frozenset(task["success"]), failure=frozenset(task["failure"]),
+        poll_url_from=task.get("poll_url_from"), poll_path=task.get("poll_path"),
+        error_path=task.get("error"), interval=float(task.get("interval", 1.5)),
+        timeout=float(task.get("timeout", 600)))
+
+
+def _task_doc(task: TaskSpec | None) -> dict[str, Any]:
+    if task is None:
+        return {}
+    doc: dict[str, Any] = {"id": task.id_path, "status": task.status_path,
+                           "success": sorted(task.success), "failure": sorted(task.failure),
+                           "interval": task.interval, "timeout": task.timeout}
+    for name, value in (("poll_url_from", task.poll_url_from), ("poll_path", task.poll_path),
+                        ("error", task.error_path)):
+        if value is not None:
+            doc[name] = value
+    return doc
 
 
 @cache
@@ -141,14 +234,7 @@ def get_endpoint(endpoint_id: str) -> Endpoint:
     Raises:
         UnknownEndpointError: no such id; its hint names the closest one.
     """
-    catalog = load_catalog()
-    try:
-        return catalog[endpoint_id]
-    except KeyError:
-        close = difflib.get_close_matches(endpoint_id, list(catalog), n=1, cutoff=0.5)
-        if not close and "." not in endpoint_id:
-            close = [k for k in catalog if k.endswith("." + endpoint_id)][:1]
-        raise UnknownEndpointError(endpoint_id, close[0] if close else None) from None
+    return find_endpoint(endpoint_id, load_catalog())
 
 
 def recipe_schema() -> dict[str, Any]:
@@ -208,3 +294,23 @@ def extract(doc: Any, path: str, default: Any = None) -> Any:
         if value is not _MISSING and value is not None:
             return value
     return default
+
+
+def catalog_with(local: dict[str, Endpoint]) -> dict[str, Endpoint]:
+    """The built-in catalog with a recipe's own entries added or overriding."""
+    return {**load_catalog(), **local} if local else load_catalog()
+
+
+def find_endpoint(endpoint_id: str, catalog: dict[str, Endpoint]) -> Endpoint:
+    """Look an endpoint up by id in ``catalog``.
+
+    Raises:
+        UnknownEndpointError: no such id; its hint names the closest one.
+    """
+    try:
+        return catalog[endpoint_id]
+    except KeyError:
+        close = difflib.get_close_matches(endpoint_id, list(catalog), n=1, cutoff=0.5)
+        if not close and "." not in endpoint_id:
+            close = [k for k in catalog if k.endswith("." + endpoint_id)][:1]
+        raise UnknownEndpointError(endpoint_id, close[0] if close else None) from None

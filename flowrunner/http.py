@@ -67,6 +67,7 @@ class ApiRequest:
     fields: tuple[tuple[str, str], ...] = ()
     files: tuple[FilePart, ...] = ()
     submit: bool = False  # creates a paid task: resend only when surely not accepted
+    provider: str = "default"  # the provider profile whose credential and pacing apply
 
 
 @dataclass(slots=True)
@@ -145,14 +146,15 @@ def _never_sent(exc: BaseException) -> bool:
 
 
 class Redactor:
-    """Removes the API key from any text that leaves this module (callable: str → str)."""
+    """Removes the API keys from any text that leaves this module (callable: str → str)."""
 
-    def __init__(self, secret: str | None) -> None:
-        self.secret = secret or None
+    def __init__(self, *secrets: str | None) -> None:
+        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
-        if self.secret and self.secret in text:
-            text = text.replace(self.secret, "***")
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, "***")
         return text
 
 
@@ -180,18 +182,22 @@ def _provider_message(response: requests.Response, redact: Callable[[str], str])
 
 
 class HttpClient:
-    """Calls the provider and streams downloads, over one pooled session."""
+    """Calls the providers and streams downloads, over one pooled session.
 
-    def __init__(self, *, api_key: str | None, pool_size: int, throttle: Throttle,
-                 log: Any = None) -> None:
-        import requests
+    ``credentials`` maps a provider profile's name to the (header, value) carrying its key
+    (`Authorization: Bearer KEY`, `x-key: KEY`, …) and ``throttles`` to its pacing; a
+    request names its profile. Downloads never carry a credential.
+    """
+
+    def __init__(self, *, credentials: dict[str, tuple[str, str]], secrets: list[str],
+                 throttles: dict[str, Throttle], pool_size: int, log: Any = None) -> None:
         from requests.adapters import HTTPAdapter
 
-        self.redact: Callable[[str], str] = Redactor(api_key)
-        self._api_key = api_key
-        self.throttle = throttle
+        self.redact: Callable[[str], str] = Redactor(*secrets)
+        self._credentials = credentials
+        self._throttles = throttles
         self.log = log
-        self.session = requests.Session()
+        self.session = _make_session({header for header, _ in credentials.values()})
         self.session.trust_env = False  # no proxies or .netrc from the environment
         self.session.headers["User-Agent"] = USER_AGENT
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(4, pool_size * 2),
@@ -202,10 +208,14 @@ class HttpClient:
     def close(self) -> None:
         self.session.close()
 
+    def throttle(self, request: ApiRequest) -> Throttle:
+        return self._throttles.get(request.provider) or self._throttles["default"]
+
     def _headers(self, request: ApiRequest) -> dict[str, str]:
         headers = {"Accept": "application/json"}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
+        credential = self._credentials.get(request.provider)
+        if credential is not None:
+            headers[credential[0]] = credential[1]
         return headers
 
     def _send_once(self, request: ApiRequest, timeout: float) -> requests.Response:
@@ -246,14 +256,15 @@ class HttpClient:
             if remaining <= 0:
                 raise TransportError(f"{step_id}: gave up after {attempts} attempt(s): the step's "
                                      "timeout ran out", hint="raise the step's `timeout`")
-            if not self.throttle.acquire(deadline):
+            throttle = self.throttle(request)
+            if not throttle.acquire(deadline):
                 raise TransportError(f"{step_id}: timed out waiting for a free slot",
                                      hint="raise the step's `timeout` or lower the load")
             attempts += 1
             try:
                 response = self._send_once(request, remaining)
             except requests.exceptions.RequestException as exc:
-                self.throttle.release()
+                throttle.release()
                 never_sent = _never_sent(exc)
                 retryable = isinstance(exc, (requests.exceptions.ConnectionError,
                                              requests.exceptions.Timeout))
@@ -267,10 +278,10 @@ class HttpClient:
             try:
                 self._read_body(response, deadline, step_id)
             except (StepFailed, TransportError):
-                self.throttle.release()
+                throttle.release()
                 raise
             status = response.status_code
-            self.throttle.release(throttled=status == 429)
+            throttle.release(throttled=status == 429)
             if self.log:
                 self.log(f"{request.method} {self.redact(request.url)} -> {status}")
             if 200 <= status < 300:
@@ -411,6 +422,21 @@ class HttpClient:
         except Exception as exc:  # noqa: BLE001 - urllib3, socket or watchdog close: mapped here
             raise TransportError(f"download of {self.redact(url)} broke off or timed out: "
                                  f"{self.redact(_short_reason(exc))}") from None
+
+
+def _make_session(secret_headers: set[str]) -> requests.Session:
+    """A session that drops every credential header on a redirect to another host
+    (requests itself drops only `Authorization`; `x-key` would follow the redirect)."""
+    import requests
+
+    class _Session(requests.Session):
+        def rebuild_auth(self, prepared_request: Any, response: Any) -> None:
+            super().rebuild_auth(prepared_request, response)
+            if self.should_strip_auth(response.request.url, prepared_request.url):
+                for name in secret_headers:
+                    prepared_request.headers.pop(name, None)
+
+    return _Session()
 
 
 def _short_reason(exc: BaseException) -> str:

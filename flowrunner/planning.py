@@ -50,8 +50,9 @@ def _render_known_params(plan: Plan, rendered: dict[str, dict[str, Any]]) -> lis
             continue
         templated = [template for path, template in step.templates if path[2] == "with"]
         if not templated:
+            params = step.endpoint.with_defaults(step.params)
             for instance in plan.by_step[step_id]:
-                rendered[instance.id] = step.params
+                rendered[instance.id] = params
             continue
         if any(ref[0] == "steps" for template in templated for ref in template.refs):
             continue
@@ -59,7 +60,7 @@ def _render_known_params(plan: Plan, rendered: dict[str, dict[str, Any]]) -> lis
         for instance in plan.by_step[step_id]:
             context = {"vars": plan.recipe.vars, "matrix": instance.matrix}
             try:
-                params = render_value(step.params, context)
+                params = step.endpoint.with_defaults(render_value(step.params, context))
             except TemplateProblem as exc:
                 path = ("steps", step_id, "with", *exc.path)
                 issues.append(Issue(smap.at(path), f"{'.'.join(map(str, path[1:]))}: "

@@ -33,7 +33,8 @@ def poll_task(call: PreparedCall, client: Client, base_url: str, task_id: str,
     task_deadline = min(deadline, time.monotonic() + spec.timeout)
     interval = spec.interval
     while True:
-        answer = client.call(ApiRequest(method="GET", url=poll_url), retries=retries,
+        answer = client.call(ApiRequest(method="GET", url=poll_url,
+                                        provider=call.instance.step.provider), retries=retries,
                              deadline=task_deadline, step_id=call.instance.id)
         status = extract(answer.body, spec.status_path)
         if status in spec.success:

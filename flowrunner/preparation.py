@@ -57,7 +57,8 @@ def prepare_call(recipe: Recipe, instance: Instance, views: dict[str, Any], *,
         params = rendered
     else:
         context = render_context(recipe, instance, views)
-        params = render_field(recipe, instance, "with", step.params, context)
+        params = endpoint.with_defaults(render_field(recipe, instance, "with", step.params,
+                                                     context))
         problems = check_params(endpoint, params)
         if problems:
             inside, message, hint = problems[0]

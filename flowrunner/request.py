@@ -1,8 +1,13 @@
-"""How a prepared call goes on the wire: URL, JSON body or multipart fields and files."""
+"""How a prepared call goes on the wire: URL, JSON body or multipart fields and files.
+
+Multipart carries flat fields only: a nested parameter (`controls`, `text_layout`) would be
+dropped or refused there, so when the entry has a JSON form (`json_form`: the file
+parameters as data-URL fields, as Recraft's spec defines) the call is sent as JSON instead.
+"""
 
 from __future__ import annotations
 
-import json
+import base64
 from typing import Any
 
 from .http import ApiRequest, FilePart
@@ -12,27 +17,51 @@ from .preparation import PreparedCall
 def _form_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"))
     return str(value)
+
+
+def is_nested(value: Any) -> bool:
+    """Whether a parameter value is an object or a list (multipart cannot carry it)."""
+    return isinstance(value, (dict, list))
+
+
+def _data_url(call: PreparedCall, param: str) -> str | list[str]:
+    urls = [f"data:{u.media_type};base64,{base64.b64encode(u.path.read_bytes()).decode()}"
+            for u in call.uploads if u.param == param]
+    spec = call.endpoint.files[param]
+    return urls if spec.multiple else urls[0]
 
 
 def build_request(call: PreparedCall, base_url: str, *, submit: bool) -> ApiRequest:
     """The request for ``call`` at ``base_url``; ``submit`` marks a paid task submit."""
     endpoint = call.endpoint
     url = base_url.rstrip("/") + call.path
+    provider = call.instance.step.provider
     body_params = {k: v for k, v in call.params.items() if k not in endpoint.path_params}
     if endpoint.generic:
         return ApiRequest(method=call.method, url=url, json_body=call.params.get("body"),
-                          submit=submit)
+                          submit=submit, provider=provider)
+    file_names = set(endpoint.files)
+    nested = any(is_nested(v) for k, v in body_params.items() if k not in file_names)
+    if endpoint.body == "multipart" and nested and endpoint.json_form:
+        body = {k: v for k, v in body_params.items() if k not in file_names}
+        for param, field in endpoint.json_form.items():
+            if param in body_params:
+                body[field] = _data_url(call, param)
+        return ApiRequest(method=call.method, url=url, json_body=body, submit=submit,
+                          provider=provider)
     if endpoint.body == "multipart":
-        file_names = set(endpoint.files)
-        fields = tuple((k, _form_value(v)) for k, v in body_params.items() if k not in file_names)
+        fields = tuple((k, _form_value(v)) for k, v in body_params.items()
+                       if k not in file_names)
         parts = []
         for upload in call.uploads:
             spec = endpoint.files[upload.param]
             parts.append(FilePart(spec.field, f"{upload.param}.{upload.ext}", upload.path,
                                   upload.media_type))
         return ApiRequest(method=call.method, url=url, fields=fields, files=tuple(parts),
-                          submit=submit)
-    return ApiRequest(method=call.method, url=url, json_body=body_params, submit=submit)
+                          submit=submit, provider=provider)
+    return ApiRequest(method=call.method, url=url, json_body=body_params, submit=submit,
+                      provider=provider)
+
+
+

@@ -30,6 +30,7 @@ from .graph import Instance, Plan
 from .http import Client
 from .inputs import FileDigests
 from .preparation import PreparedCall, prepare_call
+from .providers import Route
 from .reporting import Reporter
 from .results import RunResult, Status, StepResult
 from .spec import check_save_path
@@ -60,7 +61,7 @@ class Scheduler:
     """Schedules and runs the instances of one plan."""
 
     def __init__(self, plan: Plan, *, cache: Cache, client: Callable[[], Client],
-                 base_url: str, provider: str, output_dir: Path, reporter: Reporter,
+                 routes: dict[str, Route], output_dir: Path, reporter: Reporter,
                  concurrency: int, selected: set[str] | None = None,
                  refresh: set[str] = frozenset(),  # type: ignore[assignment]
                  no_cache: bool = False, dry_run: bool = False,
@@ -73,8 +74,7 @@ class Scheduler:
         self.cache = cache
         self._make_client = client
         self._client: Client | None = None
-        self.base_url = base_url
-        self.provider = provider
+        self.routes = routes  # provider profile → base URL and identity for this run
         self.output_dir = output_dir
         self.reporter = reporter
         self.concurrency = concurrency
@@ -138,7 +138,8 @@ class Scheduler:
         if not condition_holds(self.recipe, instance, context):
             result.status, result.reason = "skipped", "condition is false"
             return True
-        call = prepare_call(self.recipe, instance, views, provider=self.provider,
+        call = prepare_call(self.recipe, instance, views,
+                            provider=self.routes[step.provider].identity,
                             cache=self.cache, digests=self.digests,
                             client=None if hits_only else self.client,
                             deadline=deadline, allowed=self.allow_paths,
@@ -200,7 +201,8 @@ class Scheduler:
     def _call(self, call: PreparedCall, views: dict[str, Any], deadline: float,
               result: StepResult, *, store: bool) -> dict[str, Any]:
         outcome = perform_call(call, client=self.client, cache=self.cache,
-                               base_url=self.base_url, digests=self.digests, recipe=self.recipe,
+                               base_url=self.routes[call.instance.step.provider].base_url,
+                               digests=self.digests, recipe=self.recipe,
                                views=views, deadline=deadline, retries=call.instance.step.retries)
         import json
 

@@ -120,18 +120,19 @@ def _property_problems(endpoint: Endpoint, name: str, value: Any
                        ) -> list[tuple[PathKey, str, str | None]]:
     """Problems of one parameter value, remembered per distinct value."""
     if isinstance(value, (str, int, float, bool)) or value is None:
-        memo_key = (endpoint.id, name, f"{type(value).__name__}:{value}")
+        memo_key = (endpoint.identity, name, f"{type(value).__name__}:{value}")
     else:
-        memo_key = (endpoint.id, name, canonical_json(value))
+        memo_key = (endpoint.identity, name, canonical_json(value))
     found = _VALUE_PROBLEMS.get(memo_key)
     if found is not None:
         return found
-    fast = _PROPERTY_CHECKS.get((endpoint.id, name))
+    fast = _PROPERTY_CHECKS.get((endpoint.identity, name))
     if fast is None:
         import fastjsonschema
 
         schema = _inline_refs(endpoint.params_schema["properties"][name], _resolve_shared)
-        fast = _PROPERTY_CHECKS[(endpoint.id, name)] = (schema, fastjsonschema.compile(schema))
+        fast = (schema, fastjsonschema.compile(schema))
+        _PROPERTY_CHECKS[(endpoint.identity, name)] = fast
     found = []
     import fastjsonschema
 
@@ -140,10 +141,10 @@ def _property_problems(endpoint: Endpoint, name: str, value: Any
     except fastjsonschema.JsonSchemaException:  # the verdict; jsonschema explains it below
         import jsonschema
 
-        validator = _PROPERTY_VALIDATORS.get((endpoint.id, name))
+        validator = _PROPERTY_VALIDATORS.get((endpoint.identity, name))
         if validator is None:
             validator = jsonschema.Draft202012Validator(fast[0])
-            _PROPERTY_VALIDATORS[(endpoint.id, name)] = validator
+            _PROPERTY_VALIDATORS[(endpoint.identity, name)] = validator
         for error in validator.iter_errors(value):
             for leaf in _leaf_errors(error):
                 message, hint, path = _describe(leaf)
@@ -246,8 +247,27 @@ def check_recipe_data(data: dict[str, Any], smap: SourceMap) -> list[Issue]:
     """Every violation of recipe.schema.json, each at the key or value it concerns."""
     if _recipe_looks_valid(data):
         return []
+    return _located_issues(_recipe_validator(), data, smap)
+
+
+@cache
+def _endpoint_validator() -> jsonschema.Draft202012Validator:
+    import jsonschema
+
+    from ._resources import read_json
+
+    return jsonschema.Draft202012Validator(read_json("endpoint.schema.json"))
+
+
+def check_endpoint_data(data: Any, smap: SourceMap) -> list[Issue]:
+    """Every violation of endpoint.schema.json in a recipe-local catalog entry, located."""
+    return _located_issues(_endpoint_validator(), data, smap)
+
+
+def _located_issues(validator: jsonschema.Draft202012Validator, data: Any,
+                    smap: SourceMap) -> list[Issue]:
     issues: list[Issue] = []
-    for error in _recipe_validator().iter_errors(data):
+    for error in validator.iter_errors(data):
         named = _name_issues(error, smap)
         if named is not None:
             issues.extend(named)
@@ -299,6 +319,50 @@ def check_params(endpoint: Endpoint, params: dict[str, Any]
         if len(present) > 1:
             problems.append(((present[-1],), f"{' and '.join(present)} cannot be combined",
                              f"drop {present[-1]!r} or {present[0]!r}"))
+    if endpoint.body == "multipart" and not endpoint.json_form:
+        for name, value in params.items():
+            if name not in endpoint.files and isinstance(value, (dict, list)):
+                problems.append(((name,), f"{name} is nested, and {endpoint.id} is sent as "
+                                          "multipart, which carries flat fields only",
+                                 "the provider would drop it: leave it out, or override the "
+                                 "entry with a JSON form (`json_form`) in a recipe-local "
+                                 "`catalog:`"))
+    if not problems:
+        problems.extend(rule_problems(endpoint, params))
+    return problems
+
+
+class _Shown(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+_RULE_VALIDATORS: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+
+def rule_problems(endpoint: Endpoint, params: dict[str, Any]
+                  ) -> list[tuple[PathKey, str, str | None]]:
+    """The endpoint's per-model rules that ``params`` break (those for its provider kind)."""
+    problems: list[tuple[PathKey, str, str | None]] = []
+    for number, rule in enumerate(endpoint.rules):
+        if rule.kinds and endpoint.kind not in rule.kinds:
+            continue
+        pair = _RULE_VALIDATORS.get((endpoint.identity, number))
+        if pair is None:
+            import jsonschema
+
+            when = _inline_refs(rule.when, _resolve_shared)
+            then = _inline_refs(rule.then, _resolve_shared)
+            pair = (jsonschema.Draft202012Validator(when), jsonschema.Draft202012Validator(then))
+            _RULE_VALIDATORS[(endpoint.identity, number)] = pair
+        if not pair[0].is_valid(params) or pair[1].is_valid(params):
+            continue
+        error = next(iter(pair[1].iter_errors(params)))
+        at: PathKey = (rule.at,) if rule.at else tuple(error.absolute_path)[:1]
+        shown = _Shown({k: v if isinstance(v, str) else canonical_json(v)
+                        for k, v in params.items()})
+        problems.append((at, rule.message.format_map(shown),
+                         rule.hint.format_map(shown) if rule.hint else None))
     return problems
 
 

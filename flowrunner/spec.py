@@ -12,9 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .catalog import DEFAULT_BASE_URL, DEFAULT_KEY_ENV, Endpoint, UnknownEndpointError, get_endpoint
+from .catalog import (
+    DEFAULT_BASE_URL,
+    DEFAULT_KEY_ENV,
+    Endpoint,
+    UnknownEndpointError,
+    catalog_with,
+    find_endpoint,
+)
 from .errors import Issue, Location, SpecError, UsageError
-from .schema import check_params, check_recipe_data
+from .providers import DEFAULT_PROFILE, Provider, make_provider
+from .schema import check_endpoint_data, check_params, check_recipe_data
 from .source import PathKey, SourceMap, load_source, parse_text
 from .source import dotted as _dotted
 from .templating import Template, TemplateProblem, is_template, iter_strings, parse_template
@@ -45,6 +53,7 @@ class Step:
     description: str
     location: Location
     templates: tuple[tuple[PathKey, Template], ...] = ()
+    provider: str = DEFAULT_PROFILE  # the name of its provider profile
 
     @property
     def output_names(self) -> list[str]:
@@ -61,9 +70,7 @@ class Recipe:
     path: Path
     display: str
     name: str
-    base_url: str
-    api_key_env: str
-    rate_limit: float | None
+    providers: dict[str, Provider]
     vars: dict[str, Any]
     concurrency: int
     output_dir: Path
@@ -76,6 +83,22 @@ class Recipe:
     @property
     def folder(self) -> Path:
         return self.path.parent
+
+    @property
+    def default_provider(self) -> Provider:
+        return self.providers[DEFAULT_PROFILE]
+
+    @property
+    def base_url(self) -> str:
+        return self.default_provider.base_url
+
+    @property
+    def api_key_env(self) -> str:
+        return self.default_provider.api_key_env
+
+    def provider_of(self, step: Step) -> Provider:
+        """The profile a step calls through (`provider:` on the step, else the default)."""
+        return self.providers.get(step.provider, self.default_provider)
 
 
 def parse_var_overrides(pairs: list[str], files: list[Path] = ()) -> dict[str, Any]:  # type: ignore[assignment]
@@ -140,6 +163,8 @@ def check_literal_params(endpoint: Endpoint, params: dict[str, Any], base: PathK
                          smap: SourceMap) -> list[Issue]:
     """Check the literal parameters now; templated ones are checked after rendering."""
     literal = _strip_templates(params)
+    # declared defaults (a pinned model) take part, except where a template decides
+    literal = {**{k: v for k, v in endpoint.defaults.items() if k not in params}, **literal}
     templated = {k for k, v in params.items() if is_template(v)}
     issues = []
     for path, message, hint in check_params(endpoint, literal):
@@ -174,16 +199,38 @@ def check_save_path(rendered: str) -> str | None:
 
 
 def _build_step(step_id: str, index: int, raw: dict[str, Any], smap: SourceMap,
-                defaults: dict[str, Any], issues: list[Issue]) -> Step:
+                defaults: dict[str, Any], issues: list[Issue], *,
+                catalog: dict[str, Endpoint], providers: dict[str, Provider]) -> Step:
     base: PathKey = ("steps", step_id)
     uses = _text(raw.get("uses"), "")
+    profile = _text(raw.get("provider"), DEFAULT_PROFILE)
+    if profile not in providers:
+        close = difflib.get_close_matches(profile, list(providers), n=1)
+        issues.append(Issue(smap.at((*base, "provider")),
+                            f"{_dotted(base)}.provider: no provider profile {profile!r}",
+                            f"did you mean {close[0]!r}?" if close else
+                            "name it under `providers:` (known: "
+                            + ", ".join(sorted(providers)) + ")"))
+        profile = DEFAULT_PROFILE
     endpoint: Endpoint | None = None
     if uses:
         try:
-            endpoint = get_endpoint(uses)
+            endpoint = find_endpoint(uses, catalog)
         except UnknownEndpointError as exc:
             issues.append(Issue(smap.at((*base, "uses")), f"{_dotted(base)}.uses: {exc.message}",
                                 exc.hint))
+    if endpoint is not None and not endpoint.local and not endpoint.generic:
+        kind = providers[profile].kind
+        if kind not in endpoint.kinds:
+            where = smap.at((*base, "provider")) if "provider" in raw else \
+                smap.at((*base, "uses"))
+            issues.append(Issue(where, f"{_dotted(base)}: {uses} is not served by provider "
+                                       f"{profile!r} (a {kind} provider)",
+                                f"{uses} is served by: {', '.join(endpoint.kinds)}; pick a "
+                                "provider of that kind, or add an entry for it with `catalog:`"))
+            endpoint = None
+        else:
+            endpoint = endpoint.for_kind(kind)
     params = _mapping(raw.get("with"))
     matrix = _mapping(raw.get("matrix"))
     save = raw.get("save")
@@ -215,7 +262,7 @@ def _build_step(step_id: str, index: int, raw: dict[str, Any], smap: SourceMap,
         timeout=_num(raw.get("timeout"), _num(defaults.get("timeout"), DEFAULT_TIMEOUT)),
         cache=raw.get("cache", defaults.get("cache", True)) is not False,
         description=_text(raw.get("description"), ""),
-        location=smap.key_at(base), templates=tuple(templates),
+        location=smap.key_at(base), templates=tuple(templates), provider=profile,
     )
 
 
@@ -251,7 +298,8 @@ def load_recipe(path: Path, *, display: str | None = None,
         return None, exc.issues
     data, smap = source.data, source.map
     issues = check_recipe_data(data, smap)
-    provider = _mapping(data.get("provider"))
+    providers = _providers(data)
+    catalog = catalog_with(_local_catalog(data, smap, path.resolve().parent, issues))
     defaults = _mapping(data.get("defaults"))
     variables = dict(_mapping(data.get("vars")))
     overrides = var_overrides or {}
@@ -267,7 +315,8 @@ def load_recipe(path: Path, *, display: str | None = None,
     steps: dict[str, Step] = {}
     for index, (step_id, raw) in enumerate(raw_steps.items()):
         if isinstance(raw, dict):
-            steps[step_id] = _build_step(step_id, index, raw, smap, defaults, issues)
+            steps[step_id] = _build_step(step_id, index, raw, smap, defaults, issues,
+                                         catalog=catalog, providers=providers)
     for step in steps.values():
         for position, need in enumerate(step.needs):
             if need not in raw_steps:
@@ -282,14 +331,72 @@ def load_recipe(path: Path, *, display: str | None = None,
     output_dir = _text(data.get("output_dir"), DEFAULT_OUTPUT_DIR)
     recipe = Recipe(
         path=path.resolve(), display=smap.path,
-        name=_text(data.get("name"), path.stem),
-        base_url=_text(provider.get("base_url"), DEFAULT_BASE_URL),
-        api_key_env=_text(provider.get("api_key_env"), DEFAULT_KEY_ENV),
-        rate_limit=_num(provider.get("rate_limit"), 0) or None,
-        vars=variables,
+        name=_text(data.get("name"), path.stem), providers=providers, vars=variables,
         concurrency=_int(data.get("concurrency"), DEFAULT_CONCURRENCY),
         output_dir=(path.resolve().parent / output_dir),
         steps=steps, source_map=smap, digest=source.digest, var_overrides=overrides,
         budget=_num(data.get("budget"), -1.0) if _num(data.get("budget"), -1.0) >= 0 else None,
     )
     return recipe, issues
+
+
+def _providers(data: dict[str, Any]) -> dict[str, Provider]:
+    """The default profile (`provider:`) and the named ones (`providers:`)."""
+    profiles = {DEFAULT_PROFILE: make_provider(DEFAULT_PROFILE, _mapping(data.get("provider")),
+                                               default_url=DEFAULT_BASE_URL,
+                                               default_key_env=DEFAULT_KEY_ENV)}
+    for name, doc in _mapping(data.get("providers")).items():
+        if isinstance(doc, dict) and name != DEFAULT_PROFILE:
+            profiles[name] = make_provider(name, doc, default_url=DEFAULT_BASE_URL,
+                                           default_key_env=DEFAULT_KEY_ENV)
+    return profiles
+
+
+CATALOG_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+def _local_catalog(data: dict[str, Any], smap: SourceMap, folder: Path,
+                   issues: list[Issue]) -> dict[str, Endpoint]:
+    """The recipe's own catalog entries (`catalog:` files or folders, beside the recipe)."""
+    listed = data.get("catalog")
+    if not isinstance(listed, list):
+        return {}
+    found: dict[str, Endpoint] = {}
+    for position, name in enumerate(listed):
+        if not isinstance(name, str):
+            continue
+        where = smap.at(("catalog", position))
+        target = (folder / name).resolve()
+        if not target.is_relative_to(folder.resolve()):
+            issues.append(Issue(where, f"catalog[{position}]: {name!r} is outside the recipe's "
+                                       "folder", "keep catalog entries beside the recipe"))
+            continue
+        if target.is_dir():
+            files = sorted(p for p in target.rglob("*") if p.suffix in CATALOG_SUFFIXES
+                           and not p.name.startswith("_"))
+        elif target.is_file():
+            files = [target]
+        else:
+            issues.append(Issue(where, f"catalog[{position}]: no such file or folder {name!r}",
+                                "paths are relative to the recipe's folder"))
+            continue
+        for file in files:
+            shown = posixpath.join(name, file.relative_to(target).as_posix()) \
+                if target.is_dir() else name
+            entry = _local_entry(file, shown, issues)
+            if entry is not None:
+                found[entry.id] = entry
+    return found
+
+
+def _local_entry(file: Path, shown: str, issues: list[Issue]) -> Endpoint | None:
+    try:
+        source = load_source(file, shown)
+    except SpecError as exc:
+        issues.extend(exc.issues)
+        return None
+    problems = check_endpoint_data(source.data, source.map)
+    if problems:
+        issues.extend(problems)
+        return None
+    return Endpoint.from_dict(source.data, origin=shown)

@@ -36,10 +36,13 @@ class Survey:
     error: RunError | None = None
 
 
-def survey_plan(plan: Plan, *, cache: Cache, provider: str, selected: set[str] | None = None,
+def survey_plan(plan: Plan, *, cache: Cache, mock: bool, selected: set[str] | None = None,
                 refresh: frozenset[str] | set[str] = frozenset(),
                 allowed: tuple[Path, ...] = ()) -> list[Survey]:
-    """Survey every (selected) instance against the cache. Makes no request."""
+    """Survey every (selected) instance against the cache. Makes no request.
+
+    ``mock`` says whose results count: the emulator's (`--mock` runs) or the providers'.
+    """
     recipe = plan.recipe
     digests = FileDigests()
     views: dict[str, Any] = {}
@@ -64,7 +67,8 @@ def survey_plan(plan: Plan, *, cache: Cache, provider: str, selected: set[str] |
                     found.append(Survey(instance, "skipped"))
                     step_ok = False
                     continue
-                call = prepare_call(recipe, instance, context_views, provider=provider,
+                identity = recipe.provider_of(step).identity(mock=mock)
+                call = prepare_call(recipe, instance, context_views, provider=identity,
                                     cache=cache, digests=digests, allowed=allowed,
                                     rendered=plan.rendered.get(instance.id))
             except RenderFailed as exc:

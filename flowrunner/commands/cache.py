@@ -11,7 +11,6 @@ from ..cache import Cache
 from ..lockfile import lock_path_for, read_lock
 from ..options import cache_root_for
 from ..planning import load_plan
-from ..providers import provider_identity
 from ..survey import survey_plan
 
 
@@ -74,8 +73,7 @@ def collect_garbage(paths: list[Path], *, cache_dir: Path | None, dry_run: bool,
         plan = load_plan(path)
         cache = cache or Cache(cache_root_for(plan.recipe.path, cache_dir), writable=False)
         for mock in (False, True):
-            for item in survey_plan(plan, cache=cache,
-                                    provider=provider_identity(plan.recipe.base_url, mock=mock)):
+            for item in survey_plan(plan, cache=cache, mock=mock):
                 if item.call is not None:
                     keep_keys.add(item.call.key)
         for entry in read_lock(lock_path_for(plan.recipe.path)).instances.values():

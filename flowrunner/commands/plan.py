@@ -10,7 +10,6 @@ from ..cache import Cache
 from ..graph import Plan
 from ..options import cache_root_for
 from ..planning import known_params, load_plan
-from ..providers import provider_identity
 from ..survey import STATE_WORDS, Survey, survey_plan
 
 
@@ -45,8 +44,7 @@ def show_plan(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | No
     plan = load_plan(path, var_overrides=var_overrides)
     recipe = plan.recipe
     cache = Cache(cache_root_for(plan.recipe.path, cache_dir), writable=False)
-    provider = provider_identity(recipe.base_url, mock=mock)
-    survey = survey_plan(plan, cache=cache, provider=provider)
+    survey = survey_plan(plan, cache=cache, mock=mock)
     history = _credit_history(cache) if any(s.state != "cached" for s in survey) else {}
     rows: list[dict[str, Any]] = []
     for number, item in enumerate(survey, 1):

@@ -89,16 +89,26 @@ def _check_steps(plan: Any, names: tuple[str, ...], option: str) -> set[str]:
     return {name.split("[")[0] for name in names}
 
 
-@contextlib.contextmanager
-def _endpoint_base(options: RunOptions, recipe_base_url: str) -> Iterator[tuple[str, str | None]]:
-    """(base URL, API key) for the run; under --mock, an in-process emulator."""
-    if options.mock:
-        from ..emulator.server import running_emulator
+MOCK_KEY = "flowrunner-mock-key"
 
-        with running_emulator() as base_url:
-            yield base_url, "flowrunner-mock-key"
+
+@contextlib.contextmanager
+def _routes(profiles: list[Any], *, mock: bool) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
+    """(route per profile, API key per profile) for the run. Under --mock, an in-process
+    emulator per kind of provider (the gateway, Recraft's own API, BFL's) stands in."""
+    from ..providers import Route, api_key_from_env
+
+    if not mock:
+        keys = {p.name: key for p in profiles if (key := api_key_from_env(p.api_key_env))}
+        yield {p.name: Route(p.base_url, p.identity(mock=False)) for p in profiles}, keys
         return
-    yield recipe_base_url, None
+    from ..emulator.server import running_emulator
+
+    with contextlib.ExitStack() as stack:
+        urls = {kind: stack.enter_context(running_emulator(kind=kind))
+                for kind in sorted({p.kind for p in profiles})}
+        yield ({p.name: Route(urls[p.kind], p.identity(mock=True)) for p in profiles},
+               {p.name: MOCK_KEY for p in profiles})
 
 
 def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | None,
@@ -109,7 +119,7 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
     from ..http import Client, HttpClient
     from ..lockfile import lock_path_for, write_lock
     from ..planning import load_plan
-    from ..providers import api_key_from_env, provider_identity
+    from ..providers import api_key_from_env
     from ..reporting import JsonReporter, Reporter, TextReporter
     from ..results import RunResult
     from ..scheduler import Scheduler
@@ -139,7 +149,8 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
     else:
         cache = Cache(cache_root_for(recipe.path, options.cache_dir))
     output_dir = options.output_dir.resolve() if options.output_dir else recipe.output_dir
-    provider = provider_identity(recipe.base_url, mock=options.mock)
+    profiles = sorted({recipe.provider_of(recipe.steps[s]) for s in selected} |
+                      {recipe.default_provider}, key=lambda p: p.name)
     live = stream.isatty() and not options.as_json and os.environ.get("TERM") != "dumb"
     in_github = os.environ.get("GITHUB_ACTIONS") == "true"
     reporter: Reporter = JsonReporter(stream) if options.as_json else \
@@ -149,7 +160,7 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
     survey: list[Survey] = []
     budget_given = options.max_credits is not None or recipe.budget is not None
     if options.frozen or not options.mock or budget_given:
-        survey = survey_plan(plan, cache=cache, provider=provider, selected=selected,
+        survey = survey_plan(plan, cache=cache, mock=options.mock, selected=selected,
                              refresh=refresh_all, allowed=options.allow_paths)
         to_call = [s for s in survey if s.state not in ("cached", "skipped")]
         if options.frozen and to_call:
@@ -160,12 +171,15 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
                                    "the lock file), or restore the cache")
         remote = [s for s in to_call
                   if not (s.instance.step.endpoint and s.instance.step.endpoint.local)]
-        key_needed = bool(remote) and not options.dry_run
-        if key_needed and not options.mock and api_key_from_env(recipe.api_key_env) is None:
-            raise UsageError(f"the environment variable {recipe.api_key_env} is not set, and "
-                             f"{len(remote)} instance(s) need a call",
-                             hint=f"export {recipe.api_key_env}=<your ElkAPI key>, or try the "
-                                  "recipe offline with --mock")
+        for profile in profiles if remote and not options.dry_run and not options.mock else []:
+            needing = [s for s in remote if s.instance.step.provider == profile.name]
+            if needing and api_key_from_env(profile.api_key_env) is None:
+                raise UsageError(f"the environment variable {profile.api_key_env} is not set, "
+                                 f"and {len(needing)} instance(s) need a call"
+                                 + (f" through provider {profile.name!r}"
+                                    if profile.name != "default" else ""),
+                                 hint=f"export {profile.api_key_env}=<your key>, or try the "
+                                      "recipe offline with --mock")
     concurrency = options.concurrency or recipe.concurrency
     limit = options.max_credits if options.max_credits is not None else recipe.budget
     estimate = sum(s.instance.step.endpoint.estimate_credits(s.call.params if s.call else {})
@@ -174,15 +188,17 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
     result = RunResult(recipe=recipe.display)
     result.dry_run = options.dry_run
     scheduler = None
-    with _endpoint_base(options, recipe.base_url) as (base_url, mock_key):
-        api_key = mock_key or api_key_from_env(recipe.api_key_env)
+    with _routes(profiles, mock=options.mock) as (routes, keys):
         log = (lambda line: sys.stderr.write(f"  http: {line}\n")) \
             if options.verbosity >= 2 else None
 
         def make_client() -> Client:
-            return HttpClient(api_key=api_key, pool_size=concurrency,
-                              throttle=Throttle(concurrency, per_minute=recipe.rate_limit),
-                              log=log)
+            return HttpClient(
+                credentials={p.name: p.credential(keys[p.name]) for p in profiles
+                             if p.name in keys},
+                secrets=list(keys.values()), pool_size=concurrency, log=log,
+                throttles={p.name: Throttle(concurrency, per_minute=p.rate_limit)
+                           for p in profiles})
 
         if cache.writable:
             cache.ensure()
@@ -192,7 +208,7 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
         client = make_client() if expected and not options.dry_run else None
         scheduler = Scheduler(plan, selected=selected, refresh=refresh_all, cache=cache,
                               client=(lambda: client) if client else make_client,
-                              base_url=base_url, provider=provider, output_dir=output_dir,
+                              routes=routes, output_dir=output_dir,
                               reporter=reporter, concurrency=concurrency,
                               no_cache=options.no_cache, dry_run=options.dry_run,
                               allow_paths=options.allow_paths, budget=Budget(limit),
@@ -211,7 +227,7 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
     if result.ok and not options.dry_run and not only and not options.no_cache:
         lock_file = lock_path_for(recipe.path)
         write_lock(lock_file, recipe.path.name, lock_entries(result, recipe.folder, output_dir),
-                   provider)
+                   recipe.default_provider.identity(mock=options.mock))
         result.lock_path = display(lock_file)
         write_stamp(plan, result, options, cache=cache, inputs=scheduler.digests.paths(),
                     lock_file=lock_file, output_dir=output_dir, concurrency=concurrency)

@@ -11,7 +11,7 @@ from ..graph import Plan
 from ..lockfile import lock_path_for, read_lock
 from ..options import cache_root_for
 from ..planning import load_plan
-from ..providers import recorded_provider
+from ..providers import is_mock_identity
 from ..survey import Survey, survey_plan
 
 
@@ -49,8 +49,9 @@ def show_status(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | 
     recipe = plan.recipe
     cache = Cache(cache_root_for(plan.recipe.path, cache_dir), writable=False)
     lock = read_lock(lock_path_for(recipe.path))
-    provider = recorded_provider(recipe.base_url, mock=mock, locked=lock.provider)
-    survey = survey_plan(plan, cache=cache, provider=provider)
+    # a `--mock` lock file is compared with the emulator's results
+    mock = mock or is_mock_identity(lock.provider)
+    survey = survey_plan(plan, cache=cache, mock=mock)
     rows = _status_rows(plan, survey, lock.instances)
     all_fresh = all(r["state"] == "fresh" for r in rows)
     if as_json:

@@ -11,7 +11,7 @@ from ..errors import UsageError
 from ..lockfile import lock_path_for, read_lock
 from ..options import cache_root_for
 from ..planning import load_plan
-from ..providers import recorded_provider
+from ..providers import is_mock_identity
 from ..survey import STATE_WORDS, survey_plan
 
 
@@ -56,8 +56,9 @@ def explain_step(path: Path, step_id: str, *, var_overrides: dict[str, Any],
                          "steps: " + ", ".join(recipe.steps))
     cache = Cache(cache_root_for(plan.recipe.path, cache_dir), writable=False)
     lock_file = read_lock(lock_path_for(recipe.path))
-    provider = recorded_provider(recipe.base_url, mock=mock, locked=lock_file.provider)
-    survey = survey_plan(plan, cache=cache, provider=provider)
+    # a `--mock` lock file is compared with the emulator's results
+    mock = mock or is_mock_identity(lock_file.provider)
+    survey = survey_plan(plan, cache=cache, mock=mock)
     lock = lock_file.instances
     for item in survey:
         if item.instance.step_id != step_id.split("[")[0] or \

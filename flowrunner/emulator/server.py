@@ -1,10 +1,12 @@
-"""The bundled ElkAPI emulator: the catalog's endpoints over real HTTP on loopback.
+"""The bundled emulator of the providers flowrunner speaks to, over real HTTP on loopback.
 
-Checks requests as the gateway would (auth, JSON or multipart, the endpoint's parameter
-schema), answers in the real shapes, serves deterministic placeholder files itself, runs
-submit-then-poll tasks through pending states, and injects faults on request. Imports
-nothing of the run (scheduler, calls, planning). Its request checks still come from the
-catalog (issue 10 replaces them with the providers' own contracts).
+One server models one kind of provider: the ElkAPI `gateway` (Recraft under `/recraft`,
+Flux under `/flux`; new-api's auth forms and JSON error bodies), `recraft` itself
+(`/v1/images/...`, Bearer) or `bfl` (`/v1/{model}`, `x-key`, a polling URL on another host
+name). Requests are checked against each provider's published contract (contract.py, kept as
+its own data, never read from flowrunner's catalog), answered in the real shapes, with
+deterministic placeholder files it serves itself, tasks that pass through pending states,
+and faults on request. Imports nothing of the run (scheduler, calls, planning).
 
 Control endpoints (for tests and benchmarks): GET /_emulator/requests, POST /_emulator/faults
 {"kind", "count", "retry_after"}, POST /_emulator/reset, GET /_emulator/blob/<bytes>.png,
@@ -31,22 +33,23 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .._json import canonical_json
-from ..catalog import Endpoint, load_catalog
-from ..schema import check_params
-from . import images
+from . import contract, images
+from .contract import Refused
 
 STATUS_FAULTS = {"429", "500", "502", "503", "504", "524"}
 # echo-auth: a 400 whose body repeats the request's headers (a leaky proxy);
 # file-url: an artifact URL with the file: scheme; redirect: 307 to fault["location"];
 # stuck-task: a task that stays Pending; slow-json: an answer dripped a byte at a time;
 # huge-json: an answer of fault["bytes"] bytes; reset: the request is read whole, then the
-# connection is reset without an answer (the client cannot know whether it was accepted)
+# connection is reset without an answer (the client cannot know whether it was accepted);
+# moderate-task: a Flux task that ends "Request Moderated"
 FAULT_KINDS = STATUS_FAULTS | {"bad-json", "truncate", "fail-task", "no-artifact", "slow-body",
                                "echo-auth", "file-url", "redirect", "stuck-task", "slow-json",
-                               "huge-json", "reset"}
+                               "huge-json", "reset", "moderate-task"}
 API_FAULTS = STATUS_FAULTS | {"bad-json", "echo-auth", "redirect", "slow-json", "huge-json",
                               "reset"}
 TASK_PENDING_POLLS = 2
+KINDS = ("gateway", "recraft", "bfl")
 
 
 def _uuid(seed: str) -> str:
@@ -65,8 +68,12 @@ class EmulatorState:
     """Everything the emulator remembers: files, tasks, received requests, pending faults."""
 
     def __init__(self, *, api_key: str | None = None, latency: float = 0.0,
-                 plain_images: bool = False) -> None:
+                 plain_images: bool = False, kind: str = "gateway") -> None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown kind of provider {kind!r}; known: {', '.join(KINDS)}")
+        self.kind = kind
         self.api_key = api_key
+        self.styles: set[str] = set()  # style ids this emulator created
         self.latency = latency
         self.plain_images = plain_images  # benchmarks: cheap gradients, no drawing
         self.lock = threading.Lock()
@@ -90,18 +97,6 @@ class EmulatorState:
         return name
 
 
-def _routes() -> list[tuple[str, re.Pattern[str], Endpoint]]:
-    routes = []
-    for endpoint in load_catalog().values():
-        if endpoint.generic or endpoint.local:
-            continue
-        pattern = re.escape(endpoint.path)
-        for name in endpoint.path_params:
-            pattern = pattern.replace(re.escape("{" + name + "}"), f"(?P<{name}>[^/]+)")
-        routes.append((endpoint.method, re.compile(f"^{pattern}$"), endpoint))
-    return routes
-
-
 def _size(value: Any, default: tuple[int, int] = (1024, 1024)) -> tuple[int, int]:
     if isinstance(value, str):
         match = re.match(r"^(\d+)x(\d+)$", value)
@@ -119,7 +114,6 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # without it every keep-alive request waits ~40 ms
     state: EmulatorState
-    routes: list[tuple[str, re.Pattern[str], Endpoint]]
 
     def log_message(self, format: str, *args: Any) -> None:
         return
@@ -149,7 +143,13 @@ class Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(document).encode(), "application/json", headers)
 
     def _error(self, status: int, message: str, kind: str = "invalid_request_error") -> None:
-        self._json(status, {"error": {"message": message, "type": kind, "code": status}})
+        """An error in the shape this kind of provider answers with."""
+        if self.state.kind == "recraft":
+            self._json(status, {"code": kind, "message": message})
+        elif self.state.kind == "bfl":
+            self._json(status, {"detail": message})
+        else:
+            self._json(status, {"error": {"message": message, "type": kind, "code": status}})
 
     def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -179,12 +179,18 @@ class Handler(BaseHTTPRequestHandler):
             return
         record: dict[str, Any] = {"method": method, "path": path, "query": url.query,
                                   "authorization": self.headers.get("Authorization"),
+                                  "x_key": self.headers.get("x-key"),
                                   "content_type": self.headers.get("Content-Type", "")}
         with self.state.lock:
             self.state.requests.append(record)
         self._respond_at = time.monotonic() + self.state.latency if self.state.latency else 0.0
         if not self._authorised():
-            self._send(401, b"request unauthorized", "text/plain")
+            if self.state.kind == "recraft":  # upstream Recraft's own words
+                self._send(401, b"request unauthorized", "text/plain")
+            elif self.state.kind == "bfl":
+                self._json(403, {"detail": "Not authenticated"})
+            else:
+                self._error(401, "invalid token", "new_api_error")
             return
         fault = self.state.take_fault(API_FAULTS)
         if fault:
@@ -230,22 +236,45 @@ class Handler(BaseHTTPRequestHandler):
                 self._json(status, {"error": {"message": f"emulated HTTP {status}",
                                               "type": "upstream_error", "code": status}}, headers)
             return
-        if method == "GET" and path == "/flux/v1/get_result":
-            self._poll(parse_qs(url.query).get("id", [""])[0])
-            return
-        for route_method, pattern, endpoint in self.routes:
-            match = pattern.match(path)
-            if match and route_method == method:
-                record["endpoint"] = endpoint.id
-                self._endpoint(endpoint, match.groupdict(), body, record)
+        self._route(method, path, url.query, body, record)
+
+    def _route(self, method: str, path: str, query: str, body: bytes,
+               record: dict[str, Any]) -> None:
+        kind = self.state.kind
+        flux_prefix = "/flux/v1/" if kind == "gateway" else "/v1/"
+        if kind in ("gateway", "bfl") and path.startswith(flux_prefix):
+            name = path[len(flux_prefix):]
+            if method == "GET" and name == "get_result":
+                record["operation"] = "flux.get_result"
+                self._poll(parse_qs(query).get("id", [""])[0])
+                return
+            if method == "POST" and "/" not in name and name:
+                record["operation"] = "flux.submit"
+                self._flux(name, body, record)
+                return
+        if kind in ("gateway", "recraft") and method == "POST":
+            operation = contract.gateway_recraft_operation(path) if kind == "gateway" \
+                else contract.recraft_operation(path)
+            if operation is not None:
+                record["operation"] = f"recraft.{operation}"
+                self._recraft(operation, body, record)
                 return
         self._send(404, b"404 page not found", "text/plain")
 
     def _authorised(self) -> bool:
-        header = self.headers.get("Authorization", "")
-        if not header.startswith("Bearer ") or not header[7:].strip():
+        if self.state.kind == "gateway":
+            key = contract.gateway_key(self.headers)
+            expected = self.state.api_key
+            return bool(key) and (expected is None
+                                  or key == contract.normalise_gateway_key(expected))
+        elif self.state.kind == "bfl":
+            key = (self.headers.get("x-key") or "").strip() or None
+        else:
+            header = self.headers.get("Authorization", "")
+            key = header[7:].strip() if header.startswith("Bearer ") else None
+        if not key:
             return False
-        return self.state.api_key is None or header[7:].strip() == self.state.api_key
+        return self.state.api_key is None or key == self.state.api_key
 
     # --- control -------------------------------------------------------------------------
     def _control(self, method: str, path: str, body: bytes) -> None:
@@ -317,125 +346,102 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, data, media_type, {"Cache-Control": "max-age=86400"})
 
     # --- endpoints -----------------------------------------------------------------------
-    def _parse(self, endpoint: Endpoint, body: bytes, record: dict[str, Any]
-               ) -> tuple[dict[str, Any], dict[str, list[bytes]]] | None:
+    def _parse(self, body: bytes, record: dict[str, Any]
+               ) -> tuple[dict[str, Any], dict[str, list[bytes]], bool] | None:
+        """(fields, uploads by field, is JSON), or None when an error was answered."""
         content_type = self.headers.get("Content-Type", "")
-        files: dict[str, list[bytes]] = {}
+        uploads: dict[str, list[bytes]] = {}
         if content_type.startswith("multipart/form-data"):
             message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
                 b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
-            params: dict[str, Any] = {}
+            fields: dict[str, Any] = {}
             record["files"] = []
             for part in message.iter_parts():
                 name = str(part.get_param("name", header="content-disposition") or "")
                 payload = part.get_payload(decode=True) or b""
                 assert isinstance(payload, bytes)
                 if part.get_filename() is not None:
-                    files.setdefault(name, []).append(payload)
+                    uploads.setdefault(name, []).append(payload)
                     record["files"].append({
                         "field": name, "filename": part.get_filename(),
                         "content_type": part.get_content_type(),
                         "sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload)})
                 else:
-                    params[name] = payload.decode("utf-8", "replace")
-            record["fields"] = params
-            return params, files
+                    fields[name] = payload.decode("utf-8", "replace")
+            record["fields"] = fields
+            return fields, uploads, False
         if body and "json" not in content_type:
             self._error(415, "expected application/json or multipart/form-data, "
                              f"got {content_type!r}")
             return None
         try:
-            params = json.loads(body or b"{}")
+            fields = json.loads(body or b"{}")
         except ValueError:
             self._error(400, "request body is not valid JSON")
             return None
-        if not isinstance(params, dict):
+        if not isinstance(fields, dict):
             self._error(400, "request body must be a JSON object")  # type: ignore[unreachable]
             return None
-        record["json"] = params
-        return params, files
+        record["json"] = fields
+        return fields, uploads, True
 
-    def _check(self, endpoint: Endpoint, params: dict[str, Any],
-               files: dict[str, list[bytes]], path_values: dict[str, str]) -> str | None:
-        if endpoint.body == "multipart":
-            fields_by_param = {spec.field: name for name, spec in endpoint.files.items()}
-            allowed = set(endpoint.params_schema.get("properties", {}))
-            for key in params:
-                if key not in allowed or key in endpoint.files:
-                    return f"unknown field {key!r}"
-            for field, blobs in files.items():
-                if field not in fields_by_param:
-                    return f"unexpected file field {field!r}"
-                for blob in blobs:
-                    if not blob.startswith((b"\x89PNG", b"\xff\xd8\xff", b"RIFF")):
-                        return f"file field {field!r} is not a PNG, JPEG or WEBP image"
-            for name in endpoint.params_schema.get("required", []):
-                spec = endpoint.files.get(name)
-                if spec is not None and spec.field not in files:
-                    return f"missing file {spec.field!r}"
-                if spec is None and name not in params:
-                    return f"missing field {name!r}"
-            return None
-        full = dict(params, **path_values)
-        problems = check_params(endpoint, full)
-        if problems:
-            path, message, _ = problems[0]
-            where = ".".join(map(str, path)) or "body"
-            return f"{where}: {message}"
-        return None
-
-    def _endpoint(self, endpoint: Endpoint, path_values: dict[str, str], body: bytes,
-                  record: dict[str, Any]) -> None:
-        parsed = self._parse(endpoint, body, record)
+    def _recraft(self, operation: str, body: bytes, record: dict[str, Any]) -> None:
+        parsed = self._parse(body, record)
         if parsed is None:
             return
-        params, files = parsed
-        problem = self._check(endpoint, params, files, path_values)
-        if problem:
-            self._error(400, problem)
+        fields, uploads, as_json = parsed
+        try:
+            with self.state.lock:
+                styles = set(self.state.styles)
+            params, files = contract.check_recraft(operation, kind=self.state.kind,
+                                                   fields=fields, uploads=uploads,
+                                                   as_json=as_json, styles=styles)
+        except Refused as exc:
+            self._error(exc.status, exc.message)
             return
-        seed = canonical_json({"endpoint": endpoint.id, "params": params, "path": path_values,
-                           "files": {k: [hashlib.sha256(b).hexdigest() for b in v]
-                                     for k, v in files.items()}})
-        credits = endpoint.estimate_credits({k: _number(v) for k, v in params.items()})
-        if endpoint.task is not None:
-            self._submit(endpoint, params, path_values, seed)
-        elif endpoint.id == "recraft.create_style":
-            self._json(200, {"id": _uuid(seed), "style": params.get("style"),
+        seed = canonical_json({"operation": operation, "params": params,
+                               "files": {k: [hashlib.sha256(b).hexdigest() for b in v]
+                                         for k, v in files.items()}})
+        doc = contract.load("recraft.json")["operations"][operation]
+        if doc["answer"] == "style":
+            style_id = _uuid(seed)
+            with self.state.lock:
+                self.state.styles.add(style_id)
+            self._json(200, {"id": style_id, "style": params.get("style"),
                              "is_private": params.get("private") in (True, "true"),
-                             "creation_time": "2026-01-01T00:00:00Z", "credits": int(credits)})
-        elif endpoint.artifacts and endpoint.artifacts["items"] == "image":
-            self._process(endpoint, params, files, seed, credits)
+                             "creation_time": "2026-01-01T00:00:00Z",
+                             "credits": _price(operation, params)})
+        elif doc["answer"] == "process":
+            self._process(operation, doc, params, files, seed)
         else:
-            self._generate(endpoint, params, files, seed, credits)
+            self._generate(operation, doc, params, files, seed)
 
-    def _image_for(self, endpoint: Endpoint, params: dict[str, Any],
+    def _image_for(self, operation: str, doc: dict[str, Any], params: dict[str, Any],
                    files: dict[str, list[bytes]], seed: str, index: int) -> tuple[bytes, str]:
-        label = str(params.get("prompt", endpoint.title))
-        model = str(params.get("model", ""))
+        label = str(params.get("prompt", operation))
+        shown = f"recraft.{operation}"
+        model = str(params.get("model", doc.get("default_model", "")))
+        effect = doc.get("effect")
         vector = "vector" in model or params.get("style") == "vector_illustration" or \
-            endpoint.id == "recraft.vectorize"
-        source = next(iter(files.values()), [b""])[0] if files else b""
+            effect == "vectorize"
+        source = (files.get("image") or [b""])[0]
         width, height = images.png_size(source) or _size(params.get("size"))
-        if endpoint.id.endswith("upscale"):
+        if effect == "upscale":
             width, height = min(4096, width * 2), min(4096, height * 2)
         seed_i = f"{seed}#{index}"
-        processing = {"recraft.remove_background": "remove_background",
-                      "recraft.crisp_upscale": "upscale", "recraft.creative_upscale": "upscale",
-                      "recraft.vectorize": "vectorize"}.get(endpoint.id)
-        if processing and source.startswith(b"\x89PNG") and not self.state.plain_images:
+        if effect and source.startswith(b"\x89PNG") and not self.state.plain_images:
             from ..imaging import emulate_processing
 
-            picture, top, bottom = emulate_processing(source, processing)
-            if processing == "vectorize":
-                return images.svg_from(width, height, top, bottom, endpoint.id), "image/svg+xml"
+            picture, top, bottom = emulate_processing(source, effect)
+            if effect == "vectorize":
+                return images.svg_from(width, height, top, bottom, shown), "image/svg+xml"
             return picture, "image/png"
         if vector:
-            return images.svg(width, height, seed_i, label, endpoint.id), "image/svg+xml"
-        cutout = endpoint.id == "recraft.remove_background"
+            return images.svg(width, height, seed_i, label, shown), "image/svg+xml"
+        cutout = effect == "remove_background"
         if self.state.plain_images:
             return images.png(width, height, seed_i, alpha=cutout), "image/png"
-        return images.poster(width, height, seed_i, prompt=label, endpoint=endpoint.id,
+        return images.poster(width, height, seed_i, prompt=label, endpoint=shown,
                              cutout=cutout), "image/png"
 
     def _artifact(self, data: bytes, media_type: str, params: dict[str, Any]) -> dict[str, str]:
@@ -446,10 +452,10 @@ class Handler(BaseHTTPRequestHandler):
         name = self.state.add_file(data, media_type)
         return {"url": f"{self._base()}/files/{name}"}
 
-    def _generate(self, endpoint: Endpoint, params: dict[str, Any],
-                  files: dict[str, list[bytes]], seed: str, credits: float) -> None:
-        count = int(_number(params.get("n", 1)) or 1)
-        made = [self._image_for(endpoint, params, files, seed, i) for i in range(count)]
+    def _generate(self, operation: str, doc: dict[str, Any], params: dict[str, Any],
+                  files: dict[str, list[bytes]], seed: str) -> None:
+        count = int(params.get("n", 1) or 1)
+        made = [self._image_for(operation, doc, params, files, seed, i) for i in range(count)]
         data = [self._artifact(blob, kind, params) for blob, kind in made]
         if self.state.take_fault({"no-artifact"}):
             data = []
@@ -461,40 +467,62 @@ class Handler(BaseHTTPRequestHandler):
             "usage": None,
             "image": [item["url"] for item in data if "url" in item],
             "metadata": {
-                "credits": int(credits), "height": height, "width": width,
+                "credits": _price(operation, params), "height": height, "width": width,
                 "images": [{"image_id": _uuid(f"{seed}#{i}"),
                             "image_invariants": {"preset": params.get("style", "any")},
                             "transparent": False, "vector_image": kind == "image/svg+xml"}
                            for i, (_, kind) in enumerate(made)],
                 "random_seed": int.from_bytes(digest[3:6], "big"),
                 "request_id": _uuid("request" + seed),
-                "transform_model": params.get("model", "recraftv3"),
+                "transform_model": params.get("model", doc.get("default_model")),
             },
             "timings": None,
         })
 
-    def _process(self, endpoint: Endpoint, params: dict[str, Any],
-                 files: dict[str, list[bytes]], seed: str, credits: float) -> None:
-        blob, kind = self._image_for(endpoint, params, files, seed, 0)
+    def _process(self, operation: str, doc: dict[str, Any], params: dict[str, Any],
+                 files: dict[str, list[bytes]], seed: str) -> None:
+        blob, kind = self._image_for(operation, doc, params, files, seed, 0)
         image = {"image_id": _uuid(seed), **self._artifact(blob, kind, params)}
         if self.state.take_fault({"no-artifact"}):
             image = {"image_id": _uuid(seed)}
-        self._json(200, {"created": 1747600000, "credits": int(credits), "image": image})
+        self._json(200, {"created": 1747600000, "credits": _price(operation, params),
+                         "image": image})
 
-    def _submit(self, endpoint: Endpoint, params: dict[str, Any], path_values: dict[str, str],
-                seed: str) -> None:
+    def _flux(self, model: str, body: bytes, record: dict[str, Any]) -> None:
+        parsed = self._parse(body, record)
+        if parsed is None:
+            return
+        fields, _uploads, as_json = parsed
+        if not as_json:
+            self._error(415, "expected application/json")
+            return
+        try:
+            params = contract.check_bfl(model, fields)
+        except Refused as exc:
+            self._error(exc.status, exc.message)
+            return
+        seed = canonical_json({"model": model, "params": params})
         task_id = _uuid(seed + str(time.monotonic_ns()))
-        width = int(_number(params.get("width", 1024)) or 1024)
-        height = int(_number(params.get("height", 768)) or 768)
+        width = int(params.get("width", 1024) or 1024)
+        height = int(params.get("height", 768) or 768)
         blob = images.png(width, height, seed)
         fail = self.state.take_fault({"fail-task"}) is not None
+        moderate = self.state.take_fault({"moderate-task"}) is not None
         stuck = self.state.take_fault({"stuck-task"}) is not None
         with self.state.lock:
             self.state.tasks[task_id] = {"polls": 0, "blob": blob, "fail": fail, "stuck": stuck,
+                                         "moderate": moderate, "model": model,
                                          "prompt": params.get("prompt"),
                                          "seed": params.get("seed", 0)}
-        self._json(200, {"id": task_id,
-                         "polling_url": f"{self._base()}/flux/v1/get_result?id={task_id}"})
+        if self.state.kind == "bfl":
+            # BFL answers with a polling URL on its own (regional) host name
+            port = self.server.server_address[1]  # type: ignore[index]
+            polling = f"http://localhost:{port}/v1/get_result?id={task_id}"
+            self._json(200, {"id": task_id, "polling_url": polling,
+                             "cost": _flux_cost(model)})
+        else:
+            self._json(200, {"id": task_id,
+                             "polling_url": f"{self._base()}/flux/v1/get_result?id={task_id}"})
 
     def _poll(self, task_id: str) -> None:
         with self.state.lock:
@@ -505,16 +533,39 @@ class Handler(BaseHTTPRequestHandler):
             self._json(200, {"id": task_id, "status": "Task not found"})
             return
         if task["polls"] <= TASK_PENDING_POLLS or task["stuck"]:
-            self._json(200, {"id": task_id, "status": "Pending", "progress": task["polls"] * 33})
+            self._json(200, {"id": task_id, "status": "Pending",
+                             "progress": round(min(0.99, task["polls"] / 3), 2)})
+            return
+        if task["moderate"]:
+            self._json(200, {"id": task_id, "status": "Request Moderated",
+                             "details": {"moderation_reasons": ["emulated moderation"]}})
             return
         if task["fail"]:
             self._json(200, {"id": task_id, "status": "Error",
                              "error": "emulated task failure"})
             return
         name = self.state.add_file(task["blob"], "image/png")
-        self._json(200, {"id": task_id, "status": "Ready", "credits": 40,
-                         "result": {"sample": f"{self._base()}/files/{name}",
-                                    "prompt": task["prompt"], "seed": task["seed"]}})
+        answer: dict[str, Any] = {"id": task_id, "status": "Ready",
+                                  "result": {"sample": f"{self._base()}/files/{name}",
+                                             "prompt": task["prompt"], "seed": task["seed"]}}
+        if self.state.kind == "gateway":
+            answer["credits"] = 40
+        self._json(200, answer)
+
+
+def _price(operation: str, params: dict[str, Any]) -> int:
+    """What Recraft charges for the call, in its units (contracts/recraft.json prices)."""
+    prices = contract.load("recraft.json")["prices"]
+    if operation in prices["operations"]:
+        return int(prices["operations"][operation])
+    vector = "vector" in str(params.get("model", ""))
+    count = int(params.get("n", 1) or 1)
+    return count * int(prices["per_vector_image" if vector else "per_image"])
+
+
+def _flux_cost(model: str) -> float:
+    cost = contract.load("bfl.json")["cost"]
+    return float(cost.get(model, cost["default"]))
 
 
 def _number(value: Any) -> Any:
@@ -538,12 +589,18 @@ class EmulatorServer(ThreadingHTTPServer):
 
 def make_server(host: str = "127.0.0.1", port: int = 0, *, api_key: str | None = None,
                 latency: float = 0.0, faults: list[str] | None = None,
-                plain_images: bool = False) -> EmulatorServer:
-    """A ready (not yet serving) emulator; ``server.state`` holds its memory."""
-    state = EmulatorState(api_key=api_key, latency=latency, plain_images=plain_images)
+                plain_images: bool = False, kind: str = "gateway") -> EmulatorServer:
+    """A ready (not yet serving) emulator of one kind of provider; ``server.state`` holds
+    its memory.
+
+    Raises:
+        ValueError: an unknown fault or kind of provider.
+    """
+    state = EmulatorState(api_key=api_key, latency=latency, plain_images=plain_images,
+                          kind=kind)
     for text in faults or []:
         state.faults.append(parse_fault(text))
-    handler = type("BoundHandler", (Handler,), {"state": state, "routes": _routes()})
+    handler = type("BoundHandler", (Handler,), {"state": state})
     server = EmulatorServer((host, port), handler)
     server.state = state  # type: ignore[attr-defined]
     return server

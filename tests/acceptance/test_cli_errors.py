@@ -104,5 +104,5 @@ def test_a_save_path_that_fails_to_render_fails_before_the_call(tmp_path: Path,
     result = flow("run", path, env=KEY_ENV)
     assert result.code == 1, result
     assert "svg.save: TypeError" in result.out, result
-    assert [r["endpoint"] for r in emulator.calls() if r.get("endpoint")] == \
-        ["recraft.generate_image"]  # the vectorize call was never paid for
+    assert [r["operation"] for r in emulator.calls() if r.get("operation")] == \
+        ["recraft.generations"]  # the vectorize call was never paid for

@@ -51,11 +51,12 @@ def test_requests_carry_rendered_params_auth_and_the_earlier_steps_file(
                                           "/recraft/v1/images/removeBackground",
                                           "/recraft/v1/images/vectorize"]
     assert all(c["authorization"] == f"Bearer {CANARY_KEY}" for c in calls)
+    # the pinned model is sent explicitly; the gateway takes processing uploads as `file`
     assert calls[0]["json"] == {"prompt": "Logo for Acme", "style": "digital_illustration",
-                                "size": "1024x1024"}
+                                "size": "1024x1024", "model": "recraftv3"}
     assets = tmp_path / "assets"
     [upload] = calls[1]["files"]
-    assert upload["field"] == "image"
+    assert upload["field"] == "file"
     assert upload["content_type"] == "image/png"
     assert upload["sha256"] == sha256(assets / "logo.png")
     assert calls[2]["files"][0]["sha256"] == sha256(assets / "logo-clean.png")
@@ -171,7 +172,7 @@ def test_wrong_key_is_401_with_a_hint_and_never_printed(tmp_path: Path, emulator
     wrong = "sk-wrong-key-0123456789"
     result = flow("run", path, env={"ELKAPI_API_KEY": wrong})
     assert result.code == 1
-    assert "HTTP 401: request unauthorized" in result.out
+    assert "HTTP 401: invalid token" in result.out
     assert "check the environment variable the recipe names" in result.out
     assert wrong not in result.both
     assert wrong.encode() not in every_byte_written(tmp_path)

@@ -45,8 +45,9 @@ def test_catalog_has_the_gateway_menu_and_edits() -> None:
         "recraft.generate_image": ("/recraft/v1/images/generations", "json"),
         "recraft.vectorize": ("/recraft/v1/images/vectorize", "multipart"),
         "recraft.remove_background": ("/recraft/v1/images/removeBackground", "multipart"),
-        "recraft.crisp_upscale": ("/recraft/v1/images/crispUpscale", "multipart"),
-        "recraft.creative_upscale": ("/recraft/v1/images/creativeUpscale", "multipart"),
+        # the gateway's menu names (Clarity / Generative Upscale), as gateway clients call them
+        "recraft.crisp_upscale": ("/recraft/v1/images/clarityUpscale", "multipart"),
+        "recraft.creative_upscale": ("/recraft/v1/images/generativeUpscale", "multipart"),
         "recraft.create_style": ("/recraft/v1/styles", "multipart"),
         "recraft.image_to_image": ("/recraft/v1/images/imageToImage", "multipart"),
         "recraft.inpaint": ("/recraft/v1/images/inpaint", "multipart"),
@@ -65,11 +66,33 @@ def test_catalog_has_the_gateway_menu_and_edits() -> None:
     flux = catalog["flux.generate"]
     assert flux.task is not None and "Ready" in flux.task.success
     assert flux.task.poll_path == "/flux/v1/get_result?id={id}"
+    # Recraft's own API and BFL's serve the same entries under their own routes and fields
+    own = catalog["recraft.crisp_upscale"].for_kind("recraft")
+    assert (own.path, own.files["image"].field) == ("/v1/images/crispUpscale", "image")
+    assert catalog["recraft.vectorize"].files["image"].field == "file"
+    bfl = flux.for_kind("bfl")
+    assert (bfl.path, bfl.task.poll_path) == ("/v1/{model}", "/v1/get_result?id={id}")  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(("params", "ok"), [
     ({"prompt": "a fox"}, True),
-    ({"prompt": "a fox", "n": 6, "size": "16:9", "style": "icon"}, True),
+    # the audit's case: icon is recraftv2-only, and the pinned default model is recraftv3
+    ({"prompt": "a fox", "n": 6, "size": "16:9", "style": "icon"}, False),
+    ({"prompt": "a fox", "n": 6, "size": "16:9", "style": "icon", "model": "recraftv2"}, True),
+    ({"prompt": "a fox", "model": "recraftv4", "style": "digital_illustration"}, False),
+    ({"prompt": "a fox", "model": "recraftv4", "negative_prompt": "text"}, False),
+    ({"prompt": "a fox", "model": "recraftv4", "size": "1280x832"}, True),
+    ({"prompt": "a fox", "model": "recraftv4", "size": "1820x1024"}, False),
+    ({"prompt": "a fox", "model": "recraftv3_vector", "size": "1024x1024"}, False),
+    ({"prompt": "x" * 1001}, False),
+    ({"prompt": "x" * 1001, "model": "recraftv4"}, True),
+    ({"prompt": "a fox", "model": "recraftv4_styles"}, False),
+    ({"prompt": "a fox", "model": "recraftv4_1_flash"}, True),
+    ({"prompt": "a fox", "style": "Photorealism"}, True),
+    ({"prompt": "a fox", "creativity": "eccentric", "style_match": "precise"}, True),
+    ({"prompt": "a fox", "text_layout": [{"text": "hi", "bbox": [[0, 0], [1, 0], [1, 1],
+                                                                  [0, 1]]}],
+      "model": "recraftv4"}, False),
     ({"prompt": "a fox", "n": 0}, False),
     ({"prompt": "a fox", "n": 7}, False),
     ({"prompt": "a fox", "size": "1000x1000"}, False),
@@ -79,7 +102,32 @@ def test_catalog_has_the_gateway_menu_and_edits() -> None:
     ({}, False),
 ])
 def test_generate_image_parameter_schema(params: dict, ok: bool) -> None:
-    problems = check_params(get_endpoint("recraft.generate_image"), params)
+    endpoint = get_endpoint("recraft.generate_image")
+    problems = check_params(endpoint, endpoint.with_defaults(params))
+    assert (not problems) is ok, problems
+
+
+def test_a_per_model_rule_says_what_to_do() -> None:
+    endpoint = get_endpoint("recraft.generate_image")
+    problems = check_params(endpoint, endpoint.with_defaults(
+        {"prompt": "a fox", "model": "recraftv4", "style": "digital_illustration"}))
+    assert problems == [(("style",), "recraftv4 does not take a style",
+                         "use model: recraftv3 (or recraftv2), or a style_id")]
+
+
+@pytest.mark.parametrize(("params", "ok"), [
+    ({"model": "flux-pro-1.1", "prompt": "p", "width": 1024, "height": 768}, True),
+    ({"model": "flux-pro-1.1", "prompt": "p", "width": 2048}, False),
+    ({"model": "flux-pro-1.1", "prompt": "p", "width": 1040}, False),
+    ({"model": "flux-2-pro", "prompt": "p", "width": 2560, "height": 1440}, True),
+    ({"model": "flux-2-pro", "prompt": "p", "safety_tolerance": 6}, False),
+    ({"model": "flux-pro-1.1-ultra", "prompt": "p", "width": 1024}, False),
+    ({"model": "flux-pro-1.1-ultra", "prompt": "p", "aspect_ratio": "21:9", "raw": True}, True),
+    ({"model": "flux-pro-1.1", "prompt": "p", "aspect_ratio": "16:9"}, False),
+    ({"model": "flux-2-klein-4b", "prompt": "p", "steps": 20, "guidance": 3}, True),
+])
+def test_flux_limits_per_model(params: dict, ok: bool) -> None:
+    problems = check_params(get_endpoint("flux.generate"), params)
     assert (not problems) is ok, problems
 
 

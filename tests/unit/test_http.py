@@ -16,7 +16,8 @@ from flowrunner.throttle import Throttle
 
 
 def _client() -> HttpClient:
-    return HttpClient(api_key=CANARY_KEY, pool_size=2, throttle=Throttle(2))
+    return HttpClient(credentials={"default": ("Authorization", f"Bearer {CANARY_KEY}")},
+                      secrets=[CANARY_KEY], throttles={"default": Throttle(2)}, pool_size=2)
 
 
 def _flux_submit(base_url: str) -> ApiRequest:

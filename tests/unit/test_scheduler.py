@@ -15,6 +15,7 @@ from flowrunner.emulator.images import png
 from flowrunner.errors import StepFailed, TransportError
 from flowrunner.http import ApiRequest, ApiResponse
 from flowrunner.planning import load_plan
+from flowrunner.providers import Route
 from flowrunner.results import RunResult, StepResult
 from flowrunner.scheduler import Scheduler
 
@@ -101,8 +102,9 @@ def _run(tmp_path: Path, client: FakeClient, *, budget: Budget | None = None,
     path = tmp_path / "seam.yaml"
     path.write_text(text)
     plan = load_plan(path)
+    routes = {"default": Route("http://fake.test", "fake")}
     scheduler = Scheduler(plan, cache=Cache(tmp_path / "cache"), client=lambda: client,
-                          base_url="http://fake.test", provider="fake", reporter=Recorder(),
+                          routes=routes, reporter=Recorder(),
                           output_dir=tmp_path / "assets", concurrency=2, budget=budget)
     result = RunResult(recipe="seam.yaml")
     scheduler.run(result)
