@@ -97,11 +97,17 @@ class Endpoint:
 
     @property
     def confidence(self) -> str:
-        """`verified` when every recorded fact was read at the provider, else `inferred`."""
+        """How sure the facts are, per kind of provider: `gateway: inferred, recraft:
+        verified` (`verified` when every fact for that kind was read at the provider)."""
         if not self.evidence:
             return "unknown"
-        return "verified" if all(v.startswith("verified") for v in self.evidence.values()) \
-            else "inferred"
+        return ", ".join(f"{kind}: {self.confidence_for(kind)}" for kind in self.kinds)
+
+    def confidence_for(self, kind: str) -> str:
+        """`verified` or `inferred` for the facts that concern a provider of ``kind``."""
+        facts = [v for fact, v in self.evidence.items()
+                 if "(" not in fact or fact.endswith(f"({kind})")]
+        return "verified" if all(v.startswith("verified") for v in facts) else "inferred"
 
     def for_kind(self, kind: str) -> Endpoint:
         """This entry as a provider of ``kind`` serves it (its path, upload fields, body)."""

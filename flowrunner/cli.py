@@ -211,18 +211,21 @@ def graph(recipe: Path, fmt: str, var_pairs: tuple[str, ...], vars_files: tuple[
 
 @cli.command()
 @click.argument("endpoint_id", required=False, metavar="[ID]")
+@click.option("--recipe", type=_RECIPE,
+              help="Include this recipe's own catalog entries (its `catalog:`).")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def endpoints(endpoint_id: str | None, as_json: bool) -> int:
+def endpoints(endpoint_id: str | None, recipe: Path | None, as_json: bool) -> int:
     """List the endpoint catalog, or show one endpoint's parameters and allowed values.
 
     \b
     Example:
       flow endpoints
       flow endpoints recraft.generate_image
+      flow endpoints --recipe brand.yaml
     """
     from .commands.endpoints import show_endpoints
 
-    return show_endpoints(endpoint_id, as_json=as_json, out=_out())
+    return show_endpoints(endpoint_id, as_json=as_json, out=_out(), recipe=recipe)
 
 
 @cli.command()
@@ -366,12 +369,18 @@ def cache_clear(recipe: Path | None, cache_dir: Path | None) -> int:
               help="Answer 401 unless requests carry this key. Default: accept any key.")
 @click.option("--latency", type=float, default=0.0, show_default=True,
               help="Seconds to wait before answering each API call.")
+@click.option("--kind", "kind", type=click.Choice(["gateway", "recraft", "bfl"]),
+              default="gateway", show_default=True,
+              help="Which provider to stand in for: the ElkAPI gateway (/recraft/..., "
+                   "/flux/...), Recraft's own API (/v1/images/...) or BFL's (/v1/{model}, "
+                   "x-key).")
 @click.option("--fault", "faults", multiple=True, metavar="KIND[:COUNT]",
               help="Inject a fault into the next COUNT matching requests: 429, 500, 502, 503, "
                    "504, 524, bad-json, truncate, fail-task, reset. May be repeated.")
-def emulator(host: str, port: int, api_key: str | None, latency: float,
+def emulator(host: str, port: int, api_key: str | None, latency: float, kind: str,
              faults: tuple[str, ...]) -> int:
-    """Serve the bundled ElkAPI emulator (the endpoints of the catalog, offline).
+    """Serve the bundled emulator of a provider (offline; checks requests against the
+    provider's published contract).
 
     Point a recipe at it with `provider: {base_url: http://127.0.0.1:8787}`, or use
     `flow run --mock`, which starts one for the run.
@@ -379,11 +388,12 @@ def emulator(host: str, port: int, api_key: str | None, latency: float,
     \b
     Example:
       flow emulator --port 8787 --latency 0.5 --fault 429:2
+      flow emulator --kind bfl --port 8788
     """
     from .commands.emulator import serve_emulator
 
     return serve_emulator(host=host, port=port, api_key=api_key, latency=latency,
-                         faults=list(faults), out=sys.stderr)
+                          kind=kind, faults=list(faults), out=sys.stderr)
 
 
 def _print_error(exc: FlowError) -> None:

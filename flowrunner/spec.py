@@ -400,3 +400,18 @@ def _local_entry(file: Path, shown: str, issues: list[Issue]) -> Endpoint | None
         issues.extend(problems)
         return None
     return Endpoint.from_dict(source.data, origin=shown)
+
+
+def load_recipe_catalog(path: Path) -> dict[str, Endpoint]:
+    """The catalog a recipe sees: built in, plus its own `catalog:` entries.
+
+    Raises:
+        SpecError: the recipe or one of its entry files cannot be read, or an entry breaks
+            the catalog format.
+    """
+    source = load_source(path)
+    issues: list[Issue] = []
+    local = _local_catalog(source.data, source.map, path.resolve().parent, issues)
+    if issues:
+        raise SpecError(issues)
+    return catalog_with(local)

@@ -9,21 +9,23 @@ from ..errors import UsageError
 
 
 def serve_emulator(*, host: str, port: int, api_key: str | None, latency: float,
-                   faults: list[str], out: TextIO) -> int:
+                   faults: list[str], out: TextIO, kind: str = "gateway") -> int:
     """Listen on ``host:port`` and serve until Ctrl-C; 0 when stopped.
 
     Raises:
         UsageError: an unknown fault kind, or the address cannot be bound.
     """
     try:
-        server = make_server(host, port, api_key=api_key, latency=latency, faults=faults)
+        server = make_server(host, port, api_key=api_key, latency=latency, faults=faults,
+                             kind=kind)
     except ValueError as exc:
         raise UsageError(f"--fault: {exc}") from None
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
                          hint="pick another --port, or 0 for a free one") from None
     bound_host, bound_port = server.server_address[:2]
-    print(f"ElkAPI emulator listening on http://{bound_host!s}:{bound_port} "
+    names = {"gateway": "ElkAPI gateway", "recraft": "Recraft API", "bfl": "BFL API"}
+    print(f"{names[kind]} emulator listening on http://{bound_host!s}:{bound_port} "
           f"(Ctrl-C to stop)", file=out, flush=True)
     try:
         server.serve_forever()

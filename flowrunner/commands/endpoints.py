@@ -1,42 +1,80 @@
-"""`flow endpoints [ID]`: the catalog, or one endpoint's parameters and allowed values."""
+"""`flow endpoints [ID]`: the catalog (with a recipe's own entries), or one endpoint's
+parameters, the providers that serve it, where its entry comes from and how sure its facts
+are."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, TextIO
 
-from ..catalog import get_endpoint, load_catalog
+from ..catalog import Endpoint, find_endpoint, load_catalog
 from ..schema import resolve_param_schema
+from ..spec import load_recipe_catalog
 
 
-def show_endpoints(endpoint_id: str | None, *, as_json: bool, out: TextIO) -> int:
-    """`flow endpoints [ID]`: the catalog, or one endpoint's parameters with allowed values."""
+def _routes(endpoint: Endpoint) -> list[dict[str, Any]]:
+    routes = []
+    for kind in endpoint.kinds:
+        variant = endpoint.for_kind(kind)
+        routes.append({"provider": kind, "method": variant.method, "path": variant.path,
+                       "body": variant.body,
+                       "files": {n: f.field for n, f in variant.files.items()}})
+    return routes
+
+
+def _summary(endpoint: Endpoint) -> dict[str, Any]:
+    return {"id": endpoint.id, "title": endpoint.title, "method": endpoint.method,
+            "path": endpoint.path, "task": endpoint.task is not None,
+            "providers": list(endpoint.kinds), "source": endpoint.origin,
+            "confidence": endpoint.confidence}
+
+
+def show_endpoints(endpoint_id: str | None, *, as_json: bool, out: TextIO,
+                   recipe: Path | None = None) -> int:
+    """`flow endpoints [ID] [--recipe R]`: the catalog, or one endpoint in full.
+
+    Raises:
+        UnknownEndpointError: no such id.
+        SpecError: the recipe's own catalog entries are broken.
+    """
+    catalog = load_recipe_catalog(recipe) if recipe is not None else load_catalog()
     if endpoint_id is None:
-        catalog = load_catalog()
         if as_json:
-            json.dump([{"id": e.id, "title": e.title, "method": e.method, "path": e.path,
-                        "task": e.task is not None} for e in catalog.values()], out, indent=2)
+            json.dump([_summary(e) for e in catalog.values()], out, indent=2)
             out.write("\n")
             return 0
         width = max(len(k) for k in catalog)
         for endpoint in catalog.values():
             kind = " (task: submit, then poll)" if endpoint.task else ""
-            out.write(f"{endpoint.id:<{width}}  {endpoint.title}{kind}\n")
-        out.write("\n`flow endpoints ID` shows an endpoint's parameters.\n")
+            origin = "" if endpoint.origin == "built in" else f"  [from {endpoint.origin}]"
+            facts = f"  ({endpoint.confidence})" if endpoint.evidence else ""
+            out.write(f"{endpoint.id:<{width}}  {endpoint.title}{kind}{facts}{origin}\n")
+        out.write("\n`flow endpoints ID` shows an endpoint's parameters, routes and the "
+                  "evidence for them.\n")
         return 0
-    endpoint = get_endpoint(endpoint_id)
+    endpoint = find_endpoint(endpoint_id, catalog)
     if as_json:
-        json.dump({"id": endpoint.id, "title": endpoint.title, "method": endpoint.method,
-                   "path": endpoint.path, "body": endpoint.body,
+        json.dump({**_summary(endpoint), "body": endpoint.body,
                    "files": sorted(endpoint.files), "params": endpoint.params_schema,
-                   "outputs": endpoint.output_names}, out, indent=2)
+                   "defaults": endpoint.defaults, "routes": _routes(endpoint),
+                   "evidence": endpoint.evidence, "outputs": endpoint.output_names},
+                  out, indent=2)
         out.write("\n")
         return 0
     out.write(f"{endpoint.id} — {endpoint.title}\n")
     if endpoint.description:
         out.write(f"  {endpoint.description}\n")
-    out.write(f"  {endpoint.method} {endpoint.path}  ({endpoint.body} body"
-              + (", submit then poll" if endpoint.task else "") + ")\n\n")
+    out.write(f"  entry: {endpoint.origin}; facts: {endpoint.confidence}\n")
+    for route in _routes(endpoint):
+        fields = ", ".join(f"{n} as `{f}`" for n, f in route["files"].items())
+        out.write(f"  {route['provider']:<8} {route['method']} {route['path']}  "
+                  f"({route['body']} body" + (", submit then poll" if endpoint.task else "")
+                  + (f"; uploads {fields}" if fields else "") + ")\n")
+    if endpoint.defaults:
+        shown = ", ".join(f"{k}: {v}" for k, v in endpoint.defaults.items())
+        out.write(f"  sent unless the recipe says otherwise: {shown}\n")
+    out.write("\n")
     out.write("parameters:\n")
     required = set(endpoint.params_schema.get("required", []))
     for name in endpoint.param_names:
@@ -51,6 +89,12 @@ def show_endpoints(endpoint_id: str | None, *, as_json: bool, out: TextIO) -> in
         if schema.get("description"):
             out.write(f"  {'':<20} {schema['description']}\n")
     out.write("\noutputs: " + ", ".join(endpoint.output_names) + ", files, response\n")
+    if endpoint.evidence:
+        out.write("\nhow sure each fact is:\n")
+        for fact, evidence in endpoint.evidence.items():
+            out.write(f"  {fact}: {evidence}\n")
+    if endpoint.rules:
+        out.write(f"\n{len(endpoint.rules)} per-model rules are checked before any call.\n")
     return 0
 
 

@@ -248,9 +248,11 @@ def _upload_fields(operation: str, kind: str, props: dict[str, Any]) -> dict[str
 
 
 def _check_schema(schema_name: str, params: dict[str, Any]) -> None:
-    instance = {k: v for k, v in params.items() if not (k == "model" and not _known_model(v))}
     if "model" in params and not _known_model(params["model"]):
         raise Refused(400, f"model: unknown model {params['model']!r}")
+    # models Recraft documents but its spec does not list yet are checked above
+    extra = load("recraft.json")["extra_models"]["names"]
+    instance = {k: v for k, v in params.items() if not (k == "model" and v in extra)}
     errors = sorted(_validator(schema_name).iter_errors(instance),
                     key=lambda e: list(e.absolute_path))
     if errors:
@@ -269,6 +271,9 @@ def _family(model: str) -> dict[str, Any]:
 def _check_models(operation: str, doc: dict[str, Any], params: dict[str, Any],
                   styles: set[str]) -> None:
     contract = load("recraft.json")
+    strength = params.get("strength")
+    if isinstance(strength, (int, float)) and not 0 <= strength <= 1:
+        raise Refused(400, f"strength: {strength} must be between 0 and 1")
     count = params.get("n")
     if isinstance(count, int) and not 1 <= count <= contract["limits"]["n_max"]:
         raise Refused(400, f"n: {count} must be at most {contract['limits']['n_max']}"
@@ -368,8 +373,8 @@ def _check_mask(blob: bytes, image_size: tuple[int, int] | None) -> None:
     if image_size is not None and mask.size != image_size:
         raise Refused(400, f"mask: {mask.size[0]}x{mask.size[1]} is not the image's size "
                            f"{image_size[0]}x{image_size[1]}")
-    values = set(mask.convert("L").getdata())
-    if not values <= {0, 255}:
+    histogram = mask.convert("L").histogram()
+    if any(count for value, count in enumerate(histogram) if value not in (0, 255)):
         raise Refused(400, "mask: only black (0) and white (255) are allowed")
 
 
