@@ -11,8 +11,9 @@ from .errors import BudgetExceeded
 class Budget:
     """Thread-safe bookkeeping of credits spent and reserved against an optional limit."""
 
-    def __init__(self, limit: float | None) -> None:
+    def __init__(self, limit: float | None, *, unit: str = "credits") -> None:
         self.limit = limit
+        self.unit = unit  # the default provider's; calls counted in another unit are not held
         self.spent = 0.0
         self.reserved = 0.0
         self._lock = threading.Lock()
@@ -26,8 +27,9 @@ class Budget:
         with self._lock:
             if self.limit is not None and self.spent + self.reserved + estimate > self.limit:
                 raise BudgetExceeded(
-                    f"{instance_id}: not called: it would cost ~{estimate:g} credits and the "
-                    f"budget of {self.limit:g} has {max(0.0, self.limit - self.spent):g} left "
+                    f"{instance_id}: not called: it would cost ~{estimate:g} {self.unit} and "
+                    f"the budget of {self.limit:g} {self.unit} has "
+                    f"{max(0.0, self.limit - self.spent):g} left "
                     f"({self.spent:g} spent, {self.reserved:g} held by running calls)",
                     hint="raise --max-credits or the recipe's `budget:`; finished steps are "
                          "cached, so a re-run pays only for the rest")

@@ -23,6 +23,8 @@ DEFAULT_BASE_URL = "https://api.elkapi.com"
 DEFAULT_KEY_ENV = "ELKAPI_API_KEY"
 DEFAULT_KIND = "gateway"
 BUILT_IN = "built in"
+# what a provider's answers count credits in: estimates and budgets use the same unit
+CREDIT_UNITS = {"gateway": "ElkAPI credits", "recraft": "Recraft units", "bfl": "BFL credits"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,11 @@ class Endpoint:
     origin: str = BUILT_IN  # "built in", or the recipe-local file it came from
 
     @property
+    def unit(self) -> str:
+        """The unit this provider's answers (and so the estimates) count credits in."""
+        return CREDIT_UNITS.get(self.kind, "credits")
+
+    @property
     def identity(self) -> str:
         """Distinguishes variants of one id (kind, origin) in memo tables."""
         return f"{self.origin}|{self.id}|{self.kind}"
@@ -121,6 +128,8 @@ class Endpoint:
             changes["body"] = override["body"]
         if "files" in override:
             changes["files"] = _file_params(override["files"])
+        if "price" in override:
+            changes["price"] = dict(override["price"])
         if "task" in override:
             changes["task"] = _task_spec({**_task_doc(self.task), **override["task"]})
         return dataclasses.replace(self, **changes)

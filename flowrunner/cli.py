@@ -98,8 +98,9 @@ def _recipe_or_cache_dir(func: Callable[..., Any]) -> Callable[..., Any]:
               help="Where to write assets (overrides the recipe's `output_dir`).")
 @_cache_option
 @click.option("--max-credits", type=click.FloatRange(min=0), metavar="N",
-              help="Refuse calls that would take this run past N credits (overrides the "
-                   "recipe's `budget:`).")
+              help="Refuse calls that would take this run past N credits, in the default "
+                   "provider's unit (ElkAPI credits for the gateway, Recraft units, BFL "
+                   "credits); overrides the recipe's `budget:`.")
 @click.option("--allow-path", "allow_paths", multiple=True,
               type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Also allow local input files below this folder (by default only the "

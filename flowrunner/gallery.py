@@ -60,6 +60,7 @@ class Card:
     endpoint: str
     status: str  # called / cached / locked
     credits: float = 0.0
+    unit: str = "credits"
     size_bytes: int = 0
     matrix: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
@@ -94,7 +95,7 @@ def _card(card: Card) -> str:
         + (f'<div class="prompt">{e(str(prompt))}</div>' if prompt else "")
         + f'<div class="meta">{e(card.endpoint)}' + (f" · {e(shown)}" if shown else "") + "</div>"
         f'<div class="meta"><span class="badge {badge}">{e(card.status)}</span> '
-        f"{card.credits:g} credits · {_size(card.size_bytes)} · "
+        f"{card.credits:g} {e(card.unit)} · {_size(card.size_bytes)} · "
         f'<a href="{url}">open</a></div></div></article>')
 
 

@@ -47,8 +47,8 @@ def markdown_summary(result: RunResult) -> str:
     lines = [f"### {icon} flow run `{result.recipe}`", "",
              f"{len(result.results)} instances: {result.count('ok')} called, "
              f"{result.count('cached')} cached, {result.count('failed')} failed, "
-             f"{result.count('skipped')} skipped · **{_credits(result.credits_spent)} credits "
-             f"spent**, {_credits(result.credits_saved)} saved by the cache", "",
+             f"{result.count('skipped')} skipped · **{result.amount('ok')} spent**, "
+             f"{result.amount('cached')} saved by the cache", "",
              "| instance | endpoint | status | credits |", "| --- | --- | --- | --- |"]
     for item in result.results:
         status = _WORDS[item.status]
@@ -126,7 +126,7 @@ class TextReporter:
             word = _WORDS[result.status]
             detail = []
             if result.status == "ok":
-                detail.append(f"{_credits(result.credits)} credits")
+                detail.append(f"{_credits(result.credits)} {result.unit}")
                 detail.append(f"{result.duration:.1f}s")
             if result.resumed:
                 detail.append("resumed task")
@@ -156,8 +156,8 @@ class TextReporter:
                 parts.append(f"{result.count('planned')} would call")
             parts += [f"{result.count('failed')} failed", f"{result.count('skipped')} skipped"]
             lines = [f"{len(result.results)} instances: " + ", ".join(parts)
-                     + f" · {_credits(result.credits_spent)} credits spent, "
-                     f"{_credits(result.credits_saved)} saved by the cache · {result.elapsed:.1f}s"]
+                     + f" · {result.amount('ok')} spent, "
+                     f"{result.amount('cached')} saved by the cache · {result.elapsed:.1f}s"]
             if result.output_dir and not result.dry_run:
                 lines.append(f"assets: {result.output_dir}")
             if result.lock_path:

@@ -31,11 +31,13 @@ class StepResult:
     notes: list[str] = field(default_factory=list)
     response: Any = None  # kept in memory for later templates; never reported
     location: str | None = None  # the step's FILE:LINE:COL, for annotations
+    unit: str = "credits"  # what its provider counts credits in (ElkAPI credits, …)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"instance": self.instance_id, "step": self.step_id,
                                 "endpoint": self.endpoint, "status": self.status,
-                                "credits": self.credits, "duration": round(self.duration, 3)}
+                                "credits": self.credits, "unit": self.unit,
+                                "duration": round(self.duration, 3)}
         if self.key:
             data["key"] = self.key
         if self.saved:
@@ -62,6 +64,7 @@ class RunResult:
     interrupted: bool = False
     dry_run: bool = False
     gallery: str | None = None
+    unit: str = "credits"  # the default provider's unit (the budget's)
 
     def count(self, status: Status) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -78,6 +81,18 @@ class RunResult:
     def credits_saved(self) -> float:
         return sum(r.credits for r in self.results if r.status == "cached")
 
+    def by_unit(self, status: Status) -> dict[str, float]:
+        """Credits of the instances with ``status``, per unit (one per kind of provider)."""
+        found: dict[str, float] = {}
+        for item in self.results:
+            if item.status == status and (item.credits or item.unit == self.unit):
+                found[item.unit] = found.get(item.unit, 0.0) + item.credits
+        return found or {self.unit: 0.0}
+
+    def amount(self, status: Status) -> str:
+        """`5 ElkAPI credits`, or `5 ElkAPI credits + 4 BFL credits` when units mix."""
+        return " + ".join(f"{value:g} {unit}" for unit, value in self.by_unit(status).items())
+
     @property
     def ok(self) -> bool:
         return not self.failed and not self.interrupted and \
@@ -90,6 +105,7 @@ class RunResult:
                 "cached": self.count("cached"), "failed": self.count("failed"),
                 "skipped": self.count("skipped"), "planned": self.count("planned"),
                 "credits_spent": self.credits_spent, "credits_saved": self.credits_saved,
+                "unit": self.unit, "spent_by_unit": self.by_unit("ok"),
                 "elapsed": round(self.elapsed, 3), "lock": self.lock_path,
                 "output_dir": self.output_dir, "interrupted": self.interrupted,
                 "failures": [r.to_json() for r in self.failed]}

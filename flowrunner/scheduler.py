@@ -109,7 +109,9 @@ class Scheduler:
         """Run one instance; with ``hits_only``, None when it needs a call (or a download)."""
         step = instance.step
         started = time.monotonic()
-        result = StepResult(instance.id, step.id, step.uses, "ok", location=str(step.location))
+        result = StepResult(instance.id, step.id, step.uses, "ok", location=str(step.location),
+                            unit=step.endpoint.unit if step.endpoint and not step.endpoint.local
+                            else self.budget.unit)
         result.notes.extend(self._notes.pop(instance.id, []))
         try:
             finished = self._run_into(result, instance, views, started, hits_only=hits_only)
@@ -173,7 +175,9 @@ class Scheduler:
         """Call under the per-key lock (another run may have made it meanwhile)."""
         if self.cancelled.is_set():
             raise RunError(f"{call.instance.id}: not started: the run was interrupted")
-        estimate = call.endpoint.estimate_credits(call.params)
+        # a budget counts its own unit: a call to a provider that bills in another is not held
+        counted = call.endpoint.local or call.endpoint.unit == self.budget.unit
+        estimate = call.endpoint.estimate_credits(call.params) if counted else 0.0
         self.budget.reserve(call.instance.id, estimate)
         spent = 0.0
         try:
@@ -186,7 +190,7 @@ class Scheduler:
                     return entry
                 entry = self._call(call, views, deadline, result,
                                    store=call.instance.step.cache and not self.no_cache)
-                spent = float(entry.get("credits") or 0)
+                spent = float(entry.get("credits") or 0) if counted else 0.0
                 return entry
         finally:
             self.budget.settle(estimate, spent)

@@ -92,13 +92,14 @@ def write_run_gallery(plan: Plan, result: RunResult, output_dir: Path) -> str | 
             cards.append(Card(file=saved, instance=item.instance_id, step=item.step_id,
                               endpoint=item.endpoint,
                               status="called" if item.status == "ok" else "cached",
-                              credits=item.credits, size_bytes=int(artifact.get("bytes", 0)),
+                              credits=item.credits, unit=item.unit,
+                              size_bytes=int(artifact.get("bytes", 0)),
                               matrix=matrices.get(item.instance_id, {}), params=item.params))
     if not cards:
         return None
     summary = (f"{len(result.results)} instances: {result.count('ok')} called, "
                f"{result.count('cached')} cached, {result.count('failed')} failed · "
-               f"{result.credits_spent:g} credits spent, {result.credits_saved:g} saved by the "
+               f"{result.amount('ok')} spent, {result.amount('cached')} saved by the "
                "cache")
     try:
         return display(write_gallery(output_dir, plan.recipe.name, cards, summary=summary))

@@ -7,31 +7,37 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..cache import Cache
+from ..catalog import CREDIT_UNITS
 from ..graph import Plan
 from ..options import cache_root_for
 from ..planning import known_params, load_plan
 from ..survey import STATE_WORDS, Survey, survey_plan
 
 
-def _credit_history(cache: Cache) -> dict[str, float]:
-    """Average credits per call of each endpoint, from the cache's results."""
-    totals: dict[str, list[float]] = {}
+def _credit_history(cache: Cache) -> dict[tuple[str, str], float]:
+    """Average credits per call of each endpoint at each provider, from the cache's results
+    (each provider reports in its own unit)."""
+    totals: dict[tuple[str, str], list[float]] = {}
     for _key, path in cache.iter_results():
         try:
             entry = json.loads(path.read_bytes())
         except (OSError, ValueError):
             continue
         if isinstance(entry, dict) and isinstance(entry.get("credits"), (int, float)):
-            totals.setdefault(str(entry.get("endpoint")), []).append(float(entry["credits"]))
-    return {endpoint: sum(v) / len(v) for endpoint, v in totals.items() if v}
+            provider = str((entry.get("material") or {}).get("provider"))
+            totals.setdefault((str(entry.get("endpoint")), provider), []).append(
+                float(entry["credits"]))
+    return {key: sum(v) / len(v) for key, v in totals.items() if v}
 
 
-def _estimate(item: Survey, history: dict[str, float], plan: Plan) -> float:
+def _estimate(item: Survey, history: dict[tuple[str, str], float], plan: Plan,
+              mock: bool) -> float:
     step = item.instance.step
     if step.endpoint is None:
         return 0.0
-    if step.endpoint.id in history:
-        return history[step.endpoint.id]
+    known = (step.endpoint.id, plan.recipe.provider_of(step).identity(mock=mock))
+    if known in history:
+        return history[known]
     params = item.call.params if item.call else known_params(plan, item.instance.matrix,
                                                               step.params)
     return step.endpoint.estimate_credits({k: v for k, v in params.items()
@@ -45,26 +51,33 @@ def show_plan(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | No
     recipe = plan.recipe
     cache = Cache(cache_root_for(plan.recipe.path, cache_dir), writable=False)
     survey = survey_plan(plan, cache=cache, mock=mock)
+    default_unit = CREDIT_UNITS.get(recipe.default_provider.kind, "credits")
     history = _credit_history(cache) if any(s.state != "cached" for s in survey) else {}
     rows: list[dict[str, Any]] = []
     for number, item in enumerate(survey, 1):
         step = item.instance.step
         credits = float(item.entry.get("credits") or 0) if item.entry else \
-            _estimate(item, history, plan) if item.state not in ("skipped",) else 0.0
+            _estimate(item, history, plan, mock) if item.state not in ("skipped",) else 0.0
+        unit = step.endpoint.unit if step.endpoint and not step.endpoint.local else default_unit
         params = item.call.material["params"] if item.call else \
             known_params(plan, item.instance.matrix, step.params)
         rows.append({"n": number, "instance": item.instance.id, "step": step.id,
                      "endpoint": step.uses, "state": item.state,
                      "needs": list(plan.depends_on[step.id]), "params": params,
-                     "credits": credits, "key": item.call.key if item.call else None,
+                     "credits": credits, "unit": unit,
+                     "key": item.call.key if item.call else None,
                      "waits_for": item.waits_for,
                      "error": item.error.message if item.error else None})
     to_call = [r for r in rows if r["state"] in ("missing", "blocked", "unknown")]
-    estimate = sum(r["credits"] for r in to_call)
+    by_unit: dict[str, float] = {}
+    for row in to_call:
+        by_unit[row["unit"]] = by_unit.get(row["unit"], 0.0) + row["credits"]
+    estimate = " + ".join(f"~{v:g} {u}" for u, v in by_unit.items()) or f"~0 {default_unit}"
     if as_json:
         json.dump({"recipe": recipe.display, "instances": rows, "to_call": len(to_call),
                    "cached": sum(1 for r in rows if r["state"] == "cached"),
-                   "estimated_credits": estimate}, out, indent=2, default=str)
+                   "estimated_credits": sum(by_unit.values()),
+                   "estimated_by_unit": by_unit}, out, indent=2, default=str)
         out.write("\n")
         return 0
     out.write(f"plan for {recipe.display}: {len(rows)} instances in {len(plan.step_order)} "
@@ -72,8 +85,8 @@ def show_plan(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | No
     width = max(len(r["instance"]) for r in rows) if rows else 10
     for row in rows:
         word = STATE_WORDS[row["state"]]
-        cost = f"~{row['credits']:g} credits" if row["state"] != "cached" else \
-            f"{row['credits']:g} credits saved"
+        cost = f"~{row['credits']:g} {row['unit']}" if row["state"] != "cached" else \
+            f"{row['credits']:g} {row['unit']} saved"
         out.write(f"{row['n']:>4}. {row['instance']:<{width}}  {row['endpoint']:<26} "
                   f"{word:<10} {cost}\n")
         if row["needs"]:
@@ -90,5 +103,5 @@ def show_plan(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | No
         if row["error"]:
             out.write(f"      error: {row['error']}\n")
     cached = sum(1 for r in rows if r["state"] == "cached")
-    out.write(f"\n{cached} cached, {len(to_call)} to call, ~{estimate:g} credits estimated\n")
+    out.write(f"\n{cached} cached, {len(to_call)} to call, {estimate} estimated\n")
     return 0

@@ -115,6 +115,7 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
          signals: Any) -> int:
     from ..budget import Budget
     from ..cache import Cache
+    from ..catalog import CREDIT_UNITS
     from ..errors import FrozenError, Interrupted, UsageError
     from ..http import Client, HttpClient
     from ..lockfile import lock_path_for, write_lock
@@ -182,10 +183,12 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
                                       "recipe offline with --mock")
     concurrency = options.concurrency or recipe.concurrency
     limit = options.max_credits if options.max_credits is not None else recipe.budget
+    unit = CREDIT_UNITS.get(recipe.default_provider.kind, "credits")
     estimate = sum(s.instance.step.endpoint.estimate_credits(s.call.params if s.call else {})
                    for s in survey if s.state not in ("cached", "skipped")
-                   and s.instance.step.endpoint is not None)
-    result = RunResult(recipe=recipe.display)
+                   and s.instance.step.endpoint is not None
+                   and s.instance.step.endpoint.unit == unit)
+    result = RunResult(recipe=recipe.display, unit=unit)
     result.dry_run = options.dry_run
     scheduler = None
     with _routes(profiles, mock=options.mock) as (routes, keys):
@@ -211,13 +214,14 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
                               routes=routes, output_dir=output_dir,
                               reporter=reporter, concurrency=concurrency,
                               no_cache=options.no_cache, dry_run=options.dry_run,
-                              allow_paths=options.allow_paths, budget=Budget(limit),
+                              allow_paths=options.allow_paths,
+                              budget=Budget(limit, unit=unit),
                               expect_calls=expected)
         try:
             reporter.run_started(recipe.display, len(instances), concurrency)
             if limit is not None and estimate > limit:
-                reporter.note(f"the calls to make are estimated at ~{estimate:g} credits, over "
-                              f"the budget of {limit:g}: calls past it will be refused")
+                reporter.note(f"the calls to make are estimated at ~{estimate:g} {unit}, over "
+                              f"the budget of {limit:g} {unit}: calls past it will be refused")
             scheduler.run(result)
         finally:
             scheduler.close()

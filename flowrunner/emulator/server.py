@@ -410,11 +410,20 @@ class Handler(BaseHTTPRequestHandler):
             self._json(200, {"id": style_id, "style": params.get("style"),
                              "is_private": params.get("private") in (True, "true"),
                              "creation_time": "2026-01-01T00:00:00Z",
-                             "credits": _price(operation, params)})
+                             "credits": self._price(operation, params)})
         elif doc["answer"] == "process":
             self._process(operation, doc, params, files, seed)
         else:
             self._generate(operation, doc, params, files, seed)
+
+    def _price(self, operation: str, params: dict[str, Any]) -> float:
+        """The call's cost as this provider reports it (the gateway in its own credits)."""
+        units = _recraft_units(operation, params)
+        if self.state.kind != "gateway":
+            return units
+        rate = contract.load("gateway.json")["credits"]["recraft_units_per_credit"]
+        cost = units / rate
+        return int(cost) if cost.is_integer() else round(cost, 4)
 
     def _image_for(self, operation: str, doc: dict[str, Any], params: dict[str, Any],
                    files: dict[str, list[bytes]], seed: str, index: int) -> tuple[bytes, str]:
@@ -467,7 +476,7 @@ class Handler(BaseHTTPRequestHandler):
             "usage": None,
             "image": [item["url"] for item in data if "url" in item],
             "metadata": {
-                "credits": _price(operation, params), "height": height, "width": width,
+                "credits": self._price(operation, params), "height": height, "width": width,
                 "images": [{"image_id": _uuid(f"{seed}#{i}"),
                             "image_invariants": {"preset": params.get("style", "any")},
                             "transparent": False, "vector_image": kind == "image/svg+xml"}
@@ -485,7 +494,7 @@ class Handler(BaseHTTPRequestHandler):
         image = {"image_id": _uuid(seed), **self._artifact(blob, kind, params)}
         if self.state.take_fault({"no-artifact"}):
             image = {"image_id": _uuid(seed)}
-        self._json(200, {"created": 1747600000, "credits": _price(operation, params),
+        self._json(200, {"created": 1747600000, "credits": self._price(operation, params),
                          "image": image})
 
     def _flux(self, model: str, body: bytes, record: dict[str, Any]) -> None:
@@ -549,11 +558,11 @@ class Handler(BaseHTTPRequestHandler):
                                   "result": {"sample": f"{self._base()}/files/{name}",
                                              "prompt": task["prompt"], "seed": task["seed"]}}
         if self.state.kind == "gateway":
-            answer["credits"] = 40
+            answer["credits"] = contract.load("gateway.json")["credits"]["flux_per_task"]
         self._json(200, answer)
 
 
-def _price(operation: str, params: dict[str, Any]) -> int:
+def _recraft_units(operation: str, params: dict[str, Any]) -> int:
     """What Recraft charges for the call, in its units (contracts/recraft.json prices)."""
     prices = contract.load("recraft.json")["prices"]
     if operation in prices["operations"]:

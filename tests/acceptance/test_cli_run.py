@@ -302,20 +302,21 @@ def test_missing_input_file_is_a_clear_failure(tmp_path: Path, emulator) -> None
 
 def test_budget_refuses_calls_past_it_and_cache_hits_are_free(tmp_path: Path, emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN + BANNERS, extra="concurrency: 1\n")
-    # the logo chain costs 40 + 10 + 10; each banner 40: 140 in all
-    result = flow("run", path, "--max-credits", "100", env=KEY_ENV)
+    # in the gateway's unit: the logo chain costs 1 + 0.25 + 0.25; each banner 1: 3.5 in all
+    result = flow("run", path, "--max-credits", "2.5", env=KEY_ENV)
     assert result.code == 1, result
-    assert "over the budget of 100: calls past it will be refused" in result.out
-    assert "not called: it would cost ~40 credits and the budget of 100 has" in result.out
+    assert "over the budget of 2.5 ElkAPI credits: calls past it will be refused" in result.out
+    assert "not called: it would cost ~1 ElkAPI credits and the budget of 2.5 ElkAPI " \
+           "credits has" in result.out
     assert "hint: raise --max-credits or the recipe's `budget:`" in result.out
-    spent = sum(40 if c["path"].endswith("generations") else 10 for c in emulator.calls())
-    assert spent <= 100
+    spent = sum(1 if c["path"].endswith("generations") else 0.25 for c in emulator.calls())
+    assert spent <= 2.5
     emulator.reset()
     # the recipe's own budget, with everything done so far now cached
-    path.write_text(path.read_text().replace("concurrency: 1\n", "concurrency: 1\nbudget: 60\n"))
+    path.write_text(path.read_text().replace("concurrency: 1\n", "concurrency: 1\nbudget: 1.5\n"))
     again = flow("run", path, env=KEY_ENV)
     assert again.code == 0, again
-    assert sum(40 for c in emulator.calls()) <= 60
+    assert sum(1 for c in emulator.calls()) <= 1.5
 
 
 def test_github_actions_annotations_and_step_summary(tmp_path: Path, emulator) -> None:
@@ -338,7 +339,7 @@ def test_github_actions_annotations_and_step_summary(tmp_path: Path, emulator) -
     assert ok.code == 0
     text = summary.read_text()
     assert "### ❌ flow run" in text and "### ✅ flow run" in text
-    assert "| `logo` | recraft.generate_image | called | 40 |" in text
+    assert "| `logo` | recraft.generate_image | called | 1 |" in text
     assert "- `assets/logo.svg`" in text
 
 

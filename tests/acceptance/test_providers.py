@@ -66,6 +66,8 @@ def test_a_bfl_profile_sends_x_key_to_bfls_own_routes(tmp_path: Path, emulator: 
     # BFL's polling URL names another host: flowrunner polls through the profile's own route
     assert {c["path"] for c in calls[1:]} == {"/v1/get_result"}
     assert calls[0]["json"] == {"prompt": "a fox at dawn", "width": 1024, "height": 768}
+    # each provider's cost in its own unit, never added together
+    assert "1 ElkAPI credits + 4 BFL credits spent" in result.out
     # the gateway saw only the Recraft call, with its own key
     assert [c["path"] for c in emulator.calls()] == ["/recraft/v1/images/generations"]
     assert (tmp_path / "assets" / "hero.png").read_bytes()[:4] == b"\x89PNG"
@@ -134,6 +136,7 @@ evidence:
     assert call["authorization"] == f"Bearer {RECRAFT_KEY}"
     assert call["json"] == {"prompt": "A fox mark", "size": "1:1", "model": "recraftv4_vector"}
     assert (tmp_path / "assets" / "mark.svg").read_bytes().rstrip().endswith(b"</svg>")
+    assert "(80 Recraft units," in result.out  # Recraft's own API reports in its units
     assert emulator.requests() == []
     listed = flow_in_process("endpoints", "--recipe", path)
     assert "recraft.generate_vector" in listed.out and "[from catalog/vector.yaml]" in listed.out
@@ -199,6 +202,7 @@ def test_the_pinned_model_shows_in_plan_and_lock_and_a_rule_stops_a_bad_pair(
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN.split("  clean:")[0])
     planned = flow_in_process("plan", path)
     assert "      model: recraftv3" in planned.out
+    assert planned.out.rstrip().endswith("0 cached, 1 to call, ~1 ElkAPI credits estimated")
     assert flow("run", path, env=KEY_ENV).code == 0
     assert "model: recraftv3" in (tmp_path / "brand.lock").read_text()
     bad = path.read_text().replace("size: 1024x1024", "size: 1024x1024\n      model: recraftv4")

@@ -45,7 +45,7 @@ def _image_answer(step_id: str, request: ApiRequest) -> ApiResponse:
     url = f"http://fake.test/files/{step_id}.png"
     if request.url.endswith("removeBackground"):
         return ApiResponse(200, {"image": {"url": url}})
-    return ApiResponse(200, {"data": [{"url": url}], "credits": 40})
+    return ApiResponse(200, {"data": [{"url": url}], "credits": 1})
 
 
 class FakeClient:
@@ -140,13 +140,13 @@ def test_a_failure_skips_its_dependents_and_spares_the_rest(tmp_path: Path) -> N
 
 def test_a_call_over_the_budget_is_not_made(tmp_path: Path) -> None:
     client = FakeClient()
-    # two 40-credit images and a 10-credit cut-out against 50 credits: one image must wait
-    results = _run(tmp_path, client, budget=Budget(50))
+    # two 1-credit images and a 0.25-credit cut-out against 1.5: one image must wait
+    results = _run(tmp_path, client, budget=Budget(1.5, unit="ElkAPI credits"))
     refused = [r for r in results.values() if r.status == "failed"]
     assert len(refused) == 1 and refused[0].endpoint == "recraft.generate_image"
     assert "not called" in refused[0].error.message  # type: ignore[union-attr]
     assert refused[0].instance_id not in client.calls
-    assert sum(r.credits for r in results.values() if r.status == "ok") <= 50
+    assert sum(r.credits for r in results.values() if r.status == "ok") <= 1.5
 
 
 FLUX = """\
