@@ -411,6 +411,11 @@ class Handler(BaseHTTPRequestHandler):
                              "is_private": params.get("private") in (True, "true"),
                              "creation_time": "2026-01-01T00:00:00Z",
                              "credits": self._price(operation, params)})
+        elif doc["answer"] == "enhance":
+            words = str(params.get("prompt", "")).strip()
+            self._json(200, {"enhanced_prompt": f"{words}, richly detailed, balanced "
+                                                "composition, soft natural light",
+                             "credits": self._price(operation, params)})
         elif doc["answer"] == "process":
             self._process(operation, doc, params, files, seed)
         else:

@@ -99,7 +99,7 @@ def test_a_recipe_local_entry_adds_an_endpoint_on_recraft_itself(
         tmp_path: Path, emulator: Emulator, recraft_api: Emulator) -> None:
     (tmp_path / "catalog").mkdir()
     (tmp_path / "catalog" / "vector.yaml").write_text("""\
-id: recraft.generate_vector
+id: acme.generate_vector
 title: Generate vector (Recraft's /generations/vector)
 method: POST
 path: /v1/images/generations/vector
@@ -123,7 +123,7 @@ evidence:
 """)
     path = recipe(tmp_path, emulator.base_url, """
   mark:
-    uses: recraft.generate_vector
+    uses: acme.generate_vector
     provider: recraft
     with: {prompt: "A fox mark", size: "1:1"}
     save: mark.svg
@@ -139,7 +139,7 @@ evidence:
     assert "(80 Recraft units," in result.out  # Recraft's own API reports in its units
     assert emulator.requests() == []
     listed = flow_in_process("endpoints", "--recipe", path)
-    assert "recraft.generate_vector" in listed.out and "[from catalog/vector.yaml]" in listed.out
+    assert "acme.generate_vector" in listed.out and "[from catalog/vector.yaml]" in listed.out
 
 
 @pytest.mark.parametrize(("override", "expected"), [
@@ -274,3 +274,31 @@ def test_the_official_openai_sdk_works_as_recraft_documents(served_emulator: str
                         options={"headers": {"Content-Type": "multipart/form-data"}},
                         files={"file": ("ref.png", io.BytesIO(picture), "image/png")})
     assert style["id"]  # type: ignore[index]
+
+
+def test_recraft_endpoints_beyond_the_gateway_menu(tmp_path: Path, emulator: Emulator,
+                                                   recraft_api: Emulator) -> None:
+    path = recipe(tmp_path, recraft_api.base_url, """
+  idea:
+    uses: recraft.enhance_prompt
+    with: {prompt: "a fox"}
+  art:
+    uses: recraft.generate_raster
+    with: {prompt: "{{ steps.idea.outputs.prompt }}", size: 1024x1024}
+    save: art.png
+  wide:
+    uses: recraft.outpaint
+    with: {image: "{{ steps.art.files[0] }}", prompt: "a meadow", expand_left: 256}
+    save: wide.png
+""", extra="")
+    text = path.read_text().replace("provider:\n", "provider:\n  kind: recraft\n")
+    path.write_text(text)
+    result = flow("run", path, env={"ELKAPI_API_KEY": RECRAFT_KEY})
+    assert result.code == 0, result
+    calls = recraft_api.calls()
+    assert [c["path"] for c in calls] == ["/v1/prompts/enhance", "/v1/images/generations/raster",
+                                          "/v1/images/outpaint"]
+    assert calls[1]["json"]["prompt"].startswith("a fox, richly detailed")
+    assert calls[1]["json"]["model"] == "recraftv4"
+    assert calls[2]["fields"]["expand_left"] == "256"
+    assert (tmp_path / "assets" / "wide.png").is_file()
