@@ -278,6 +278,39 @@ def why(recipe: Path, step: str, var_pairs: tuple[str, ...], vars_files: tuple[P
 
 @cli.command()
 @click.argument("recipe", type=_RECIPE)
+@click.option("--base", default="HEAD", show_default=True, metavar="REF",
+              help="The git revision to compare with (in a pull request job, the target "
+                   "branch, e.g. origin/main).")
+@click.option("--plan", "against_plan", is_flag=True,
+              help="Compare with what a run would make now, instead of the current lock file.")
+@_var_options
+@_cache_option
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where diff.html goes (default: the recipe's output_dir).")
+@click.option("--exit-code", is_flag=True,
+              help="Exit 1 when anything changed (like `git diff --exit-code`).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per change.")
+def diff(recipe: Path, base: str, against_plan: bool, var_pairs: tuple[str, ...],
+         vars_files: tuple[Path, ...], cache_dir: Path | None, output_dir: Path | None,
+         exit_code: bool, as_json: bool) -> int:
+    """Show what changed against a git base: instances added, removed or changed, and why.
+
+    Also writes <output_dir>/diff.html with each changed asset before and after.
+
+    \b
+    Example:
+      flow diff examples/brand_assets.yaml
+      flow diff brand.yaml --base origin/main --exit-code
+    """
+    from .commands.diff import show_diff
+
+    return show_diff(recipe, base=base, var_overrides=_overrides(var_pairs, vars_files),
+                     cache_dir=cache_dir, against_plan=against_plan, as_json=as_json,
+                     exit_code=exit_code, output_dir=output_dir, out=_out())
+
+
+@cli.command()
+@click.argument("recipe", type=_RECIPE)
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
               help="The output folder to check (default: the recipe's output_dir).")
 def verify(recipe: Path, output_dir: Path | None) -> int:

@@ -183,3 +183,28 @@ def emulate_processing(source: bytes, operation: str) -> tuple[bytes, tuple[int,
 
 def _rgb(pixel: Any) -> tuple[int, int, int]:
     return int(pixel[0]), int(pixel[1]), int(pixel[2])
+
+
+def difference(before: bytes, after: bytes) -> tuple[bytes, float] | None:
+    """A picture of where two same-size rasters differ, and the share of pixels that do;
+    None when either is not a raster Pillow reads or their sizes differ."""
+    from PIL import Image, ImageChops, UnidentifiedImageError
+
+    try:
+        old = Image.open(io.BytesIO(before)).convert("RGBA")
+        new = Image.open(io.BytesIO(after)).convert("RGBA")
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
+    if old.size != new.size:
+        return None
+    delta = ImageChops.difference(old, new)
+    mask = delta.convert("L").point(lambda v: 255 if v > 8 else 0)
+    changed = mask.histogram()[255]
+    # what a viewer sees of the old picture (transparent parts over grey), faded, with the
+    # changed pixels in red
+    seen = Image.alpha_composite(Image.new("RGBA", old.size, (200, 200, 200, 255)), old)
+    shown = Image.composite(Image.new("RGB", old.size, (230, 40, 90)),
+                            seen.convert("RGB").point(lambda v: v // 3 + 150), mask)
+    buffer = io.BytesIO()
+    shown.save(buffer, "PNG")
+    return buffer.getvalue(), changed / (old.size[0] * old.size[1])

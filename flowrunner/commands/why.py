@@ -7,39 +7,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..cache import Cache
+from ..changes import param_changes
 from ..errors import UsageError
 from ..lockfile import lock_path_for, read_lock
 from ..options import cache_root_for
 from ..planning import load_plan
 from ..providers import is_mock_identity
 from ..survey import STATE_WORDS, survey_plan
-
-
-def _diff(old: Any, new: Any, path: str, found: list[str]) -> None:
-    if isinstance(old, dict) and isinstance(new, dict):
-        if set(old) == {"sha256"} and set(new) == {"sha256"}:
-            if old != new:
-                found.append(f"{path}: uploaded file changed (sha256 {old['sha256'][:12]}… → "
-                             f"{new['sha256'][:12]}…)")
-            return
-        for key in sorted(set(old) | set(new)):
-            where = f"{path}.{key}" if path else key
-            if key not in old:
-                found.append(f"{where}: added ({_show(new[key])})")
-            elif key not in new:
-                found.append(f"{where}: removed (was {_show(old[key])})")
-            else:
-                _diff(old[key], new[key], where, found)
-    elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
-        for index, (a, b) in enumerate(zip(old, new, strict=True)):
-            _diff(a, b, f"{path}[{index}]", found)
-    elif old != new:
-        found.append(f"{path}: {_show(old)} → {_show(new)}")
-
-
-def _show(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 80 else text[:79] + "…"
 
 
 def explain_step(path: Path, step_id: str, *, var_overrides: dict[str, Any],
@@ -88,7 +62,7 @@ def explain_step(path: Path, step_id: str, *, var_overrides: dict[str, Any],
             out.write("  same key as in the lock file, but the cache has no entry for it "
                       "(cache deleted, or another machine)\n")
             continue
-        _diff(locked.get("params", {}), item.call.material["params"], "with", changes)
+        changes.extend(param_changes(locked.get("params", {}), item.call.material["params"]))
         if locked.get("endpoint") != item.call.endpoint.id:
             changes.append(f"uses: {locked.get('endpoint')} → {item.call.endpoint.id}")
         out.write("  changed since the lock file:\n" if changes else

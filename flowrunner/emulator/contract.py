@@ -279,7 +279,7 @@ def _check_models(operation: str, doc: dict[str, Any], params: dict[str, Any],
         raise Refused(400, f"n: {count} must be at most {contract['limits']['n_max']}"
                       if count > 0 else f"n: {count} must be at least 1")
     style_id = params.get("style_id")
-    if style_id is not None and str(style_id) not in styles:
+    if style_id is not None and str(style_id) not in styles and not is_style_id(str(style_id)):
         raise Refused(404, f"style_id {style_id!r} not found")
     if "default_model" not in doc:
         return
@@ -376,6 +376,33 @@ def _check_mask(blob: bytes, image_size: tuple[int, int] | None) -> None:
     histogram = mask.convert("L").histogram()
     if any(count for value, count in enumerate(histogram) if value not in (0, 255)):
         raise Refused(400, "mask: only black (0) and white (255) are allowed")
+
+
+# --- style ids -------------------------------------------------------------------------------
+
+_STYLE_SALT = b"flowrunner-emulator-style"
+
+
+def make_style_id(seed: str) -> str:
+    """A style id the way Recraft keeps styles: it stays valid for later runs, so a style id
+    is signed (any emulator recognises its own) instead of remembered by one process."""
+    import hashlib
+    import uuid
+
+    first = hashlib.sha256(seed.encode()).hexdigest()[:20]
+    check = hashlib.sha256(_STYLE_SALT + first.encode()).hexdigest()[:12]
+    return str(uuid.UUID(first + check))
+
+
+def is_style_id(value: str) -> bool:
+    """Whether ``value`` is a style id an emulator made (not one invented by a recipe)."""
+    import hashlib
+
+    digits = value.replace("-", "")
+    if len(digits) != 32:
+        return False
+    check = hashlib.sha256(_STYLE_SALT + digits[:20].encode()).hexdigest()[:12]
+    return digits[20:] == check
 
 
 # --- BFL -----------------------------------------------------------------------------------

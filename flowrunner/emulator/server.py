@@ -404,7 +404,7 @@ class Handler(BaseHTTPRequestHandler):
                                          for k, v in files.items()}})
         doc = contract.load("recraft.json")["operations"][operation]
         if doc["answer"] == "style":
-            style_id = _uuid(seed)
+            style_id = contract.make_style_id(seed)
             with self.state.lock:
                 self.state.styles.add(style_id)
             self._json(200, {"id": style_id, "style": params.get("style"),

@@ -17,7 +17,7 @@ LAYERS: list[set[str]] = [
     {"errors", "_json", "providers", "throttle", "__init__"},
     # 1 values and small services over the leaves
     {"cache_key", "limits", "_resources", "source", "templating", "results", "budget",
-     "imaging", "crashlog", "options"},
+     "imaging", "crashlog", "options", "gitrev", "diffpage", "changes"},
     # 2 stores and transports
     {"cache", "catalog", "reporting", "http"},
     # 3 files kept beside a recipe, artifacts, checks
@@ -32,8 +32,8 @@ LAYERS: list[set[str]] = [
     {"inputs"},
     # 8 its prepared call and cache key
     {"preparation"},
-    # 9 the parts of a call; recipe → plan; what the cache knows
-    {"request", "polling", "answers", "local_steps", "planning", "survey"},
+    # 9 the parts of a call; recipe → plan; what the cache knows; comparing results
+    {"request", "polling", "answers", "local_steps", "planning", "survey", "diffing"},
     # 10 making a call
     {"calls"},
     # 11 orchestration: the scheduler and what a finished run writes
@@ -42,7 +42,7 @@ LAYERS: list[set[str]] = [
     {"commands", "commands.run", "commands.validate", "commands.plan", "commands.status",
      "commands.why", "commands.verify", "commands.graph", "commands.endpoints",
      "commands.schema", "commands.report", "commands.init", "commands.cache",
-     "commands.emulator"},
+     "commands.emulator", "commands.diff"},
     # 13 the shell
     {"cli"},
     {"__main__"},
