@@ -10,7 +10,8 @@ Where things live (imports only point down this list; tests/unit/test_layers.py 
 - `cache_key` the cache key · `limits` size limits · `_resources` the shipped schemas ·
   `source` YAML with positions ·
   `templating` Jinja · `results` run outcomes · `budget` credit budget · `imaging` Pillow ·
-  `crashlog` crash reports · `options` `RunOptions` and the cache-root rule
+  `crashlog` crash reports · `options` `RunOptions` and the cache-root rule · `gitrev`
+  files at a git revision · `diffpage` the review page · `changes` parameter changes in words
 - `cache` the content-addressed cache · `catalog` endpoints · `reporting` reporters ·
   `http` the HTTP client
 - `schema` JSON Schema checks · `stamp` run stamps · `lockfile` the `<recipe>.lock` file ·
@@ -18,10 +19,11 @@ Where things live (imports only point down this list; tests/unit/test_layers.py 
 - `spec` the recipe model · `graph` the step graph
 - `context` → `inputs` → `preparation` → `request`, `polling`, `answers`, `local_steps` →
   `calls`: one step instance's call
-- `planning` recipe → Plan · `survey` what the cache already has
+- `planning` recipe → Plan · `survey` what the cache already has · `diffing` what changed
+  against a git base
 - `scheduler` the bounded pool · `sidecars` what a finished run writes
 - `commands/` one module per subcommand · `cli` the command line
-- `emulator/` the providers' stand-in (imports nothing of the run)
+- `emulator/` the providers' stand-in (imports nothing of the run, nor the catalog)
 """
 
 from __future__ import annotations

@@ -208,3 +208,14 @@ def difference(before: bytes, after: bytes) -> tuple[bytes, float] | None:
     buffer = io.BytesIO()
     shown.save(buffer, "PNG")
     return buffer.getvalue(), changed / (old.size[0] * old.size[1])
+
+
+def picture_dimensions(path: Path) -> tuple[int | None, int | None]:
+    """(width, height) of a raster file from its header, or (None, None)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None, None

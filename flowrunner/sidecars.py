@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .cache import Cache
+from .catalog import CREDIT_UNITS
 from .graph import Plan
 from .options import RunOptions
 from .results import RunResult
@@ -77,32 +78,72 @@ def write_stamp(plan: Plan, result: RunResult, options: RunOptions, *, cache: Ca
         pass  # a stamp only saves time; a run never fails for want of one
 
 
-def write_run_gallery(plan: Plan, result: RunResult, output_dir: Path) -> str | None:
-    """Write `index.html` with a card per saved asset; its path, or None if nothing saved."""
-    from .gallery import Card, write_gallery
+def write_kit_gallery(plan: Plan, entries: dict[str, dict[str, Any]], output_dir: Path, *,
+                      lock_name: str, mock: bool) -> str | None:
+    """Write `index.html`: the whole kit as the lock file records it, step by step.
 
-    matrices = {instance.id: instance.matrix for instance in plan.instances}
-    order = {instance.id: n for n, instance in enumerate(plan.instances)}
-    cards = []
-    for item in sorted(result.results, key=lambda r: order.get(r.instance_id, 0)):
-        if item.status not in ("ok", "cached"):
-            continue
-        for position, saved in enumerate(item.saved):
-            artifact = item.artifacts[position] if position < len(item.artifacts) else {}
-            cards.append(Card(file=saved, instance=item.instance_id, step=item.step_id,
-                              endpoint=item.endpoint,
-                              status="called" if item.status == "ok" else "cached",
-                              credits=item.credits, unit=item.unit,
-                              size_bytes=int(artifact.get("bytes", 0)),
-                              matrix=matrices.get(item.instance_id, {}), params=item.params))
-    if not cards:
+    Returns its path for display, or None when nothing was saved or it cannot be written.
+    """
+    from .gallery import Asset, Card, Section, picture_size, render_gallery, write_gallery
+    from .planning import known_params
+
+    recipe = plan.recipe
+    root = output_dir.resolve()
+    saved: dict[str, list[str]] = {}  # step → its files, relative to the output folder
+    sections = []
+    for step_id in plan.step_order:
+        step = recipe.steps[step_id]
+        section = Section(step_id, step.description)
+        for instance in plan.by_step[step_id]:
+            entry = entries.get(instance.id)
+            if entry is None:
+                continue
+            assets = []
+            for artifact in entry.get("artifacts", []):
+                if not artifact.get("path"):
+                    continue
+                target = (recipe.folder / str(artifact["path"])).resolve()
+                if not target.is_relative_to(root):
+                    continue
+                relative = target.relative_to(root).as_posix()
+                width, height = picture_size(target)
+                assets.append(Asset(relative, int(artifact.get("bytes", 0)), width, height))
+            saved.setdefault(step_id, []).extend(a.file for a in assets)
+            endpoint = step.endpoint
+            badge = "local" if endpoint is not None and endpoint.local else \
+                "mock" if mock else "called"
+            references: list[str] = []
+            if not assets and endpoint is not None and endpoint.files:
+                shown = known_params(plan, instance.matrix, step.params)
+                for name in endpoint.files:
+                    values = shown.get(name)
+                    for value in values if isinstance(values, list) else [values]:
+                        if isinstance(value, str) and "{{" not in value and \
+                                "://" not in value:
+                            references.append(os.path.relpath(recipe.folder / value, root))
+            made_from = [f for dep in plan.depends_on[step_id] for f in saved.get(dep, [])[:1]
+                         if any(ref[:3] == ("steps", dep, "files")
+                                for _, t in step.templates for ref in t.refs)]
+            outputs = {k: v for k, v in entry.get("outputs", {}).items()
+                       if k == "style_id"}
+            section.cards.append(Card(
+                instance.id, step_id, str(entry.get("endpoint", step.uses)), badge,
+                assets=assets, references=references, made_from=made_from,
+                credits=float(entry.get("credits") or 0),
+                unit=endpoint.unit if endpoint is not None and not endpoint.local else
+                CREDIT_UNITS.get(recipe.default_provider.kind, "credits"),
+                matrix=instance.matrix, params=entry.get("params", {}), outputs=outputs))
+        sections.append(section)
+    files = sum(len(c.assets) for s in sections for c in s.cards)
+    if not files:
         return None
-    summary = (f"{len(result.results)} instances: {result.count('ok')} called, "
-               f"{result.count('cached')} cached, {result.count('failed')} failed · "
-               f"{result.amount('ok')} spent, {result.amount('cached')} saved by the "
-               "cache")
+    instances = sum(len(s.cards) for s in sections)
+    header = (f"{files} asset{'s' * (files != 1)} from {instances} instances of "
+              f"{len([s for s in sections if s.cards])} steps, as recorded in {lock_name}"
+              + (" · made by the emulator (--mock), not by the providers" if mock else ""))
+    page = render_gallery(recipe.name, recipe.description, header, sections)
     try:
-        return display(write_gallery(output_dir, plan.recipe.name, cards, summary=summary))
+        return display(write_gallery(output_dir, page))
     except OSError:
         return None
 

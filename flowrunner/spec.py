@@ -79,6 +79,7 @@ class Recipe:
     digest: str
     var_overrides: dict[str, Any] = field(default_factory=dict)
     budget: float | None = None
+    description: str = ""
 
     @property
     def folder(self) -> Path:
@@ -332,6 +333,7 @@ def load_recipe(path: Path, *, display: str | None = None,
     recipe = Recipe(
         path=path.resolve(), display=smap.path,
         name=_text(data.get("name"), path.stem), providers=providers, vars=variables,
+        description=_text(data.get("description"), ""),
         concurrency=_int(data.get("concurrency"), DEFAULT_CONCURRENCY),
         output_dir=(path.resolve().parent / output_dir),
         steps=steps, source_map=smap, digest=source.digest, var_overrides=overrides,

@@ -7,39 +7,27 @@ from pathlib import Path
 from typing import TextIO
 
 from ..errors import UsageError
-from ..gallery import Card, write_gallery
 from ..lockfile import lock_path_for, read_lock
 from ..planning import load_plan
+from ..providers import is_mock_identity
+from ..sidecars import write_kit_gallery
 
 
 def build_report(path: Path, *, output_dir: Path | None, out: TextIO) -> int:
-    """`flow report`: rebuild `<output_dir>/index.html` from the lock file."""
+    """`flow report`: rebuild `<output_dir>/index.html` from the lock file.
+
+    Raises:
+        UsageError: there is no lock file yet.
+    """
     plan = load_plan(path)
     recipe = plan.recipe
-    lock = read_lock(lock_path_for(recipe.path)).instances
-    if not lock:
+    lock_file = lock_path_for(recipe.path)
+    lock = read_lock(lock_file)
+    if not lock.instances:
         raise UsageError(f"no lock file for {recipe.display}", hint="run `flow run` first")
     folder = output_dir.resolve() if output_dir else recipe.output_dir
-    matrices = {instance.id: instance.matrix for instance in plan.instances}
-    cards = []
-    for instance_id in [i.id for i in plan.instances if i.id in lock]:
-        entry = lock[instance_id]
-        for artifact in entry.get("artifacts", []):
-            if not artifact.get("path"):
-                continue
-            target = recipe.folder / artifact["path"]
-            try:
-                relative = target.resolve().relative_to(folder.resolve()).as_posix()
-            except ValueError:
-                continue
-            cards.append(Card(file=relative, instance=instance_id, step=entry.get("step", ""),
-                              endpoint=entry.get("endpoint", ""), status="locked",
-                              credits=float(entry.get("credits") or 0),
-                              size_bytes=int(artifact.get("bytes", 0)),
-                              matrix=matrices.get(instance_id, {}),
-                              params=entry.get("params", {})))
-    target = write_gallery(folder, recipe.name, cards,
-                           summary=f"{len(cards)} assets recorded in "
-                                   f"{lock_path_for(recipe.path).name}")
-    out.write(f"wrote {os.path.relpath(target)} ({len(cards)} assets)\n")
+    shown = write_kit_gallery(plan, lock.instances, folder, lock_name=lock_file.name,
+                              mock=is_mock_identity(lock.provider))
+    count = sum(len(e.get("artifacts", [])) for e in lock.instances.values())
+    out.write(f"wrote {shown or os.path.relpath(folder / 'index.html')} ({count} assets)\n")
     return 0

@@ -118,7 +118,7 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
     from ..catalog import CREDIT_UNITS
     from ..errors import FrozenError, Interrupted, UsageError
     from ..http import Client, HttpClient
-    from ..lockfile import lock_path_for, write_lock
+    from ..lockfile import lock_path_for, read_lock, write_lock
     from ..planning import load_plan
     from ..providers import api_key_from_env
     from ..reporting import JsonReporter, Reporter, TextReporter
@@ -128,7 +128,7 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
         append_step_summary,
         display,
         lock_entries,
-        write_run_gallery,
+        write_kit_gallery,
         write_stamp,
     )
     from ..spec import parse_var_overrides
@@ -228,15 +228,21 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
         interrupted_by = signals.signal_number
     result.elapsed = time.monotonic() - started
     result.output_dir = display(output_dir)
+    lock_file = lock_path_for(recipe.path)
+    finished = lock_entries(result, recipe.folder, output_dir)
     if result.ok and not options.dry_run and not only and not options.no_cache:
-        lock_file = lock_path_for(recipe.path)
-        write_lock(lock_file, recipe.path.name, lock_entries(result, recipe.folder, output_dir),
+        write_lock(lock_file, recipe.path.name, finished,
                    recipe.default_provider.identity(mock=options.mock))
         result.lock_path = display(lock_file)
         write_stamp(plan, result, options, cache=cache, inputs=scheduler.digests.paths(),
                     lock_file=lock_file, output_dir=output_dir, concurrency=concurrency)
     if not options.dry_run:
-        result.gallery = write_run_gallery(plan, result, output_dir)
+        # the page shows the kit: the lock file's entries, with what this run finished
+        # over them when it wrote no lock file (a partial or failed run)
+        entries = finished if result.lock_path else {**read_lock(lock_file).instances,
+                                                     **finished}
+        result.gallery = write_kit_gallery(plan, entries, output_dir, lock_name=lock_file.name,
+                                           mock=options.mock)
     reporter.run_finished(result)
     append_step_summary(result)
     if result.interrupted:

@@ -24,16 +24,27 @@ def _run_example(tmp_path: Path) -> Path:
     return tmp_path / "examples" / "assets" / "index.html"
 
 
-def test_gallery_has_a_card_per_asset_and_needs_no_network(tmp_path: Path) -> None:
+def test_gallery_is_a_review_page_of_the_kit_and_needs_no_network(tmp_path: Path) -> None:
     page = _run_example(tmp_path).read_text()
-    assert page.count('<article class="card">') == 12
+    assert page.count('<article class="card"') == 10  # one per instance, the style's too
     for name in ["logo.png", "logo.svg", "print/logo-print.png",
                  "banners/banner-2048x1024.png"]:
         assert f'<img src="{name}"' in page
     assert "size=2048x1024" in page and "recraft.crisp_upscale" in page
     assert "Minimal flat logo mark for Acme Fox Coffee" in page
     assert "http://" not in page and "https://" not in page  # nothing to fetch
-    assert '<span class="badge called">called</span>' in page
+    # the header describes the kit from the lock file, and says the emulator made it
+    assert "12 assets from 10 instances of 8 steps, as recorded in brand_assets.lock" in page
+    assert '<span class="badge mock">mock</span>' in page
+    assert '<span class="badge local">local</span>' in page  # favicons, social card
+    # grouped by step with the recipe's descriptions; sizes in pixels; lineage; short ids
+    assert '<section class="step" id="step-banner">' in page
+    assert "The primary logo mark, in the house style." in page
+    assert "1024×1024 px" in page
+    assert 'made from <a href="logo.png">logo.png</a>' in page
+    assert 'src="../brand/' in page  # the style's reference boards
+    style_id = page.split("style_id: <span title=\"")[1].split("\"")[0]
+    assert len(style_id) == 36 and f">{style_id[:8]}…<" in page
     again = flow("run", "examples/brand_assets.yaml", "--mock", "--no-cache", cwd=tmp_path)
     assert again.code == 0
     rebuilt = flow("report", "examples/brand_assets.yaml", cwd=tmp_path)
@@ -50,8 +61,10 @@ def test_gallery_renders_in_headless_chromium(tmp_path: Path) -> None:
     profile = ["--user-data-dir=" + str(tmp_path / "profile")]
     dom = subprocess.run([CHROMIUM, *FLAGS, *profile, "--dump-dom", page.as_uri()],
                          capture_output=True, text=True, timeout=120).stdout
-    # every image loaded (the .ico too)
-    assert '<body data-images="12" data-loaded="12">' in dom
+    # every image loaded (the .ico too), and every thumbnail box has one size
+    assert 'data-images="12" data-loaded="12"' in dom
+    sizes = dom.split('data-thumb-sizes="')[1].split('"')[0]
+    assert len(sizes.split()) == 1, sizes
     shot = tmp_path / "shot.png"
     subprocess.run([CHROMIUM, *FLAGS, *profile, "--window-size=1280,900",
                     f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120)
