@@ -58,6 +58,10 @@ dialog::backdrop { background: #000c; }
 dialog img { max-width: 94vw; max-height: 90vh; display: block;
              background: repeating-conic-gradient(#ccc 0 25%, #fff 0 50%) 0 0 / 16px 16px; }
 dialog p { color: #eee; margin: 6px 0 0; font-size: 13px; }
+nav.folders { margin: 10px 0 0; display: flex; gap: 6px; flex-wrap: wrap; }
+nav.folders button { font: inherit; font-size: 12px; border: 1px solid var(--line);
+                     background: var(--card); color: var(--ink); border-radius: 12px;
+                     padding: 1px 10px; cursor: pointer; }
 a { color: inherit; }
 """
 
@@ -77,6 +81,16 @@ window.addEventListener("load", () => {
     dialog.showModal();
   }));
   dialog.addEventListener("click", () => dialog.close());
+  document.querySelectorAll("nav.folders button").forEach(button =>
+    button.addEventListener("click", () => {
+      const folder = button.dataset.folder;
+      document.querySelectorAll("article.card").forEach(card => {
+        card.hidden = folder !== "*" && card.dataset.folder !== folder;
+      });
+      document.querySelectorAll("section.step").forEach(section => {
+        section.hidden = ![...section.querySelectorAll("article.card")].some(c => !c.hidden);
+      });
+    }));
 });
 """
 
@@ -183,7 +197,9 @@ def _card(card: Card) -> str:
                  f"</span> {card.credits:g} {e(card.unit)}"
                  + "".join(f' · <a href="{_url(a.file)}">open</a>' for a in card.assets[:1])
                  + "</div></div>")
-    return f'<article class="card" id="{e(card.instance)}">{"".join(parts)}</article>'
+    folder = card.assets[0].file.rpartition("/")[0] if card.assets else ""
+    return (f'<article class="card" id="{e(card.instance)}" data-folder="{e(folder or ".")}">'
+            f'{"".join(parts)}</article>')
 
 
 def render_gallery(title: str, description: str, header: str, sections: list[Section]) -> str:
@@ -199,12 +215,24 @@ def render_gallery(title: str, description: str, header: str, sections: list[Sec
                       + '<div class="grid">' + "\n".join(_card(c) for c in section.cards)
                       + "</div></section>")
     body = "\n".join(blocks) or "<p>No saved assets yet.</p>"
+    folders: dict[str, int] = {}
+    for section in sections:
+        for card in section.cards:
+            for asset in card.assets:
+                name = asset.file.rpartition("/")[0] or "."
+                folders[name] = folders.get(name, 0) + 1
+    nav = ""
+    if len(folders) > 1:
+        nav = ('<nav class="folders"><button type="button" data-folder="*">all</button>'
+               + "".join(f'<button type="button" data-folder="{e(name)}">'
+                         f"{e(name if name != '.' else './')} ({count})</button>"
+                         for name, count in sorted(folders.items())) + "</nav>")
     return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{e(title)} · flowrunner</title><style>{_CSS}</style>"
             f"<script>{_SCRIPT}</script></head>\n<body><header><h1>{e(title)}</h1>"
             + (f"<p>{e(description)}</p>" if description else "")
-            + f"<p>{e(header)}</p></header>\n<main>\n{body}\n</main>"
+            + f"<p>{e(header)}</p>{nav}</header>\n<main>\n{body}\n</main>"
             "<dialog><img alt=\"\"><p></p></dialog></body></html>\n")
 
 

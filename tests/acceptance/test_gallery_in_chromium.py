@@ -39,6 +39,7 @@ def test_gallery_is_a_review_page_of_the_kit_and_needs_no_network(tmp_path: Path
     assert '<span class="badge local">local</span>' in page  # favicons, social card
     # grouped by step with the recipe's descriptions; sizes in pixels; lineage; short ids
     assert '<section class="step" id="step-banner">' in page
+    assert '<button type="button" data-folder="banners">banners (3)</button>' in page
     assert "The primary logo mark, in the house style." in page
     assert "1024×1024 px" in page
     assert 'made from <a href="logo.png">logo.png</a>' in page
