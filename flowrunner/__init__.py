@@ -6,7 +6,7 @@ with Jinja-templated parameters; `flow` validates, plans, runs, caches and locks
 Where things live (imports only point down this list; tests/unit/test_layers.py checks it):
 
 - `errors` the exception hierarchy · `_json` canonical JSON · `providers` provider identity
-  and API key · `throttle` request pacing
+  and API key · `throttle` request pacing · `watchdog` one deadline thread per run
 - `cache_key` the cache key · `limits` size limits · `_resources` the shipped schemas ·
   `source` YAML with positions ·
   `templating` Jinja · `results` run outcomes · `budget` credit budget · `imaging` Pillow ·

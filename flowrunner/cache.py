@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -71,7 +72,8 @@ def atomic_write_bytes(target: Path, data: bytes) -> None:
         raise
 
 
-def copy_atomic(source: Path, target: Path, *, expect_sha256: str | None = None) -> str:
+def copy_atomic(source: Path, target: Path, *, expect_sha256: str | None = None,
+                durable: bool = True) -> str:
     """Copy ``source`` to ``target`` atomically, hashing on the way.
 
     Raises:
@@ -86,7 +88,8 @@ def copy_atomic(source: Path, target: Path, *, expect_sha256: str | None = None)
                 digest.update(block)
                 out.write(block)
             out.flush()
-            os.fsync(out.fileno())
+            if durable:
+                os.fsync(out.fileno())
         actual = digest.hexdigest()
         if expect_sha256 and actual != expect_sha256:
             raise CacheError(f"cache object {source} is corrupt (sha256 {actual[:12]}…, "
@@ -223,7 +226,9 @@ class Cache:
         self.ensure()
         self._empty = False
         entry = {"format": CACHE_VERSION, "key": key, **entry}
-        data = json.dumps(entry, sort_keys=True, indent=1, ensure_ascii=False).encode()
+        # compact: json's C encoder only runs without indent, and machines read these
+        data = json.dumps(entry, sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False).encode()
         try:
             atomic_write_bytes(self.result_path(key), data)
         except OSError as exc:
@@ -268,9 +273,9 @@ class Cache:
              on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
         """Hold the per-key lock, so two processes never compute one key at once.
 
-        Portable (filelock: flock on POSIX, msvcrt on Windows). When another run holds it,
-        ``on_wait`` hears "waiting for another flow run (KEY)" once, then this waits up to
-        ``timeout`` seconds.
+        Portable, as pre-commit's file lock: `fcntl.flock` on POSIX, `msvcrt.locking` on
+        Windows. When another run holds it, ``on_wait`` hears "waiting for another flow run
+        (KEY…)" once, then this waits up to ``timeout`` seconds.
 
         Raises:
             CacheError: the lock was still held when ``timeout`` ran out.
@@ -279,30 +284,28 @@ class Cache:
             yield
             return
         self.ensure()
-        from filelock import FileLock, Timeout
-
-        held = FileLock(str(self.root / "locks" / f"{key}.lock"))
-        try:
-            held.acquire(timeout=0)
-        except Timeout:
-            if on_wait is not None:
-                on_wait(f"waiting for another flow run ({key[:12]}…)")
+        path = self.root / "locks" / f"{key}.lock"
+        with open(path, "a+b") as handle:
+            if not _try_lock(handle):
+                if on_wait is not None:
+                    on_wait(f"waiting for another flow run ({key[:12]}…)")
+                deadline = time.monotonic() + max(0.0, timeout)
+                while not _try_lock(handle):
+                    if time.monotonic() >= deadline:
+                        raise CacheError(f"another flow run held the lock of {key[:12]}… for "
+                                         f"{timeout:.0f} s", hint="wait for the other run to "
+                                         "finish, or raise the step's `timeout`")
+                    time.sleep(0.05)
             try:
-                held.acquire(timeout=max(0.0, timeout))
-            except Timeout:
-                raise CacheError(f"another flow run held the lock of {key[:12]}… for "
-                                 f"{timeout:.0f} s", hint="wait for the other run to finish, "
-                                 "or raise the step's `timeout`") from None
-        try:
-            yield
-        finally:
-            held.release()
+                yield
+            finally:
+                _unlock(handle)
 
     def sweep(self, *, older_than: float = 3600.0) -> int:
         """Remove lock files and partial files nobody touched for ``older_than`` seconds.
 
-        A lock file's mtime changes whenever a run opens it (filelock truncates it), so an
-        old one is neither held nor waited on. Returns how many files were removed.
+        A lock file is touched whenever a run takes it (see `lock`), so an old one is neither
+        held nor waited on. Returns how many files were removed.
         """
         removed = 0
         now = time.time()
@@ -332,3 +335,32 @@ class Cache:
         for sub in ("objects", "results", "tasks", "locks", "tmp", "runs"):
             shutil.rmtree(self.root / sub, ignore_errors=True)
         return count
+
+
+def _try_lock(handle: BinaryIO) -> bool:
+    """Take an exclusive lock on an open file without waiting; touch it when taken."""
+    try:
+        if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+            import msvcrt
+
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    with contextlib.suppress(OSError):
+        os.utime(handle.fileno())  # the sweep leaves recently used lock files alone
+    return True
+
+
+def _unlock(handle: BinaryIO) -> None:
+    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+        import msvcrt
+
+        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

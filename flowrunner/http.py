@@ -24,6 +24,7 @@ from . import __version__
 from .errors import FlowError, StepFailed, TransportError
 from .limits import max_answer_bytes
 from .throttle import Throttle
+from .watchdog import Watchdog
 
 if TYPE_CHECKING:  # imported when the first client is made: planning never pays for them
     import requests
@@ -196,6 +197,7 @@ class HttpClient:
         self.redact: Callable[[str], str] = Redactor(*secrets)
         self._credentials = credentials
         self._throttles = throttles
+        self._watchdog = Watchdog()
         self.log = log
         self.session = _make_session({header for header, _ in credentials.values()})
         self.session.trust_env = False  # no proxies or .netrc from the environment
@@ -310,11 +312,7 @@ class HttpClient:
         Per-read timeouts do not stop a server that drips a byte at a time, so a watchdog
         closes the connection when the step's deadline passes.
         """
-        import threading
-
-        watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), response.close)
-        watchdog.daemon = True
-        watchdog.start()
+        watch = self._watchdog.watch(deadline, response.close)
         chunks: list[bytes] = []
         size = 0
         limit = max_answer_bytes()
@@ -343,7 +341,7 @@ class HttpClient:
                                      hint="the provider or a proxy misbehaves; run again later")
                 chunks.append(chunk)
         finally:
-            watchdog.cancel()
+            self._watchdog.cancel(watch)
             response.close()
         if time.monotonic() >= deadline and not chunks:
             raise TransportError(f"{step_id}: the answer did not arrive before the step's "
@@ -399,16 +397,12 @@ class HttpClient:
         except requests.exceptions.RequestException as exc:
             raise TransportError(f"download of {self.redact(url)} failed: "
                                  f"{self.redact(_short_reason(exc))}") from None
-        import threading
-
-        watchdog = threading.Timer(max(0.0, timeout), response.close)
-        watchdog.daemon = True
-        watchdog.start()
+        watch = self._watchdog.watch(time.monotonic() + max(0.0, timeout), response.close)
         try:
             chunks = self._chunks(response, url)
             yield response.status_code, dict(response.headers), chunks
         finally:
-            watchdog.cancel()
+            self._watchdog.cancel(watch)
             response.close()
 
     def _chunks(self, response: requests.Response, url: str) -> Iterator[bytes]:

@@ -210,7 +210,10 @@ class Scheduler:
                                views=views, deadline=deadline, retries=call.instance.step.retries)
         import json
 
-        response = json.loads(self.client.redact(json.dumps(outcome.response)))
+        text = json.dumps(outcome.response)
+        redacted = self.client.redact(text)
+        # the key never reaches the cache, even when a provider echoes it back
+        response = outcome.response if redacted == text else json.loads(redacted)
         entry = {"endpoint": call.endpoint.id, "instance": call.instance.id,
                  "material": call.material, "response": response,
                  "outputs": outcome.outputs, "credits": outcome.credits,
@@ -260,7 +263,9 @@ class Scheduler:
                                    "folder (through a symlink?)")
             if not _same_file(destination, artifact):
                 source = self.cache.object_path(artifact["sha256"])
-                copy_atomic(source, destination, expect_sha256=artifact["sha256"])
+                # a saved file can always be restored from the cache: no fsync for it
+                copy_atomic(source, destination, expect_sha256=artifact["sha256"],
+                            durable=False)
             saved.append(rendered)
         return saved
 
@@ -281,9 +286,9 @@ class Scheduler:
         ready = [s for s in order if not waiting[s]]
         running: dict[Future[StepResult | None], Instance] = {}
         finished: queue.SimpleQueue[Future[StepResult | None]] = queue.SimpleQueue()
-        # calls are bounded by the throttle; extra workers let downloads, hashing and cache
-        # writes of finished calls overlap the next calls instead of holding their slots
-        pool = ThreadPoolExecutor(max_workers=self.concurrency * 2, thread_name_prefix="flow")
+        # as many threads as calls in flight: each does its call, download and cache write,
+        # as a plain thread pool would (more threads only fight over the interpreter lock)
+        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="flow")
 
         def skip_dependents(step_id: str, why: str) -> None:
             for other in dependents[step_id]:

@@ -337,7 +337,54 @@ class _Shown(dict[str, Any]):
         return "?"
 
 
-_RULE_VALIDATORS: dict[tuple[str, int], tuple[Any, Any]] = {}
+_RULES: dict[tuple[str, int], tuple[frozenset[str], Any, Any, dict[str, Any]]] = {}
+_RULE_VERDICTS: dict[tuple[str, int, str], bool] = {}
+
+
+def _mentioned(schema: Any) -> set[str]:
+    """The parameter names a rule's schema looks at (under `properties` and `required`)."""
+    found: set[str] = set()
+    if isinstance(schema, dict):
+        found.update(schema.get("properties", {}))
+        found.update(n for n in schema.get("required", ()) if isinstance(n, str))
+        for key, value in schema.items():
+            if key not in ("properties", "required"):
+                found |= _mentioned(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            found |= _mentioned(item)
+    return found
+
+
+def _broken(endpoint: Endpoint, number: int, params: dict[str, Any]) -> bool:
+    """Whether ``params`` break rule ``number``, remembered per value of what it looks at."""
+    import fastjsonschema
+
+    compiled = _RULES.get((endpoint.identity, number))
+    if compiled is None:
+        rule = endpoint.rules[number]
+        when = _inline_refs(rule.when, _resolve_shared)
+        then = _inline_refs(rule.then, _resolve_shared)
+        compiled = (frozenset(_mentioned(when) | _mentioned(then)),
+                    fastjsonschema.compile(when), fastjsonschema.compile(then), then)
+        _RULES[(endpoint.identity, number)] = compiled
+    names, when_check, then_check, _ = compiled
+    seen = canonical_json({name: params[name] for name in names if name in params})
+    memo_key = (endpoint.identity, number, seen)
+    verdict = _RULE_VERDICTS.get(memo_key)
+    if verdict is None:
+        try:
+            when_check(params)
+        except fastjsonschema.JsonSchemaException:
+            verdict = False
+        else:
+            try:
+                then_check(params)
+                verdict = False
+            except fastjsonschema.JsonSchemaException:
+                verdict = True
+        _RULE_VERDICTS[memo_key] = verdict
+    return verdict
 
 
 def rule_problems(endpoint: Endpoint, params: dict[str, Any]
@@ -347,17 +394,12 @@ def rule_problems(endpoint: Endpoint, params: dict[str, Any]
     for number, rule in enumerate(endpoint.rules):
         if rule.kinds and endpoint.kind not in rule.kinds:
             continue
-        pair = _RULE_VALIDATORS.get((endpoint.identity, number))
-        if pair is None:
-            import jsonschema
-
-            when = _inline_refs(rule.when, _resolve_shared)
-            then = _inline_refs(rule.then, _resolve_shared)
-            pair = (jsonschema.Draft202012Validator(when), jsonschema.Draft202012Validator(then))
-            _RULE_VALIDATORS[(endpoint.identity, number)] = pair
-        if not pair[0].is_valid(params) or pair[1].is_valid(params):
+        if not _broken(endpoint, number, params):
             continue
-        error = next(iter(pair[1].iter_errors(params)))
+        import jsonschema
+
+        then = _RULES[(endpoint.identity, number)][3]
+        error = next(iter(jsonschema.Draft202012Validator(then).iter_errors(params)))
         at: PathKey = (rule.at,) if rule.at else tuple(error.absolute_path)[:1]
         shown = _Shown({k: v if isinstance(v, str) else canonical_json(v)
                         for k, v in params.items()})

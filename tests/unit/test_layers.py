@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "flowrunner"
 
 LAYERS: list[set[str]] = [
     # 0 leaves
-    {"errors", "_json", "providers", "throttle", "__init__"},
+    {"errors", "_json", "providers", "throttle", "watchdog", "__init__"},
     # 1 values and small services over the leaves
     {"cache_key", "limits", "_resources", "source", "templating", "results", "budget",
      "imaging", "crashlog", "options", "gitrev", "diffpage", "changes"},
@@ -53,7 +53,7 @@ LAYER_OF = {module: number for number, row in enumerate(LAYERS) for module in ro
 THIRD_PARTY_OWNERS = {"click": {"cli"}, "requests": {"http"}, "urllib3": {"http"},
                       "jinja2": {"templating"}, "jsonschema": {"schema", "emulator.contract"},
                       "fastjsonschema": {"schema"}, "PIL": {"imaging", "emulator.contract"},
-                      "yaml": {"source"}, "filelock": {"cache"}}
+                      "yaml": {"source"}}
 
 
 def _module_name(path: Path) -> str:
