@@ -79,7 +79,8 @@ def write_stamp(plan: Plan, result: RunResult, options: RunOptions, *, cache: Ca
 
 
 def write_kit_gallery(plan: Plan, entries: dict[str, dict[str, Any]], output_dir: Path, *,
-                      lock_name: str, mock: bool) -> str | None:
+                      lock_name: str, mock: bool,
+                      dimensions: dict[str, tuple[Any, Any]] | None = None) -> str | None:
     """Write `index.html`: the whole kit as the lock file records it, step by step.
 
     Returns its path for display, or None when nothing was saved or it cannot be written.
@@ -106,7 +107,8 @@ def write_kit_gallery(plan: Plan, entries: dict[str, dict[str, Any]], output_dir
                 if not target.is_relative_to(root):
                     continue
                 relative = target.relative_to(root).as_posix()
-                width, height = picture_size(target)
+                known = (dimensions or {}).get(str(artifact.get("sha256")))
+                width, height = known if known and all(known) else picture_size(target)
                 assets.append(Asset(relative, int(artifact.get("bytes", 0)), width, height))
             saved.setdefault(step_id, []).extend(a.file for a in assets)
             endpoint = step.endpoint

@@ -241,8 +241,10 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
         # over them when it wrote no lock file (a partial or failed run)
         entries = finished if result.lock_path else {**read_lock(lock_file).instances,
                                                      **finished}
+        known = {str(a.get("sha256")): (a.get("width"), a.get("height"))
+                 for item in result.results for a in item.artifacts}
         result.gallery = write_kit_gallery(plan, entries, output_dir, lock_name=lock_file.name,
-                                           mock=options.mock)
+                                           mock=options.mock, dimensions=known)
     reporter.run_finished(result)
     append_step_summary(result)
     if result.interrupted:
