@@ -83,3 +83,18 @@ def test_every_example_points_editors_at_the_schema_flow_prints() -> None:
         assert first == "# yaml-language-server: $schema=../schemas/recipe.schema.json", example
         target = (example.parent / "../schemas/recipe.schema.json").resolve()
         assert json.loads(target.read_text()) == printed
+
+
+def test_the_ci_example_installs_this_projects_distribution() -> None:
+    import tomllib
+
+    name = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["name"]
+    assert name != "flowrunner"  # another project's name on the package index
+    workflow = (REPO / "examples" / "ci" / "github-actions.yml").read_text()
+    installs = re.findall(r"pip install\s+([^\s#]+)", workflow)
+    assert installs, "the CI example installs nothing"
+    for spec in installs:
+        assert re.split(r"[\[=<>@ ]", spec)[0] == name, spec
+    for block in (body for lang, body in BLOCKS if lang in ("yaml", "sh")):
+        for spec in re.findall(r"pip install\s+([^\s#.'][^\s#]*)", block):
+            assert re.split(r"[\[=<>@ ]", spec)[0] == name, spec
