@@ -72,6 +72,18 @@ def atomic_write_bytes(target: Path, data: bytes) -> None:
         raise
 
 
+def write_if_changed(target: Path, text: str) -> bool:
+    """Write ``text`` atomically unless the file already holds exactly it (so committed
+    files keep their bytes and mtimes when nothing changed); True when written."""
+    try:
+        if target.read_text(encoding="utf-8") == text:
+            return False
+    except (OSError, UnicodeDecodeError):
+        pass
+    atomic_write_bytes(target, text.encode())
+    return True
+
+
 def copy_atomic(source: Path, target: Path, *, expect_sha256: str | None = None,
                 durable: bool = True) -> str:
     """Copy ``source`` to ``target`` atomically, hashing on the way.

@@ -238,15 +238,10 @@ def render_gallery(title: str, description: str, header: str, sections: list[Sec
 
 def write_gallery(output_dir: Path, page: str) -> Path:
     """Write `index.html` into the output folder (atomically; untouched when unchanged)."""
-    from .cache import atomic_write_bytes
+    from .cache import write_if_changed
 
     target = output_dir / "index.html"
-    try:
-        if target.read_text(encoding="utf-8") == page:
-            return target
-    except OSError:
-        pass
-    atomic_write_bytes(target, page.encode())
+    write_if_changed(target, page)
     return target
 
 

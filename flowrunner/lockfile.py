@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .cache import atomic_write_bytes
+from .cache import write_if_changed
 from .errors import SpecError
 from .source import dump_yaml, parse_text
 
@@ -39,14 +39,7 @@ def render_lock(recipe_name: str, entries: dict[str, dict[str, Any]], provider: 
 def write_lock(path: Path, recipe_name: str, entries: dict[str, dict[str, Any]],
                provider: str) -> bool:
     """Write the lock file if its content changed; True when written."""
-    text = render_lock(recipe_name, entries, provider)
-    try:
-        if path.read_text(encoding="utf-8") == text:
-            return False
-    except OSError:
-        pass
-    atomic_write_bytes(path, text.encode())
-    return True
+    return write_if_changed(path, render_lock(recipe_name, entries, provider))
 
 
 @dataclass(frozen=True, slots=True)
