@@ -19,6 +19,7 @@ import click
 
 from . import __version__
 from .crashlog import EXIT_CRASH, write_crash_log
+from .emulator.faults import FAULT_HELP
 from .errors import FlowError, SpecError, format_issues
 
 EXIT_USAGE = 2
@@ -109,12 +110,17 @@ def _recipe_or_cache_dir(func: Callable[..., Any]) -> Callable[..., Any]:
               help="Print one JSON object per event (JSON lines) instead of text.")
 @click.option("--mock", is_flag=True,
               help="Run against the bundled emulator on 127.0.0.1; no key, no network, no cost.")
+@click.option("--latency", "mock_latency", type=click.FloatRange(min=0), metavar="SECONDS",
+              help="With --mock: seconds each emulated call takes.")
+@click.option("--fault", "mock_faults", multiple=True, metavar="KIND[:COUNT]",
+              help=f"With --mock: inject a fault into the next COUNT matching requests: "
+                   f"{FAULT_HELP}. May be repeated.")
 @click.option("-v", "--verbose", count=True, help="Say more (repeat for HTTP details).")
 def run(recipe: Path, var_pairs: tuple[str, ...], vars_files: tuple[Path, ...],
         only: tuple[str, ...], refresh: tuple[str, ...], no_cache: bool, frozen: bool,
         dry_run: bool, concurrency: int | None, output_dir: Path | None, cache_dir: Path | None,
         max_credits: float | None, allow_paths: tuple[Path, ...], as_json: bool, mock: bool,
-        verbose: int) -> int:
+        mock_latency: float | None, mock_faults: tuple[str, ...], verbose: int) -> int:
     """Run a recipe: call what is not cached, write the assets and the lock file.
 
     \b
@@ -130,7 +136,8 @@ def run(recipe: Path, var_pairs: tuple[str, ...], vars_files: tuple[Path, ...],
         var_pairs=var_pairs, vars_files=vars_files, only=only, refresh=refresh,
         no_cache=no_cache, frozen=frozen, dry_run=dry_run, concurrency=concurrency,
         output_dir=output_dir, cache_dir=cache_dir, as_json=as_json, mock=mock,
-        verbosity=verbose, max_credits=max_credits, allow_paths=allow_paths)
+        verbosity=verbose, max_credits=max_credits, allow_paths=allow_paths,
+        mock_latency=mock_latency or 0.0, mock_faults=mock_faults)
     return run_recipe(recipe, options=options, stream=_out())
 
 
@@ -409,8 +416,8 @@ def cache_clear(recipe: Path | None, cache_dir: Path | None) -> int:
                    "/flux/...), Recraft's own API (/v1/images/...) or BFL's (/v1/{model}, "
                    "x-key).")
 @click.option("--fault", "faults", multiple=True, metavar="KIND[:COUNT]",
-              help="Inject a fault into the next COUNT matching requests: 429, 500, 502, 503, "
-                   "504, 524, bad-json, truncate, fail-task, reset. May be repeated.")
+              help=f"Inject a fault into the next COUNT matching requests: {FAULT_HELP}. "
+                   "May be repeated.")
 def emulator(host: str, port: int, api_key: str | None, latency: float, kind: str,
              faults: tuple[str, ...]) -> int:
     """Serve the bundled emulator of a provider (offline; checks requests against the

@@ -35,6 +35,8 @@ class RunOptions:
     verbosity: int = 0
     allow_paths: tuple[Path, ...] = ()
     max_credits: float | None = None
+    mock_latency: float = 0.0  # with --mock: the emulator's latency and faults
+    mock_faults: tuple[str, ...] = ()
 
     def stamp_context(self) -> dict[str, Any]:
         """The options that shape a run's result; a stamp is only valid for the same ones."""
@@ -46,4 +48,4 @@ class RunOptions:
     def stamp_eligible(self) -> bool:
         """Whether an unchanged re-run may be recognised from its stamp alone."""
         return not (self.only or self.refresh or self.no_cache or self.dry_run
-                    or self.verbosity)
+                    or self.verbosity or self.mock_faults)

@@ -59,7 +59,11 @@ def _sequence_size(left: Any, right: Any) -> int:
 
 
 def _slug(value: Any) -> str:
-    text = re.sub(r"[^A-Za-z0-9]+", "-", str(value)).strip("-").lower()
+    """`Café Crème` → `cafe-creme`: accents transliterated, not dropped."""
+    import unicodedata
+
+    ascii_text = unicodedata.normalize("NFKD", str(value)).encode("ascii", "ignore").decode()
+    text = re.sub(r"[^A-Za-z0-9]+", "-", ascii_text).strip("-").lower()
     return text or "x"
 
 

@@ -20,10 +20,11 @@ def show_graph(path: Path, *, fmt: str, out: TextIO,
             count = len(plan.by_step[step_id])
             label = f"{step_id}<br/><small>{steps[step_id].uses}" + \
                 (f" ×{count}" if steps[step_id].matrix else "") + "</small>"
-            lines.append(f'  {step_id}["{label}"]')
+            # prefixed ids: a step named `end` (a Mermaid keyword) cannot break the chart
+            lines.append(f'  s_{step_id}["{label}"]')
         for step_id in plan.step_order:
             for dep in plan.depends_on[step_id]:
-                lines.append(f"  {dep} --> {step_id}")
+                lines.append(f"  s_{dep} --> s_{step_id}")
     else:
         lines.append(f'digraph "{plan.recipe.name}" {{')
         lines.append("  rankdir=LR;")

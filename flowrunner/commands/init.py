@@ -11,7 +11,7 @@ from ..catalog import recipe_schema
 from ..errors import UsageError
 
 STARTER = """\
-# yaml-language-server: $schema=.flow/recipe.schema.json
+# yaml-language-server: $schema=recipe.schema.json
 #
 # A flowrunner recipe. Try it offline:   flow run {file} --mock
 # Real calls need your key:             export ELKAPI_API_KEY=sk-...; flow run {file}
@@ -58,16 +58,23 @@ def init_recipe(name: str, *, folder: Path, out: TextIO) -> int:
     Raises:
         UsageError: the file exists already.
     """
-    stem = name[:-5] if name.endswith(".yaml") else name
-    target = folder / f"{stem}.yaml"
+    import shlex
+
+    relative = name[:-5] if name.endswith(".yaml") else name
+    target = (folder / f"{relative}.yaml").resolve()
+    stem = target.stem
     if target.exists():
-        raise UsageError(f"{target} exists already", hint="pick another name: flow init NAME")
+        raise UsageError(f"{os.path.relpath(target)} exists already",
+                         hint="pick another name: flow init NAME")
     title = stem.replace("_", " ").replace("-", " ").title()
+    target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(STARTER.format(file=target.name, name=stem, title=title),
                       encoding="utf-8")
-    schema_file = folder / ".flow" / "recipe.schema.json"
-    schema_file.parent.mkdir(parents=True, exist_ok=True)
+    # beside the recipe, where git keeps it (`.flow/` is ignored), so teammates' editors
+    # find it too
+    schema_file = target.parent / "recipe.schema.json"
     schema_file.write_text(json.dumps(recipe_schema(), indent=2) + "\n", encoding="utf-8")
     shown, schema_shown = os.path.relpath(target), os.path.relpath(schema_file)
-    out.write(f"wrote {shown} (and {schema_shown} for editors)\nnext: flow run {shown} --mock\n")
+    out.write(f"wrote {shown} (and {schema_shown} for editors)\n"
+              f"next: flow run {shlex.quote(shown)} --mock\n")
     return 0

@@ -38,6 +38,19 @@ def run_recipe(path: Path, *, options: RunOptions, stream: TextIO) -> int:
     from ..scheduler import Signals
 
     max_answer_bytes(), max_artifact_bytes()  # a bad FLOW_MAX_*_MB fails before any call
+    if (options.mock_latency or options.mock_faults) and not options.mock:
+        from ..errors import UsageError
+
+        raise UsageError("--latency and --fault shape the emulator: they go with --mock",
+                         hint="add --mock, or use `flow emulator --latency … --fault …` and "
+                              "point the recipe's provider at it")
+    for fault in options.mock_faults:
+        from ..emulator.faults import FAULT_HELP, FAULT_KINDS
+
+        if fault.partition(":")[0] not in FAULT_KINDS:
+            from ..errors import UsageError
+
+            raise UsageError(f"--fault {fault}: unknown fault", hint=f"known: {FAULT_HELP}")
     with Signals() as signals:
         # --no-cache: a scratch cache for this run only, removed however the run ends
         scratch = Path(tempfile.mkdtemp(prefix="flow-nocache-")) if options.no_cache else None
@@ -93,7 +106,8 @@ MOCK_KEY = "flowrunner-mock-key"
 
 
 @contextlib.contextmanager
-def _routes(profiles: list[Any], *, mock: bool) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
+def _routes(profiles: list[Any], *, mock: bool, latency: float = 0.0,
+            faults: tuple[str, ...] = ()) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
     """(route per profile, API key per profile) for the run. Under --mock, an in-process
     emulator per kind of provider (the gateway, Recraft's own API, BFL's) stands in."""
     from ..providers import Route, api_key_from_env
@@ -105,7 +119,8 @@ def _routes(profiles: list[Any], *, mock: bool) -> Iterator[tuple[dict[str, Any]
     from ..emulator.server import running_emulator
 
     with contextlib.ExitStack() as stack:
-        urls = {kind: stack.enter_context(running_emulator(kind=kind))
+        urls = {kind: stack.enter_context(running_emulator(kind=kind, latency=latency,
+                                                           faults=list(faults)))
                 for kind in sorted({p.kind for p in profiles})}
         yield ({p.name: Route(urls[p.kind], p.identity(mock=True)) for p in profiles},
                {p.name: MOCK_KEY for p in profiles})
@@ -191,7 +206,8 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
     result = RunResult(recipe=recipe.display, unit=unit)
     result.dry_run = options.dry_run
     scheduler = None
-    with _routes(profiles, mock=options.mock) as (routes, keys):
+    with _routes(profiles, mock=options.mock, latency=options.mock_latency,
+                 faults=options.mock_faults) as (routes, keys):
         log = (lambda line: sys.stderr.write(f"  http: {line}\n")) \
             if options.verbosity >= 2 else None
 

@@ -28,6 +28,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -35,19 +36,8 @@ from urllib.parse import parse_qs, urlsplit
 from .._json import canonical_json
 from . import contract, images
 from .contract import Refused
+from .faults import API_FAULTS, FAULT_KINDS
 
-STATUS_FAULTS = {"429", "500", "502", "503", "504", "524"}
-# echo-auth: a 400 whose body repeats the request's headers (a leaky proxy);
-# file-url: an artifact URL with the file: scheme; redirect: 307 to fault["location"];
-# stuck-task: a task that stays Pending; slow-json: an answer dripped a byte at a time;
-# huge-json: an answer of fault["bytes"] bytes; reset: the request is read whole, then the
-# connection is reset without an answer (the client cannot know whether it was accepted);
-# moderate-task: a Flux task that ends "Request Moderated"
-FAULT_KINDS = STATUS_FAULTS | {"bad-json", "truncate", "fail-task", "no-artifact", "slow-body",
-                               "echo-auth", "file-url", "redirect", "stuck-task", "slow-json",
-                               "huge-json", "reset", "moderate-task"}
-API_FAULTS = STATUS_FAULTS | {"bad-json", "echo-auth", "redirect", "slow-json", "huge-json",
-                              "reset"}
 TASK_PENDING_POLLS = 2
 KINDS = ("gateway", "recraft", "bfl")
 
@@ -82,7 +72,7 @@ class EmulatorState:
         self.requests: list[dict[str, Any]] = []
         self.faults: list[dict[str, Any]] = []
 
-    def take_fault(self, kinds: set[str]) -> dict[str, Any] | None:
+    def take_fault(self, kinds: AbstractSet[str]) -> dict[str, Any] | None:
         with self.lock:
             for fault in self.faults:
                 if fault["kind"] in kinds and fault["count"] > 0:

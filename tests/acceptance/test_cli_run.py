@@ -353,3 +353,14 @@ def test_ci_workflow_example_is_valid_yaml_with_frozen_runs() -> None:
     assert any("--frozen" in c for c in commands)
     cache = next(s for s in steps if s.get("uses", "").startswith("actions/cache"))
     assert cache["with"]["path"] == ".flow/cache" and "lock" in cache["with"]["key"]
+
+
+def test_mock_takes_the_emulators_latency_and_faults(tmp_path: Path) -> None:
+    path = recipe(tmp_path, "https://api.elkapi.com", LOGO_CHAIN.split("  clean:")[0])
+    result = flow("run", path, "--mock", "--fault", "500:1", "--latency", "0.2")
+    assert result.code == 0, result  # the 500 was retried
+    assert "logo" in result.out and "called" in result.out
+    wrong = flow("run", path, "--fault", "500")
+    assert wrong.code == 2 and "they go with --mock" in wrong.err
+    unknown = flow("run", path, "--mock", "--fault", "boom")
+    assert unknown.code == 2 and "--fault boom: unknown fault" in unknown.err

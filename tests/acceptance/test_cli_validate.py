@@ -78,8 +78,8 @@ def test_graph_mermaid_and_dot() -> None:
     mermaid = flow("graph", recipe)
     assert mermaid.code == 0
     assert mermaid.out.startswith("flowchart LR\n")
-    assert "  logo --> logo_transparent\n" in mermaid.out
-    assert "  house_style --> banner\n" in mermaid.out
+    assert "  s_logo --> s_logo_transparent\n" in mermaid.out
+    assert "  s_house_style --> s_banner\n" in mermaid.out
     dot = flow("graph", recipe, "--format", "dot")
     assert dot.code == 0
     assert '"logo_transparent" -> "logo_svg";' in dot.out
@@ -136,10 +136,11 @@ def test_help_lists_every_command() -> None:
 def test_init_writes_a_starter_that_validates_and_runs_with_mock(tmp_path: Path) -> None:
     result = flow("init", "brand_kit", cwd=tmp_path)
     assert result.code == 0, result
-    assert result.out == ("wrote brand_kit.yaml (and .flow/recipe.schema.json for editors)\n"
+    assert result.out == ("wrote brand_kit.yaml (and recipe.schema.json for editors)\n"
                           "next: flow run brand_kit.yaml --mock\n")
     text = (tmp_path / "brand_kit.yaml").read_text()
-    assert text.startswith("# yaml-language-server: $schema=.flow/recipe.schema.json")
+    assert text.startswith("# yaml-language-server: $schema=recipe.schema.json")
+    assert (tmp_path / "recipe.schema.json").is_file()  # beside it, under version control
     assert flow("validate", "brand_kit.yaml", cwd=tmp_path).code == 0
     ran = flow("run", "brand_kit.yaml", "--mock", cwd=tmp_path)
     assert ran.code == 0, ran
@@ -147,3 +148,30 @@ def test_init_writes_a_starter_that_validates_and_runs_with_mock(tmp_path: Path)
     again = flow("init", "brand_kit", cwd=tmp_path)
     assert again.code == 2 and "exists already" in again.err
     assert (tmp_path / "brand_kit.yaml").read_text() == text
+
+
+def test_init_handles_nested_parent_and_spaced_names(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    nested = flow("init", "sub/dir/kit", cwd=work)
+    assert nested.code == 0, nested
+    assert (work / "sub" / "dir" / "kit.yaml").is_file()
+    assert (work / "sub" / "dir" / "recipe.schema.json").is_file()
+    parent = flow("init", "../b/kit", cwd=work)
+    assert parent.code == 0, parent
+    assert (tmp_path / "b" / "kit.yaml").is_file() and (tmp_path / "b" /
+                                                         "recipe.schema.json").is_file()
+    spaced = flow("init", "my kit", cwd=work)
+    assert spaced.code == 0, spaced
+    assert spaced.out.endswith("next: flow run 'my kit.yaml' --mock\n")
+    assert flow("validate", "my kit.yaml", cwd=work).code == 0
+
+
+def test_mermaid_ids_cannot_clash_with_keywords(tmp_path: Path) -> None:
+    path = write_recipe(tmp_path, "version: 1\nsteps:\n  end:\n"
+                                  "    uses: recraft.generate_image\n    with: {prompt: a}\n"
+                                  "  graph:\n    uses: recraft.vectorize\n"
+                                  "    with: {image: \"{{ steps.end.files[0] }}\"}\n")
+    result = flow_in_process("graph", path)
+    assert result.code == 0, result
+    assert '  s_end["end<br/>' in result.out and "  s_end --> s_graph" in result.out

@@ -98,3 +98,13 @@ def test_the_ci_example_installs_this_projects_distribution() -> None:
     for block in (body for lang, body in BLOCKS if lang in ("yaml", "sh")):
         for spec in re.findall(r"pip install\s+([^\s#.'][^\s#]*)", block):
             assert re.split(r"[\[=<>@ ]", spec)[0] == name, spec
+
+
+def test_every_fault_kind_is_documented_in_one_list() -> None:
+    from flowrunner.emulator.faults import FAULTS
+
+    for kind in FAULTS:
+        assert f"`{kind}`" in README, kind
+    for command in (["emulator", "--help"], ["run", "--help"]):
+        shown = "".join(flow(*command).out.split())  # click wraps at hyphens too
+        assert all(kind in shown for kind in FAULTS), command

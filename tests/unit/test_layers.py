@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "flowrunner"
 
 LAYERS: list[set[str]] = [
     # 0 leaves
-    {"errors", "_json", "providers", "throttle", "watchdog", "__init__"},
+    {"errors", "_json", "providers", "throttle", "watchdog", "emulator.faults", "__init__"},
     # 1 values and small services over the leaves
     {"cache_key", "limits", "_resources", "source", "templating", "results", "budget",
      "imaging", "crashlog", "options", "gitrev", "diffpage", "changes"},

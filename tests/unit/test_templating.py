@@ -126,3 +126,8 @@ def test_fast_path_matches_jinja(context: dict[str, Any], root: str, parts: list
     fast = _outcome(lambda: template.render(context))
     slow = _outcome(lambda: render_with_jinja(source, context, native=template.native))
     assert fast == slow, source
+
+
+def test_slug_transliterates_accents() -> None:
+    assert render_value("{{ vars.b | slug }}", {"vars": {"b": "Café Crème Brûlée"}}) == \
+        "cafe-creme-brulee"
