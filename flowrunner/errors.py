@@ -217,7 +217,8 @@ class Interrupted(FlowError):
 
     exit_code = 130
 
-    def __init__(self, message: str, *, signal_number: int | None = None) -> None:
-        super().__init__(message, hint="finished steps are cached; run again to resume")
+    def __init__(self, message: str, *, signal_number: int | None = None,
+                 hint: str | None = "finished steps are cached; run again to resume") -> None:
+        super().__init__(message, hint=hint)
         if signal_number:
             self.exit_code = 128 + signal_number

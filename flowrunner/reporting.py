@@ -38,8 +38,21 @@ def github_annotation(location: str | None, message: str, *, title: str = "flow"
         path, _, rest = location.rpartition(":")  # path:line:col
         path, _, line = path.rpartition(":")
         if path and line.isdigit() and rest.isdigit():
-            props = [f"file={_escape(path, prop=True)}", f"line={line}", f"col={rest}", *props]
+            props = [f"file={_escape(_workspace_path(path), prop=True)}", f"line={line}",
+                     f"col={rest}", *props]
     return f"::error {','.join(props)}::{_escape(message)}"
+
+
+def _workspace_path(path: str) -> str:
+    """GitHub places annotations by paths relative to the checkout, not to where flow ran."""
+    import os
+
+    workspace = os.environ.get("GITHUB_WORKSPACE")
+    if not workspace:
+        return path
+    full = os.path.abspath(path)
+    relative = os.path.relpath(full, os.path.abspath(workspace))
+    return path if relative.startswith("..") else relative.replace(os.sep, "/")
 
 
 def markdown_summary(result: RunResult) -> str:
@@ -180,7 +193,10 @@ class TextReporter:
                     if error is not None and error.hint:
                         lines.append(f"    hint: {error.hint}")
             if result.interrupted:
-                lines.append("interrupted: finished steps are cached; run again to resume")
+                stopped = f"{result.stopped} call{'s' * (result.stopped != 1)} in flight " \
+                    "stopped; " if result.stopped else ""
+                lines.append(f"interrupted: {stopped}finished steps are cached; run again to "
+                             "resume (a submitted task is polled, not paid for again)")
             if self.annotate:
                 lines += [github_annotation(f.location, _message(f), title=f"flow: {f.instance_id}")
                           for f in result.failed]

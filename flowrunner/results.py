@@ -62,6 +62,7 @@ class RunResult:
     lock_path: str | None = None
     output_dir: str | None = None
     interrupted: bool = False
+    stopped: int = 0  # calls in flight when the run was interrupted
     dry_run: bool = False
     gallery: str | None = None
     unit: str = "credits"  # the default provider's unit (the budget's)

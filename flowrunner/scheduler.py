@@ -66,7 +66,8 @@ class Scheduler:
                  refresh: set[str] = frozenset(),  # type: ignore[assignment]
                  no_cache: bool = False, dry_run: bool = False,
                  allow_paths: tuple[Path, ...] = (), budget: Budget | None = None,
-                 expect_calls: frozenset[str] = frozenset()) -> None:
+                 expect_calls: frozenset[str] = frozenset(),
+                 only_instances: frozenset[str] = frozenset()) -> None:
         self.plan = plan
         self.recipe = plan.recipe
         self.selected = set(plan.step_order) if selected is None else selected
@@ -83,6 +84,8 @@ class Scheduler:
         self.allow_paths = allow_paths
         self.digests = FileDigests()
         self.expect_calls = expect_calls  # instances the survey found uncached: no hit check
+        # `--only banner[size=1024x1024]`: of that step, only the instances named
+        self.only_instances = only_instances
         self.budget = budget or Budget(None)
         self.views: dict[str, Any] = {}
         self.cancelled = threading.Event()
@@ -274,7 +277,11 @@ class Scheduler:
         """Run every selected instance into ``result``; on Ctrl-C, mark it interrupted."""
         plan = self.plan
         order = [s for s in plan.step_order if s in self.selected]
-        remaining = {s: len(plan.by_step[s]) for s in order}
+        named = {i.split("[")[0] for i in self.only_instances}
+        instances_of = {s: tuple(i for i in plan.by_step[s]
+                                 if s not in named or i.id in self.only_instances)
+                        for s in order}
+        remaining = {s: len(instances_of[s]) for s in order}
         waiting = {s: {d for d in plan.depends_on[s] if d in self.selected} for s in order}
         dependents: dict[str, list[str]] = {s: [] for s in order}
         for step_id in order:
@@ -342,7 +349,7 @@ class Scheduler:
                     continue
                 started.add(step_id)
                 views = {d: self.views[d] for d in plan.depends_on[step_id] if d in self.views}
-                for instance in plan.by_step[step_id]:
+                for instance in instances_of[step_id]:
                     self.reporter.step_started(instance.id)
                     outcome = None if instance.id in self.expect_calls else \
                         self.run_instance(instance, views, hits_only=True)
@@ -364,6 +371,7 @@ class Scheduler:
                 launch_ready()
         except KeyboardInterrupt:
             self.cancelled.set()
+            result.stopped = sum(1 for future in running if future.running())
             pool.shutdown(wait=False, cancel_futures=True)
             # give running instances a moment to finish their atomic writes
             deadline = time.monotonic() + 2.0

@@ -155,6 +155,16 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
     plan = load_plan(path, var_overrides=overrides)
     recipe = plan.recipe
     only = _check_steps(plan, options.only, "--only")
+    only_instances = frozenset(name for name in options.only if "[" in name)
+    for name in sorted(only_instances):
+        ids = [i.id for i in plan.by_step[name.split("[")[0]]]
+        if name not in ids:
+            import difflib
+
+            close = difflib.get_close_matches(name, ids, n=1)
+            raise UsageError(f"--only {name}: no such instance",
+                             hint=f"did you mean {close[0]!r}?" if close else
+                             "instances: " + ", ".join(ids))
     refresh = _check_steps(plan, options.refresh, "--refresh")
     selected = plan.closure(only) if only else set(plan.step_order)
     refresh_all = set(refresh)
@@ -171,7 +181,9 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
     in_github = os.environ.get("GITHUB_ACTIONS") == "true"
     reporter: Reporter = JsonReporter(stream) if options.as_json else \
         TextReporter(stream, live=live, verbosity=options.verbosity, annotate=in_github)
-    instances = [i for i in plan.instances if i.step_id in selected]
+    instances = [i for i in plan.instances if i.step_id in selected and not (
+        only_instances and i.step_id in {n.split("[")[0] for n in only_instances}
+        and i.id not in only_instances)]
 
     survey: list[Survey] = []
     budget_given = options.max_credits is not None or recipe.budget is not None
@@ -232,7 +244,7 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
                               no_cache=options.no_cache, dry_run=options.dry_run,
                               allow_paths=options.allow_paths,
                               budget=Budget(limit, unit=unit),
-                              expect_calls=expected)
+                              expect_calls=expected, only_instances=only_instances)
         try:
             reporter.run_started(recipe.display, len(instances), concurrency)
             if limit is not None and estimate > limit:
@@ -264,6 +276,7 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
     reporter.run_finished(result)
     append_step_summary(result)
     if result.interrupted:
-        raise Interrupted("interrupted; finished steps are cached, run again to resume",
-                          signal_number=interrupted_by)
+        # the summary above already said what was kept and how to resume: one short line
+        raise Interrupted("stopped by " + ("SIGTERM" if interrupted_by == 15 else "Ctrl-C"),
+                          signal_number=interrupted_by, hint=None)
     return 0 if result.ok else 1

@@ -64,6 +64,7 @@ class EmulatorState:
         self.kind = kind
         self.api_key = api_key
         self.styles: set[str] = set()  # style ids this emulator created
+        self.access_log: Any = None  # a stream for one line per request (flow emulator)
         self.latency = latency
         self.plain_images = plain_images  # benchmarks: cheap gradients, no drawing
         self.lock = threading.Lock()
@@ -106,7 +107,18 @@ class Handler(BaseHTTPRequestHandler):
     state: EmulatorState
 
     def log_message(self, format: str, *args: Any) -> None:
-        return
+        return  # http.server's own log lines: replaced by the access log below
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """One line per request on `flow emulator`'s stderr (the in-process --mock and the
+        tests keep quiet): method, path, status and how long it took."""
+        stream = self.state.access_log
+        if stream is None:
+            return
+        took = time.monotonic() - getattr(self, "_started", time.monotonic())
+        stream.write(f"{self.address_string()} {self.command} {self.path} {code} "
+                     f"{took * 1000:.0f} ms\n")
+        stream.flush()
 
     # --- plumbing ------------------------------------------------------------------------
     def _base(self) -> str:
@@ -158,6 +170,7 @@ class Handler(BaseHTTPRequestHandler):
         self._dispatch("DELETE")
 
     def _dispatch(self, method: str) -> None:
+        self._started = time.monotonic()
         url = urlsplit(self.path)
         path = url.path
         body = self._read_body() if method in ("POST", "PUT") else b""

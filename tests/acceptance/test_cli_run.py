@@ -364,3 +364,24 @@ def test_mock_takes_the_emulators_latency_and_faults(tmp_path: Path) -> None:
     assert wrong.code == 2 and "they go with --mock" in wrong.err
     unknown = flow("run", path, "--mock", "--fault", "boom")
     assert unknown.code == 2 and "--fault boom: unknown fault" in unknown.err
+
+
+def test_only_one_matrix_instance_runs_just_that_one(tmp_path: Path, emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, BANNERS)
+    result = flow("run", path, "--only", "banner[size=2048x1024]", env=KEY_ENV)
+    assert result.code == 0, result
+    assert [c["json"]["size"] for c in emulator.calls()] == ["2048x1024"]
+    assert "1 instance" in result.out.splitlines()[0]
+    wrong = flow("run", path, "--only", "banner[size=999x1]", env=KEY_ENV)
+    assert wrong.code == 2 and "--only banner[size=999x1]: no such instance" in wrong.err
+
+
+def test_annotations_use_paths_relative_to_the_github_workspace(tmp_path: Path) -> None:
+    sub = tmp_path / "recipes"
+    sub.mkdir()
+    bad = recipe(sub, "http://127.0.0.1:9", LOGO_CHAIN.replace("vars.brand", "vars.brnd"),
+                 name="bad.yaml")
+    result = flow("validate", bad, env={"GITHUB_ACTIONS": "true",
+                                        "GITHUB_WORKSPACE": str(tmp_path)})
+    assert result.code == 3
+    assert "::error file=recipes/bad.yaml,line=13,col=15," in result.out

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import KEY_ENV, LOGO_CHAIN, by_endpoint, every_byte_written, recipe
+from helpers import BANNERS, KEY_ENV, LOGO_CHAIN, by_endpoint, every_byte_written, recipe
 
 from conftest import CANARY_KEY, flow
 
@@ -301,3 +301,23 @@ def test_disk_full_is_a_clear_error_with_nothing_half_written(tmp_path: Path,
         _no_partial_files(small)
     finally:
         subprocess.run(["umount", str(small)], check=False)
+
+
+def test_an_interrupt_says_so_once_and_counts_the_calls_it_stopped(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = recipe(tmp_path, "https://api.elkapi.com", BANNERS,
+                  sizes="[1024x1024, 2048x1024, 1820x1024]")
+    proc = subprocess.Popen([sys.executable, "-m", "flowrunner", "run", str(path), "--mock",
+                             "--latency", "5"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    assert err.strip() == "error: stopped by SIGTERM"
+    assert out.count("interrupted") == 1
+    assert "interrupted: 3 calls in flight stopped; finished steps are cached" in out
