@@ -320,7 +320,9 @@ def diff(recipe: Path, base: str, against_plan: bool, var_pairs: tuple[str, ...]
 @click.argument("recipe", type=_RECIPE)
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
               help="The output folder to check (default: the recipe's output_dir).")
-def verify(recipe: Path, output_dir: Path | None) -> int:
+@click.option("--mock", is_flag=True,
+              help="Accept files made by the emulator (without it they fail the check).")
+def verify(recipe: Path, output_dir: Path | None, mock: bool) -> int:
     """Check that the files in the output folder match the lock file (sha256).
 
     \b
@@ -329,7 +331,7 @@ def verify(recipe: Path, output_dir: Path | None) -> int:
     """
     from .commands.verify import verify_outputs
 
-    return verify_outputs(recipe, output_dir=output_dir, out=_out())
+    return verify_outputs(recipe, output_dir=output_dir, out=_out(), mock=mock)
 
 
 @cli.command()

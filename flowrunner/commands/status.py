@@ -14,6 +14,9 @@ from ..planning import load_plan
 from ..providers import is_mock_identity
 from ..survey import Survey, survey_plan
 
+MADE_BY_EMULATOR = ("made by the emulator (--mock), not by the provider: `flow run` without "
+                    "--mock makes it")
+
 
 def _status_rows(plan: Plan, survey: list[Survey], lock: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
@@ -49,10 +52,15 @@ def show_status(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | 
     recipe = plan.recipe
     cache = Cache(cache_root_for(plan.recipe.path, cache_dir), writable=False)
     lock = read_lock(lock_path_for(recipe.path))
-    # a `--mock` lock file is compared with the emulator's results
-    mock = mock or is_mock_identity(lock.provider)
-    survey = survey_plan(plan, cache=cache, mock=mock)
+    # placeholders never pass for real results: without --mock, a lock file the emulator
+    # made is stale however well it matches the recipe
+    made_by_emulator = is_mock_identity(lock.provider) and not mock
+    survey = survey_plan(plan, cache=cache, mock=mock or made_by_emulator)
     rows = _status_rows(plan, survey, lock.instances)
+    if made_by_emulator:
+        for row in rows:
+            if row["state"] == "fresh" and not row["reason"].startswith("skipped"):
+                row["state"], row["reason"] = "stale", MADE_BY_EMULATOR
     all_fresh = all(r["state"] == "fresh" for r in rows)
     if as_json:
         json.dump({"recipe": recipe.display, "fresh": all_fresh, "instances": rows}, out,

@@ -9,14 +9,18 @@ from ..cache import sha256_file
 from ..errors import UsageError
 from ..lockfile import lock_path_for, read_lock
 from ..planning import load_plan
+from ..providers import is_mock_identity
 
 
-def verify_outputs(path: Path, *, output_dir: Path | None, out: TextIO) -> int:
-    """`flow verify`: do the saved files still match the lock (sha256)?"""
+def verify_outputs(path: Path, *, output_dir: Path | None, out: TextIO,
+                   mock: bool = False) -> int:
+    """`flow verify`: do the saved files still match the lock (sha256)? Without ``mock``,
+    files the emulator made fail it, however well they match."""
     plan = load_plan(path)
     recipe = plan.recipe
     lock_file = lock_path_for(recipe.path)
-    lock = read_lock(lock_file).instances
+    locked = read_lock(lock_file)
+    lock = locked.instances
     if not lock:
         raise UsageError(f"no lock file at {lock_file}", hint="run `flow run` first")
     drifted = checked = 0
@@ -42,6 +46,10 @@ def verify_outputs(path: Path, *, output_dir: Path | None, out: TextIO) -> int:
     if drifted:
         out.write(f"{drifted} of {checked} files drifted · `flow run` restores them from the "
                   "cache\n")
+        return 1
+    if is_mock_identity(locked.provider) and not mock:
+        out.write(f"{checked} files match {lock_file.name}, but they were made by the emulator "
+                  "(--mock), not by the provider · `flow run` without --mock makes them\n")
         return 1
     out.write(f"{checked} files match {lock_file.name}\n")
     return 0

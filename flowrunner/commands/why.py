@@ -30,8 +30,10 @@ def explain_step(path: Path, step_id: str, *, var_overrides: dict[str, Any],
                          "steps: " + ", ".join(recipe.steps))
     cache = Cache(cache_root_for(plan.recipe.path, cache_dir), writable=False)
     lock_file = read_lock(lock_path_for(recipe.path))
-    # a `--mock` lock file is compared with the emulator's results
-    mock = mock or is_mock_identity(lock_file.provider)
+    # without --mock, results the emulator made never count: a real run calls again
+    if is_mock_identity(lock_file.provider) and not mock:
+        out.write("the lock file records results made by the emulator (--mock): a run "
+                  "without --mock calls the provider for every instance\n")
     survey = survey_plan(plan, cache=cache, mock=mock)
     lock = lock_file.instances
     for item in survey:

@@ -355,3 +355,20 @@ def test_local_image_steps_are_cached_need_no_key_and_follow_their_input(tmp_pat
     (tmp_path / "logo.png").write_bytes(png(300, 300, "two"))
     changed = flow("run", path, env=stamp_free)
     assert "2 instances: 2 called, 0 cached" in changed.out
+
+
+def test_mock_results_never_pass_for_real_ones(tmp_path: Path) -> None:
+    path = recipe(tmp_path, "https://api.elkapi.com", LOGO_CHAIN)
+    assert flow("run", path, "--mock").code == 0
+    status = flow("status", path)
+    assert status.code == 1
+    assert "made by the emulator (--mock), not by the provider" in status.out
+    assert "0 fresh, 3 stale, 0 missing" in status.out
+    assert flow("status", path, "--mock").code == 0  # against the emulator's results: fresh
+    verify = flow("verify", path)
+    assert verify.code == 1 and "made by the emulator" in verify.out
+    assert flow("verify", path, "--mock").code == 0
+    why = flow("why", path, "logo")
+    assert "made by the emulator (--mock)" in why.out and "will call" in why.out
+    frozen = flow("run", path, "--frozen")
+    assert frozen.code == 4  # a real run would call: nothing real is cached
