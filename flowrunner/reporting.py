@@ -61,7 +61,8 @@ def markdown_summary(result: RunResult) -> str:
     lines = [f"### {icon} flow run `{result.recipe}`", "",
              f"{len(result.results)} instances: {result.count('ok')} called, "
              f"{result.count('cached')} cached, {result.count('failed')} failed, "
-             f"{result.count('skipped')} skipped · **{result.amount('ok')} spent**, "
+             f"{result.count('skipped')} skipped · **{result.amount('ok')} "
+             f"{result.spent_word}**, "
              f"{result.amount('cached')} saved by the cache", "",
              "| instance | endpoint | status | credits |", "| --- | --- | --- | --- |"]
     for item in result.results:
@@ -176,7 +177,7 @@ class TextReporter:
                 parts.append(f"{result.count('planned')} would call")
             parts += [f"{result.count('failed')} failed", f"{result.count('skipped')} skipped"]
             lines = [f"{len(result.results)} instances: " + ", ".join(parts)
-                     + f" · {result.amount('ok')} spent, "
+                     + f" · {result.amount('ok')} {result.spent_word}, "
                      f"{result.amount('cached')} saved by the cache · {result.elapsed:.1f}s"]
             if result.output_dir and not result.dry_run:
                 lines.append(f"assets: {result.output_dir}")

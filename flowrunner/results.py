@@ -63,6 +63,7 @@ class RunResult:
     output_dir: str | None = None
     interrupted: bool = False
     stopped: int = 0  # calls in flight when the run was interrupted
+    mock: bool = False  # the emulator answered: its credits are emulated, not spent
     dry_run: bool = False
     gallery: str | None = None
     unit: str = "credits"  # the default provider's unit (the budget's)
@@ -89,6 +90,11 @@ class RunResult:
             if item.status == status and (item.credits or item.unit == self.unit):
                 found[item.unit] = found.get(item.unit, 0.0) + item.credits
         return found or {self.unit: 0.0}
+
+    @property
+    def spent_word(self) -> str:
+        """`spent`, or `emulated` for a --mock run (nothing was paid)."""
+        return "emulated" if self.mock else "spent"
 
     def amount(self, status: Status) -> str:
         """`5 ElkAPI credits`, or `5 ElkAPI credits + 4 BFL credits` when units mix."""

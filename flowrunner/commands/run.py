@@ -215,7 +215,7 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
                    for s in survey if s.state not in ("cached", "skipped")
                    and s.instance.step.endpoint is not None
                    and s.instance.step.endpoint.unit == unit)
-    result = RunResult(recipe=recipe.display, unit=unit)
+    result = RunResult(recipe=recipe.display, unit=unit, mock=options.mock)
     result.dry_run = options.dry_run
     scheduler = None
     with _routes(profiles, mock=options.mock, latency=options.mock_latency,

@@ -385,3 +385,11 @@ def test_annotations_use_paths_relative_to_the_github_workspace(tmp_path: Path) 
                                         "GITHUB_WORKSPACE": str(tmp_path)})
     assert result.code == 3
     assert "::error file=recipes/bad.yaml,line=13,col=15," in result.out
+
+
+def test_a_mock_run_speaks_of_emulated_credits(tmp_path: Path) -> None:
+    path = recipe(tmp_path, "https://api.elkapi.com", LOGO_CHAIN.split("  clean:")[0])
+    result = flow("run", path, "--mock")
+    assert result.code == 0, result
+    assert "1 ElkAPI credits emulated, 0 ElkAPI credits saved by the cache" in result.out
+    assert " spent" not in result.out
