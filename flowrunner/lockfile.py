@@ -13,6 +13,7 @@ from typing import Any
 
 from .cache import write_if_changed
 from .errors import SpecError
+from .providers import is_mock_identity
 from .source import dump_yaml, parse_text
 
 LOCK_VERSION = 1
@@ -44,10 +45,33 @@ def write_lock(path: Path, recipe_name: str, entries: dict[str, dict[str, Any]],
 
 @dataclass(frozen=True, slots=True)
 class LockFile:
-    """A lock file as read: the provider that made it and its instances."""
+    """A lock file as read: the default provider it names and its instances."""
 
     provider: str | None
     instances: dict[str, dict[str, Any]]
+
+    def emulated(self, instance_id: str) -> bool:
+        """Whether the emulator (`--mock`) made this instance's entry."""
+        return bool((self.instances.get(instance_id) or {}).get("emulated"))
+
+    @property
+    def any_emulated(self) -> bool:
+        return any(self.emulated(name) for name in self.instances)
+
+
+def merge_entries(old: dict[str, dict[str, Any]], finished: dict[str, dict[str, Any]],
+                  ) -> dict[str, dict[str, Any]]:
+    """The lock file's entries after a run that finished ``finished`` over ``old``.
+
+    An old entry stays unless the run finished its instance, or saved a file at a path the
+    old entry records (that file now belongs to the new entry, so the old one would no
+    longer describe the disk).
+    """
+    claimed = {str(a["path"]) for entry in finished.values()
+               for a in entry.get("artifacts", []) if a.get("path")}
+    kept = {name: entry for name, entry in old.items() if name not in finished and not any(
+        str(a.get("path")) in claimed for a in entry.get("artifacts", []) if a.get("path"))}
+    return {**kept, **finished}
 
 
 def read_lock(path: Path) -> LockFile:
@@ -59,5 +83,10 @@ def read_lock(path: Path) -> LockFile:
         return LockFile(None, {})
     if not isinstance(data, dict) or not isinstance(data.get("instances"), dict):
         return LockFile(None, {})
-    provider = data.get("provider")
-    return LockFile(provider if isinstance(provider, str) else None, data["instances"])
+    provider = data.get("provider") if isinstance(data.get("provider"), str) else None
+    instances = {str(k): v for k, v in data["instances"].items() if isinstance(v, dict)}
+    if is_mock_identity(provider):
+        # written before entries said who made them: the file's provider says it for all
+        for entry in instances.values():
+            entry.setdefault("emulated", True)
+    return LockFile(provider, instances)

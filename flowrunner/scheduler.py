@@ -67,7 +67,8 @@ class Scheduler:
                  no_cache: bool = False, dry_run: bool = False,
                  allow_paths: tuple[Path, ...] = (), budget: Budget | None = None,
                  expect_calls: frozenset[str] = frozenset(),
-                 only_instances: frozenset[str] = frozenset()) -> None:
+                 only_instances: frozenset[str] = frozenset(),
+                 on_finished: Callable[[StepResult], None] | None = None) -> None:
         self.plan = plan
         self.recipe = plan.recipe
         self.selected = set(plan.step_order) if selected is None else selected
@@ -89,6 +90,11 @@ class Scheduler:
         self.budget = budget or Budget(None)
         self.views: dict[str, Any] = {}
         self.cancelled = threading.Event()
+        # once cancelled, no worker starts replacing a file: an interrupted run's lock file
+        # records every file it placed (see `_placing`)
+        self._placement = threading.Condition()
+        self._placing = 0
+        self.on_finished = on_finished  # the lock keeper: each outcome as it is known
         self._client_lock = threading.Lock()
         self._notes: dict[str, list[str]] = {}
         self._output_root = output_dir.resolve()
@@ -170,8 +176,32 @@ class Scheduler:
         result.artifacts = entry.get("artifacts", [])
         result.response = entry.get("response", {})
         if not self.dry_run:
-            result.saved = self._place(instance, entry, targets)
+            with self._placing_files(instance):
+                result.saved = self._place(instance, entry, targets)
         return True
+
+    @contextlib.contextmanager
+    def _placing_files(self, instance: Instance) -> Any:
+        """Hold off an interruption's bookkeeping while files are replaced."""
+        with self._placement:
+            if self.cancelled.is_set():
+                raise RunError(f"{instance.id}: its files were not replaced: the run was "
+                               "interrupted (the result is cached; run again to place them)")
+            self._placing += 1
+        try:
+            yield
+        finally:
+            with self._placement:
+                self._placing -= 1
+                self._placement.notify_all()
+
+    def _cancel(self, wait: float) -> None:
+        """Stop workers from starting to replace files; wait (bounded) for those that are."""
+        deadline = time.monotonic() + wait
+        with self._placement:
+            self.cancelled.set()
+            while self._placing and time.monotonic() < deadline:
+                self._placement.wait(max(0.0, deadline - time.monotonic()))
 
     def _call_once(self, call: PreparedCall, views: dict[str, Any], deadline: float,
                    result: StepResult, *, use_cache: bool) -> dict[str, Any]:
@@ -315,6 +345,8 @@ class Scheduler:
         def complete(instance: Instance, outcome: StepResult) -> None:
             result.results.append(outcome)
             self.reporter.step_finished(outcome)
+            if self.on_finished is not None:
+                self.on_finished(outcome)
             step_id = instance.step_id
             if outcome.status in ("ok", "cached"):
                 step_views[step_id][instance.position] = step_view(
@@ -370,14 +402,22 @@ class Scheduler:
                 complete(instance, outcome)
                 launch_ready()
         except KeyboardInterrupt:
-            self.cancelled.set()
-            result.stopped = sum(1 for future in running if future.running())
+            self._cancel(wait=2.0)
+            in_flight = {future for future in running if future.running()}
             pool.shutdown(wait=False, cancel_futures=True)
             # give running instances a moment to finish their atomic writes
             deadline = time.monotonic() + 2.0
             for future in list(running):
                 with contextlib.suppress(CancelledError, FuturesTimeout):  # let it go
                     future.exception(timeout=max(0.0, deadline - time.monotonic()))
+            # what finished meanwhile (files placed before the interruption) is recorded
+            for future, instance in list(running.items()):
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    outcome = future.result()
+                    if outcome is not None and outcome.status in ("ok", "cached"):
+                        running.pop(future)
+                        complete(instance, outcome)
+            result.stopped = len(in_flight & set(running))
             result.interrupted = True
             return
         pool.shutdown(wait=True)

@@ -4,14 +4,16 @@ entries, the run stamp, the gallery page and the CI step summary."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 from .cache import Cache
 from .catalog import CREDIT_UNITS
 from .graph import Plan
+from .lockfile import merge_entries, read_lock, write_lock
 from .options import RunOptions
-from .results import RunResult
+from .results import RunResult, StepResult
 from .stamp import Stamp, stamp_file
 
 
@@ -23,30 +25,80 @@ def display(path: Path) -> str:
         return str(path)
 
 
-def lock_entries(result: RunResult, recipe_folder: Path,
-                 output_dir: Path) -> dict[str, dict[str, Any]]:
-    """The lock file's entry of every instance that succeeded (called or cached)."""
-    entries: dict[str, dict[str, Any]] = {}
-    for item in result.results:
+def lock_entry(item: StepResult, recipe_folder: Path, output_dir: Path, *, mock: bool,
+               overrides: dict[str, Any]) -> dict[str, Any]:
+    """The lock file's entry of one finished (called or cached) instance."""
+    artifacts = []
+    for position, artifact in enumerate(item.artifacts):
+        record = {"sha256": artifact["sha256"], "bytes": artifact["bytes"]}
+        if position < len(item.saved):
+            relative = os.path.relpath(output_dir / item.saved[position], recipe_folder)
+            record["path"] = item.saved[position] if relative.startswith("..") \
+                else Path(relative).as_posix()
+        artifacts.append(record)
+    # result URLs expire and differ per call: the lock keeps only stable outputs
+    outputs = {k: v for k, v in item.outputs.items() if k != "credits" and not (
+        isinstance(v, str) and v.startswith(("http://", "https://"))) and not (
+        isinstance(v, list) and any(isinstance(u, str) and u.startswith("http") for u in v))}
+    entry = {"step": item.step_id, "endpoint": item.endpoint, "key": item.key,
+             "params": item.params, "credits": item.credits, "outputs": outputs,
+             "artifacts": artifacts}
+    if mock:
+        entry["emulated"] = True  # placeholders: never fresh for a run without --mock
+    if overrides:
+        entry["vars"] = overrides  # made with --var/--vars-file: stale against the recipe
+    return entry
+
+
+class LockKeeper:
+    """Keeps the lock file describing the files on disk while a run places them.
+
+    Each finished instance's entry goes in as it finishes, over the entries of earlier runs
+    (`lockfile.merge_entries`), and the file is rewritten from time to time during the run
+    (at most once a second, less often when a write is slow) and once at its end, whatever
+    kind of run it was. A run that finished every instance of the recipe (no --only, nothing
+    failed, skipped or stopped) writes exactly its own entries, dropping those of instances
+    that are no longer in the recipe.
+    """
+
+    def __init__(self, lock_file: Path, *, recipe_name: str, provider: str,
+                 recipe_folder: Path, output_dir: Path, mock: bool,
+                 overrides: dict[str, Any]) -> None:
+        self.path = lock_file
+        self._recipe_name = recipe_name
+        self._provider = provider
+        self._folder = recipe_folder
+        self._output_dir = output_dir
+        self._mock = mock
+        self._overrides = overrides
+        self.earlier = read_lock(lock_file).instances
+        self.finished: dict[str, dict[str, Any]] = {}
+        self.entries = self.earlier
+        self._next_flush = time.monotonic() + 1.0
+        self._dirty = False
+
+    def add(self, item: StepResult) -> None:
+        """Take a finished instance's outcome (called from the scheduler's thread)."""
         if item.status not in ("ok", "cached"):
-            continue
-        artifacts = []
-        for position, artifact in enumerate(item.artifacts):
-            record = {"sha256": artifact["sha256"], "bytes": artifact["bytes"]}
-            if position < len(item.saved):
-                relative = os.path.relpath(output_dir / item.saved[position], recipe_folder)
-                record["path"] = item.saved[position] if relative.startswith("..") \
-                    else Path(relative).as_posix()
-            artifacts.append(record)
-        # result URLs expire and differ per call: the lock keeps only stable outputs
-        outputs = {k: v for k, v in item.outputs.items() if k != "credits" and not (
-            isinstance(v, str) and v.startswith(("http://", "https://"))) and not (
-            isinstance(v, list) and any(isinstance(u, str) and u.startswith("http") for u in v))}
-        entries[item.instance_id] = {"step": item.step_id, "endpoint": item.endpoint,
-                                     "key": item.key, "params": item.params,
-                                     "credits": item.credits, "outputs": outputs,
-                                     "artifacts": artifacts}
-    return entries
+            return
+        self.finished[item.instance_id] = lock_entry(item, self._folder, self._output_dir,
+                                                     mock=self._mock,
+                                                     overrides=self._overrides)
+        self._dirty = True
+        if time.monotonic() >= self._next_flush:
+            self.flush()
+
+    def flush(self, *, complete: bool = False) -> bool:
+        """Rewrite the lock file from the entries so far; True when its content changed."""
+        started = time.monotonic()
+        self.entries = dict(self.finished) if complete else \
+            merge_entries(self.earlier, self.finished)
+        written = write_lock(self.path, self._recipe_name, self.entries, self._provider) \
+            if self.entries or self.path.exists() else False
+        self._dirty = False
+        took = time.monotonic() - started
+        self._next_flush = time.monotonic() + max(1.0, 10 * took)
+        return written
 
 
 def write_stamp(plan: Plan, result: RunResult, options: RunOptions, *, cache: Cache,
@@ -79,9 +131,11 @@ def write_stamp(plan: Plan, result: RunResult, options: RunOptions, *, cache: Ca
 
 
 def write_kit_gallery(plan: Plan, entries: dict[str, dict[str, Any]], output_dir: Path, *,
-                      lock_name: str, mock: bool,
+                      lock_name: str,
                       dimensions: dict[str, tuple[Any, Any]] | None = None) -> str | None:
-    """Write `index.html`: the whole kit as the lock file records it, step by step.
+    """Write `index.html`: the whole kit as the lock file records it, step by step (entries
+    of instances the recipe no longer makes too, so the page shows every file the lock
+    file records). A card made by the emulator says so.
 
     Returns its path for display, or None when nothing was saved or it cannot be written.
     """
@@ -91,34 +145,44 @@ def write_kit_gallery(plan: Plan, entries: dict[str, dict[str, Any]], output_dir
     recipe = plan.recipe
     root = output_dir.resolve()
     saved: dict[str, list[str]] = {}  # step → its files, relative to the output folder
+
+    def assets_of(entry: dict[str, Any]) -> list[Any]:
+        assets = []
+        for artifact in entry.get("artifacts", []):
+            if not artifact.get("path"):
+                continue
+            target = (recipe.folder / str(artifact["path"])).resolve()
+            if not target.is_relative_to(root):
+                continue
+            known = (dimensions or {}).get(str(artifact.get("sha256")))
+            width, height = known if known and all(known) else picture_size(target)
+            assets.append(Asset(target.relative_to(root).as_posix(),
+                                int(artifact.get("bytes", 0)), width, height))
+        return assets
+
+    def badge(entry: dict[str, Any], endpoint: Any) -> str:
+        return "local" if endpoint is not None and endpoint.local else \
+            "mock" if entry.get("emulated") else "called"
+
+    default_unit = CREDIT_UNITS.get(recipe.default_provider.kind, "credits")
     sections = []
+    shown: set[str] = set()
     for step_id in plan.step_order:
         step = recipe.steps[step_id]
+        endpoint = step.endpoint
         section = Section(step_id, step.description)
         for instance in plan.by_step[step_id]:
             entry = entries.get(instance.id)
             if entry is None:
                 continue
-            assets = []
-            for artifact in entry.get("artifacts", []):
-                if not artifact.get("path"):
-                    continue
-                target = (recipe.folder / str(artifact["path"])).resolve()
-                if not target.is_relative_to(root):
-                    continue
-                relative = target.relative_to(root).as_posix()
-                known = (dimensions or {}).get(str(artifact.get("sha256")))
-                width, height = known if known and all(known) else picture_size(target)
-                assets.append(Asset(relative, int(artifact.get("bytes", 0)), width, height))
+            shown.add(instance.id)
+            assets = assets_of(entry)
             saved.setdefault(step_id, []).extend(a.file for a in assets)
-            endpoint = step.endpoint
-            badge = "local" if endpoint is not None and endpoint.local else \
-                "mock" if mock else "called"
             references: list[str] = []
             if not assets and endpoint is not None and endpoint.files:
-                shown = known_params(plan, instance.matrix, step.params)
+                known = known_params(plan, instance.matrix, step.params)
                 for name in endpoint.files:
-                    values = shown.get(name)
+                    values = known.get(name)
                     for value in values if isinstance(values, list) else [values]:
                         if isinstance(value, str) and "{{" not in value and \
                                 "://" not in value:
@@ -129,20 +193,39 @@ def write_kit_gallery(plan: Plan, entries: dict[str, dict[str, Any]], output_dir
             outputs = {k: v for k, v in entry.get("outputs", {}).items()
                        if k == "style_id"}
             section.cards.append(Card(
-                instance.id, step_id, str(entry.get("endpoint", step.uses)), badge,
-                assets=assets, references=references, made_from=made_from,
-                credits=float(entry.get("credits") or 0),
+                instance.id, step_id, str(entry.get("endpoint", step.uses)),
+                badge(entry, endpoint), assets=assets, references=references,
+                made_from=made_from, credits=float(entry.get("credits") or 0),
                 unit=endpoint.unit if endpoint is not None and not endpoint.local else
-                CREDIT_UNITS.get(recipe.default_provider.kind, "credits"),
-                matrix=instance.matrix, params=entry.get("params", {}), outputs=outputs))
+                default_unit, matrix=instance.matrix, params=entry.get("params", {}),
+                outputs=outputs))
         sections.append(section)
+    # instances the recipe no longer makes (another --var, a changed matrix): still on disk
+    former = Section("earlier", "recorded by an earlier run; not made by the recipe as it "
+                                "is now")
+    for name in sorted(set(entries) - shown):
+        entry = entries[name]
+        former_step = recipe.steps.get(str(entry.get("step")))
+        endpoint = former_step.endpoint if former_step is not None else None
+        former.cards.append(Card(
+            name, str(entry.get("step")), str(entry.get("endpoint")), badge(entry, endpoint),
+            assets=assets_of(entry), references=[], made_from=[],
+            credits=float(entry.get("credits") or 0),
+            unit=endpoint.unit if endpoint is not None and not endpoint.local else
+            default_unit, matrix={}, params=entry.get("params", {}), outputs={}))
+    if former.cards:
+        sections.append(former)
     files = sum(len(c.assets) for s in sections for c in s.cards)
     if not files:
         return None
     instances = sum(len(s.cards) for s in sections)
+    emulated = sum(1 for s in sections for c in s.cards if c.badge == "mock")
     header = (f"{files} asset{'s' * (files != 1)} from {instances} instances of "
               f"{len([s for s in sections if s.cards])} steps, as recorded in {lock_name}"
-              + (" · made by the emulator (--mock), not by the providers" if mock else ""))
+              + (" · made by the emulator (--mock), not by the providers"
+                 if emulated and emulated == instances else
+                 f" · {emulated} made by the emulator (--mock), not by the providers"
+                 if emulated else ""))
     page = render_gallery(recipe.name, recipe.description, header, sections)
     try:
         return display(write_gallery(output_dir, page))

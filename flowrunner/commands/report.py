@@ -9,7 +9,6 @@ from typing import TextIO
 from ..errors import UsageError
 from ..lockfile import lock_path_for, read_lock
 from ..planning import load_plan
-from ..providers import is_mock_identity
 from ..sidecars import write_kit_gallery
 
 
@@ -26,8 +25,7 @@ def build_report(path: Path, *, output_dir: Path | None, out: TextIO) -> int:
     if not lock.instances:
         raise UsageError(f"no lock file for {recipe.display}", hint="run `flow run` first")
     folder = output_dir.resolve() if output_dir else recipe.output_dir
-    shown = write_kit_gallery(plan, lock.instances, folder, lock_name=lock_file.name,
-                              mock=is_mock_identity(lock.provider))
+    shown = write_kit_gallery(plan, lock.instances, folder, lock_name=lock_file.name)
     count = sum(len(e.get("artifacts", [])) for e in lock.instances.values())
     out.write(f"wrote {shown or os.path.relpath(folder / 'index.html')} ({count} assets)\n")
     return 0

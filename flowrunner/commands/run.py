@@ -86,6 +86,44 @@ def _report_unchanged(path: Path, stamp: Any, options: RunOptions, stream: TextI
     return 0
 
 
+def _refuse_over_budget(plan: Any, survey: list[Any], *, estimate: float, limit: float,
+                        unit: str, flag: str, stream: TextIO) -> None:
+    """A budget is a ceiling: when the uncached work is estimated over it, call nothing,
+    show what each step would cost and what would fit.
+
+    Raises:
+        BudgetExceeded: always.
+    """
+    from ..budget import steps_within
+    from ..errors import BudgetExceeded
+
+    costs: dict[str, float] = {}
+    calls: dict[str, int] = {}
+    for item in survey:
+        endpoint = item.instance.step.endpoint
+        if item.state in ("cached", "skipped") or endpoint is None or endpoint.unit != unit:
+            continue
+        step_id = item.instance.step_id
+        costs[step_id] = costs.get(step_id, 0.0) + endpoint.estimate_credits(
+            item.call.params if item.call else {})
+        calls[step_id] = calls.get(step_id, 0) + 1
+    width = max(map(len, costs), default=4)
+    stream.write(f"the uncached work is estimated at ~{estimate:g} {unit}, over the budget "
+                 f"of {limit:g} {unit} ({flag}):\n")
+    for step_id, cost in costs.items():
+        stream.write(f"  {step_id:<{width}}  {calls[step_id]} call"
+                     f"{'s' * (calls[step_id] != 1)}  ~{cost:g} {unit}\n")
+    fits = steps_within(costs, {s: set(plan.depends_on[s]) for s in costs}, limit)
+    fitting = sum(costs[s] for s in fits)
+    # --only brings a step's dependencies along: name only the steps nothing chosen needs
+    fits = [s for s in fits if not any(s != t and s in plan.closure({t}) for t in fits)]
+    hint = (f"within the budget: `{' '.join('--only ' + s for s in fits)}` (~{fitting:g} "
+            f"{unit}); or raise {flag}" if fits else
+            f"no step fits in {limit:g} {unit}: raise {flag}")
+    raise BudgetExceeded(f"nothing was called: the run needs ~{estimate:g} {unit} and the "
+                         f"budget is {limit:g} {unit}", hint=hint)
+
+
 def _check_steps(plan: Any, names: tuple[str, ...], option: str) -> set[str]:
     import difflib
 
@@ -133,16 +171,16 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
     from ..catalog import CREDIT_UNITS
     from ..errors import FrozenError, Interrupted, UsageError
     from ..http import Client, HttpClient
-    from ..lockfile import lock_path_for, read_lock, write_lock
+    from ..lockfile import lock_path_for
     from ..planning import load_plan
     from ..providers import api_key_from_env
     from ..reporting import JsonReporter, Reporter, TextReporter
     from ..results import RunResult
     from ..scheduler import Scheduler
     from ..sidecars import (
+        LockKeeper,
         append_step_summary,
         display,
-        lock_entries,
         write_kit_gallery,
         write_stamp,
     )
@@ -190,6 +228,9 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
     if options.frozen or not options.mock or budget_given:
         survey = survey_plan(plan, cache=cache, mock=options.mock, selected=selected,
                              refresh=refresh_all, allowed=options.allow_paths)
+        if only_instances:
+            wanted = {i.id for i in instances}
+            survey = [s for s in survey if s.instance.id in wanted]
         to_call = [s for s in survey if s.state not in ("cached", "skipped")]
         if options.frozen and to_call:
             names = ", ".join(s.instance.id for s in to_call[:8]) + \
@@ -215,9 +256,17 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
                    for s in survey if s.state not in ("cached", "skipped")
                    and s.instance.step.endpoint is not None
                    and s.instance.step.endpoint.unit == unit)
+    if limit is not None and estimate > limit and not options.dry_run:
+        _refuse_over_budget(plan, survey, estimate=estimate, limit=limit, unit=unit,
+                            flag="--max-credits" if options.max_credits is not None
+                            else "budget:", stream=stream)
     result = RunResult(recipe=recipe.display, unit=unit, mock=options.mock)
     result.dry_run = options.dry_run
     scheduler = None
+    keeper = None if options.dry_run else LockKeeper(
+        lock_path_for(recipe.path), recipe_name=recipe.path.name,
+        provider=recipe.default_provider.identity(mock=False), recipe_folder=recipe.folder,
+        output_dir=output_dir, mock=options.mock, overrides=recipe.var_overrides)
     with _routes(profiles, mock=options.mock, latency=options.mock_latency,
                  faults=options.mock_faults) as (routes, keys):
         log = (lambda line: sys.stderr.write(f"  http: {line}\n")) \
@@ -244,35 +293,34 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
                               no_cache=options.no_cache, dry_run=options.dry_run,
                               allow_paths=options.allow_paths,
                               budget=Budget(limit, unit=unit),
-                              expect_calls=expected, only_instances=only_instances)
+                              expect_calls=expected, only_instances=only_instances,
+                              on_finished=keeper.add if keeper is not None else None)
         try:
             reporter.run_started(recipe.display, len(instances), concurrency)
-            if limit is not None and estimate > limit:
+            if limit is not None and estimate > limit:  # a dry run only says so
                 reporter.note(f"the calls to make are estimated at ~{estimate:g} {unit}, over "
-                              f"the budget of {limit:g} {unit}: calls past it will be refused")
+                              f"the budget of {limit:g} {unit}: a run would call nothing")
             scheduler.run(result)
         finally:
             scheduler.close()
         interrupted_by = signals.signal_number
     result.elapsed = time.monotonic() - started
     result.output_dir = display(output_dir)
-    lock_file = lock_path_for(recipe.path)
-    finished = lock_entries(result, recipe.folder, output_dir)
-    if result.ok and not options.dry_run and not only and not options.no_cache:
-        write_lock(lock_file, recipe.path.name, finished,
-                   recipe.default_provider.identity(mock=options.mock))
-        result.lock_path = display(lock_file)
-        write_stamp(plan, result, options, cache=cache, inputs=scheduler.digests.paths(),
-                    lock_file=lock_file, output_dir=output_dir, concurrency=concurrency)
-    if not options.dry_run:
-        # the page shows the kit: the lock file's entries, with what this run finished
-        # over them when it wrote no lock file (a partial or failed run)
-        entries = finished if result.lock_path else {**read_lock(lock_file).instances,
-                                                     **finished}
+    if keeper is not None:
+        # every kind of run leaves the lock file describing the files on disk; one that
+        # made the whole recipe writes exactly its entries (and the stamp)
+        complete = result.ok and not only and not options.dry_run
+        keeper.flush(complete=complete)
+        if keeper.entries or keeper.path.exists():
+            result.lock_path = display(keeper.path)
+        if complete and not options.no_cache:
+            write_stamp(plan, result, options, cache=cache, inputs=scheduler.digests.paths(),
+                        lock_file=keeper.path, output_dir=output_dir,
+                        concurrency=concurrency)
         known = {str(a.get("sha256")): (a.get("width"), a.get("height"))
                  for item in result.results for a in item.artifacts}
-        result.gallery = write_kit_gallery(plan, entries, output_dir, lock_name=lock_file.name,
-                                           mock=options.mock, dimensions=known)
+        result.gallery = write_kit_gallery(plan, keeper.entries, output_dir,
+                                           lock_name=keeper.path.name, dimensions=known)
     reporter.run_finished(result)
     append_step_summary(result)
     if result.interrupted:

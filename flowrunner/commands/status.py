@@ -7,26 +7,41 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..cache import Cache
-from ..graph import Plan
-from ..lockfile import lock_path_for, read_lock
+from ..lockfile import LockFile, lock_path_for, read_lock
 from ..options import cache_root_for
 from ..planning import load_plan
-from ..providers import is_mock_identity
 from ..survey import Survey, survey_plan
 
 MADE_BY_EMULATOR = ("made by the emulator (--mock), not by the provider: `flow run` without "
                     "--mock makes it")
 
 
-def _status_rows(plan: Plan, survey: list[Survey], lock: dict[str, Any]) -> list[dict[str, Any]]:
+def _overridden(locked: dict[str, Any], overrides: dict[str, Any]) -> str | None:
+    """`--var brand=Globex` when the entry was made with variables this check lacks."""
+    made_with = locked.get("vars")
+    if not isinstance(made_with, dict) or made_with == overrides:
+        return None
+    return " ".join(f"--var {name}={value}" for name, value in sorted(made_with.items()))
+
+
+def _status_rows(survey: list[Survey], lock: LockFile, *, mock: bool,
+                 overrides: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for item in survey:
-        locked = lock.get(item.instance.id)
+        locked = lock.instances.get(item.instance.id)
         key = item.call.key if item.call else None
         if item.state == "skipped":
             state, why = "fresh", "skipped: condition is false"
+        elif locked is not None and lock.emulated(item.instance.id) and not mock:
+            # placeholders never pass for real results, however well they match the recipe
+            state, why = "stale", MADE_BY_EMULATOR
+        elif locked is not None and not lock.emulated(item.instance.id) and mock:
+            state, why = "stale", "made by the provider; --mock checks the emulator's results"
         elif locked is not None and key is not None and key != locked.get("key"):
-            state, why = "stale", "the recipe changed since the lock file was written"
+            made_with = _overridden(locked, overrides)
+            state, why = "stale", (f"made with {made_with}; the recipe as it is gives another "
+                                   "result" if made_with else
+                                   "the recipe changed since the lock file was written")
         elif item.state == "blocked":
             state, why = "missing", f"waits for {item.waits_for}"
         elif item.state == "error":
@@ -39,9 +54,12 @@ def _status_rows(plan: Plan, survey: list[Survey], lock: dict[str, Any]) -> list
             state, why = "fresh", ""
         rows.append({"instance": item.instance.id, "state": state, "reason": why, "key": key})
     planned = {item.instance.id for item in survey}
-    for name in sorted(set(lock) - planned):
+    for name in sorted(set(lock.instances) - planned):
+        made_with = _overridden(lock.instances[name], overrides)
         rows.append({"instance": name, "state": "stale",
-                     "reason": "in the lock file but no longer in the recipe", "key": None})
+                     "reason": f"made with {made_with}; not in the recipe as it is"
+                     if made_with else "in the lock file but no longer in the recipe",
+                     "key": None})
     return rows
 
 
@@ -52,15 +70,8 @@ def show_status(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | 
     recipe = plan.recipe
     cache = Cache(cache_root_for(plan.recipe.path, cache_dir), writable=False)
     lock = read_lock(lock_path_for(recipe.path))
-    # placeholders never pass for real results: without --mock, a lock file the emulator
-    # made is stale however well it matches the recipe
-    made_by_emulator = is_mock_identity(lock.provider) and not mock
-    survey = survey_plan(plan, cache=cache, mock=mock or made_by_emulator)
-    rows = _status_rows(plan, survey, lock.instances)
-    if made_by_emulator:
-        for row in rows:
-            if row["state"] == "fresh" and not row["reason"].startswith("skipped"):
-                row["state"], row["reason"] = "stale", MADE_BY_EMULATOR
+    survey = survey_plan(plan, cache=cache, mock=mock)
+    rows = _status_rows(survey, lock, mock=mock, overrides=var_overrides)
     all_fresh = all(r["state"] == "fresh" for r in rows)
     if as_json:
         json.dump({"recipe": recipe.display, "fresh": all_fresh, "instances": rows}, out,

@@ -9,7 +9,6 @@ from ..cache import sha256_file
 from ..errors import UsageError
 from ..lockfile import lock_path_for, read_lock
 from ..planning import load_plan
-from ..providers import is_mock_identity
 
 
 def verify_outputs(path: Path, *, output_dir: Path | None, out: TextIO,
@@ -47,7 +46,7 @@ def verify_outputs(path: Path, *, output_dir: Path | None, out: TextIO,
         out.write(f"{drifted} of {checked} files drifted · `flow run` restores them from the "
                   "cache\n")
         return 1
-    if is_mock_identity(locked.provider) and not mock:
+    if locked.any_emulated and not mock:
         out.write(f"{checked} files match {lock_file.name}, but they were made by the emulator "
                   "(--mock), not by the provider · `flow run` without --mock makes them\n")
         return 1

@@ -12,7 +12,6 @@ from ..errors import UsageError
 from ..lockfile import lock_path_for, read_lock
 from ..options import cache_root_for
 from ..planning import load_plan
-from ..providers import is_mock_identity
 from ..survey import STATE_WORDS, survey_plan
 
 
@@ -31,9 +30,9 @@ def explain_step(path: Path, step_id: str, *, var_overrides: dict[str, Any],
     cache = Cache(cache_root_for(plan.recipe.path, cache_dir), writable=False)
     lock_file = read_lock(lock_path_for(recipe.path))
     # without --mock, results the emulator made never count: a real run calls again
-    if is_mock_identity(lock_file.provider) and not mock:
+    if lock_file.any_emulated and not mock:
         out.write("the lock file records results made by the emulator (--mock): a run "
-                  "without --mock calls the provider for every instance\n")
+                  "without --mock calls the provider for those instances\n")
     survey = survey_plan(plan, cache=cache, mock=mock)
     lock = lock_file.instances
     for item in survey:

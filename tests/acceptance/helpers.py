@@ -73,3 +73,43 @@ def by_endpoint(requests: list[dict[str, Any]]) -> dict[str, int]:
 
 def json_lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def kit_disagreements(recipe_path: Path, output_dir: str = "assets") -> list[str]:
+    """What keeps the lock file, the gallery page and the files on disk from agreeing:
+    every file the lock records exists with its sha256, and the gallery's cards show
+    exactly the lock's files. Empty when they agree."""
+    import re
+    from html import unescape
+    from urllib.parse import unquote
+
+    from flowrunner.lockfile import lock_path_for, read_lock
+
+    folder = recipe_path.parent
+    lock = read_lock(lock_path_for(recipe_path))
+    problems = []
+    recorded = set()
+    for name, entry in lock.instances.items():
+        for artifact in entry.get("artifacts", []):
+            if not artifact.get("path"):
+                continue
+            recorded.add(artifact["path"])
+            target = folder / artifact["path"]
+            if not target.is_file():
+                problems.append(f"{name}: {artifact['path']} is missing")
+            elif sha256(target) != artifact["sha256"]:
+                problems.append(f"{name}: {artifact['path']} differs from the lock file")
+    page = folder / output_dir / "index.html"
+    shown = set()
+    if page.exists():
+        shown = {f"{output_dir}/{unquote(unescape(m))}"
+                 for m in re.findall(r'class="thumb" type="button" data-full="([^"]+)"',
+                                     page.read_text())}
+    first_files = set()
+    for entry in lock.instances.values():
+        paths = [a["path"] for a in entry.get("artifacts", []) if a.get("path")]
+        first_files.update(paths[:1])
+    if shown != first_files:
+        problems.append(f"gallery shows {sorted(shown - first_files)} beyond the lock file and "
+                        f"lacks {sorted(first_files - shown)}")
+    return problems

@@ -13,11 +13,13 @@ from helpers import (
     by_endpoint,
     every_byte_written,
     json_lines,
+    kit_disagreements,
     recipe,
     sha256,
 )
 
 from conftest import CANARY_KEY, EXAMPLES, IGNORED, flow
+from flowrunner.lockfile import read_lock
 
 
 def test_brand_kit_example_runs_with_mock_and_no_key(tmp_path: Path) -> None:
@@ -120,7 +122,9 @@ def test_a_failed_step_skips_dependents_and_independent_branches_finish(tmp_path
     # a 400 is never retried
     assert by_endpoint(emulator.requests())["/recraft/v1/images/generations"] == 2
     assert (tmp_path / "assets" / "logo.svg").is_file()
-    assert not (tmp_path / "brand.lock").exists()  # written only after a successful run
+    # the lock file records what finished (and the page shows it): they match the disk
+    assert set(read_lock(tmp_path / "brand.lock").instances) == {"logo", "clean", "svg"}
+    assert kit_disagreements(path) == []
 
 
 @pytest.mark.slow
@@ -300,23 +304,29 @@ def test_missing_input_file_is_a_clear_failure(tmp_path: Path, emulator) -> None
     assert "brand.yaml:" in result.out  # the failure points at the recipe line
 
 
-def test_budget_refuses_calls_past_it_and_cache_hits_are_free(tmp_path: Path, emulator) -> None:
+def test_a_budget_is_a_ceiling_checked_before_any_call(tmp_path: Path, emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN + BANNERS, extra="concurrency: 1\n")
     # in the gateway's unit: the logo chain costs 1 + 0.25 + 0.25; each banner 1: 3.5 in all
     result = flow("run", path, "--max-credits", "2.5", env=KEY_ENV)
     assert result.code == 1, result
-    assert "over the budget of 2.5 ElkAPI credits: calls past it will be refused" in result.out
-    assert "not called: it would cost ~1 ElkAPI credits and the budget of 2.5 ElkAPI " \
-           "credits has" in result.out
-    assert "hint: raise --max-credits or the recipe's `budget:`" in result.out
-    spent = sum(1 if c["path"].endswith("generations") else 0.25 for c in emulator.calls())
-    assert spent <= 2.5
-    emulator.reset()
-    # the recipe's own budget, with everything done so far now cached
+    assert emulator.requests() == []  # not one request, not even a free one
+    assert "the uncached work is estimated at ~3.5 ElkAPI credits, over the budget of 2.5 " \
+           "ElkAPI credits (--max-credits):" in result.out
+    assert "  banner  2 calls  ~2 ElkAPI credits" in result.out
+    assert "nothing was called: the run needs ~3.5 ElkAPI credits and the budget is 2.5 " \
+           "ElkAPI credits" in result.err
+    assert "hint: within the budget: `--only svg` (~1.5 ElkAPI credits)" in result.err
+    assert not (tmp_path / "assets").exists() and not (tmp_path / "brand.lock").exists()
+    # the hint works, and what it made is cached: only the banners are left to pay for
+    assert flow("run", path, "--max-credits", "2.5", "--only", "svg", env=KEY_ENV).code == 0
     path.write_text(path.read_text().replace("concurrency: 1\n", "concurrency: 1\nbudget: 1.5\n"))
     again = flow("run", path, env=KEY_ENV)
-    assert again.code == 0, again
-    assert sum(1 for c in emulator.calls()) <= 1.5
+    assert again.code == 1 and "over the budget of 1.5 ElkAPI credits (budget:)" in again.out
+    assert "no step fits in 1.5 ElkAPI credits: raise budget:" in again.err
+    path.write_text(path.read_text().replace("budget: 1.5", "budget: 2"))
+    emulator.reset()
+    assert flow("run", path, env=KEY_ENV).code == 0
+    assert len(emulator.calls()) == 2  # the two banners; the logo chain was cached
 
 
 def test_github_actions_annotations_and_step_summary(tmp_path: Path, emulator) -> None:

@@ -1,0 +1,106 @@
+"""After any kind of run (full, --only, --var, a failing step, a budget refusal, an
+interruption) the lock file, the gallery page and the files on disk agree, and `flow verify`
+passes: a partial run never leaves assets the lock file does not describe."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import BANNERS, KEY_ENV, LOGO_CHAIN, kit_disagreements, recipe, sha256
+
+from conftest import flow
+from flowrunner.lockfile import read_lock
+
+
+def _agrees(path: Path) -> None:
+    assert kit_disagreements(path) == []
+    verified = flow("verify", path)
+    assert verified.code == 0, verified
+
+
+def test_partial_runs_keep_lock_gallery_and_files_in_agreement(tmp_path: Path,
+                                                               emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN + BANNERS)
+    assert flow("run", path, env=KEY_ENV).code == 0
+    _agrees(path)
+    full = read_lock(tmp_path / "brand.lock").instances
+    assert len(full) == 5
+
+    # --var and --only: logo.png is replaced together with its entry, the rest stays Acme's
+    other = flow("run", path, "--var", "brand=Globex", "--only", "logo", env=KEY_ENV)
+    assert other.code == 0, other
+    _agrees(path)
+    lock = read_lock(tmp_path / "brand.lock").instances
+    assert lock["logo"]["params"]["prompt"] == "Logo for Globex"
+    assert lock["logo"]["vars"] == {"brand": "Globex"}
+    assert lock["svg"] == full["svg"] and lock["banner[size=2048x1024]"] == \
+        full["banner[size=2048x1024]"]
+    status = flow("status", path)
+    assert status.code == 1
+    [logo_line] = [ln for ln in status.out.splitlines() if ln.split()[1:2] == ["logo"]]
+    assert logo_line.startswith("stale") and "made with --var brand=Globex" in logo_line
+    fresh = [ln.split()[1] for ln in status.out.splitlines() if ln.startswith("fresh")]
+    assert "svg" in fresh and "banner[size=1024x1024]" in fresh
+
+    # --only one step: the page still shows the whole kit, not just that step
+    only = flow("run", path, "--only", "banner", env=KEY_ENV)
+    assert only.code == 0, only
+    _agrees(path)
+    page = (tmp_path / "assets" / "index.html").read_text()
+    assert page.count('class="card"') == 5
+
+    # a failing step: what finished is recorded, the rest keeps its earlier entry
+    path.write_text(path.read_text().replace("brand: Acme", "brand: Initech") + """
+  broken:
+    uses: http
+    with:
+      path: /recraft/v1/images/generations
+      body: {prompt: "x", n: 99}
+      artifacts: data[*].url
+""")
+    failed = flow("run", path, env=KEY_ENV)
+    assert failed.code == 1, failed
+    _agrees(path)
+    lock = read_lock(tmp_path / "brand.lock").instances
+    assert lock["logo"]["params"]["prompt"] == "Logo for Initech" and "vars" not in lock["logo"]
+    assert "broken" not in lock
+
+    # a budget too small for the work: nothing is called, nothing on disk changes
+    before = {p: sha256(p) for p in (tmp_path / "assets").rglob("*.png")}
+    calls = len(emulator.calls())
+    path.write_text(path.read_text().replace("brand: Initech", "brand: Umbrella"))
+    refused = flow("run", path, "--max-credits", "1", env=KEY_ENV)
+    assert refused.code == 1, refused
+    assert len(emulator.calls()) == calls
+    assert {p: sha256(p) for p in (tmp_path / "assets").rglob("*.png")} == before
+    _agrees(path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_run_records_what_it_replaced(tmp_path: Path, emulator,
+                                                     sig: int) -> None:
+    path = recipe(tmp_path, emulator.base_url, BANNERS, extra="concurrency: 2\n",
+                  sizes="[1024x1024, 2048x1024, 1820x1024, 1024x2048, 1365x1024]")
+    assert flow("run", path, env=KEY_ENV).code == 0
+    path.write_text(path.read_text().replace("brand: Acme", "brand: Globex"))
+    emulator.state.latency = 0.4
+    run = subprocess.Popen([sys.executable, "-m", "flowrunner", "run", str(path)],
+                           env=dict(os.environ, **KEY_ENV), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(emulator.calls()) < 8:
+        time.sleep(0.02)
+    run.send_signal(sig)
+    out, err = run.communicate(timeout=30)
+    assert run.returncode in (130, 143), (out, err)
+    _agrees(path)
+    prompts = {e["params"]["prompt"] for e in
+               read_lock(tmp_path / "brand.lock").instances.values()}
+    assert prompts == {"Banner for Acme", "Banner for Globex"}  # some replaced, some not
