@@ -30,3 +30,48 @@ def test_lock_is_sorted_and_round_trips(tmp_path: Path) -> None:
 
 def test_lock_path_is_beside_the_recipe_and_not_yaml() -> None:
     assert lock_path_for(Path("/x/brand_assets.yaml")) == Path("/x/brand_assets.lock")
+
+
+def test_merge_keeps_earlier_entries_unless_replaced_or_their_file_was_taken() -> None:
+    from flowrunner.lockfile import merge_entries
+
+    def entry(key: str, path: str) -> dict[str, object]:
+        return {"key": key, "artifacts": [{"path": path, "sha256": key, "bytes": 1}]}
+
+    old = {"logo": entry("a", "assets/logo.png"), "svg": entry("b", "assets/logo.svg"),
+           "banner[size=1]": entry("c", "assets/banner.png")}
+    finished = {"logo": entry("d", "assets/logo.png"),
+                "banner[size=2]": entry("e", "assets/banner.png")}
+    merged = merge_entries(old, finished)
+    # logo replaced; svg kept; the old banner's file now belongs to the new instance
+    assert merged == {"logo": finished["logo"], "svg": old["svg"],
+                      "banner[size=2]": finished["banner[size=2]"]}
+
+
+def test_an_old_mock_lock_file_marks_every_entry_emulated(tmp_path: Path) -> None:
+    path = tmp_path / "r.lock"
+    write_lock(path, "r.yaml", {"logo": {"key": "k", "artifacts": []}}, "flowrunner-emulator")
+    lock = read_lock(path)
+    assert lock.emulated("logo") and lock.any_emulated
+    write_lock(path, "r.yaml", {"logo": {"key": "k"}, "svg": {"key": "s", "emulated": True}},
+               "https://api.elkapi.com")
+    lock = read_lock(path)
+    assert not lock.emulated("logo") and lock.emulated("svg")
+
+
+def test_budget_refusal_adds_up_and_steps_within_follow_dependencies() -> None:
+    import pytest
+
+    from flowrunner.budget import Budget, steps_within
+    from flowrunner.errors import BudgetExceeded
+
+    budget = Budget(50, unit="credits")
+    budget.reserve("a", 40)
+    with pytest.raises(BudgetExceeded) as refused:
+        budget.reserve("b", 40)
+    assert "has 10 credits available (50 − 0 spent − 40 held by running calls)" in \
+        refused.value.message
+    costs = {"logo": 1.0, "clean": 0.25, "banner": 2.0, "svg": 0.25}
+    needs = {"clean": {"logo"}, "svg": {"clean"}}
+    assert steps_within(costs, needs, 1.5) == ["logo", "clean", "svg"]
+    assert steps_within(costs, needs, 0.5) == []  # clean and svg need the logo
