@@ -15,7 +15,8 @@ Where things live (imports only point down this list; tests/unit/test_layers.py 
 - `cache` the content-addressed cache · `catalog` endpoints · `reporting` reporters ·
   `http` the HTTP client
 - `schema` JSON Schema checks · `stamp` run stamps · `lockfile` the `<recipe>.lock` file ·
-  `gallery` the gallery page · `downloads` artifacts into the cache
+  `gallery` the gallery page · `downloads` artifacts into the cache · `editorschema` the
+  schema editors read (every endpoint's parameters)
 - `spec` the recipe model · `graph` the step graph
 - `context` → `inputs` → `preparation` → `request`, `polling`, `answers`, `local_steps` →
   `calls`: one step instance's call

@@ -252,8 +252,20 @@ def get_endpoint(endpoint_id: str) -> Endpoint:
     return find_endpoint(endpoint_id, load_catalog())
 
 
+GENERATED_DEFS = "with:"  # editorschema.py's per-endpoint parameter schemas
+
+
 def recipe_schema() -> dict[str, Any]:
-    schema: dict[str, Any] = read_json("recipe.schema.json")
+    """The hand-written recipe schema `flow validate` compiles: the shipped file without
+    the per-endpoint part `editorschema.py` generates for editors."""
+    shipped: dict[str, Any] = read_json("recipe.schema.json")
+    schema = {k: v for k, v in shipped.items() if k != "allOf"}
+    schema["$defs"] = {k: v for k, v in shipped.get("$defs", {}).items()
+                       if not k.startswith(GENERATED_DEFS)}
+    schema["$defs"]["step"] = step = dict(schema["$defs"]["step"])
+    step["properties"] = dict(step["properties"])
+    step["properties"]["uses"] = {k: v for k, v in step["properties"]["uses"].items()
+                                  if k != "examples"}
     return schema
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..catalog import recipe_schema
+from ..editorschema import editor_schema
 from ..errors import UsageError
 
 STARTER = """\
@@ -73,7 +74,8 @@ def init_recipe(name: str, *, folder: Path, out: TextIO) -> int:
     # beside the recipe, where git keeps it (`.flow/` is ignored), so teammates' editors
     # find it too
     schema_file = target.parent / "recipe.schema.json"
-    schema_file.write_text(json.dumps(recipe_schema(), indent=2) + "\n", encoding="utf-8")
+    schema_file.write_text(json.dumps(editor_schema(recipe_schema()), indent=2) + "\n",
+                           encoding="utf-8")
     shown, schema_shown = os.path.relpath(target), os.path.relpath(schema_file)
     out.write(f"wrote {shown} (and {schema_shown} for editors)\n"
               f"next: flow run {shlex.quote(shown)} --mock\n")

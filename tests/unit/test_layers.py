@@ -21,7 +21,7 @@ LAYERS: list[set[str]] = [
     # 2 stores and transports
     {"cache", "catalog", "reporting", "http"},
     # 3 files kept beside a recipe, artifacts, checks
-    {"schema", "stamp", "lockfile", "gallery", "downloads"},
+    {"schema", "stamp", "lockfile", "gallery", "downloads", "editorschema"},
     # 4 the recipe model; the emulator's media and the providers' contracts
     {"spec", "emulator.images", "emulator.contract"},
     # 5 the step graph; the emulator (models providers, imports nothing of the run)
