@@ -146,17 +146,28 @@ def _never_sent(exc: BaseException) -> bool:
     return False
 
 
+MIN_REDACTED = 8  # a shorter "key" is no secret, and replacing it would mangle any text
+
+
 class Redactor:
-    """Removes the API keys from any text that leaves this module (callable: str → str)."""
+    """Removes the API keys from any text that leaves this module (callable: str → str).
+
+    A key is replaced only where it stands as a whole token (not inside a longer word, a
+    host name or a path), and keys shorter than ``MIN_REDACTED`` characters are not looked
+    for in text at all: the header that carries a key is redacted by name, never by text.
+    """
 
     def __init__(self, *secrets: str | None) -> None:
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self.secrets = sorted({s for s in secrets if s and len(s) >= MIN_REDACTED},
+                              key=len, reverse=True)
+        self._pattern = re.compile(
+            r"(?<![A-Za-z0-9])(?:" + "|".join(map(re.escape, self.secrets)) + r")(?![A-Za-z0-9])"
+        ) if self.secrets else None
 
     def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, "***")
-        return text
+        if self._pattern is None or not any(secret in text for secret in self.secrets):
+            return text
+        return self._pattern.sub("***", text)
 
 
 def _provider_message(response: requests.Response, redact: Callable[[str], str]) -> str:
@@ -212,6 +223,21 @@ class HttpClient:
 
     def throttle(self, request: ApiRequest) -> Throttle:
         return self._throttles.get(request.provider) or self._throttles["default"]
+
+    def _log_exchange(self, request: ApiRequest, response: requests.Response) -> None:
+        """-vv: the request line, the headers sent (the one carrying the key shows only its
+        scheme) and the headers received."""
+        assert self.log is not None
+        secret_headers = {header.lower() for header, _ in self._credentials.values()}
+        self.log(f"{request.method} {self.redact(request.url)} -> {response.status_code} "
+                 f"({response.elapsed.total_seconds():.3f} s)")
+        for name, value in response.request.headers.items():
+            if name.lower() in secret_headers:
+                scheme = value.split(" ", 1)[0] if " " in value else ""
+                value = f"{scheme} ***".strip()
+            self.log(f"  > {name}: {self.redact(str(value))}")
+        for name, value in response.headers.items():
+            self.log(f"  < {name}: {self.redact(str(value))}")
 
     def _headers(self, request: ApiRequest) -> dict[str, str]:
         headers = {"Accept": "application/json"}
@@ -285,7 +311,7 @@ class HttpClient:
             status = response.status_code
             throttle.release(throttled=status == 429)
             if self.log:
-                self.log(f"{request.method} {self.redact(request.url)} -> {status}")
+                self._log_exchange(request, response)
             if 200 <= status < 300:
                 return ApiResponse(status, self._json(response, step_id), dict(response.headers),
                                    attempts)

@@ -47,12 +47,26 @@ def test_key_echoed_by_the_server_is_redacted(tmp_path: Path, emulator) -> None:
     assert CANARY_KEY not in result.both
 
 
+def test_a_one_letter_key_does_not_mangle_urls_in_debug_logging(tmp_path: Path,
+                                                                emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
+    verbose = flow("run", path, "--only", "logo", "-vv", env={"ELKAPI_API_KEY": "a"})
+    assert verbose.code == 1, verbose  # the gateway does not take it, and says so
+    assert f"http: POST {emulator.base_url}/recraft/v1/images/generations -> 401" in verbose.err
+    assert "http:   > Authorization: Bearer ***" in verbose.err
+    assert "***" not in verbose.err.replace("Bearer ***", "")
+
+
 def test_key_never_appears_in_debug_logging_json_events_or_files(tmp_path: Path,
                                                                  emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
     verbose = flow("run", path, "-vv", env=KEY_ENV)
     assert verbose.code == 0, verbose
     assert "http: POST http://127.0.0.1" in verbose.err  # -vv does log the requests
+    # and their headers: the one that carries the key shows only its scheme
+    assert "http:   > Authorization: Bearer ***" in verbose.err
+    assert "http:   > Content-Type: application/json" in verbose.err
+    assert "http:   < Content-Type: application/json" in verbose.err
     events = flow("run", path, "--json", "--refresh", "logo", env=KEY_ENV)
     assert events.code == 0
     for text in (verbose.out, verbose.err, events.out, events.err):

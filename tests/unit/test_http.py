@@ -71,3 +71,14 @@ def test_backoff_grows_with_jitter_and_honours_retry_after() -> None:
     assert parse_retry_after("3") == 3.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past
     assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+
+
+def test_redaction_replaces_whole_tokens_only_and_ignores_toy_keys() -> None:
+    from flowrunner.http import Redactor
+
+    redact = Redactor("sk-live-0123456789", "a")
+    assert redact("key sk-live-0123456789 refused") == "key *** refused"
+    assert redact('{"auth": "Bearer sk-live-0123456789"}') == '{"auth": "Bearer ***"}'
+    # inside a longer token it is not the key; a one-letter "key" is never looked for
+    assert redact("xsk-live-0123456789x at http://a.example/a") == \
+        "xsk-live-0123456789x at http://a.example/a"
