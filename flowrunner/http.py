@@ -69,6 +69,7 @@ class ApiRequest:
     files: tuple[FilePart, ...] = ()
     submit: bool = False  # creates a paid task: resend only when surely not accepted
     provider: str = "default"  # the provider profile whose credential and pacing apply
+    headers: tuple[tuple[str, str], ...] = ()  # a recipe's own (never the credential's)
 
 
 @dataclass(slots=True)
@@ -240,7 +241,7 @@ class HttpClient:
             self.log(f"  < {name}: {self.redact(str(value))}")
 
     def _headers(self, request: ApiRequest) -> dict[str, str]:
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", **dict(request.headers)}
         credential = self._credentials.get(request.provider)
         if credential is not None:
             headers[credential[0]] = credential[1]
@@ -278,6 +279,10 @@ class HttpClient:
         """
         import requests
 
+        if any(self.redact(value) != value for _, value in request.headers):
+            raise StepFailed(f"{step_id}: not sent: a header value holds the API key",
+                             hint="the key travels only in the provider's own auth header; "
+                                  "never put it in `headers:`")
         attempts = 0
         while True:
             remaining = deadline - time.monotonic()

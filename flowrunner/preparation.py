@@ -7,7 +7,7 @@ Pure apart from reading input files (and downloading URL inputs when given a cli
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -36,6 +36,24 @@ class PreparedCall:
     material: dict[str, Any]
     key: str
     uploads: tuple[Upload, ...] = ()
+
+
+def _check_headers(recipe: Recipe, instance: Instance, headers: dict[str, Any]) -> None:
+    """An `http` step's headers never carry the key: that header is the provider's.
+
+    Raises:
+        RenderFailed: a header the provider's credential uses.
+    """
+    profile = recipe.provider_of(instance.step)
+    reserved = {profile.auth_header.lower(), "authorization", "x-key"}
+    for name in headers:
+        if name.lower() in reserved:
+            where = field_location(recipe, instance, ("with", "headers", name))
+            raise RenderFailed(f"{where}: {instance.id}.with.headers.{name}: the header that "
+                               "carries the API key is set by flowrunner",
+                               hint=f"the key comes from ${profile.api_key_env}; never write a "
+                                    "key in a recipe (use `auth:` on the provider to change "
+                                    "the header)")
 
 
 def prepare_call(recipe: Recipe, instance: Instance, views: dict[str, Any], *,
@@ -87,6 +105,30 @@ def prepare_call(recipe: Recipe, instance: Instance, views: dict[str, Any], *,
     if endpoint.generic:
         method = str(params.get("method", "POST")).upper()
         path = str(params["path"])
+        _check_headers(recipe, instance, params.get("headers") or {})
+        files = params.get("files") or {}
+        if files and params.get("body") is not None and not isinstance(params["body"], dict):
+            where = field_location(recipe, instance, ("with", "body"))
+            raise RenderFailed(f"{where}: {instance.id}.with.body: with `files`, the body is "
+                               "sent as form fields beside them, so it must be a mapping",
+                               hint="write body: {field: value, ...}")
+        keyed_files: dict[str, Any] = {}
+        for field_name, value in files.items():
+            digests_here = []
+            for item in value if isinstance(value, list) else [value]:
+                upload = resolve_input_file(item, recipe=recipe, instance=instance,
+                                            param="files", cache=cache, digests=digests,
+                                            client=client, deadline=deadline, allowed=allowed)
+                if upload is None:
+                    return None
+                uploads.append(replace(upload, param=field_name))
+                digests_here.append({"sha256": upload.sha256})
+            keyed_files[field_name] = digests_here if isinstance(value, list) \
+                else digests_here[0]
+        if files:
+            keyed["files"] = keyed_files
+        # headers travel with the request but are never part of the key (nor logged as-is)
+        keyed.pop("headers", None)
     else:
         method = endpoint.method
         path = endpoint.path

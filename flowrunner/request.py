@@ -8,6 +8,7 @@ parameters as data-URL fields, as Recraft's spec defines) the call is sent as JS
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 from .http import ApiRequest, FilePart
@@ -39,8 +40,18 @@ def build_request(call: PreparedCall, base_url: str, *, submit: bool) -> ApiRequ
     provider = call.instance.step.provider
     body_params = {k: v for k, v in call.params.items() if k not in endpoint.path_params}
     if endpoint.generic:
-        return ApiRequest(method=call.method, url=url, json_body=call.params.get("body"),
-                          submit=submit, provider=provider)
+        headers = tuple((str(k), _form_value(v))
+                        for k, v in (call.params.get("headers") or {}).items())
+        body = call.params.get("body")
+        if call.uploads:  # multipart: the body's fields beside the files
+            fields = tuple((str(k), json.dumps(v) if is_nested(v) else _form_value(v))
+                           for k, v in (body or {}).items())
+            uploaded = tuple(FilePart(u.param, f"{u.param}.{u.ext}", u.path, u.media_type)
+                             for u in call.uploads)
+            return ApiRequest(method=call.method, url=url, fields=fields, files=uploaded,
+                              submit=submit, provider=provider, headers=headers)
+        return ApiRequest(method=call.method, url=url, json_body=body, submit=submit,
+                          provider=provider, headers=headers)
     file_names = set(endpoint.files)
     nested = any(is_nested(v) for k, v in body_params.items() if k not in file_names)
     if endpoint.body == "multipart" and nested and endpoint.json_form:

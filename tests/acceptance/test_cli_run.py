@@ -403,3 +403,45 @@ def test_a_mock_run_speaks_of_emulated_credits(tmp_path: Path) -> None:
     assert result.code == 0, result
     assert "1 ElkAPI credits emulated, 0 ElkAPI credits saved by the cache" in result.out
     assert " spent" not in result.out
+
+
+def test_http_step_uploads_files_and_sends_headers_but_never_the_key(tmp_path: Path,
+                                                                      emulator) -> None:
+    outline = """
+  outline:
+    uses: http
+    with:
+      path: /recraft/v1/images/vectorize
+      files: {file: "{{ steps.logo.files[0] }}"}
+      body: {response_format: url}
+      headers: {X-Request-Source: brand-kit}
+      artifacts: image.url
+    save: logo-outline.svg
+"""
+    path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN.split("  clean:")[0] + outline)
+    result = flow("run", path, "-vv", env=KEY_ENV)
+    assert result.code == 0, result
+    [call] = [c for c in emulator.calls() if c["path"].endswith("/vectorize")]
+    assert call["content_type"].startswith("multipart/form-data")
+    assert "http:   > X-Request-Source: brand-kit" in result.err
+    logo = tmp_path / "assets" / "logo.png"
+    assert [(f["field"], f["sha256"]) for f in call["files"]] == [("file", sha256(logo))]
+    assert call["fields"] == {"response_format": "url"}
+    assert (tmp_path / "assets" / "logo-outline.svg").read_bytes().lstrip().startswith(b"<")
+    # the uploaded file is in the key: a new logo calls the outline again, a re-run does not
+    emulator.reset()
+    assert flow("run", path, env=KEY_ENV).code == 0 and emulator.calls() == []
+
+    # the key's header is the provider's; a value holding the key is never sent
+    path.write_text(path.read_text().replace("X-Request-Source: brand-kit",
+                                             "Authorization: Bearer mine"))
+    refused = flow("run", path, env=KEY_ENV)
+    assert refused.code != 0 and "the header that carries the API key is set by flowrunner" \
+        in refused.both
+    path.write_text(path.read_text().replace("Authorization: Bearer mine",
+                                             "X-Token: \"{{ vars.token }}\"").replace(
+        "vars:\n", f"vars:\n  token: {CANARY_KEY}\n"))
+    emulator.reset()
+    leaked = flow("run", path, "--refresh", "outline", env=KEY_ENV)
+    assert leaked.code == 1 and "not sent: a header value holds the API key" in leaked.out
+    assert not any(c["path"].endswith("/vectorize") for c in emulator.calls())
