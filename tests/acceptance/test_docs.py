@@ -100,6 +100,56 @@ def test_the_ci_example_installs_this_projects_distribution() -> None:
             assert re.split(r"[\[=<>@ ]", spec)[0] == name, spec
 
 
+WORKFLOW = REPO / "examples" / "ci" / "github-actions.yml"
+
+
+def test_the_ci_example_is_a_workflow_github_accepts() -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    checker = shutil.which("check-jsonschema") or str(Path(sys.executable).parent /
+                                                      "check-jsonschema")
+    result = subprocess.run([checker, "--builtin-schema", "vendor.github-workflows",
+                             str(WORKFLOW)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    import yaml
+
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    # it pushes: two runs of one branch must never regenerate and push at once
+    assert workflow["concurrency"]["group"].startswith("brand-assets-${{ github.ref }}")
+
+
+def test_the_ci_examples_commands_work_with_the_recipe_in_a_subfolder(tmp_path: Path) -> None:
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import yaml
+
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    steps = {step.get("name"): step for step in workflow["jobs"]["assets"]["steps"]}
+    design = tmp_path / "design" / "brand"
+    shutil.copytree(EXAMPLES, design, ignore=shutil.ignore_patterns(".flow", "assets", "*.lock",
+                                                                     "ci"))
+    # YAML at the root that is no recipe: the example must not try to validate it
+    (tmp_path / "docker-compose.yml").write_text("services: {web: {image: nginx}}\n")
+    (tmp_path / "mkdocs.yaml").write_text("site_name: docs\n")
+    env = {**os.environ, **{k: str(v) for k, v in workflow["env"].items()},
+           "RECIPE_DIR": "design/brand",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    validate = subprocess.run(["bash", "-c", steps["Validate the recipe"]["run"]], cwd=tmp_path,
+                              env=env, capture_output=True, text=True)
+    assert validate.returncode == 0, validate.stdout + validate.stderr
+    frozen = subprocess.run(
+        ["bash", "-c", steps["Check that nothing would be paid for (pull requests)"]["run"]],
+        cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert frozen.returncode == 4, frozen.stdout + frozen.stderr  # nothing cached: no call
+    cache = steps["Restore the flowrunner cache"]["with"]["path"]
+    assert cache == "${{ env.RECIPE_DIR }}/.flow/cache"
+
+
 def test_every_fault_kind_is_documented_in_one_list() -> None:
     from flowrunner.emulator.faults import FAULTS
 
