@@ -16,6 +16,14 @@ def cache_root_for(recipe: Path, cache_dir: Path | None) -> Path:
     return cache_dir.resolve() if cache_dir else recipe.resolve().parent / ".flow" / "cache"
 
 
+def display(path: Path | str) -> str:
+    """``path`` relative to the working directory when inside it, else absolute."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(Path(path).resolve())
+
+
 @dataclass(frozen=True, slots=True)
 class RunOptions:
     """Everything `flow run` was asked to do."""

@@ -12,17 +12,9 @@ from .cache import Cache
 from .catalog import CREDIT_UNITS
 from .graph import Plan
 from .lockfile import merge_entries, read_lock, write_lock
-from .options import RunOptions
+from .options import RunOptions, display
 from .results import RunResult, StepResult
 from .stamp import Stamp, stamp_file
-
-
-def display(path: Path) -> str:
-    """``path`` relative to the working directory when inside it, else as given."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
 
 
 def lock_entry(item: StepResult, recipe_folder: Path, output_dir: Path, *, mock: bool,
@@ -121,9 +113,13 @@ def write_stamp(plan: Plan, result: RunResult, options: RunOptions, *, cache: Ca
             stamp.record(output_dir / saved)
         stamp.instances.append({"id": item.instance_id, "step": item.step_id,
                                 "endpoint": item.endpoint, "key": item.key,
-                                "credits": item.credits})
-    stamp.summary = {"output_dir": result.output_dir, "lock": result.lock_path,
-                     "concurrency": concurrency}
+                                "credits": item.credits, "unit": item.unit})
+    # absolute: a later unchanged run shows them relative to its own working directory
+    stamp.summary = {"output_dir": str(output_dir.resolve()),
+                     "lock": str(lock_file.resolve()) if result.lock_path else None,
+                     "gallery": str((output_dir / "index.html").resolve())
+                     if result.gallery else None, "concurrency": concurrency,
+                     "unit": result.unit}
     try:
         stamp.write(stamp_file(cache.root, recipe.path, options.stamp_context()))
     except OSError:

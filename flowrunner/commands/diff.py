@@ -19,9 +19,8 @@ from ..gitrev import Revision
 from ..graph import Plan
 from ..imaging import difference
 from ..lockfile import lock_path_for, read_lock
-from ..options import cache_root_for
+from ..options import cache_root_for, display
 from ..planning import load_plan
-from ..sidecars import display
 from ..source import parse_text
 from ..survey import survey_plan
 

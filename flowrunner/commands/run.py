@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..options import RunOptions, cache_root_for
+from ..options import RunOptions, cache_root_for, display
 from ..stamp import read_fresh_stamp, stamp_file
 
 
@@ -74,11 +74,15 @@ def _report_unchanged(path: Path, stamp: Any, options: RunOptions, stream: TextI
     summary = stamp.summary
     reporter.run_started(str(path), len(stamp.instances),
                          options.concurrency or summary.get("concurrency", 1))
-    result = RunResult(recipe=str(path), output_dir=summary.get("output_dir"),
-                       lock_path=summary.get("lock"))
+    shown = {name: display(summary[name]) if summary.get(name) else None
+             for name in ("output_dir", "lock", "gallery")}
+    result = RunResult(recipe=str(path), output_dir=shown["output_dir"],
+                       lock_path=shown["lock"], gallery=shown["gallery"], mock=options.mock,
+                       unit=summary.get("unit", "credits"))
     for item in stamp.instances:
         step = StepResult(item["id"], item["step"], item["endpoint"], "cached",
-                          key=item.get("key"), credits=float(item.get("credits", 0)))
+                          key=item.get("key"), credits=float(item.get("credits", 0)),
+                          unit=item.get("unit", result.unit))
         result.results.append(step)
         reporter.step_finished(step)
     result.elapsed = time.monotonic() - started
@@ -177,13 +181,7 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
     from ..reporting import JsonReporter, Reporter, TextReporter
     from ..results import RunResult
     from ..scheduler import Scheduler
-    from ..sidecars import (
-        LockKeeper,
-        append_step_summary,
-        display,
-        write_kit_gallery,
-        write_stamp,
-    )
+    from ..sidecars import LockKeeper, append_step_summary, write_kit_gallery, write_stamp
     from ..spec import parse_var_overrides
     from ..survey import Survey, survey_plan
     from ..throttle import Throttle
@@ -313,14 +311,14 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
         keeper.flush(complete=complete)
         if keeper.entries or keeper.path.exists():
             result.lock_path = display(keeper.path)
-        if complete and not options.no_cache:
-            write_stamp(plan, result, options, cache=cache, inputs=scheduler.digests.paths(),
-                        lock_file=keeper.path, output_dir=output_dir,
-                        concurrency=concurrency)
         known = {str(a.get("sha256")): (a.get("width"), a.get("height"))
                  for item in result.results for a in item.artifacts}
         result.gallery = write_kit_gallery(plan, keeper.entries, output_dir,
                                            lock_name=keeper.path.name, dimensions=known)
+        if complete and not options.no_cache:
+            write_stamp(plan, result, options, cache=cache, inputs=scheduler.digests.paths(),
+                        lock_file=keeper.path, output_dir=output_dir,
+                        concurrency=concurrency)
     reporter.run_finished(result)
     append_step_summary(result)
     if result.interrupted:

@@ -445,3 +445,19 @@ def test_http_step_uploads_files_and_sends_headers_but_never_the_key(tmp_path: P
     leaked = flow("run", path, "--refresh", "outline", env=KEY_ENV)
     assert leaked.code == 1 and "not sent: a header value holds the API key" in leaked.out
     assert not any(c["path"].endswith("/vectorize") for c in emulator.calls())
+
+
+def test_an_unchanged_rerun_shows_paths_from_where_it_runs(tmp_path: Path, emulator) -> None:
+    kit = tmp_path / "kit"
+    kit.mkdir()
+    path = recipe(kit, emulator.base_url, LOGO_CHAIN)
+    assert flow("run", "brand.yaml", cwd=kit, env=KEY_ENV).code == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    again = flow("run", path, cwd=elsewhere, env=KEY_ENV)  # answered from the run stamp
+    assert again.code == 0 and "3 cached" in again.out, again
+    assert f"assets: {kit / 'assets'}\n" in again.out
+    assert f"lock file: {kit / 'brand.lock'}\n" in again.out
+    inside = flow("run", "../brand.yaml", cwd=kit / "assets", env=KEY_ENV)
+    assert "assets: .\n" in inside.out and "gallery: index.html\n" in inside.out, inside
+    assert "ElkAPI credits saved" in inside.out
