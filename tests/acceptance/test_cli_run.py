@@ -362,7 +362,8 @@ def test_ci_workflow_example_is_valid_yaml_with_frozen_runs() -> None:
     assert any("flow validate" in c for c in commands)
     assert any("--frozen" in c for c in commands)
     cache = next(s for s in steps if s.get("uses", "").startswith("actions/cache"))
-    assert cache["with"]["path"] == "${{ env.RECIPE_DIR }}/.flow/cache" and "lock" in cache["with"]["key"]
+    assert cache["with"]["path"] == "${{ env.RECIPE_DIR }}/.flow/cache"
+    assert "lock" in cache["with"]["key"]
 
 
 def test_mock_takes_the_emulators_latency_and_faults(tmp_path: Path) -> None:
