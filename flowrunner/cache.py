@@ -146,11 +146,15 @@ class Cache:
 
     # --- objects -------------------------------------------------------------------------
     def object_path(self, sha256: str) -> Path:
-        return self.root / "objects" / sha256[:2] / sha256
+        return Path(self.object_file(sha256))
+
+    def object_file(self, sha256: str) -> str:
+        """The object's path as a string (cheaper: this runs per artifact of every hit)."""
+        return f"{self.root}/objects/{sha256[:2]}/{sha256}"
 
     def has_object(self, sha256: str, size: int | None = None) -> bool:
-        try:
-            stat = self.object_path(sha256).stat()
+        try:  # a plain string path: this runs for every artifact of every cache hit
+            stat = os.stat(self.object_file(sha256))
         except OSError:
             return False
         return size is None or stat.st_size == size
@@ -297,21 +301,38 @@ class Cache:
             return
         self.ensure()
         path = self.root / "locks" / f"{key}.lock"
-        with open(path, "a+b") as handle:
-            if not _try_lock(handle):
-                if on_wait is not None:
-                    on_wait(f"waiting for another flow run ({key[:12]}…)")
-                deadline = time.monotonic() + max(0.0, timeout)
-                while not _try_lock(handle):
-                    if time.monotonic() >= deadline:
-                        raise CacheError(f"another flow run held the lock of {key[:12]}… for "
-                                         f"{timeout:.0f} s", hint="wait for the other run to "
-                                         "finish, or raise the step's `timeout`")
-                    time.sleep(0.05)
+        deadline = time.monotonic() + max(0.0, timeout)
+        said = False
+        while True:
+            handle = open(path, "a+b")
             try:
-                yield
-            finally:
+                while not _try_lock(handle):
+                    if on_wait is not None and not said:
+                        on_wait(f"waiting for another flow run ({key[:12]}…)")
+                        said = True
+                    if time.monotonic() >= deadline:
+                        raise CacheError(f"another flow run held the lock of {key[:12]}… "
+                                         f"for {timeout:.0f} s", hint="wait for the other "
+                                         "run to finish, or raise the step's `timeout`")
+                    time.sleep(0.05)
+                # its holder removes the file on release: the file locked must still be
+                # the one at the path, else another run may hold a new one there
+                if _same_inode(handle, path):
+                    break
                 _unlock(handle)
+            except BaseException:
+                handle.close()
+                raise
+            handle.close()
+        try:
+            yield
+        finally:
+            # removed while held (a lock file per key would pile up: one per call ever
+            # made); where the platform cannot remove an open file, the sweep does later
+            with contextlib.suppress(OSError):
+                path.unlink()
+            _unlock(handle)
+            handle.close()
 
     def sweep(self, *, older_than: float = 3600.0) -> int:
         """Remove lock files and partial files nobody touched for ``older_than`` seconds.
@@ -344,9 +365,16 @@ class Cache:
     def clear(self) -> int:
         """Remove everything; return the number of result entries removed."""
         count = sum(1 for _ in self.iter_results())
-        for sub in ("objects", "results", "tasks", "locks", "tmp", "runs"):
+        for sub in ("objects", "results", "tasks", "locks", "tmp", "runs", "parsed"):
             shutil.rmtree(self.root / sub, ignore_errors=True)
         return count
+
+
+def _same_inode(handle: BinaryIO, path: Path) -> bool:
+    try:
+        return os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino
+    except OSError:
+        return False
 
 
 def _try_lock(handle: BinaryIO) -> bool:

@@ -19,7 +19,7 @@ def step_view(entry: dict[str, Any], cache: Cache) -> dict[str, Any]:
     """What later templates see of a finished instance: outputs, files, response."""
     return {
         "outputs": entry.get("outputs", {}),
-        "files": [str(cache.object_path(a["sha256"])) for a in entry.get("artifacts", [])],
+        "files": [cache.object_file(a["sha256"]) for a in entry.get("artifacts", [])],
         "response": entry.get("response", {}),
     }
 

@@ -7,14 +7,16 @@ across runs and machines. (The file, not file locking: that is `Cache.lock`.)
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .cache import write_if_changed
-from .errors import SpecError
+from .cache import atomic_write_bytes, write_if_changed
 from .providers import is_mock_identity
-from .source import dump_yaml, parse_text
+from .source import dump_yaml, load_plain_yaml
 
 LOCK_VERSION = 1
 _HEADER = """\
@@ -38,9 +40,39 @@ def render_lock(recipe_name: str, entries: dict[str, dict[str, Any]], provider: 
 
 
 def write_lock(path: Path, recipe_name: str, entries: dict[str, dict[str, Any]],
-               provider: str) -> bool:
-    """Write the lock file if its content changed; True when written."""
-    return write_if_changed(path, render_lock(recipe_name, entries, provider))
+               provider: str, *, memo: Path | None = None) -> bool:
+    """Write the lock file if its content changed; True when written. With ``memo`` (a
+    folder in the cache), remember what the new text holds for `read_lock`."""
+    text = render_lock(recipe_name, entries, provider)
+    written = write_if_changed(path, text)
+    if memo is not None:
+        _remember(memo, path, text, {"version": LOCK_VERSION, "recipe": recipe_name,
+                                     "provider": provider, "instances": entries})
+    return written
+
+
+def _memo_file(memo: Path, path: Path, text: str) -> Path:
+    # the lock file as seen from the cache: the same in every clone when the cache is
+    # restored beside the recipe, as CI does
+    where = os.path.relpath(path.resolve(), memo.resolve()).replace(os.sep, "/")
+    which = hashlib.sha256(where.encode()).hexdigest()[:16]
+    return memo / f"{which}-{hashlib.sha256(text.encode()).hexdigest()}.json"
+
+
+def _remember(memo: Path, path: Path, text: str, data: dict[str, Any]) -> None:
+    """Keep ``data`` as JSON under the digest of ``text`` (the previous one of ``path`` goes):
+    a fresh clone with its cache restored reads a large lock file in a JSON parse, not a
+    YAML one (ten times slower in Python)."""
+    target = _memo_file(memo, path, text)
+    try:
+        memo.mkdir(parents=True, exist_ok=True)
+        for old in memo.glob(target.name.split("-")[0] + "-*.json"):
+            if old != target:
+                old.unlink(missing_ok=True)
+        if not target.exists():
+            atomic_write_bytes(target, json.dumps(data, separators=(",", ":")).encode())
+    except OSError:
+        pass  # a memo only saves time
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +106,28 @@ def merge_entries(old: dict[str, dict[str, Any]], finished: dict[str, dict[str, 
     return {**kept, **finished}
 
 
-def read_lock(path: Path) -> LockFile:
-    """The lock file's provider and instances; empty when there is none or it is unreadable."""
+def read_lock(path: Path, *, memo: Path | None = None) -> LockFile:
+    """The lock file's provider and instances; empty when there is none or it is unreadable.
+
+    With ``memo``, a lock file read before (by its exact text) is taken from its JSON
+    memo there, and a new one is remembered."""
     try:
         text = path.read_text(encoding="utf-8")
-        data, _ = parse_text(text, str(path))
-    except (OSError, SpecError):
+    except (OSError, ValueError):
         return LockFile(None, {})
+    data: Any = None
+    if memo is not None:
+        try:
+            data = json.loads(_memo_file(memo, path, text).read_bytes())
+        except (OSError, ValueError):
+            data = None
+    if data is None:
+        try:
+            data = load_plain_yaml(text)
+        except ValueError:
+            return LockFile(None, {})
+        if memo is not None and isinstance(data, dict):
+            _remember(memo, path, text, data)
     if not isinstance(data, dict) or not isinstance(data.get("instances"), dict):
         return LockFile(None, {})
     provider = data.get("provider") if isinstance(data.get("provider"), str) else None

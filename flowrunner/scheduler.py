@@ -68,7 +68,9 @@ class Scheduler:
                  allow_paths: tuple[Path, ...] = (), budget: Budget | None = None,
                  expect_calls: frozenset[str] = frozenset(),
                  only_instances: frozenset[str] = frozenset(),
-                 on_finished: Callable[[StepResult], None] | None = None) -> None:
+                 on_finished: Callable[[StepResult], None] | None = None,
+                 surveyed: dict[str, tuple[PreparedCall, dict[str, Any]]] | None = None
+                 ) -> None:
         self.plan = plan
         self.recipe = plan.recipe
         self.selected = set(plan.step_order) if selected is None else selected
@@ -85,6 +87,8 @@ class Scheduler:
         self.allow_paths = allow_paths
         self.digests = FileDigests()
         self.expect_calls = expect_calls  # instances the survey found uncached: no hit check
+        # instances the survey found cached: their prepared call and entry, not read again
+        self.surveyed = surveyed or {}
         # `--only banner[size=1024x1024]`: of that step, only the instances named
         self.only_instances = only_instances
         self.budget = budget or Budget(None)
@@ -149,19 +153,34 @@ class Scheduler:
         if not condition_holds(self.recipe, instance, context):
             result.status, result.reason = "skipped", "condition is false"
             return True
-        call = prepare_call(self.recipe, instance, views,
-                            provider=self.routes[step.provider].identity,
-                            cache=self.cache, digests=self.digests,
-                            client=None if hits_only else self.client,
-                            deadline=deadline, allowed=self.allow_paths,
-                            rendered=self.plan.rendered.get(instance.id))
+        known = self.surveyed.get(instance.id) if hits_only else None
+        call = known[0] if known else prepare_call(
+            self.recipe, instance, views, provider=self.routes[step.provider].identity,
+            cache=self.cache, digests=self.digests, client=None if hits_only else self.client,
+            deadline=deadline, allowed=self.allow_paths,
+            rendered=self.plan.rendered.get(instance.id))
         if call is None:
             return False
         result.key = call.key
         result.params = call.material["params"]
         targets = self._save_targets(instance, context)  # wrong targets fail before paying
         use_cache = step.cache and not self.no_cache and step.id not in self.refresh
-        entry = self._cached(call, result) if use_cache else None
+        entry = None
+        if use_cache and known and not self.dry_run:
+            # the survey read this entry; when its files are already in place (a committed
+            # kit) one read of each file is the whole check: the cached objects are only
+            # verified when they are about to be copied
+            in_place = self._in_place(known[1], targets)
+            if in_place is not None:
+                result.status = "cached"
+                result.credits = float(known[1].get("credits") or 0)
+                result.outputs = known[1].get("outputs", {})
+                result.artifacts = known[1].get("artifacts", [])
+                result.response = known[1].get("response", {})
+                result.saved = in_place
+                return True
+        if use_cache:
+            entry = self._cached(call, result)
         if entry is None and hits_only:
             return False
         if entry is None and self.dry_run:
@@ -276,6 +295,21 @@ class Scheduler:
                                    hint="save paths stay inside the output folder")
             targets.append(rendered)
         return targets
+
+    def _in_place(self, entry: dict[str, Any], targets: list[str]) -> list[str] | None:
+        """The saved names when every target already holds its artifact, else None."""
+        artifacts = entry.get("artifacts", [])
+        if len(targets) > len(artifacts) or (targets and not artifacts):
+            return None
+        saved = []
+        for rendered, artifact in zip(targets, artifacts, strict=False):
+            if not os.path.splitext(rendered)[1]:
+                rendered += "." + artifact["ext"]
+            # only read here: `_place` checks symlinks before it writes anything
+            if not _same_file(self.output_dir / rendered, artifact):
+                return None
+            saved.append(rendered)
+        return saved
 
     def _place(self, instance: Instance, entry: dict[str, Any], targets: list[str]) -> list[str]:
         """Copy the artifacts to their `save` targets (atomic, verified, unchanged skipped)."""

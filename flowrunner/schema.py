@@ -338,7 +338,7 @@ class _Shown(dict[str, Any]):
 
 
 _RULES: dict[tuple[str, int], tuple[frozenset[str], Any, Any, dict[str, Any]]] = {}
-_RULE_VERDICTS: dict[tuple[str, int, str], bool] = {}
+_RULE_VERDICTS: dict[tuple[str, str], tuple[int, ...]] = {}
 
 
 def _mentioned(schema: Any) -> set[str]:
@@ -356,8 +356,8 @@ def _mentioned(schema: Any) -> set[str]:
     return found
 
 
-def _broken(endpoint: Endpoint, number: int, params: dict[str, Any]) -> bool:
-    """Whether ``params`` break rule ``number``, remembered per value of what it looks at."""
+def _compiled_rule(endpoint: Endpoint, number: int) -> tuple[frozenset[str], Any, Any,
+                                                              dict[str, Any]]:
     import fastjsonschema
 
     compiled = _RULES.get((endpoint.identity, number))
@@ -368,22 +368,36 @@ def _broken(endpoint: Endpoint, number: int, params: dict[str, Any]) -> bool:
         compiled = (frozenset(_mentioned(when) | _mentioned(then)),
                     fastjsonschema.compile(when), fastjsonschema.compile(then), then)
         _RULES[(endpoint.identity, number)] = compiled
-    names, when_check, then_check, _ = compiled
-    seen = canonical_json({name: params[name] for name in names if name in params})
-    memo_key = (endpoint.identity, number, seen)
+    return compiled
+
+
+def _broken_rules(endpoint: Endpoint, params: dict[str, Any]) -> tuple[int, ...]:
+    """The numbers of the rules ``params`` break, remembered per value of what the rules
+    look at (one key per instance, however many rules: a batch of thousands of instances
+    that differ only in their prompt is checked once)."""
+    import fastjsonschema
+
+    numbers = [n for n, rule in enumerate(endpoint.rules)
+               if not rule.kinds or endpoint.kind in rule.kinds]
+    if not numbers:
+        return ()
+    compiled = {n: _compiled_rule(endpoint, n) for n in numbers}
+    names = frozenset().union(*(c[0] for c in compiled.values()))
+    memo_key = (endpoint.identity,
+                canonical_json({name: params[name] for name in names if name in params}))
     verdict = _RULE_VERDICTS.get(memo_key)
     if verdict is None:
-        try:
-            when_check(params)
-        except fastjsonschema.JsonSchemaException:
-            verdict = False
-        else:
+        broken = []
+        for number, (_, when_check, then_check, _) in compiled.items():
+            try:
+                when_check(params)
+            except fastjsonschema.JsonSchemaException:
+                continue
             try:
                 then_check(params)
-                verdict = False
             except fastjsonschema.JsonSchemaException:
-                verdict = True
-        _RULE_VERDICTS[memo_key] = verdict
+                broken.append(number)
+        verdict = _RULE_VERDICTS[memo_key] = tuple(broken)
     return verdict
 
 
@@ -391,13 +405,10 @@ def rule_problems(endpoint: Endpoint, params: dict[str, Any]
                   ) -> list[tuple[PathKey, str, str | None]]:
     """The endpoint's per-model rules that ``params`` break (those for its provider kind)."""
     problems: list[tuple[PathKey, str, str | None]] = []
-    for number, rule in enumerate(endpoint.rules):
-        if rule.kinds and endpoint.kind not in rule.kinds:
-            continue
-        if not _broken(endpoint, number, params):
-            continue
+    for number in _broken_rules(endpoint, params):
         import jsonschema
 
+        rule = endpoint.rules[number]
         then = _RULES[(endpoint.identity, number)][3]
         error = next(iter(jsonschema.Draft202012Validator(then).iter_errors(params)))
         at: PathKey = (rule.at,) if rule.at else tuple(error.absolute_path)[:1]

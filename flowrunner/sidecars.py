@@ -55,7 +55,7 @@ class LockKeeper:
 
     def __init__(self, lock_file: Path, *, recipe_name: str, provider: str,
                  recipe_folder: Path, output_dir: Path, mock: bool,
-                 overrides: dict[str, Any]) -> None:
+                 overrides: dict[str, Any], memo: Path | None = None) -> None:
         self.path = lock_file
         self._recipe_name = recipe_name
         self._provider = provider
@@ -63,31 +63,39 @@ class LockKeeper:
         self._output_dir = output_dir
         self._mock = mock
         self._overrides = overrides
-        self.earlier = read_lock(lock_file).instances
+        self._memo = memo  # the cache's folder of parsed lock files
+        earlier = read_lock(lock_file, memo=memo)
+        self.earlier = earlier.instances
+        # what the file holds now, when it is in this version's shape for this provider
+        # (else it is rewritten even if its entries are the same)
+        self._on_disk = self.earlier if earlier.provider == provider else None
         self.finished: dict[str, dict[str, Any]] = {}
         self.entries = self.earlier
         self._next_flush = time.monotonic() + 1.0
-        self._dirty = False
 
     def add(self, item: StepResult) -> None:
         """Take a finished instance's outcome (called from the scheduler's thread)."""
         if item.status not in ("ok", "cached"):
             return
-        self.finished[item.instance_id] = lock_entry(item, self._folder, self._output_dir,
-                                                     mock=self._mock,
-                                                     overrides=self._overrides)
-        self._dirty = True
-        if time.monotonic() >= self._next_flush:
+        entry = lock_entry(item, self._folder, self._output_dir, mock=self._mock,
+                           overrides=self._overrides)
+        self.finished[item.instance_id] = entry
+        if entry != self.earlier.get(item.instance_id) and time.monotonic() >= self._next_flush:
             self.flush()
 
     def flush(self, *, complete: bool = False) -> bool:
-        """Rewrite the lock file from the entries so far; True when its content changed."""
+        """Rewrite the lock file from the entries so far; True when its content changed.
+
+        Entries equal to the file's (a no-op run, however large) leave it alone without
+        rendering it."""
         started = time.monotonic()
         self.entries = dict(self.finished) if complete else \
             merge_entries(self.earlier, self.finished)
-        written = write_lock(self.path, self._recipe_name, self.entries, self._provider) \
-            if self.entries or self.path.exists() else False
-        self._dirty = False
+        written = False
+        if self.entries != self._on_disk and (self.entries or self.path.exists()):
+            written = write_lock(self.path, self._recipe_name, self.entries, self._provider,
+                                 memo=self._memo)
+            self._on_disk = self.entries
         took = time.monotonic() - started
         self._next_flush = time.monotonic() + max(1.0, 10 * took)
         return written
@@ -139,7 +147,8 @@ def write_kit_gallery(plan: Plan, entries: dict[str, dict[str, Any]], output_dir
     from .planning import known_params
 
     recipe = plan.recipe
-    root = output_dir.resolve()
+    root = os.path.realpath(output_dir) + os.sep
+    folder = os.path.realpath(recipe.folder)
     saved: dict[str, list[str]] = {}  # step → its files, relative to the output folder
 
     def assets_of(entry: dict[str, Any]) -> list[Any]:
@@ -147,12 +156,13 @@ def write_kit_gallery(plan: Plan, entries: dict[str, dict[str, Any]], output_dir
         for artifact in entry.get("artifacts", []):
             if not artifact.get("path"):
                 continue
-            target = (recipe.folder / str(artifact["path"])).resolve()
-            if not target.is_relative_to(root):
+            # string paths: this runs for every file of the kit (pathlib costs 10x more)
+            target = os.path.normpath(os.path.join(folder, str(artifact["path"])))
+            if not target.startswith(root):
                 continue
             known = (dimensions or {}).get(str(artifact.get("sha256")))
-            width, height = known if known and all(known) else picture_size(target)
-            assets.append(Asset(target.relative_to(root).as_posix(),
+            width, height = known if known and all(known) else picture_size(Path(target))
+            assets.append(Asset(target[len(root):].replace(os.sep, "/"),
                                 int(artifact.get("bytes", 0)), width, height))
         return assets
 
@@ -182,7 +192,8 @@ def write_kit_gallery(plan: Plan, entries: dict[str, dict[str, Any]], output_dir
                     for value in values if isinstance(values, list) else [values]:
                         if isinstance(value, str) and "{{" not in value and \
                                 "://" not in value:
-                            references.append(os.path.relpath(recipe.folder / value, root))
+                            references.append(os.path.relpath(recipe.folder / value,
+                                                              root.rstrip(os.sep)))
             made_from = [f for dep in plan.depends_on[step_id] for f in saved.get(dep, [])[:1]
                          if any(ref[:3] == ("steps", dep, "files")
                                 for _, t in step.templates for ref in t.refs)]

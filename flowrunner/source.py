@@ -240,6 +240,20 @@ def load_source(path: Path, display: str | None = None) -> Source:
     return Source(path=path, data=data, map=smap, digest=hashlib.sha256(raw).hexdigest())
 
 
+def load_plain_yaml(text: str) -> Any:
+    """Plain data from YAML text that flowrunner wrote itself (lock files): libyaml's loader
+    when present, no positions kept; many times faster than `parse_text` on large files.
+
+    Raises:
+        ValueError: the text is not YAML.
+    """
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        return yaml.load(text, Loader=loader)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"invalid YAML: {exc}") from None
+
+
 def dump_yaml(data: Any) -> str:
     """``data`` as block-style YAML with sorted keys: deterministic, diff-friendly text.
 

@@ -264,7 +264,8 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
     keeper = None if options.dry_run else LockKeeper(
         lock_path_for(recipe.path), recipe_name=recipe.path.name,
         provider=recipe.default_provider.identity(mock=False), recipe_folder=recipe.folder,
-        output_dir=output_dir, mock=options.mock, overrides=recipe.var_overrides)
+        output_dir=output_dir, mock=options.mock, overrides=recipe.var_overrides,
+        memo=cache.root / "parsed" if cache.writable else None)
     with _routes(profiles, mock=options.mock, latency=options.mock_latency,
                  faults=options.mock_faults) as (routes, keys):
         log = (lambda line: sys.stderr.write(f"  http: {line}\n")) \
@@ -292,6 +293,8 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
                               allow_paths=options.allow_paths,
                               budget=Budget(limit, unit=unit),
                               expect_calls=expected, only_instances=only_instances,
+                              surveyed={s.instance.id: (s.call, s.entry) for s in survey
+                                         if s.state == "cached" and s.call and s.entry},
                               on_finished=keeper.add if keeper is not None else None)
         try:
             reporter.run_started(recipe.display, len(instances), concurrency)

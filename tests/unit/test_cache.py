@@ -128,3 +128,32 @@ def test_sweep_removes_only_old_lock_and_partial_files(tmp_path: Path) -> None:
     os.utime(old_part, (long_ago, long_ago))
     assert cache.sweep() == 2
     assert new_lock.exists() and not old_lock.exists() and not old_part.exists()
+
+
+def test_key_locks_leave_no_file_behind_and_stay_exclusive(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    cache = Cache(tmp_path / "cache")
+    inside = 0
+    most = 0
+    guard = threading.Lock()
+
+    def take() -> None:
+        nonlocal inside, most
+        for _ in range(30):
+            with cache.lock("k" * 64, timeout=30):
+                with guard:
+                    inside += 1
+                    most = max(most, inside)
+                time.sleep(0.001)
+                with guard:
+                    inside -= 1
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most == 1  # never two holders, though each release removes the file
+    assert list((tmp_path / "cache" / "locks").iterdir()) == []
