@@ -102,6 +102,7 @@ class Scheduler:
         self._client_lock = threading.Lock()
         self._notes: dict[str, list[str]] = {}
         self._output_root = output_dir.resolve()
+        self._real_folders: dict[str, str] = {}  # output folder → its real path
 
     @property
     def client(self) -> Client:
@@ -168,16 +169,25 @@ class Scheduler:
         entry = None
         if use_cache and known and not self.dry_run:
             # the survey read this entry; when its files are already in place (a committed
-            # kit) one read of each file is the whole check: the cached objects are only
-            # verified when they are about to be copied
-            in_place = self._in_place(known[1], targets)
-            if in_place is not None:
+            # kit) one read of each file is the whole check; else the objects are copied,
+            # verified by the copy itself (here: handing small copies to worker threads
+            # measured twice as slow, all of it in lock contention)
+            saved = self._in_place(known[1], targets)
+            if saved is None:
+                try:
+                    with self._placing_files(instance):
+                        saved = self._place(instance, known[1], targets)
+                except CacheError as exc:  # a corrupt object: the entry is fetched again
+                    result.notes.append(f"{exc.message}; treated as missing and fetched "
+                                        "again")
+                    self.cache.discard(call.key)
+            if saved is not None:
                 result.status = "cached"
                 result.credits = float(known[1].get("credits") or 0)
                 result.outputs = known[1].get("outputs", {})
                 result.artifacts = known[1].get("artifacts", [])
                 result.response = known[1].get("response", {})
-                result.saved = in_place
+                result.saved = saved
                 return True
         if use_cache:
             entry = self._cached(call, result)
@@ -311,6 +321,19 @@ class Scheduler:
             saved.append(rendered)
         return saved
 
+    def _inside_output(self, destination: Path) -> bool:
+        """Whether writing ``destination`` stays in the output folder, symlinks followed.
+
+        Each folder is resolved once per run (a restore of thousands of files into a few
+        folders would otherwise resolve every path component of every file)."""
+        folder = str(destination.parent)
+        real = self._real_folders.get(folder)
+        if real is None:
+            real = self._real_folders[folder] = os.path.realpath(folder)
+        if os.path.islink(destination):
+            return Path(os.path.realpath(destination)).is_relative_to(self._output_root)
+        return Path(real).is_relative_to(self._output_root)
+
     def _place(self, instance: Instance, entry: dict[str, Any], targets: list[str]) -> list[str]:
         """Copy the artifacts to their `save` targets (atomic, verified, unchanged skipped)."""
         artifacts = entry.get("artifacts", [])
@@ -325,14 +348,13 @@ class Scheduler:
             if not os.path.splitext(rendered)[1]:
                 rendered += "." + artifact["ext"]
             destination = self.output_dir / rendered
-            if not destination.resolve().is_relative_to(self._output_root):
+            if not self._inside_output(destination):
                 raise RenderFailed(f"{instance.id}: save path {rendered!r} escapes the output "
                                    "folder (through a symlink?)")
             if not _same_file(destination, artifact):
-                source = self.cache.object_path(artifact["sha256"])
                 # a saved file can always be restored from the cache: no fsync for it
-                copy_atomic(source, destination, expect_sha256=artifact["sha256"],
-                            durable=False)
+                copy_atomic(self.cache.object_file(artifact["sha256"]), destination,
+                            expect_sha256=artifact["sha256"], durable=False)
             saved.append(rendered)
         return saved
 

@@ -338,7 +338,10 @@ class _Shown(dict[str, Any]):
 
 
 _RULES: dict[tuple[str, int], tuple[frozenset[str], Any, Any, dict[str, Any]]] = {}
-_RULE_VERDICTS: dict[tuple[str, str], tuple[int, ...]] = {}
+_RULE_VERDICTS: dict[tuple[str, tuple[str, ...], str], tuple[int, ...]] = {}
+# per endpoint: its rules for its provider kind, compiled, grouped by the names they look at
+_RULE_SETS: dict[str, list[tuple[tuple[str, ...], list[tuple[int, Any, Any]]]]] = {}
+_ABSENT = "\u0000absent"  # a parameter left out (never a value a recipe renders)
 
 
 def _mentioned(schema: Any) -> set[str]:
@@ -371,34 +374,41 @@ def _compiled_rule(endpoint: Endpoint, number: int) -> tuple[frozenset[str], Any
     return compiled
 
 
-def _broken_rules(endpoint: Endpoint, params: dict[str, Any]) -> tuple[int, ...]:
-    """The numbers of the rules ``params`` break, remembered per value of what the rules
-    look at (one key per instance, however many rules: a batch of thousands of instances
-    that differ only in their prompt is checked once)."""
+def _broken_rules(endpoint: Endpoint, params: dict[str, Any]) -> list[int]:
+    """The numbers of the rules ``params`` break, remembered per value of what they look
+    at: rules that look at the same parameters share one memo key, so a batch of thousands
+    of instances that differ only in their prompt checks most rules once."""
     import fastjsonschema
 
-    numbers = [n for n, rule in enumerate(endpoint.rules)
-               if not rule.kinds or endpoint.kind in rule.kinds]
-    if not numbers:
-        return ()
-    compiled = {n: _compiled_rule(endpoint, n) for n in numbers}
-    names = frozenset().union(*(c[0] for c in compiled.values()))
-    memo_key = (endpoint.identity,
-                canonical_json({name: params[name] for name in names if name in params}))
-    verdict = _RULE_VERDICTS.get(memo_key)
-    if verdict is None:
-        broken = []
-        for number, (_, when_check, then_check, _) in compiled.items():
-            try:
-                when_check(params)
-            except fastjsonschema.JsonSchemaException:
+    groups = _RULE_SETS.get(endpoint.identity)
+    if groups is None:
+        by_names: dict[tuple[str, ...], list[tuple[int, Any, Any]]] = {}
+        for number, rule in enumerate(endpoint.rules):
+            if rule.kinds and endpoint.kind not in rule.kinds:
                 continue
-            try:
-                then_check(params)
-            except fastjsonschema.JsonSchemaException:
-                broken.append(number)
-        verdict = _RULE_VERDICTS[memo_key] = tuple(broken)
-    return verdict
+            mentioned, when_check, then_check, _ = _compiled_rule(endpoint, number)
+            by_names.setdefault(tuple(sorted(mentioned)), []).append(
+                (number, when_check, then_check))
+        groups = _RULE_SETS[endpoint.identity] = list(by_names.items())
+    broken: list[int] = []
+    for names, rules in groups:
+        memo_key = (endpoint.identity, names,
+                    canonical_json([params.get(name, _ABSENT) for name in names]))
+        verdict = _RULE_VERDICTS.get(memo_key)
+        if verdict is None:
+            found = []
+            for number, when_check, then_check in rules:
+                try:
+                    when_check(params)
+                except fastjsonschema.JsonSchemaException:
+                    continue
+                try:
+                    then_check(params)
+                except fastjsonschema.JsonSchemaException:
+                    found.append(number)
+            verdict = _RULE_VERDICTS[memo_key] = tuple(found)
+        broken.extend(verdict)
+    return sorted(broken)
 
 
 def rule_problems(endpoint: Endpoint, params: dict[str, Any]
