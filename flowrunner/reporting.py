@@ -83,6 +83,7 @@ class Reporter(Protocol):
     def step_started(self, instance_id: str) -> None: ...
     def step_finished(self, result: StepResult) -> None: ...
     def note(self, message: str) -> None: ...
+    def flush(self) -> None: ...
     def run_finished(self, result: RunResult) -> None: ...
 
 
@@ -103,20 +104,29 @@ class TextReporter:
         self.width = 24
         self._lock = threading.Lock()
         self._flushed = 0.0
+        self._pending: list[str] = []  # lines not written yet (not on a terminal)
 
     def _write(self, line: str) -> None:
         if self.live:
-            self.stream.write("\r\033[K")
-        self.stream.write(line + "\n")
-        if self.live and self.done < self.total:
-            self.stream.write(f"  {self.done}/{self.total} done · {self.running} running · "
-                              f"{self.failed} failed · {_credits(self.spent)} credits")
-        # a terminal sees every line at once; a pipe (a CI log) gets them in batches, at
-        # most a quarter of a second late, instead of a system call per line
-        now = time.monotonic()
-        if self.live or now - self._flushed >= 0.25:
+            self.stream.write("\r\033[K" + line + "\n")
+            if self.done < self.total:
+                self.stream.write(f"  {self.done}/{self.total} done · {self.running} running "
+                                  f"· {self.failed} failed · {_credits(self.spent)} credits")
             self.stream.flush()
+            return
+        # a pipe or file (a CI log) gets lines in batches, at most a quarter of a second
+        # late, instead of a system call per line (even under PYTHONUNBUFFERED)
+        self._pending.append(line)
+        now = time.monotonic()
+        if now - self._flushed >= 0.25:
+            self._flush()
             self._flushed = now
+
+    def _flush(self) -> None:
+        if self._pending:
+            self.stream.write("\n".join(self._pending) + "\n")
+            self._pending.clear()
+        self.stream.flush()
 
     @property
     def running(self) -> int:
@@ -168,8 +178,14 @@ class TextReporter:
         with self._lock:
             self._write(f"  {message}")
 
+    def flush(self) -> None:
+        """Write what is pending (a run that ends early still shows every line)."""
+        with self._lock:
+            self._flush()
+
     def run_finished(self, result: RunResult) -> None:
         with self._lock:
+            self._flush()
             if self.live:
                 self.stream.write("\r\033[K")
             parts = [f"{result.count('ok')} called", f"{result.count('cached')} cached"]
@@ -213,9 +229,12 @@ class JsonReporter:
         self._lock = threading.Lock()
 
     def _emit(self, event: dict[str, Any]) -> None:
-        with self._lock:
+        with self._lock:  # one line per event, as it happens (a consumer may be waiting)
             self.stream.write(json.dumps(event, sort_keys=True) + "\n")
             self.stream.flush()
+
+    def flush(self) -> None:
+        """Every event is written when it happens: nothing to do."""
 
     def run_started(self, recipe: str, instances: int, concurrency: int) -> None:
         self._emit({"event": "run_started", "recipe": recipe, "instances": instances,

@@ -304,6 +304,7 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
             scheduler.run(result)
         finally:
             scheduler.close()
+            reporter.flush()
         interrupted_by = signals.signal_number
     result.elapsed = time.monotonic() - started
     result.output_dir = display(output_dir)
