@@ -3,6 +3,7 @@ where a recipe's cache lives."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,11 +47,17 @@ class RunOptions:
     mock_latency: float = 0.0  # with --mock: the emulator's latency and faults
     mock_faults: tuple[str, ...] = ()
 
-    def stamp_context(self) -> dict[str, Any]:
-        """The options that shape a run's result; a stamp is only valid for the same ones."""
+    def stamp_context(self, recipe: Path) -> dict[str, Any]:
+        """The options that shape a run's result; a stamp is only valid for the same ones.
+        Paths relative to the recipe's folder: the same in every clone."""
+        folder = recipe.resolve().parent
+
+        def relative(path: Path) -> str:
+            return os.path.relpath(path.resolve(), folder).replace(os.sep, "/")
+
         return {"flowrunner": __version__, "mock": self.mock, "vars": list(self.var_pairs),
-                "vars_files": [str(p.resolve()) for p in self.vars_files],
-                "output_dir": str(self.output_dir.resolve()) if self.output_dir else None}
+                "vars_files": [relative(p) for p in self.vars_files],
+                "output_dir": relative(self.output_dir) if self.output_dir else None}
 
     @property
     def stamp_eligible(self) -> bool:

@@ -106,7 +106,7 @@ def write_stamp(plan: Plan, result: RunResult, options: RunOptions, *, cache: Ca
                 concurrency: int) -> None:
     """Record what this successful run depended on, for the next unchanged re-run."""
     recipe = plan.recipe
-    stamp = Stamp(recipe_sha256=recipe.digest)
+    stamp = Stamp(recipe_sha256=recipe.digest, base=recipe.folder.resolve())
     stamp.record(lock_file)
     for vars_file in options.vars_files:
         stamp.record(vars_file.resolve())
@@ -117,19 +117,22 @@ def write_stamp(plan: Plan, result: RunResult, options: RunOptions, *, cache: Ca
         if item.status not in ("ok", "cached") or not item.key:
             return  # skipped instances need their condition evaluated: no stamp
         stamp.record(cache.result_path(item.key))
-        for saved in item.saved:
-            stamp.record(output_dir / saved)
+        for artifact in item.artifacts:  # what a run's lookup checks: there, of its size
+            stamp.record(cache.object_file(artifact["sha256"]), size_only=True)
+        for saved, artifact in zip(item.saved, item.artifacts, strict=False):
+            stamp.record(output_dir / saved, sha256=artifact["sha256"])
         stamp.instances.append({"id": item.instance_id, "step": item.step_id,
                                 "endpoint": item.endpoint, "key": item.key,
                                 "credits": item.credits, "unit": item.unit})
-    # absolute: a later unchanged run shows them relative to its own working directory
-    stamp.summary = {"output_dir": str(output_dir.resolve()),
-                     "lock": str(lock_file.resolve()) if result.lock_path else None,
-                     "gallery": str((output_dir / "index.html").resolve())
+    # relative to the recipe's folder (as `files`): a later unchanged run, in this clone
+    # or another, shows them relative to its own working directory
+    stamp.summary = {"output_dir": stamp.key(str(output_dir)),
+                     "lock": stamp.key(str(lock_file)) if result.lock_path else None,
+                     "gallery": stamp.key(str(output_dir / "index.html"))
                      if result.gallery else None, "concurrency": concurrency,
                      "unit": result.unit}
     try:
-        stamp.write(stamp_file(cache.root, recipe.path, options.stamp_context()))
+        stamp.write(stamp_file(cache.root, recipe.path, options.stamp_context(recipe.path)))
     except OSError:
         pass  # a stamp only saves time; a run never fails for want of one
 

@@ -1,11 +1,13 @@
 """The run stamp: what the last successful run of a recipe read and wrote, so that an
 unchanged re-run is recognised without parsing, rendering or importing anything heavy.
 
-A stamp records the recipe's sha256, the options that shape the run, and (size, mtime) of
-every file the run depended on: local input files, the saved assets, the lock file and
-the cache entries. If all still match, the run would only find cache hits and restore
-nothing, so it is reported as such. Anything that differs, or any doubt, means a normal
-run. Lives in `<cache>/runs/`. Imports only the JSON helper and the cache's atomic write.
+A stamp records the recipe's sha256, the options that shape the run, and (size, mtime,
+sha256) of every file the run depended on: local input files, the saved assets, the lock
+file and the cache entries (objects by size). If all still match, the run would only find
+cache hits and restore nothing, so it is reported as such. A fresh clone with its cache
+restored has new times everywhere: then contents decide, one read per file, without
+parsing or rendering the recipe. Anything that differs, or any doubt, means a normal run.
+Lives in `<cache>/runs/`. Imports only the JSON helper and the cache's atomic write.
 """
 
 from __future__ import annotations
@@ -19,34 +21,71 @@ from typing import Any
 
 from ._json import canonical_json
 
-STAMP_VERSION = 1
+STAMP_VERSION = 2
 
 
-def _stat(path: str) -> list[int] | None:
+def _stat(path: str) -> tuple[int, int] | None:
     try:
         info = os.stat(path)
     except OSError:
         return None
-    return [info.st_size, info.st_mtime_ns]
+    return info.st_size, info.st_mtime_ns
+
+
+def _sha256(path: str) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb", buffering=0) as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def stamp_file(cache_root: Path, recipe: Path, context: dict[str, Any]) -> Path:
-    """Where the stamp of this recipe, run with these options, lives."""
-    material = canonical_json({"recipe": str(recipe.resolve()), **context})
+    """Where the stamp of this recipe, run with these options, lives: named by the recipe
+    as seen from the cache (the same in every clone whose cache is restored beside it)."""
+    where = os.path.relpath(recipe.resolve(), cache_root.resolve()).replace(os.sep, "/")
+    material = canonical_json({"recipe": where, **context})
     return cache_root / "runs" / (hashlib.sha256(material.encode()).hexdigest()[:32] + ".json")
 
 
 @dataclass(slots=True)
 class Stamp:
-    """What a successful run depended on and reported."""
+    """What a successful run depended on and reported.
+
+    ``files`` maps a path (relative to the recipe's folder when inside it, so a fresh
+    clone elsewhere matches) to [size, mtime_ns, sha256]: a file whose size and time match
+    is unchanged; one with a new time (a fresh clone, a restored cache) is unchanged when
+    its sha256 still matches. A sha256 of None means existence and size are all that count
+    (cache objects, which a normal run checks no further either).
+    """
 
     recipe_sha256: str
-    files: dict[str, list[int] | None] = field(default_factory=dict)
+    base: Path
+    files: dict[str, list[Any]] = field(default_factory=dict)
     instances: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
 
-    def record(self, path: Path | str) -> None:
-        self.files[str(path)] = _stat(str(path))
+    def record(self, path: Path | str, *, sha256: str | None = None,
+               size_only: bool = False) -> None:
+        """Record ``path`` as the run leaves it (``sha256`` when already known)."""
+        text = str(path)
+        found = _stat(text)
+        if found is None:
+            self.files[self.key(text)] = [None, None, None]
+            return
+        digest = None if size_only else (sha256 or _sha256(text))
+        self.files[self.key(text)] = [found[0], None if size_only else found[1], digest]
+
+    def key(self, path: str) -> str:
+        """How ``path`` is written in the stamp."""
+        relative = os.path.relpath(os.path.abspath(path), self.base)
+        return path if relative.startswith("..") else relative.replace(os.sep, "/")
+
+    def path_of(self, key: str) -> str:
+        return key if os.path.isabs(key) else os.path.join(self.base, key)
 
     def write(self, target: Path) -> None:
         from .cache import atomic_write_bytes
@@ -57,7 +96,9 @@ class Stamp:
 
 
 def read_fresh_stamp(target: Path, recipe: Path) -> Stamp | None:
-    """The stamp at ``target`` if the recipe and every recorded file are unchanged."""
+    """The stamp at ``target`` if the recipe and every recorded file are unchanged (by
+    size and time, else by content). When contents matched under new times, the stamp is
+    rewritten with them, so the next run checks times only again."""
     try:
         doc = json.loads(target.read_bytes())
         recipe_bytes = recipe.read_bytes()
@@ -70,8 +111,29 @@ def read_fresh_stamp(target: Path, recipe: Path) -> Stamp | None:
     files = doc.get("files")
     if not isinstance(files, dict):
         return None
-    for path, recorded in files.items():
-        if _stat(path) != recorded:
+    stamp = Stamp(recipe_sha256=doc["recipe_sha256"], base=recipe.resolve().parent,
+                  files=files, instances=list(doc.get("instances", [])),
+                  summary=dict(doc.get("summary", {})))
+    retimed = False
+    for key, recorded in files.items():
+        size, mtime, digest = recorded
+        path = stamp.path_of(key)
+        found = _stat(path)
+        if found is None or size is None:
+            if found is not None or size is not None:
+                return None
+            continue
+        if found[0] != size:
             return None
-    return Stamp(recipe_sha256=doc["recipe_sha256"], files=files,
-                 instances=list(doc.get("instances", [])), summary=dict(doc.get("summary", {})))
+        if mtime is None or found[1] == mtime:
+            continue
+        if digest is None or _sha256(path) != digest:
+            return None
+        recorded[1] = found[1]
+        retimed = True
+    if retimed:
+        try:
+            stamp.write(target)
+        except OSError:
+            pass  # the next run checks contents again
+    return stamp

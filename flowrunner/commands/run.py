@@ -29,7 +29,7 @@ def run_recipe(path: Path, *, options: RunOptions, stream: TextIO) -> int:
     """
     if options.stamp_eligible and not os.environ.get("FLOW_NO_STAMP"):
         target = stamp_file(cache_root_for(path, options.cache_dir), path,
-                            options.stamp_context())
+                            options.stamp_context(path))
         stamp = read_fresh_stamp(target, path)
         if stamp is not None:
             return _report_unchanged(path, stamp, options, stream)
@@ -74,7 +74,7 @@ def _report_unchanged(path: Path, stamp: Any, options: RunOptions, stream: TextI
     summary = stamp.summary
     reporter.run_started(str(path), len(stamp.instances),
                          options.concurrency or summary.get("concurrency", 1))
-    shown = {name: display(summary[name]) if summary.get(name) else None
+    shown = {name: display(stamp.path_of(summary[name])) if summary.get(name) else None
              for name in ("output_dir", "lock", "gallery")}
     result = RunResult(recipe=str(path), output_dir=shown["output_dir"],
                        lock_path=shown["lock"], gallery=shown["gallery"], mock=options.mock,

@@ -627,7 +627,10 @@ def make_server(host: str = "127.0.0.1", port: int = 0, *, api_key: str | None =
 def running_emulator(**options: Any) -> Iterator[str]:
     """Serve an emulator on a free 127.0.0.1 port for the duration; yields its base URL."""
     server = make_server("127.0.0.1", 0, **options)
-    thread = threading.Thread(target=server.serve_forever, name="flow-emulator", daemon=True)
+    # a short poll: `shutdown` waits for the serving loop to notice (0.5 s by default,
+    # which every `--mock` run would spend at its end)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
+                              name="flow-emulator", daemon=True)
     thread.start()
     try:
         yield "http://{}:{}".format(*server.server_address[:2])

@@ -104,3 +104,36 @@ def test_an_interrupted_run_records_what_it_replaced(tmp_path: Path, emulator,
     prompts = {e["params"]["prompt"] for e in
                read_lock(tmp_path / "brand.lock").instances.values()}
     assert prompts == {"Banner for Acme", "Banner for Globex"}  # some replaced, some not
+
+
+def test_a_fresh_clone_with_its_cache_restored_changes_no_committed_file(tmp_path: Path,
+                                                                        emulator) -> None:
+    import shutil
+
+    kit = tmp_path / "kit"
+    kit.mkdir()
+    path = recipe(kit, emulator.base_url, LOGO_CHAIN + BANNERS)
+    assert flow("run", path, env=KEY_ENV).code == 0
+
+    def git(*args: str, cwd: Path) -> str:
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                              cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+    (kit / ".gitignore").write_text(".flow/\n")
+    git("init", "-q", cwd=kit)
+    git("add", "-A", cwd=kit)
+    git("commit", "-qm", "kit", cwd=kit)
+    for assets_committed in (True, False):
+        clone = tmp_path / f"clone-{assets_committed}"
+        git("clone", "-q", str(kit), str(clone), cwd=tmp_path)
+        shutil.copytree(kit / ".flow", clone / ".flow")  # as CI restores its cache
+        if not assets_committed:
+            for png in (clone / "assets").glob("*.png"):
+                png.unlink()
+        emulator.reset()
+        for args in (["--frozen"], []):
+            again = flow("run", clone / "brand.yaml", *args, env=KEY_ENV)
+            assert again.code == 0, again
+            assert "5 cached" in again.out
+        assert emulator.requests() == []
+        assert git("status", "--porcelain", cwd=clone) == ""  # byte-identical, gallery too
