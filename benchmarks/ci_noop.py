@@ -5,7 +5,8 @@ Setup, per size N: a recipe of N instances (N/2 cheap generate calls against the
 in its own process, and N/2 local resizes of their images), run once to fill the cache,
 committed to a git repository with its lock file and gallery; one variant commits the
 assets too, the other leaves them to be restored from the cache. doit gets N file tasks
-(`file_dep` → `targets`, md5 checked), its inputs and outputs committed and `.doit.db` kept.
+(each asset's bytes as a `file_dep` → a copy as its target, md5 checked), its inputs and
+outputs committed and `.doit.db` kept.
 
 Each round, alternating: a fresh `git clone`, the cache (or `.doit.db`) restored by copy, so
 every file has a new mtime, then one timed process:
@@ -35,8 +36,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from noop import setup_doit  # noqa: E402 - a sibling script, not a package
-from scale import EMULATOR, KEY  # noqa: E402
+from noop import make_venv  # a sibling script (sys.path above), not a package
+from scale import EMULATOR, KEY
 
 
 def git(*args: str, cwd: Path) -> None:
@@ -74,6 +75,33 @@ def make_kit(folder: Path, count: int, base_url: str, *, assets_committed: bool)
     commit_all(folder, ".flow/\n" + ("" if assets_committed else "assets/*\n!assets/index.html\n"))
 
 
+def setup_doit(folder: Path, assets: Path) -> list[str] | None:
+    """doit with a file task per asset of the kit: the asset (same bytes) as its `file_dep`,
+    a copy as its target, md5 checked; run once so `.doit.db` knows them all."""
+    venv = make_venv(folder, "doit")
+    if venv is None:
+        return None
+    project = folder / "doit"
+    (project / "in").mkdir(parents=True)
+    (project / "out").mkdir()
+    names = []
+    for number, source in enumerate(sorted(assets.rglob("*.png"))):
+        shutil.copy(source, project / "in" / f"{number}.png")
+        names.append(f"{number}.png")
+    (project / "dodo.py").write_text(
+        "import shutil\n"
+        f"NAMES = {names!r}\n"
+        "def task_copy():\n"
+        "    for name in NAMES:\n"
+        "        yield {'name': name, 'file_dep': [f'in/{name}'],\n"
+        "               'targets': [f'out/{name}'],\n"
+        "               'actions': [(shutil.copy, [f'in/{name}', f'out/{name}'])]}\n"
+        "DOIT_CONFIG = {'check_file_uptodate': 'md5', 'verbosity': 0}\n")
+    command = [str(venv / "bin" / "doit"), "-f", "dodo.py"]
+    subprocess.run(command, cwd=project, check=True, capture_output=True)
+    return command
+
+
 def fresh(repo: Path, into: Path, restore: list[tuple[Path, str]]) -> Path:
     """A fresh clone of ``repo`` with the given paths copied in (new mtimes, as CI's
     cache restore gives)."""
@@ -107,7 +135,7 @@ def one_size(count: int, base_url: str, work: Path, rounds: int) -> dict[str, li
     kits = {name: work / f"{name}-{count}" for name in ("committed", "restored")}
     for name, folder in kits.items():
         make_kit(folder, count, base_url, assets_committed=name == "committed")
-    doit = setup_doit(work / f"doit-{count}", count)
+    doit = setup_doit(work / f"doit-{count}", kits["committed"] / "assets")
     doit_repo = work / f"doit-{count}" / "doit"
     saved_db = work / f"doit-{count}-db"  # doit's dbm files: .doit.db(.dat/.dir/.bak)
     if doit:
