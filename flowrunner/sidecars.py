@@ -120,7 +120,7 @@ def write_stamp(plan: Plan, result: RunResult, options: RunOptions, *, cache: Ca
         for artifact in item.artifacts:  # what a run's lookup checks: there, of its size
             stamp.record(cache.object_file(artifact["sha256"]), size_only=True)
         for saved, artifact in zip(item.saved, item.artifacts, strict=False):
-            stamp.record(output_dir / saved, sha256=artifact["sha256"])
+            stamp.record(output_dir / saved, sha256=artifact["sha256"], object_of=True)
         stamp.instances.append({"id": item.instance_id, "step": item.step_id,
                                 "endpoint": item.endpoint, "key": item.key,
                                 "credits": item.credits, "unit": item.unit})

@@ -67,17 +67,23 @@ class Stamp:
     files: dict[str, list[Any]] = field(default_factory=dict)
     instances: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    # saved assets that are missing or changed: (path, sha256 of the cache object to copy)
+    restore: list[tuple[str, str]] = field(default_factory=list)
 
     def record(self, path: Path | str, *, sha256: str | None = None,
-               size_only: bool = False) -> None:
-        """Record ``path`` as the run leaves it (``sha256`` when already known)."""
+               size_only: bool = False, object_of: bool = False) -> None:
+        """Record ``path`` as the run leaves it (``sha256`` when already known).
+
+        ``object_of``: a saved asset, a copy of the cache object ``sha256``: when it is
+        missing or differs later, copying that object back is all it takes."""
         text = str(path)
         found = _stat(text)
         if found is None:
             self.files[self.key(text)] = [None, None, None]
             return
         digest = None if size_only else (sha256 or _sha256(text))
-        self.files[self.key(text)] = [found[0], None if size_only else found[1], digest]
+        self.files[self.key(text)] = [found[0], None if size_only else found[1], digest] + \
+            ([1] if object_of else [])
 
     def key(self, path: str) -> str:
         """How ``path`` is written in the stamp."""
@@ -95,10 +101,15 @@ class Stamp:
         atomic_write_bytes(target, json.dumps(doc, separators=(",", ":")).encode())
 
 
-def read_fresh_stamp(target: Path, recipe: Path) -> Stamp | None:
+def read_fresh_stamp(target: Path, recipe: Path, *,
+                     objects: Path | None = None) -> Stamp | None:
     """The stamp at ``target`` if the recipe and every recorded file are unchanged (by
     size and time, else by content). When contents matched under new times, the stamp is
-    rewritten with them, so the next run checks times only again."""
+    rewritten with them, so the next run checks times only again.
+
+    With ``objects`` (the cache's objects folder), saved assets that are missing or changed
+    do not spoil the stamp when their cache object is there: they are listed in
+    ``restore`` for the caller to copy back (the stamp is then rewritten by the caller)."""
     try:
         doc = json.loads(target.read_bytes())
         recipe_bytes = recipe.read_bytes()
@@ -116,22 +127,25 @@ def read_fresh_stamp(target: Path, recipe: Path) -> Stamp | None:
                   summary=dict(doc.get("summary", {})))
     retimed = False
     for key, recorded in files.items():
-        size, mtime, digest = recorded
+        size, mtime, digest = recorded[:3]
         path = stamp.path_of(key)
         found = _stat(path)
-        if found is None or size is None:
-            if found is not None or size is not None:
-                return None
+        if found is not None and size is not None and found[0] == size and (
+                mtime is None or found[1] == mtime):
             continue
-        if found[0] != size:
-            return None
-        if mtime is None or found[1] == mtime:
+        if found is None and size is None:
             continue
-        if digest is None or _sha256(path) != digest:
-            return None
-        recorded[1] = found[1]
-        retimed = True
-    if retimed:
+        if found is not None and size is not None and found[0] == size and \
+                digest is not None and _sha256(path) == digest:
+            recorded[1] = found[1]
+            retimed = True
+            continue
+        if len(recorded) > 3 and objects is not None and digest is not None and \
+                _stat(f"{objects}/{digest[:2]}/{digest}") is not None:
+            stamp.restore.append((path, digest))
+            continue
+        return None
+    if retimed and not stamp.restore:
         try:
             stamp.write(target)
         except OSError:

@@ -137,3 +137,28 @@ def test_a_fresh_clone_with_its_cache_restored_changes_no_committed_file(tmp_pat
             assert "5 cached" in again.out
         assert emulator.requests() == []
         assert git("status", "--porcelain", cwd=clone) == ""  # byte-identical, gallery too
+
+
+def test_missing_or_edited_assets_come_back_from_the_cache_without_a_call(
+        tmp_path: Path, emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN + BANNERS)
+    assert flow("run", path, env=KEY_ENV).code == 0
+    logo, banner = tmp_path / "assets" / "logo.png", tmp_path / "assets" / "banner-2048x1024.png"
+    logo.unlink()
+    banner.write_bytes(b"edited by hand")
+    emulator.reset()
+    again = flow("run", path, "--frozen", env=KEY_ENV)
+    assert again.code == 0, again
+    assert "restored 2 files from the cache" in again.out
+    assert emulator.requests() == []
+    _agrees(path)
+    # a corrupt cache object is never copied out: the run notices it and fetches again
+    lock = read_lock(tmp_path / "brand.lock").instances
+    digest = lock["logo"]["artifacts"][0]["sha256"]
+    obj = tmp_path / ".flow" / "cache" / "objects" / digest[:2] / digest
+    obj.write_bytes(obj.read_bytes()[:-1] + b"\x00")
+    logo.unlink()
+    fixed = flow("run", path, env=KEY_ENV)
+    assert fixed.code == 0, fixed
+    assert "corrupt" in fixed.out and "fetched again" in fixed.out
+    _agrees(path)
