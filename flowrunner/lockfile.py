@@ -63,9 +63,11 @@ def _remember(memo: Path, path: Path, text: str, data: dict[str, Any]) -> None:
     """Keep ``data`` as JSON under the digest of ``text`` (the previous one of ``path`` goes):
     a fresh clone with its cache restored reads a large lock file in a JSON parse, not a
     YAML one (ten times slower in Python)."""
+    if not memo.parent.is_dir():
+        return  # no cache here (a checkout without one): never create it as a side effect
     target = _memo_file(memo, path, text)
     try:
-        memo.mkdir(parents=True, exist_ok=True)
+        memo.mkdir(exist_ok=True)
         for old in memo.glob(target.name.split("-")[0] + "-*.json"):
             if old != target:
                 old.unlink(missing_ok=True)

@@ -69,7 +69,7 @@ def show_status(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | 
     plan = load_plan(path, var_overrides=var_overrides)
     recipe = plan.recipe
     cache = Cache(cache_root_for(plan.recipe.path, cache_dir), writable=False)
-    lock = read_lock(lock_path_for(recipe.path))
+    lock = read_lock(lock_path_for(recipe.path), memo=cache.root / "parsed")
     survey = survey_plan(plan, cache=cache, mock=mock)
     rows = _status_rows(survey, lock, mock=mock, overrides=var_overrides)
     all_fresh = all(r["state"] == "fresh" for r in rows)

@@ -6,19 +6,23 @@ from pathlib import Path
 from typing import TextIO
 
 from ..cache import sha256_file
-from ..errors import UsageError
+from ..errors import SpecError, UsageError
 from ..lockfile import lock_path_for, read_lock
-from ..planning import load_plan
+from ..options import cache_root_for
+from ..spec import load_recipe
 
 
 def verify_outputs(path: Path, *, output_dir: Path | None, out: TextIO,
                    mock: bool = False) -> int:
     """`flow verify`: do the saved files still match the lock (sha256)? Without ``mock``,
     files the emulator made fail it, however well they match."""
-    plan = load_plan(path)
-    recipe = plan.recipe
+    # the recipe's folders are all it needs: no rendering, and the lock file's parse is
+    # shared with `flow run` through the cache's memo
+    recipe, issues = load_recipe(path, display=str(path))
+    if recipe is None:
+        raise SpecError(issues)
     lock_file = lock_path_for(recipe.path)
-    locked = read_lock(lock_file)
+    locked = read_lock(lock_file, memo=cache_root_for(recipe.path, None) / "parsed")
     lock = locked.instances
     if not lock:
         raise UsageError(f"no lock file at {lock_file}", hint="run `flow run` first")

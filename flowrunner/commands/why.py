@@ -28,7 +28,7 @@ def explain_step(path: Path, step_id: str, *, var_overrides: dict[str, Any],
                          hint=f"did you mean {close[0]!r}?" if close else
                          "steps: " + ", ".join(recipe.steps))
     cache = Cache(cache_root_for(plan.recipe.path, cache_dir), writable=False)
-    lock_file = read_lock(lock_path_for(recipe.path))
+    lock_file = read_lock(lock_path_for(recipe.path), memo=cache.root / "parsed")
     # without --mock, results the emulator made never count: a real run calls again
     if lock_file.any_emulated and not mock:
         out.write("the lock file records results made by the emulator (--mock): a run "

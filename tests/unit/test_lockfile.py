@@ -75,3 +75,21 @@ def test_budget_refusal_adds_up_and_steps_within_follow_dependencies() -> None:
     needs = {"clean": {"logo"}, "svg": {"clean"}}
     assert steps_within(costs, needs, 1.5) == ["logo", "clean", "svg"]
     assert steps_within(costs, needs, 0.5) == []  # clean and svg need the logo
+
+
+def test_a_lock_file_is_parsed_once_per_content_and_no_cache_is_made_for_it(
+        tmp_path: Path) -> None:
+    cache = tmp_path / ".flow" / "cache"
+    path = tmp_path / "r.lock"
+    write_lock(path, "r.yaml", {"logo": {"key": "k"}}, "https://api.elkapi.com")
+    assert read_lock(path, memo=cache / "parsed").instances == {"logo": {"key": "k"}}
+    assert not (tmp_path / ".flow").exists()  # a checkout without a cache stays without
+    cache.mkdir(parents=True)
+    read_lock(path, memo=cache / "parsed")
+    [memo] = (cache / "parsed").iterdir()
+    # the memo answers for this exact text only; a changed file is parsed again
+    memo.write_text(memo.read_text().replace('"k"', '"from-memo"'))
+    assert read_lock(path, memo=cache / "parsed").instances["logo"]["key"] == "from-memo"
+    path.write_text(path.read_text() + "\n")
+    assert read_lock(path, memo=cache / "parsed").instances["logo"]["key"] == "k"
+    assert len(list((cache / "parsed").iterdir())) == 1  # the old memo went
