@@ -98,6 +98,7 @@ class Scheduler:
         # records every file it placed (see `_placing`)
         self._placement = threading.Condition()
         self._placing = 0
+        self._placed: set[str] = set()  # instances whose files are in place
         self.on_finished = on_finished  # the lock keeper: each outcome as it is known
         self._client_lock = threading.Lock()
         self._notes: dict[str, list[str]] = {}
@@ -217,11 +218,15 @@ class Scheduler:
                 raise RunError(f"{instance.id}: its files were not replaced: the run was "
                                "interrupted (the result is cached; run again to place them)")
             self._placing += 1
+        placed = False
         try:
             yield
+            placed = True
         finally:
             with self._placement:
                 self._placing -= 1
+                if placed:
+                    self._placed.add(instance.id)
                 self._placement.notify_all()
 
     def _cancel(self, wait: float) -> None:
@@ -466,8 +471,12 @@ class Scheduler:
             for future in list(running):
                 with contextlib.suppress(CancelledError, FuturesTimeout):  # let it go
                     future.exception(timeout=max(0.0, deadline - time.monotonic()))
-            # what finished meanwhile (files placed before the interruption) is recorded
+            # what finished meanwhile (files placed before the interruption) is recorded;
+            # an instance whose files are in place is only returning: wait for it
             for future, instance in list(running.items()):
+                if instance.id in self._placed:
+                    with contextlib.suppress(CancelledError, FuturesTimeout):
+                        future.exception(timeout=30)
                 if future.done() and not future.cancelled() and future.exception() is None:
                     outcome = future.result()
                     if outcome is not None and outcome.status in ("ok", "cached"):

@@ -86,16 +86,18 @@ def test_partial_runs_keep_lock_gallery_and_files_in_agreement(tmp_path: Path,
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_run_records_what_it_replaced(tmp_path: Path, emulator,
                                                      sig: int) -> None:
+    sizes = ["1024x1024", "2048x1024", "1820x1024", "1024x2048", "1365x1024", "1024x1365",
+             "1536x1024", "1024x1536", "1434x1024", "1024x1434"]
     path = recipe(tmp_path, emulator.base_url, BANNERS, extra="concurrency: 2\n",
-                  sizes="[1024x1024, 2048x1024, 1820x1024, 1024x2048, 1365x1024]")
+                  sizes="[" + ", ".join(sizes) + "]")
     assert flow("run", path, env=KEY_ENV).code == 0
     path.write_text(path.read_text().replace("brand: Acme", "brand: Globex"))
-    emulator.state.latency = 0.4
+    emulator.state.latency = 0.5  # ten calls, two at a time: the signal lands mid-run
     run = subprocess.Popen([sys.executable, "-m", "flowrunner", "run", str(path)],
                            env=dict(os.environ, **KEY_ENV), stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and len(emulator.calls()) < 8:
+    while time.monotonic() < deadline and len(emulator.calls()) < len(sizes) + 3:
         time.sleep(0.02)
     run.send_signal(sig)
     out, err = run.communicate(timeout=30)
