@@ -369,10 +369,12 @@ class _Shown(dict[str, Any]):
         return "?"
 
 
-_RULES: dict[tuple[str, int], tuple[frozenset[str], Any, Any, dict[str, Any]]] = {}
-_RULE_VERDICTS: dict[tuple[str, tuple[str, ...], str], tuple[int, ...]] = {}
-# per endpoint: its rules for its provider kind, compiled, grouped by the names they look at
-_RULE_SETS: dict[str, list[tuple[tuple[str, ...], list[tuple[int, Any, Any]]]]] = {}
+# per rule: the names its `when` and its `then` look at, both compiled, and `then` itself
+_RULES: dict[tuple[str, int], tuple[tuple[str, ...], tuple[str, ...], Any, Any,
+                                    dict[str, Any]]] = {}
+# per endpoint: its rules for its provider kind, grouped by the names their `when` reads
+_RULE_SETS: dict[str, list[tuple[tuple[str, ...], list[int]]]] = {}
+_RULE_VERDICTS: dict[tuple[Any, ...], Any] = {}  # remembered `when` and `then` verdicts
 _ABSENT = "\u0000absent"  # a parameter left out (never a value a recipe renders)
 
 
@@ -391,8 +393,8 @@ def _mentioned(schema: Any) -> set[str]:
     return found
 
 
-def _compiled_rule(endpoint: Endpoint, number: int) -> tuple[frozenset[str], Any, Any,
-                                                              dict[str, Any]]:
+def _compiled_rule(endpoint: Endpoint, number: int) -> tuple[tuple[str, ...], tuple[str, ...],
+                                                              Any, Any, dict[str, Any]]:
     import fastjsonschema
 
     compiled = _RULES.get((endpoint.identity, number))
@@ -400,46 +402,61 @@ def _compiled_rule(endpoint: Endpoint, number: int) -> tuple[frozenset[str], Any
         rule = endpoint.rules[number]
         when = _inline_refs(rule.when, _resolve_shared)
         then = _inline_refs(rule.then, _resolve_shared)
-        compiled = (frozenset(_mentioned(when) | _mentioned(then)),
+        compiled = (tuple(sorted(_mentioned(when))), tuple(sorted(_mentioned(then))),
                     fastjsonschema.compile(when), fastjsonschema.compile(then), then)
         _RULES[(endpoint.identity, number)] = compiled
     return compiled
 
 
-def _broken_rules(endpoint: Endpoint, params: dict[str, Any]) -> list[int]:
-    """The numbers of the rules ``params`` break, remembered per value of what they look
-    at: rules that look at the same parameters share one memo key, so a batch of thousands
-    of instances that differ only in their prompt checks most rules once."""
+def _memo_value(value: Any) -> Any:
+    """A hashable stand-in for a parameter value that tells apart what JSON tells apart
+    (`1`, `1.0` and `true` are one key in a dict, three values to a schema)."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return type(value).__name__, value
+    return "json", canonical_json(value)
+
+
+def _holds(memo_key: tuple[Any, ...], check: Any, params: dict[str, Any]) -> bool:
     import fastjsonschema
 
+    verdict = _RULE_VERDICTS.get(memo_key)
+    if verdict is None:
+        try:
+            check(params)
+            verdict = True
+        except fastjsonschema.JsonSchemaException:
+            verdict = False
+        _RULE_VERDICTS[memo_key] = verdict
+    return bool(verdict)
+
+
+def _broken_rules(endpoint: Endpoint, params: dict[str, Any]) -> list[int]:
+    """The numbers of the rules ``params`` break. Each `when` is decided (and remembered)
+    by the values of the few names it reads, usually just the model, so a batch of
+    thousands of instances checks a rule's `then` only where its `when` holds, and then
+    once per distinct value of what `then` reads."""
     groups = _RULE_SETS.get(endpoint.identity)
     if groups is None:
-        by_names: dict[tuple[str, ...], list[tuple[int, Any, Any]]] = {}
+        by_names: dict[tuple[str, ...], list[int]] = {}
         for number, rule in enumerate(endpoint.rules):
             if rule.kinds and endpoint.kind not in rule.kinds:
                 continue
-            mentioned, when_check, then_check, _ = _compiled_rule(endpoint, number)
-            by_names.setdefault(tuple(sorted(mentioned)), []).append(
-                (number, when_check, then_check))
+            by_names.setdefault(_compiled_rule(endpoint, number)[0], []).append(number)
         groups = _RULE_SETS[endpoint.identity] = list(by_names.items())
+    identity = endpoint.identity
     broken: list[int] = []
-    for names, rules in groups:
-        memo_key = (endpoint.identity, names,
-                    canonical_json([params.get(name, _ABSENT) for name in names]))
-        verdict = _RULE_VERDICTS.get(memo_key)
-        if verdict is None:
-            found = []
-            for number, when_check, then_check in rules:
-                try:
-                    when_check(params)
-                except fastjsonschema.JsonSchemaException:
-                    continue
-                try:
-                    then_check(params)
-                except fastjsonschema.JsonSchemaException:
-                    found.append(number)
-            verdict = _RULE_VERDICTS[memo_key] = tuple(found)
-        broken.extend(verdict)
+    for names, numbers in groups:
+        values = tuple(_memo_value(params.get(name, _ABSENT)) for name in names)
+        applying = _RULE_VERDICTS.get((identity, names, values))
+        if applying is None:  # the rules of this group whose `when` holds for these values
+            applying = _RULE_VERDICTS[(identity, names, values)] = tuple(
+                n for n in numbers if _holds((identity, n, "when", values),
+                                             _RULES[(identity, n)][2], params))
+        for number in applying:
+            _, then_names, _, then_check, _ = _RULES[(identity, number)]
+            then_values = tuple(_memo_value(params.get(name, _ABSENT)) for name in then_names)
+            if not _holds((identity, number, "then", then_values), then_check, params):
+                broken.append(number)
     return sorted(broken)
 
 
@@ -451,7 +468,7 @@ def rule_problems(endpoint: Endpoint, params: dict[str, Any]
         import jsonschema
 
         rule = endpoint.rules[number]
-        then = _RULES[(endpoint.identity, number)][3]
+        then = _RULES[(endpoint.identity, number)][4]
         error = next(iter(jsonschema.Draft202012Validator(then).iter_errors(params)))
         at: PathKey = (rule.at,) if rule.at else tuple(error.absolute_path)[:1]
         shown = _Shown({k: v if isinstance(v, str) else canonical_json(v)
