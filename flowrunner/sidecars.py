@@ -211,8 +211,9 @@ def write_kit_gallery(plan: Plan, entries: dict[str, dict[str, Any]], output_dir
                 outputs=outputs))
         sections.append(section)
     # instances the recipe no longer makes (another --var, a changed matrix): still on disk
-    former = Section("earlier", "recorded by an earlier run; not made by the recipe as it "
-                                "is now")
+    # a name no step id can have (ids have no hyphens): no clash with a step
+    former = Section("earlier-runs", "recorded by an earlier run; not made by the recipe "
+                                     "as it is now")
     for name in sorted(set(entries) - shown):
         entry = entries[name]
         former_step = recipe.steps.get(str(entry.get("step")))
