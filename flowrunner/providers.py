@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 MOCK_PROVIDER = "flowrunner-emulator"
 
 
+@cache  # a pure function of its text, asked once per instance of every plan and run
 def normalise_base_url(url: str) -> str:
     """The provider identity of a base URL: lower-case scheme and host, no trailing slash."""
     parts = urlsplit(url.strip())
