@@ -194,9 +194,12 @@ def status(recipe: Path, var_pairs: tuple[str, ...], vars_files: tuple[Path, ...
       flow status examples/brand_assets.yaml
     """
     from .commands.status import show_status
+    from .options import RunOptions
 
     return show_status(recipe, var_overrides=_overrides(var_pairs, vars_files),
-                       cache_dir=cache_dir, mock=mock, as_json=as_json, out=_out())
+                       cache_dir=cache_dir, mock=mock, as_json=as_json, out=_out(),
+                       stamp_context=RunOptions(var_pairs=var_pairs, vars_files=vars_files,
+                                                mock=mock).stamp_context(recipe))
 
 
 @cli.command()

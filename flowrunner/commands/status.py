@@ -63,18 +63,44 @@ def _status_rows(survey: list[Survey], lock: LockFile, *, mock: bool,
     return rows
 
 
+def _rows_from_stamp(path: Path, cache_dir: Path | None,
+                     context: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """Every instance fresh, when the last complete run with these options left a stamp
+    that still matches (recipe, lock file, cache entries and assets, by time or content):
+    then its lock entries are exactly what the recipe makes now. None otherwise."""
+    import os
+
+    from ..stamp import read_fresh_stamp, stamp_file
+
+    if os.environ.get("FLOW_NO_STAMP"):
+        return None
+    stamp = read_fresh_stamp(stamp_file(cache_root_for(path, cache_dir), path, context), path)
+    if stamp is None:
+        return None
+    return [{"instance": item["id"], "state": "fresh", "reason": "", "key": item.get("key")}
+            for item in stamp.instances]
+
+
 def show_status(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | None,
-                mock: bool, as_json: bool, out: TextIO) -> int:
-    """`flow status`: fresh / stale / missing per instance; 0 only when all are fresh."""
-    plan = load_plan(path, var_overrides=var_overrides)
-    recipe = plan.recipe
-    cache = Cache(cache_root_for(plan.recipe.path, cache_dir), writable=False)
-    lock = read_lock(lock_path_for(recipe.path), memo=cache.root / "parsed")
-    survey = survey_plan(plan, cache=cache, mock=mock)
-    rows = _status_rows(survey, lock, mock=mock, overrides=var_overrides)
+                mock: bool, as_json: bool, out: TextIO,
+                stamp_context: dict[str, Any] | None = None) -> int:
+    """`flow status`: fresh / stale / missing per instance; 0 only when all are fresh.
+
+    With ``stamp_context`` (what `flow run` with the same options would stamp), an
+    unchanged kit is answered from the run stamp without planning."""
+    rows = _rows_from_stamp(path, cache_dir, stamp_context) if stamp_context else None
+    display = str(path)
+    if rows is None:
+        plan = load_plan(path, var_overrides=var_overrides)
+        recipe = plan.recipe
+        display = recipe.display
+        cache = Cache(cache_root_for(plan.recipe.path, cache_dir), writable=False)
+        lock = read_lock(lock_path_for(recipe.path), memo=cache.root / "parsed")
+        survey = survey_plan(plan, cache=cache, mock=mock)
+        rows = _status_rows(survey, lock, mock=mock, overrides=var_overrides)
     all_fresh = all(r["state"] == "fresh" for r in rows)
     if as_json:
-        json.dump({"recipe": recipe.display, "fresh": all_fresh, "instances": rows}, out,
+        json.dump({"recipe": display, "fresh": all_fresh, "instances": rows}, out,
                   indent=2)
         out.write("\n")
         return 0 if all_fresh else 1

@@ -139,6 +139,11 @@ def test_a_fresh_clone_with_its_cache_restored_changes_no_committed_file(tmp_pat
             assert "5 cached" in again.out
         assert emulator.requests() == []
         assert git("status", "--porcelain", cwd=clone) == ""  # byte-identical, gallery too
+        status = flow("status", clone / "brand.yaml")
+        assert status.code == 0 and "5 fresh, 0 stale, 0 missing" in status.out, status
+        # the same answer a full survey gives (the stamp is only a shortcut)
+        assert flow("status", clone / "brand.yaml", env={"FLOW_NO_STAMP": "1"}).out == \
+            status.out
 
 
 def test_missing_or_edited_assets_come_back_from_the_cache_without_a_call(
