@@ -3,8 +3,9 @@ entries, the run stamp, the gallery page and the CI step summary."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -42,20 +43,19 @@ def lock_entry(item: StepResult, recipe_folder: Path, output_dir: Path, *, mock:
     return entry
 
 
-# seconds between rewrites of the lock file during a run: each one renders the whole file
-# in the main thread, which at 1 s cost a fast batch a fifth of its speed (issue 16)
-FLUSH_EVERY = 5.0
-
-
 class LockKeeper:
     """Keeps the lock file describing the files on disk while a run places them.
 
     Each finished instance's entry goes in as it finishes, over the entries of earlier runs
-    (`lockfile.merge_entries`), and the file is rewritten from time to time during the run
-    (every few seconds, less often when a write is slow) and once at its end, whatever
-    kind of run it was. A run that finished every instance of the recipe (no --only, nothing
-    failed, skipped or stopped) writes exactly its own entries, dropping those of instances
-    that are no longer in the recipe.
+    (`lockfile.merge_entries`). During the run each entry is appended to a journal in the
+    cache (`runs/*.journal.jsonl`, one JSON line as the instance completes: a small write,
+    where rendering the lock file in the main thread cost a fast batch a fifth of its
+    speed, issue 16); at its end, whatever kind of run it was, the lock file is written and
+    the journal removed. A run killed outright (no chance to write the lock) leaves its
+    journal: the next run starts from it, so the files that run placed are recorded. A run
+    that finished every instance of the recipe (no --only, nothing failed, skipped or
+    stopped) writes exactly its own entries, dropping those of instances that are no
+    longer in the recipe.
     """
 
     def __init__(self, lock_file: Path, *, recipe_name: str, provider: str,
@@ -70,13 +70,34 @@ class LockKeeper:
         self._overrides = overrides
         self._memo = memo  # the cache's folder of parsed lock files
         earlier = read_lock(lock_file, memo=memo)
-        self.earlier = earlier.instances
         # what the file holds now, when it is in this version's shape for this provider
         # (else it is rewritten even if its entries are the same)
-        self._on_disk = self.earlier if earlier.provider == provider else None
+        self._on_disk = earlier.instances if earlier.provider == provider else None
+        self.journal = memo.parent / "runs" / (
+            hashlib.sha256(str(lock_file.resolve()).encode()).hexdigest()[:32]
+            + ".journal.jsonl") if memo is not None else None
+        self.earlier = merge_entries(earlier.instances, self._killed_run_entries())
         self.finished: dict[str, dict[str, Any]] = {}
         self.entries = self.earlier
-        self._next_flush = time.monotonic() + FLUSH_EVERY
+        self._journal_fd: int | None = None
+
+    def _killed_run_entries(self) -> dict[str, dict[str, Any]]:
+        """What a run that was killed before writing the lock file had finished."""
+        found: dict[str, dict[str, Any]] = {}
+        if self.journal is None:
+            return found
+        try:
+            lines = self.journal.read_bytes().splitlines()
+        except OSError:
+            return found
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a line the kill cut short
+            if isinstance(record, dict) and isinstance(record.get("entry"), dict):
+                found[str(record.get("id"))] = record["entry"]
+        return found
 
     def add(self, item: StepResult) -> None:
         """Take a finished instance's outcome (called from the scheduler's thread)."""
@@ -85,15 +106,26 @@ class LockKeeper:
         entry = lock_entry(item, self._folder, self._output_dir, mock=self._mock,
                            overrides=self._overrides)
         self.finished[item.instance_id] = entry
-        if entry != self.earlier.get(item.instance_id) and time.monotonic() >= self._next_flush:
-            self.flush()
+        if entry != self.earlier.get(item.instance_id):
+            self._journal_append(item.instance_id, entry)
+
+    def _journal_append(self, instance_id: str, entry: dict[str, Any]) -> None:
+        if self.journal is None:
+            return
+        line = json.dumps({"id": instance_id, "entry": entry}, separators=(",", ":"))
+        try:
+            if self._journal_fd is None:
+                self.journal.parent.mkdir(parents=True, exist_ok=True)
+                self._journal_fd = os.open(self.journal, os.O_WRONLY | os.O_CREAT
+                                           | os.O_APPEND, 0o644)
+            os.write(self._journal_fd, (line + "\n").encode())
+        except OSError:
+            self.journal = None  # it only covers a kill; the lock is written at the end
 
     def flush(self, *, complete: bool = False) -> bool:
-        """Rewrite the lock file from the entries so far; True when its content changed.
-
-        Entries equal to the file's (a no-op run, however large) leave it alone without
-        rendering it."""
-        started = time.monotonic()
+        """Write the lock file from the entries so far (and drop the journal); True when
+        its content changed. Entries equal to the file's (a no-op run, however large)
+        leave it alone without rendering it."""
         self.entries = dict(self.finished) if complete else \
             merge_entries(self.earlier, self.finished)
         written = False
@@ -101,8 +133,11 @@ class LockKeeper:
             written = write_lock(self.path, self._recipe_name, self.entries, self._provider,
                                  memo=self._memo)
             self._on_disk = self.entries
-        took = time.monotonic() - started
-        self._next_flush = time.monotonic() + max(FLUSH_EVERY, 20 * took)
+        if self._journal_fd is not None:
+            os.close(self._journal_fd)
+            self._journal_fd = None
+        if self.journal is not None:
+            self.journal.unlink(missing_ok=True)
         return written
 
 

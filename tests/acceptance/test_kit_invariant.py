@@ -4,6 +4,7 @@ passes: a partial run never leaves assets the lock file does not describe."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -169,3 +170,36 @@ def test_missing_or_edited_assets_come_back_from_the_cache_without_a_call(
     assert fixed.code == 0, fixed
     assert "corrupt" in fixed.out and "fetched again" in fixed.out
     _agrees(path)
+
+
+@pytest.mark.slow
+def test_a_run_killed_outright_leaves_a_journal_the_next_run_records(tmp_path: Path,
+                                                                     emulator) -> None:
+    sizes = ["1024x1024", "2048x1024", "1820x1024", "1024x2048", "1365x1024", "1024x1365",
+             "1536x1024", "1024x1536", "1434x1024", "1024x1434", "1280x1024", "1024x1280"]
+    path = recipe(tmp_path, emulator.base_url, BANNERS, extra="concurrency: 2\n",
+                  sizes="[" + ", ".join(sizes) + "]")
+    assert flow("run", path, env=KEY_ENV).code == 0
+    path.write_text(path.read_text().replace("brand: Acme", "brand: Globex"))
+    emulator.state.latency = 0.5  # twelve calls, two at a time: about 3 s
+    run = subprocess.Popen([sys.executable, "-m", "flowrunner", "run", str(path)],
+                           env=dict(os.environ, **KEY_ENV), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    runs = tmp_path / ".flow" / "cache" / "runs"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not list(runs.glob("*.journal.jsonl")):
+        time.sleep(0.02)
+    run.kill()  # SIGKILL: no chance to write the lock file
+    run.communicate(timeout=30)
+    assert list(runs.glob("*.journal.jsonl")), "the run ended before its first journal"
+    assert kit_disagreements(path)  # files placed that the lock file does not record yet
+    emulator.state.latency = 0
+    calls = len(emulator.calls())
+    # any next run records what the killed one placed: here one instance it had finished
+    journal = [json.loads(line) for line in
+               next(runs.glob("*.journal.jsonl")).read_text().splitlines()]
+    done = next(r["id"] for r in journal if "Globex" in r["entry"]["params"]["prompt"])
+    assert flow("run", path, "--only", done, env=KEY_ENV).code == 0
+    assert len(emulator.calls()) == calls  # a cache hit
+    _agrees(path)
+    assert not list(runs.glob("*.journal.jsonl"))
