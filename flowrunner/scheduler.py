@@ -184,10 +184,7 @@ class Scheduler:
                     self.cache.discard(call.key)
             if saved is not None:
                 result.status = "cached"
-                result.credits = float(known[1].get("credits") or 0)
-                result.outputs = known[1].get("outputs", {})
-                result.artifacts = known[1].get("artifacts", [])
-                result.response = known[1].get("response", {})
+                _take_entry(result, known[1])
                 result.saved = saved
                 return True
         if use_cache:
@@ -201,10 +198,7 @@ class Scheduler:
             entry = self._call_once(call, views, deadline, result, use_cache=use_cache)
         else:
             result.status = "cached"
-        result.credits = float(entry.get("credits") or 0)
-        result.outputs = entry.get("outputs", {})
-        result.artifacts = entry.get("artifacts", [])
-        result.response = entry.get("response", {})
+        _take_entry(result, entry)
         if not self.dry_run:
             with self._placing_files(instance):
                 result.saved = self._place(instance, entry, targets)
@@ -316,15 +310,13 @@ class Scheduler:
         artifacts = entry.get("artifacts", [])
         if len(targets) > len(artifacts) or (targets and not artifacts):
             return None
-        saved = []
-        for rendered, artifact in zip(targets, artifacts, strict=False):
-            if not os.path.splitext(rendered)[1]:
-                rendered += "." + artifact["ext"]
-            # only read here: `_place` checks symlinks before it writes anything
-            if not _same_file(self.output_dir / rendered, artifact):
-                return None
-            saved.append(rendered)
-        return saved
+        saved = [_saved_name(rendered, artifact)
+                 for rendered, artifact in zip(targets, artifacts, strict=False)]
+        # only read here: `_place` checks symlinks before it writes anything
+        if all(_same_file(self.output_dir / name, artifact)
+               for name, artifact in zip(saved, artifacts, strict=False)):
+            return saved
+        return None
 
     def _inside_output(self, destination: Path) -> bool:
         """Whether writing ``destination`` stays in the output folder, symlinks followed.
@@ -349,9 +341,8 @@ class Scheduler:
                              f"step made {len(artifacts)}",
                              hint="shorten the `save` list or raise `n`")
         saved = []
-        for rendered, artifact in zip(targets, artifacts, strict=False):
-            if not os.path.splitext(rendered)[1]:
-                rendered += "." + artifact["ext"]
+        for target, artifact in zip(targets, artifacts, strict=False):
+            rendered = _saved_name(target, artifact)
             destination = self.output_dir / rendered
             if not self._inside_output(destination):
                 raise RenderFailed(f"{instance.id}: save path {rendered!r} escapes the output "
@@ -486,6 +477,19 @@ class Scheduler:
             result.interrupted = True
             return
         pool.shutdown(wait=True)
+
+
+def _take_entry(result: StepResult, entry: dict[str, Any]) -> None:
+    """What an instance's result says of its cache entry (called or cached)."""
+    result.credits = float(entry.get("credits") or 0)
+    result.outputs = entry.get("outputs", {})
+    result.artifacts = entry.get("artifacts", [])
+    result.response = entry.get("response", {})
+
+
+def _saved_name(target: str, artifact: dict[str, Any]) -> str:
+    """A `save` target, with the artifact's extension when it names none."""
+    return target if os.path.splitext(target)[1] else f"{target}.{artifact['ext']}"
 
 
 def _same_file(path: Path, artifact: dict[str, Any]) -> bool:

@@ -120,8 +120,22 @@ def _report_unchanged(path: Path, stamp: Any, options: RunOptions, stream: TextI
     return 0
 
 
-def _refuse_over_budget(plan: Any, survey: list[Any], *, estimate: float, limit: float,
-                        unit: str, flag: str, stream: TextIO) -> None:
+def _uncached_costs(survey: list[Any], unit: str) -> dict[str, tuple[int, float]]:
+    """Per step (in plan order): how many calls the run would make and their estimate, in
+    the budget's unit (calls billed in another unit are not held against it)."""
+    costs: dict[str, tuple[int, float]] = {}
+    for item in survey:
+        endpoint = item.instance.step.endpoint
+        if item.state in ("cached", "skipped") or endpoint is None or endpoint.unit != unit:
+            continue
+        calls, cost = costs.get(item.instance.step_id, (0, 0.0))
+        costs[item.instance.step_id] = (calls + 1, cost + endpoint.estimate_credits(
+            item.call.params if item.call else {}))
+    return costs
+
+
+def _refuse_over_budget(plan: Any, by_step: dict[str, tuple[int, float]], *, estimate: float,
+                        limit: float, unit: str, flag: str, stream: TextIO) -> None:
     """A budget is a ceiling: when the uncached work is estimated over it, call nothing,
     show what each step would cost and what would fit.
 
@@ -131,16 +145,8 @@ def _refuse_over_budget(plan: Any, survey: list[Any], *, estimate: float, limit:
     from ..budget import steps_within
     from ..errors import BudgetExceeded
 
-    costs: dict[str, float] = {}
-    calls: dict[str, int] = {}
-    for item in survey:
-        endpoint = item.instance.step.endpoint
-        if item.state in ("cached", "skipped") or endpoint is None or endpoint.unit != unit:
-            continue
-        step_id = item.instance.step_id
-        costs[step_id] = costs.get(step_id, 0.0) + endpoint.estimate_credits(
-            item.call.params if item.call else {})
-        calls[step_id] = calls.get(step_id, 0) + 1
+    costs = {step_id: cost for step_id, (_, cost) in by_step.items()}
+    calls = {step_id: count for step_id, (count, _) in by_step.items()}
     width = max(map(len, costs), default=4)
     stream.write(f"the uncached work is estimated at ~{estimate:g} {unit}, over the budget "
                  f"of {limit:g} {unit} ({flag}):\n")
@@ -280,12 +286,10 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
     concurrency = options.concurrency or recipe.concurrency
     limit = options.max_credits if options.max_credits is not None else recipe.budget
     unit = CREDIT_UNITS.get(recipe.default_provider.kind, "credits")
-    estimate = sum(s.instance.step.endpoint.estimate_credits(s.call.params if s.call else {})
-                   for s in survey if s.state not in ("cached", "skipped")
-                   and s.instance.step.endpoint is not None
-                   and s.instance.step.endpoint.unit == unit)
+    by_step = _uncached_costs(survey, unit)
+    estimate = sum(cost for _, cost in by_step.values())
     if limit is not None and estimate > limit and not options.dry_run:
-        _refuse_over_budget(plan, survey, estimate=estimate, limit=limit, unit=unit,
+        _refuse_over_budget(plan, by_step, estimate=estimate, limit=limit, unit=unit,
                             flag="--max-credits" if options.max_credits is not None
                             else "budget:", stream=stream)
     result = RunResult(recipe=recipe.display, unit=unit, mock=options.mock)
