@@ -36,8 +36,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from noop import make_venv  # a sibling script (sys.path above), not a package
-from scale import EMULATOR, KEY
+from noop import setup_doit  # a sibling script (sys.path above), not a package
+from scale import EMULATOR, KEY, make_recipe
 
 
 def git(*args: str, cwd: Path) -> None:
@@ -52,54 +52,16 @@ def commit_all(folder: Path, ignore: str) -> None:
 
 
 def make_kit(folder: Path, count: int, base_url: str, *, assets_committed: bool) -> None:
-    half = count // 2
-    items = ", ".join(str(i) for i in range(half))
     folder.mkdir(parents=True)
-    (folder / "kit.yaml").write_text(
-        "version: 1\nname: kit\nconcurrency: 16\n"
-        f"provider: {{base_url: \"{base_url}\"}}\n"
-        f"vars:\n  items: [{items}]\n"
-        "steps:\n"
-        "  product:\n"
-        "    uses: recraft.generate_image\n"
-        "    matrix: {i: \"{{ vars.items }}\"}\n"
-        "    with: {prompt: \"Product {{ matrix.i }}\", size: 1024x1024}\n"
-        "    save: \"products/p-{{ matrix.i }}.png\"\n"
+    make_recipe(folder, count // 2, base_url, name="kit.yaml", more_steps=(
         "  thumb:\n"
         "    uses: image.resize\n"
         "    matrix: {i: \"{{ vars.items }}\"}\n"
         "    with: {image: \"{{ steps.product[matrix.i].files[0] }}\", width: 64}\n"
-        "    save: \"thumbs/t-{{ matrix.i }}.png\"\n")
+        "    save: \"thumbs/t-{{ matrix.i }}.png\"\n"))
     subprocess.run([sys.executable, "-m", "flowrunner", "run", "kit.yaml"], cwd=folder,
                    check=True, capture_output=True, env={**os.environ, "ELKAPI_API_KEY": KEY})
     commit_all(folder, ".flow/\n" + ("" if assets_committed else "assets/*\n!assets/index.html\n"))
-
-
-def setup_doit(folder: Path, assets: Path) -> list[str] | None:
-    """doit with a file task per asset of the kit: the asset (same bytes) as its `file_dep`,
-    a copy as its target, md5 checked; run once so `.doit.db` knows them all."""
-    venv = make_venv(folder, "doit")
-    if venv is None:
-        return None
-    project = folder / "doit"
-    (project / "in").mkdir(parents=True)
-    (project / "out").mkdir()
-    names = []
-    for number, source in enumerate(sorted(assets.rglob("*.png"))):
-        shutil.copy(source, project / "in" / f"{number}.png")
-        names.append(f"{number}.png")
-    (project / "dodo.py").write_text(
-        "import shutil\n"
-        f"NAMES = {names!r}\n"
-        "def task_copy():\n"
-        "    for name in NAMES:\n"
-        "        yield {'name': name, 'file_dep': [f'in/{name}'],\n"
-        "               'targets': [f'out/{name}'],\n"
-        "               'actions': [(shutil.copy, [f'in/{name}', f'out/{name}'])]}\n"
-        "DOIT_CONFIG = {'check_file_uptodate': 'md5', 'verbosity': 0}\n")
-    command = [str(venv / "bin" / "doit"), "-f", "dodo.py"]
-    subprocess.run(command, cwd=project, check=True, capture_output=True)
-    return command
 
 
 def fresh(repo: Path, into: Path, restore: list[tuple[Path, str]]) -> Path:
@@ -135,7 +97,9 @@ def one_size(count: int, base_url: str, work: Path, rounds: int) -> dict[str, li
     kits = {name: work / f"{name}-{count}" for name in ("committed", "restored")}
     for name, folder in kits.items():
         make_kit(folder, count, base_url, assets_committed=name == "committed")
-    doit = setup_doit(work / f"doit-{count}", kits["committed"] / "assets")
+    # doit checks the kit's own asset bytes: an equivalent md5 workload
+    doit = setup_doit(work / f"doit-{count}", 0,
+                      sorted((kits["committed"] / "assets").rglob("*.png")))
     doit_repo = work / f"doit-{count}" / "doit"
     saved_db = work / f"doit-{count}-db"  # doit's dbm files: .doit.db(.dat/.dir/.bak)
     if doit:

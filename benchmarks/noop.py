@@ -61,24 +61,36 @@ def make_venv(folder: Path, package: str) -> Path | None:
     return venv
 
 
-def setup_doit(folder: Path, count: int) -> list[str] | None:
+def setup_doit(folder: Path, count: int, sources: list[Path] | None = None
+               ) -> list[str] | None:
+    """doit in ``folder``/doit: a file task per input (``count`` small text files, or a
+    copy of each of ``sources``) as its md5-checked `file_dep`, a copy of it as its
+    target; run once so `.doit.db` knows them all. Returns the no-op command (run it in
+    that folder)."""
     venv = make_venv(folder, "doit")
     if venv is None:
         return None
     project = folder / "doit"
     (project / "in").mkdir(parents=True)
     (project / "out").mkdir()
-    for i in range(count):
-        (project / "in" / f"{i}.txt").write_text(f"input {i}\n")
+    names = []
+    for i, source in enumerate(sources if sources is not None else range(count)):
+        name = f"{i}{source.suffix}" if isinstance(source, Path) else f"{i}.txt"
+        if isinstance(source, Path):
+            shutil.copy(source, project / "in" / name)
+        else:
+            (project / "in" / name).write_text(f"input {i}\n")
+        names.append(name)
     (project / "dodo.py").write_text(
         "import shutil\n"
+        f"NAMES = {names!r}\n"
         "def task_copy():\n"
-        f"    for i in range({count}):\n"
-        "        yield {'name': str(i), 'file_dep': [f'in/{i}.txt'],\n"
-        "               'targets': [f'out/{i}.txt'],\n"
-        "               'actions': [(shutil.copy, [f'in/{i}.txt', f'out/{i}.txt'])]}\n"
+        "    for name in NAMES:\n"
+        "        yield {'name': name, 'file_dep': [f'in/{name}'],\n"
+        "               'targets': [f'out/{name}'],\n"
+        "               'actions': [(shutil.copy, [f'in/{name}', f'out/{name}'])]}\n"
         "DOIT_CONFIG = {'check_file_uptodate': 'md5', 'verbosity': 0}\n")
-    command = [str(venv / "bin" / "doit"), "-f", str(project / "dodo.py")]
+    command = [str(venv / "bin" / "doit"), "-f", "dodo.py"]
     subprocess.run(command, cwd=project, check=True, capture_output=True)
     return command
 

@@ -41,9 +41,11 @@ server.serve_forever()
 """
 
 
-def make_recipe(folder: Path, count: int, base_url: str) -> Path:
+def make_recipe(folder: Path, count: int, base_url: str, *, name: str = "batch.yaml",
+                more_steps: str = "") -> Path:
+    """A matrix of ``count`` cheap generate calls (`product[i=…]`), then ``more_steps``."""
     items = ", ".join(str(i) for i in range(count))
-    path = folder / "batch.yaml"
+    path = folder / name
     path.write_text(
         "version: 1\nname: batch\nconcurrency: 16\n"
         f"provider: {{base_url: \"{base_url}\"}}\n"
@@ -54,7 +56,7 @@ def make_recipe(folder: Path, count: int, base_url: str) -> Path:
         "    matrix: {i: \"{{ vars.items }}\"}\n"
         "    with: {prompt: \"Product {{ matrix.i }} on a plain background\", "
         "size: 1024x1024}\n"
-        "    save: \"products/p-{{ matrix.i }}.png\"\n")
+        "    save: \"products/p-{{ matrix.i }}.png\"\n" + more_steps)
     return path
 
 

@@ -42,6 +42,16 @@ BANNERS = """
     save: "banner-{{ matrix.size }}.png"
 """
 
+# a step the provider refuses (n is at most 6): a failure that is never retried
+BROKEN = """
+  broken:
+    uses: http
+    with:
+      path: /recraft/v1/images/generations
+      body: {prompt: "x", n: 99}
+      artifacts: data[*].url
+"""
+
 
 def recipe(folder: Path, base_url: str, steps: str, *, brand: str = "Acme",
            extra: str = "", name: str = "brand.yaml",

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from helpers import (
     BANNERS,
+    BROKEN,
     KEY_ENV,
     LOGO_CHAIN,
     by_endpoint,
@@ -106,14 +107,7 @@ def test_5xx_is_retried_then_reported_with_status_message_and_hint(tmp_path: Pat
 
 def test_a_failed_step_skips_dependents_and_independent_branches_finish(tmp_path: Path,
                                                                          emulator) -> None:
-    path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN + """
-  broken:
-    uses: http
-    with:
-      path: /recraft/v1/images/generations
-      body: {prompt: "x", n: 99}
-      artifacts: data[*].url
-""")
+    path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN + BROKEN)
     result = flow("run", path, env=KEY_ENV)
     assert result.code == 1, result
     [line] = [ln for ln in result.out.splitlines() if ln.startswith("  broken ")]

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import BANNERS, KEY_ENV, LOGO_CHAIN, kit_disagreements, recipe, sha256
+from helpers import BANNERS, BROKEN, KEY_ENV, LOGO_CHAIN, kit_disagreements, recipe, sha256
 
 from conftest import flow
 from flowrunner.lockfile import read_lock
@@ -57,14 +57,7 @@ def test_partial_runs_keep_lock_gallery_and_files_in_agreement(tmp_path: Path,
     assert page.count('class="card"') == 5
 
     # a failing step: what finished is recorded, the rest keeps its earlier entry
-    path.write_text(path.read_text().replace("brand: Acme", "brand: Initech") + """
-  broken:
-    uses: http
-    with:
-      path: /recraft/v1/images/generations
-      body: {prompt: "x", n: 99}
-      artifacts: data[*].url
-""")
+    path.write_text(path.read_text().replace("brand: Acme", "brand: Initech") + BROKEN)
     failed = flow("run", path, env=KEY_ENV)
     assert failed.code == 1, failed
     _agrees(path)
