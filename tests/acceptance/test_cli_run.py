@@ -456,3 +456,23 @@ def test_an_unchanged_rerun_shows_paths_from_where_it_runs(tmp_path: Path, emula
     inside = flow("run", "../brand.yaml", cwd=kit / "assets", env=KEY_ENV)
     assert "assets: .\n" in inside.out and "gallery: index.html\n" in inside.out, inside
     assert "ElkAPI credits saved" in inside.out
+
+
+def test_the_emulator_refuses_an_http_upload_the_provider_would(tmp_path: Path,
+                                                                emulator) -> None:
+    # the http step passes fields through as given; Recraft's vectorize takes no `note`,
+    # and the emulator (which models Recraft's contract, not our catalog) says so
+    path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN.split("  clean:")[0] + """
+  outline:
+    uses: http
+    with:
+      path: /recraft/v1/images/vectorize
+      files: {file: "{{ steps.logo.files[0] }}"}
+      body: {note: kit}
+      artifacts: image.url
+    save: logo-outline.svg
+""")
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 1, result
+    assert "HTTP 400: unknown field 'note'" in result.out
+    assert not (tmp_path / "assets" / "logo-outline.svg").exists()
