@@ -25,7 +25,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -257,6 +257,14 @@ class Cache:
                     verify and not self.verify_object(sha)):
                 return None, f"cache object {sha[:12]}… was corrupt"
         return entry, None
+
+    def wait_for(self, key: str, deadline: float) -> dict[str, Any] | None:
+        """``key``'s result once another machine has stored it; a local cache has no other
+        machine: it looks once."""
+        return self.get(key)
+
+    def prefetch(self, keys: Iterable[str]) -> None:
+        """Make ``keys`` ready for lookups; a shared cache pulls them in parallel here."""
 
     def put(self, key: str, entry: dict[str, Any]) -> None:
         if not self.writable:

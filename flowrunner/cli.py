@@ -66,6 +66,15 @@ def _cache_option(func: Callable[..., Any]) -> Callable[..., Any]:
                         help="Where the cache lives. Default: .flow/cache beside the recipe.")(func)
 
 
+def _remote_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--remote-cache", "remote_cache", metavar="URL",
+                        envvar="FLOW_REMOTE_CACHE", show_envvar=True,
+                        help="A cache shared by machines: s3://BUCKET/PREFIX (endpoint from "
+                             "AWS_ENDPOINT_URL, credentials from the AWS chain; needs the "
+                             "`s3` extra) or file:///shared/folder. Read through, written "
+                             "through.")(func)
+
+
 def _overrides(var_pairs: tuple[str, ...], vars_files: tuple[Path, ...]) -> dict[str, Any]:
     from .spec import parse_var_overrides
 
@@ -115,12 +124,23 @@ def _recipe_or_cache_dir(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--fault", "mock_faults", multiple=True, metavar="KIND[:COUNT]",
               help=f"With --mock: inject a fault into the next COUNT matching requests: "
                    f"{FAULT_HELP}. May be repeated.")
+@_remote_option
+@click.option("--remote-cache-mode", "remote_mode", type=click.Choice(["write", "read"]),
+              default="write", envvar="FLOW_REMOTE_CACHE_MODE", show_envvar=True,
+              show_default=True,
+              help="read: use the remote cache but never write to it, claims included "
+                   "(pull-request jobs from forks).")
+@click.option("--shard", metavar="I/N",
+              help="Make only part I of N of the calls (split by cache key), with a remote "
+                   "cache; writes no lock file, gallery or assets: a final `flow run "
+                   "--frozen` assembles them.")
 @click.option("-v", "--verbose", count=True, help="Say more (repeat for HTTP details).")
 def run(recipe: Path, var_pairs: tuple[str, ...], vars_files: tuple[Path, ...],
         only: tuple[str, ...], refresh: tuple[str, ...], no_cache: bool, frozen: bool,
         dry_run: bool, concurrency: int | None, output_dir: Path | None, cache_dir: Path | None,
         max_credits: float | None, allow_paths: tuple[Path, ...], as_json: bool, mock: bool,
-        mock_latency: float | None, mock_faults: tuple[str, ...], verbose: int) -> int:
+        mock_latency: float | None, mock_faults: tuple[str, ...], remote_cache: str | None,
+        remote_mode: str, shard: str | None, verbose: int) -> int:
     """Run a recipe: call what is not cached, write the assets and the lock file.
 
     \b
@@ -128,16 +148,19 @@ def run(recipe: Path, var_pairs: tuple[str, ...], vars_files: tuple[Path, ...],
       flow run examples/brand_assets.yaml --mock
       flow run brand.yaml --var brand=Acme --only logo
       flow run brand.yaml --frozen          # in CI: fail if anything would be called
+      flow run brand.yaml --remote-cache s3://team-bucket/flow --shard 1/3
     """
     from .commands.run import run_recipe
-    from .options import RunOptions
+    from .options import RunOptions, Shard
 
     options = RunOptions(
         var_pairs=var_pairs, vars_files=vars_files, only=only, refresh=refresh,
         no_cache=no_cache, frozen=frozen, dry_run=dry_run, concurrency=concurrency,
         output_dir=output_dir, cache_dir=cache_dir, as_json=as_json, mock=mock,
         verbosity=verbose, max_credits=max_credits, allow_paths=allow_paths,
-        mock_latency=mock_latency or 0.0, mock_faults=mock_faults)
+        mock_latency=mock_latency or 0.0, mock_faults=mock_faults,
+        remote_cache=remote_cache or None, remote_mode=remote_mode,
+        shard=Shard.parse(shard) if shard else None)
     return run_recipe(recipe, options=options, stream=_out())
 
 

@@ -26,6 +26,35 @@ def display(path: Path | str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Shard:
+    """`--shard I/N`: this machine makes the calls whose cache key falls in part I of N.
+
+    By key, not by position: adding an instance to a recipe moves no other to another shard.
+    """
+
+    index: int  # 1 … count
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """Raises: UsageError: not `I/N` with 1 ≤ I ≤ N."""
+        index, _, count = text.partition("/")
+        if index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count):
+            return cls(int(index), int(count))
+        from .errors import UsageError
+
+        raise UsageError(f"--shard {text}: expected I/N with 1 ≤ I ≤ N",
+                         hint="for example --shard 1/3, --shard 2/3 and --shard 3/3 on three "
+                              "machines")
+
+    def owns(self, key: str) -> bool:
+        return int(key[:16], 16) % self.count == self.index - 1
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+@dataclass(frozen=True, slots=True)
 class RunOptions:
     """Everything `flow run` was asked to do."""
 
@@ -46,6 +75,9 @@ class RunOptions:
     max_credits: float | None = None
     mock_latency: float = 0.0  # with --mock: the emulator's latency and faults
     mock_faults: tuple[str, ...] = ()
+    remote_cache: str | None = None  # --remote-cache / FLOW_REMOTE_CACHE
+    remote_mode: str = "write"  # --remote-cache-mode: "write" or "read"
+    shard: Shard | None = None
 
     def stamp_context(self, recipe: Path) -> dict[str, Any]:
         """The options that shape a run's result; a stamp is only valid for the same ones.
@@ -63,4 +95,4 @@ class RunOptions:
     def stamp_eligible(self) -> bool:
         """Whether an unchanged re-run may be recognised from its stamp alone."""
         return not (self.only or self.refresh or self.no_cache or self.dry_run
-                    or self.verbosity or self.mock_faults)
+                    or self.verbosity or self.mock_faults or self.shard)

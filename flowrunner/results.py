@@ -103,8 +103,7 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return not self.failed and not self.interrupted and \
-            not any(r.status == "skipped" and r.reason != "condition is false"
-                    for r in self.results)
+            not any(r.status == "skipped" and not _benign(r.reason) for r in self.results)
 
     def to_json(self) -> dict[str, Any]:
         return {"event": "run_finished", "recipe": self.recipe, "ok": self.ok,
@@ -116,3 +115,11 @@ class RunResult:
                 "elapsed": round(self.elapsed, 3), "lock": self.lock_path,
                 "output_dir": self.output_dir, "interrupted": self.interrupted,
                 "failures": [r.to_json() for r in self.failed]}
+
+
+SHARD_REASON = "another shard makes it"
+
+
+def _benign(reason: str | None) -> bool:
+    """Whether a skip is what the recipe or the command asked for (not a failure)."""
+    return reason == "condition is false" or bool(reason and reason.startswith(SHARD_REASON))

@@ -29,10 +29,11 @@ from .errors import CacheError, RenderFailed, RunError, StepFailed
 from .graph import Instance, Plan
 from .http import Client
 from .inputs import FileDigests
+from .options import Shard
 from .preparation import PreparedCall, prepare_call
 from .providers import Route
 from .reporting import Reporter
-from .results import RunResult, Status, StepResult
+from .results import SHARD_REASON, RunResult, Status, StepResult
 from .spec import check_save_path
 
 
@@ -69,8 +70,8 @@ class Scheduler:
                  expect_calls: frozenset[str] = frozenset(),
                  only_instances: frozenset[str] = frozenset(),
                  on_finished: Callable[[StepResult], None] | None = None,
-                 surveyed: dict[str, tuple[PreparedCall, dict[str, Any]]] | None = None
-                 ) -> None:
+                 surveyed: dict[str, tuple[PreparedCall, dict[str, Any]]] | None = None,
+                 shard: Shard | None = None, place: bool = True) -> None:
         self.plan = plan
         self.recipe = plan.recipe
         self.selected = set(plan.step_order) if selected is None else selected
@@ -92,6 +93,9 @@ class Scheduler:
         # `--only banner[size=1024x1024]`: of that step, only the instances named
         self.only_instances = only_instances
         self.budget = budget or Budget(None)
+        # `--shard I/N`: the calls of other shards are theirs; a shard places no files
+        self.shard = shard
+        self.place = place
         self.views: dict[str, Any] = {}
         self.cancelled = threading.Event()
         # once cancelled, no worker starts replacing a file: an interrupted run's lock file
@@ -173,7 +177,7 @@ class Scheduler:
             # kit) one read of each file is the whole check; else the objects are copied,
             # verified by the copy itself (here: handing small copies to worker threads
             # measured twice as slow, all of it in lock contention)
-            saved = self._in_place(known[1], targets)
+            saved = self._in_place(known[1], targets) if self.place else []
             if saved is None:
                 try:
                     with self._placing_files(instance):
@@ -194,12 +198,16 @@ class Scheduler:
         if entry is None and self.dry_run:
             result.status = "planned"
             return True
+        if entry is None and self.shard is not None and not self.shard.owns(call.key):
+            entry = self._from_other_shard(call, deadline, result)
+            if entry is None:
+                return True
         if entry is None:
             entry = self._call_once(call, views, deadline, result, use_cache=use_cache)
         else:
             result.status = "cached"
         _take_entry(result, entry)
-        if not self.dry_run:
+        if not self.dry_run and self.place:
             with self._placing_files(instance):
                 result.saved = self._place(instance, entry, targets)
         return True
@@ -255,6 +263,29 @@ class Scheduler:
                 return entry
         finally:
             self.budget.settle(estimate, spent)
+
+    def _from_other_shard(self, call: PreparedCall, deadline: float, result: StepResult
+                          ) -> dict[str, Any] | None:
+        """Another shard makes this call: skip it, or, when later steps need its result,
+        wait for that result in the shared cache.
+
+        Raises:
+            RunError: the result did not come before the step's timeout.
+        """
+        step_id = call.instance.step_id
+        if not any(step_id in self.plan.depends_on[other] for other in self.selected):
+            result.status, result.reason = "skipped", f"{SHARD_REASON} (--shard {self.shard})"
+            return None
+        self.reporter.note(f"{call.instance.id}: waiting for another shard's call of "
+                           f"{call.key[:12]}…")
+        entry = self.cache.wait_for(call.key, deadline)
+        if entry is None:
+            raise RunError(f"{call.instance.id}: another shard's result of {call.key[:12]}… "
+                           "did not reach the remote cache before the step's timeout",
+                           hint="check that every shard of --shard runs with the same "
+                                "--remote-cache, or raise the step's `timeout`")
+        result.status = "cached"
+        return entry
 
     def _cached(self, call: PreparedCall, result: StepResult) -> dict[str, Any] | None:
         entry, problem = self.cache.lookup(call.key, verify=True)

@@ -55,38 +55,38 @@ def survey_plan(plan: Plan, *, cache: Cache, mock: bool, selected: set[str] | No
         blocker = next((unresolved[d] for d in plan.depends_on[step_id] if d in unresolved), None)
         step_views: list[Any] = []
         step_ok = True
+        prepared: list[Survey] = []  # the step's instances, their calls made, not looked up
         for instance in plan.by_step[step_id]:
             if blocker is not None:
-                found.append(Survey(instance, "blocked", waits_for=blocker))
-                step_ok = False
+                prepared.append(Survey(instance, "blocked", waits_for=blocker))
                 continue
             context_views = {d: views[d] for d in plan.depends_on[step_id]}
             try:
                 context = render_context(recipe, instance, context_views)
                 if not condition_holds(recipe, instance, context):
-                    found.append(Survey(instance, "skipped"))
-                    step_ok = False
+                    prepared.append(Survey(instance, "skipped"))
                     continue
                 identity = recipe.provider_of(step).identity(mock=mock)
                 call = prepare_call(recipe, instance, context_views, provider=identity,
                                     cache=cache, digests=digests, allowed=allowed,
                                     rendered=plan.rendered.get(instance.id))
             except RenderFailed as exc:
-                found.append(Survey(instance, "error", error=exc))
-                step_ok = False
+                prepared.append(Survey(instance, "error", error=exc))
                 continue
-            if call is None:
-                found.append(Survey(instance, "unknown"))
-                step_ok = False
-                continue
-            usable = step.cache and step_id not in refresh
-            entry = cache.get(call.key) if usable else None
-            if entry is None:
-                found.append(Survey(instance, "missing", call=call))
-                step_ok = False
-                continue
-            found.append(Survey(instance, "cached", call=call, entry=entry))
-            step_views.append(step_view(entry, cache))
+            prepared.append(Survey(instance, "unknown") if call is None else
+                            Survey(instance, "missing", call=call))
+        usable = step.cache and step_id not in refresh
+        if usable:  # a shared cache fetches the step's results at once, not one by one
+            cache.prefetch(item.call.key for item in prepared if item.call is not None)
+        for item in prepared:
+            if item.state == "missing" and usable:
+                assert item.call is not None
+                item.entry = cache.get(item.call.key)
+                if item.entry is not None:
+                    item.state = "cached"
+                    step_views.append(step_view(item.entry, cache))
+            found.append(item)
+            step_ok = step_ok and item.state == "cached"
         if step_ok:
             views[step_id] = step_views if step.matrix else step_views[0]
         else:

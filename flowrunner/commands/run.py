@@ -180,6 +180,27 @@ def _check_steps(plan: Any, names: tuple[str, ...], option: str) -> set[str]:
     return {name.split("[")[0] for name in names}
 
 
+def _open_remote(root: Path, options: RunOptions, reporter: Any) -> Any:
+    """The local cache with the remote behind it; a remote that does not answer is a
+    warning (the run goes on from the local cache), except under --frozen.
+
+    Raises:
+        FrozenError: --frozen, and the remote cannot be used.
+    """
+    from ..errors import FrozenError
+    from ..remote import open_remote
+
+    assert options.remote_cache is not None
+    cache = open_remote(root, options.remote_cache, mode=options.remote_mode,
+                        warn=lambda line: reporter.note(f"warning: {line}"),
+                        threads=max(16, options.concurrency or 0))
+    if not cache.available and options.frozen:
+        raise FrozenError(f"--frozen: the remote cache {options.remote_cache} cannot be used: "
+                          f"{cache.problem}", hint="check AWS_ENDPOINT_URL, the credentials "
+                          "and the bucket, or run without --remote-cache")
+    return cache
+
+
 MOCK_KEY = "flowrunner-mock-key"
 
 
@@ -242,10 +263,6 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
     refresh_all = set(refresh)
     for step_id in refresh:
         refresh_all |= plan.dependents(step_id)
-    if scratch is not None:
-        cache = Cache(scratch, readable=False, writable=False)
-    else:
-        cache = Cache(cache_root_for(recipe.path, options.cache_dir))
     output_dir = options.output_dir.resolve() if options.output_dir else recipe.output_dir
     profiles = sorted({recipe.provider_of(recipe.steps[s]) for s in selected} |
                       {recipe.default_provider}, key=lambda p: p.name)
@@ -253,13 +270,24 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
     in_github = os.environ.get("GITHUB_ACTIONS") == "true"
     reporter: Reporter = JsonReporter(stream) if options.as_json else \
         TextReporter(stream, live=live, verbosity=options.verbosity, annotate=in_github)
+    if options.shard and not options.remote_cache:
+        raise UsageError(f"--shard {options.shard}: shards share their results through a "
+                         "remote cache", hint="add --remote-cache s3://BUCKET/PREFIX (or set "
+                                              "FLOW_REMOTE_CACHE) on every shard")
+    if scratch is not None:
+        cache = Cache(scratch, readable=False, writable=False)
+    elif options.remote_cache:
+        cache = _open_remote(cache_root_for(recipe.path, options.cache_dir), options,
+                             reporter)
+    else:
+        cache = Cache(cache_root_for(recipe.path, options.cache_dir))
     instances = [i for i in plan.instances if i.step_id in selected and not (
         only_instances and i.step_id in {n.split("[")[0] for n in only_instances}
         and i.id not in only_instances)]
 
     survey: list[Survey] = []
     budget_given = options.max_credits is not None or recipe.budget is not None
-    if options.frozen or not options.mock or budget_given:
+    if options.frozen or not options.mock or budget_given or options.remote_cache:
         survey = survey_plan(plan, cache=cache, mock=options.mock, selected=selected,
                              refresh=refresh_all, allowed=options.allow_paths)
         if only_instances:
@@ -295,7 +323,7 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
     result = RunResult(recipe=recipe.display, unit=unit, mock=options.mock)
     result.dry_run = options.dry_run
     scheduler = None
-    keeper = None if options.dry_run else LockKeeper(
+    keeper = None if options.dry_run or options.shard else LockKeeper(
         lock_path_for(recipe.path), recipe_name=recipe.path.name,
         provider=recipe.default_provider.identity(mock=False), recipe_folder=recipe.folder,
         output_dir=output_dir, mock=options.mock, overrides=recipe.var_overrides,
@@ -329,7 +357,8 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
                               expect_calls=expected, only_instances=only_instances,
                               surveyed={s.instance.id: (s.call, s.entry) for s in survey
                                          if s.state == "cached" and s.call and s.entry},
-                              on_finished=keeper.add if keeper is not None else None)
+                              on_finished=keeper.add if keeper is not None else None,
+                              shard=options.shard, place=options.shard is None)
         try:
             reporter.run_started(recipe.display, len(instances), concurrency)
             if limit is not None and estimate > limit:  # a dry run only says so
@@ -357,6 +386,9 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
             write_stamp(plan, result, options, cache=cache, inputs=scheduler.digests.paths(),
                         lock_file=keeper.path, output_dir=output_dir,
                         concurrency=concurrency)
+    summary = getattr(cache, "summary", None)
+    if summary is not None:  # what the remote did: never silent
+        reporter.note(summary())
     reporter.run_finished(result)
     append_step_summary(result)
     if result.interrupted:

@@ -1,0 +1,263 @@
+"""Where a shared cache keeps its files: an S3 bucket (any S3-compatible store) or a folder
+on a shared disk, behind one small interface of named blobs.
+
+Only this module knows boto3, and only when an `s3://` remote is used: it is the optional
+`s3` extra. The endpoint comes from the standard `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`
+and the credentials from the standard AWS chain (environment, shared files and profiles,
+SSO, instance roles), all read by botocore itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlparse
+
+from .errors import UsageError
+
+
+class StoreError(Exception):
+    """The store cannot be reached or refuses us; ``reason`` says why, in a few words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Store(Protocol):
+    url: str
+
+    def probe(self) -> None:
+        """Raise StoreError unless the store answers (and the bucket/folder exists)."""
+
+    def get(self, name: str) -> bytes | None:
+        """The blob's bytes, or None when there is none."""
+
+    def exists(self, name: str) -> bool: ...
+
+    def put(self, name: str, data: bytes) -> None: ...
+
+    def put_file(self, name: str, path: str) -> None: ...
+
+    def create(self, name: str, data: bytes) -> bool:
+        """Write only if absent (S3 `If-None-Match: *`); False when it already exists."""
+
+    def delete(self, name: str) -> None: ...
+
+    def names(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """(name, size) of every blob under ``prefix``."""
+
+
+def open_store(url: str, *, connections: int = 16) -> Store:
+    """The store a `--remote-cache` URL names.
+
+    Raises:
+        UsageError: the URL is not `s3://BUCKET[/PREFIX]` or `file://PATH`.
+    """
+    parsed = urlparse(url)
+    if parsed.scheme == "s3" and parsed.netloc:
+        return S3Store(url, parsed.netloc, parsed.path.strip("/"), connections=connections)
+    if parsed.scheme == "file" and (parsed.path or parsed.netloc):
+        return DiskStore(url, Path(unquote(parsed.netloc + parsed.path)))
+    raise UsageError(f"--remote-cache {url}: not a remote cache URL",
+                     hint="use s3://BUCKET/PREFIX (any S3-compatible store; its endpoint from "
+                          "AWS_ENDPOINT_URL) or file:///shared/folder")
+
+
+class DiskStore:
+    """A folder, shared by the machines that mount it. Writes are temp file + rename;
+    `create` is an exclusive create, atomic on local and NFSv3+ file systems."""
+
+    def __init__(self, url: str, root: Path) -> None:
+        self.url = url
+        self.root = root
+
+    def _path(self, name: str) -> Path:
+        return self.root / name
+
+    def probe(self) -> None:
+        if not self.root.is_dir():
+            raise StoreError(f"{self.root} is not a folder")
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise StoreError(f"{self.root} is not writable")
+
+    def get(self, name: str) -> bytes | None:
+        try:
+            return self._path(name).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"{exc.strerror or exc}: {exc.filename}") from exc
+
+    def exists(self, name: str) -> bool:
+        return self._path(name).exists()
+
+    def put(self, name: str, data: bytes) -> None:
+        target = self._path(name)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                os.replace(tmp, target)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+        except OSError as exc:
+            raise StoreError(f"{exc.strerror or exc}: {target}") from exc
+
+    def put_file(self, name: str, path: str) -> None:
+        with open(path, "rb") as handle:
+            self.put(name, handle.read())
+
+    def create(self, name: str, data: bytes) -> bool:
+        target = self._path(name)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            raise StoreError(f"{exc.strerror or exc}: {target}") from exc
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        return True
+
+    def delete(self, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(name).unlink()
+
+    def names(self, prefix: str) -> Iterator[tuple[str, int]]:
+        base = self._path(prefix)
+        if not base.is_dir():
+            return
+        for path in sorted(base.rglob("*")):
+            if path.is_file() and not path.name.startswith(".tmp-"):
+                yield path.relative_to(self.root).as_posix(), path.stat().st_size
+
+
+class S3Store:
+    """A bucket and prefix on S3 or an S3-compatible store, through boto3 (one client,
+    shared by threads, as boto3 allows)."""
+
+    def __init__(self, url: str, bucket: str, prefix: str, *, connections: int) -> None:
+        self.url = url
+        self.bucket = bucket
+        self.prefix = f"{prefix}/" if prefix else ""
+        self._connections = connections
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._make_client()
+        return self._client
+
+    def _make_client(self) -> Any:
+        try:
+            import boto3
+            from botocore.config import Config
+        except ImportError as exc:
+            raise StoreError("s3:// needs boto3: pip install 'flowrunner-media[s3]'") from exc
+        # a store that stopped answering should cost seconds, not minutes of retries
+        config = Config(max_pool_connections=self._connections, connect_timeout=5,
+                        read_timeout=60, retries={"max_attempts": 3, "mode": "standard"})
+        try:
+            return boto3.session.Session().client("s3", config=config)
+        except Exception as exc:
+            raise StoreError(f"cannot configure S3: {exc}") from exc
+
+    def _call(self, operation: str, **kwargs: Any) -> Any:
+        """One S3 operation; botocore's failures become StoreError (404 and 412 are
+        answers: the caller asks for them)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return getattr(self.client, operation)(Bucket=self.bucket, **kwargs)
+        except ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code = exc.response.get("Error", {}).get("Code", "")
+            if status in (404, 412) and code not in ("NoSuchBucket",):
+                raise
+            message = exc.response.get("Error", {}).get("Message") or code
+            raise StoreError(f"{code or status}: {message}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(str(exc)) from exc
+
+    @staticmethod
+    def _status(exc: Exception) -> int | None:
+        return getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+
+    def probe(self) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._call("list_objects_v2", Prefix=self.prefix, MaxKeys=1)
+        except ClientError as exc:
+            raise StoreError(f"bucket {self.bucket}: HTTP {self._status(exc)}") from exc
+
+    def get(self, name: str) -> bytes | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            answer = self._call("get_object", Key=self.prefix + name)
+            data: bytes = answer["Body"].read()
+            return data
+        except ClientError:
+            return None
+        except BotoCoreError as exc:  # the body broke off
+            raise StoreError(str(exc)) from exc
+
+    def exists(self, name: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._call("head_object", Key=self.prefix + name)
+            return True
+        except ClientError:
+            return False
+
+    def put(self, name: str, data: bytes) -> None:
+        self._call("put_object", Key=self.prefix + name, Body=data)
+
+    def put_file(self, name: str, path: str) -> None:
+        with open(path, "rb") as handle:
+            self._call("put_object", Key=self.prefix + name, Body=handle)
+
+    def create(self, name: str, data: bytes) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._call("put_object", Key=self.prefix + name, Body=data, IfNoneMatch="*")
+            return True
+        except ClientError as exc:
+            if self._status(exc) == 412:
+                return False
+            raise StoreError(f"conditional write refused: HTTP {self._status(exc)}") from exc
+
+    def delete(self, name: str) -> None:
+        from botocore.exceptions import ClientError
+
+        with contextlib.suppress(ClientError):
+            self._call("delete_object", Key=self.prefix + name)
+
+    def names(self, prefix: str) -> Iterator[tuple[str, int]]:
+        token: str | None = None
+        while True:
+            extra = {"ContinuationToken": token} if token else {}
+            page = self._call("list_objects_v2", Prefix=self.prefix + prefix, **extra)
+            for item in page.get("Contents", []):
+                yield item["Key"][len(self.prefix):], int(item["Size"])
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return

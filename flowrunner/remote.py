@@ -1,0 +1,400 @@
+"""A cache shared by a team and its CI machines: the local cache, read through and written
+through to a store (an S3 bucket or a shared folder).
+
+Layout under the store's prefix (the same names as the local cache)::
+
+    objects/<sha256>      artifact bytes, named by the sha256 of those bytes
+    results/<key>.json    a result entry (JSON naming its artifacts' sha256), signed with
+                          FLOW_CACHE_SECRET when set
+    tasks/<key>.json      a submitted task's journal: another machine resumes polling it
+    claims/<key>.json     "this machine is calling KEY until EXPIRES", created only if
+                          absent (S3 `If-None-Match: *`)
+
+Reads: a local miss asks the store; a hit's objects are downloaded, checked against their
+sha256, and stored locally with the entry. Writes: objects first, the entry last, so no
+reader ever sees an entry whose objects are missing. A store that fails is reported once
+and the run goes on from the local cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .cache import Cache
+from .cache_key import CACHE_VERSION
+from .errors import CacheError
+from .objectstore import Store, StoreError
+
+SECRET_ENV = "FLOW_CACHE_SECRET"
+CLAIM_POLL = (0.1, 1.0)  # seconds between looks at another machine's claim: first, most
+
+
+@dataclass(slots=True)
+class RemoteStats:
+    """What the remote did in one run, for the summary line."""
+
+    hits: int = 0
+    downloaded: int = 0  # bytes
+    uploads: int = 0
+    uploaded: int = 0  # bytes
+    waited: int = 0  # keys another machine was calling
+    refused: int = 0  # entries with a bad signature, objects that were corrupt
+    seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, **counts: float) -> None:
+        with self._lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
+
+
+def sign(entry: dict[str, Any], secret: str) -> str:
+    """The HMAC-SHA256 of an entry's canonical JSON (its `signature` left out)."""
+    body = {name: value for name, value in entry.items() if name != "signature"}
+    data = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "hmac-sha256:" + hmac.new(secret.encode(), data.encode(), hashlib.sha256).hexdigest()
+
+
+class RemoteCache(Cache):
+    """The local cache with a shared store behind it (see the module's docstring).
+
+    ``mode`` is "write" (read and write) or "read" (never writes to the store, claims
+    included: pull-request jobs from forks). ``warn`` hears each problem once.
+    """
+
+    def __init__(self, root: Path, store: Store, *, mode: str = "write",
+                 secret: str | None = None, warn: Callable[[str], None] | None = None,
+                 readable: bool = True, writable: bool = True) -> None:
+        super().__init__(root, readable=readable, writable=writable)
+        self.store = store
+        self.mode = mode
+        self.secret = secret
+        self.warn = warn or (lambda _line: None)
+        self.stats = RemoteStats()
+        self.available = True
+        self.problem: str | None = None  # why the store is not used, when it is not
+        self._said: set[str] = set()
+        self._absent: set[str] = set()  # keys the store was just asked for and lacked
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    # --- health --------------------------------------------------------------------------
+    def check(self) -> bool:
+        """Ask the store once; on failure, warn and go on without it. True when usable."""
+        try:
+            self.store.probe()
+        except StoreError as exc:
+            self._lost(exc)
+        return self.available
+
+    def _lost(self, exc: StoreError) -> None:
+        if self.available:
+            self.available = False
+            self.problem = exc.reason
+            self.warn(f"remote cache {self.store.url}: {exc.reason}; going on with the "
+                      "local cache only")
+
+    def _say_once(self, kind: str, line: str) -> None:
+        self.stats.add(refused=1)
+        if kind not in self._said:
+            self._said.add(kind)
+            self.warn(line)
+
+    @property
+    def writes(self) -> bool:
+        return self.available and self.mode == "write" and self.writable
+
+    # --- reading -------------------------------------------------------------------------
+    def lookup(self, key: str, *, verify: bool = False) -> tuple[dict[str, Any] | None,
+                                                                 str | None]:
+        entry, problem = super().lookup(key, verify=verify)
+        if entry is not None or not self.readable or not self.available:
+            return entry, problem
+        if key in self._absent:
+            return entry, problem
+        if self.pull(key):
+            return super().lookup(key, verify=verify)
+        return entry, problem
+
+    def prefetch(self, keys: Iterable[str], *, threads: int = 16) -> None:
+        """Pull, in parallel, every key the local cache lacks (a fresh clone's restore)."""
+        missing = [k for k in dict.fromkeys(keys)  # (no zero-argument super() in here)
+                   if k not in self._absent and Cache.lookup(self, k)[0] is None]
+        if not missing or not self.available or not self.readable:
+            return
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="remote") as pool:
+            list(pool.map(self.pull, missing))
+
+    def pull(self, key: str) -> bool:
+        """Copy ``key``'s entry and objects from the store into the local cache when the
+        entry is signed (if a secret is set) and every object matches its sha256."""
+        if not self.available:
+            return False
+        started = time.monotonic()
+        try:
+            raw = self.store.get(f"results/{key}.json")
+            if raw is None:
+                self._absent.add(key)
+                return False
+            entry = self._trusted(key, raw)
+            if entry is None:
+                self._absent.add(key)
+                return False
+            fetched = 0
+            for artifact in entry.get("artifacts", []):
+                sha = artifact["sha256"]
+                if super().has_object(sha, artifact.get("bytes")):
+                    continue
+                data = self.store.get(f"objects/{sha}")
+                if data is None or hashlib.sha256(data).hexdigest() != sha:
+                    self._say_once("corrupt", f"remote cache: object {sha[:12]}… is "
+                                   f"{'missing' if data is None else 'corrupt'} (its bytes "
+                                   "do not match its sha256): not used; the instance counts "
+                                   "as not cached")
+                    self._absent.add(key)
+                    return False
+                self._store_object(sha, data)
+                fetched += len(data)
+            entry.pop("signature", None)
+            Cache.put(self, key, {k: v for k, v in entry.items()
+                                  if k not in ("format", "key")})
+        except StoreError as exc:
+            self._lost(exc)
+            return False
+        except CacheError as exc:
+            self.warn(f"remote cache: {exc.message}")
+            return False
+        self.stats.add(hits=1, downloaded=fetched, seconds=time.monotonic() - started)
+        return True
+
+    def _trusted(self, key: str, raw: bytes) -> dict[str, Any] | None:
+        try:
+            entry = json.loads(raw)
+        except ValueError:
+            entry = None
+        if not isinstance(entry, dict) or entry.get("format") != CACHE_VERSION \
+                or entry.get("key") != key:
+            self._say_once("unreadable", f"remote cache: entry {key[:12]}… is unreadable or "
+                           "names another key: not used")
+            return None
+        if self.secret is not None:
+            signature = entry.get("signature")
+            if not isinstance(signature, str) or not hmac.compare_digest(
+                    signature, sign(entry, self.secret)):
+                self._say_once("signature", f"remote cache: entry {key[:12]}… has "
+                               f"{'no' if signature is None else 'a wrong'} signature "
+                               f"(checked with {SECRET_ENV}): not used; the instance counts "
+                               "as not cached")
+                return None
+        return entry
+
+    def _store_object(self, sha: str, data: bytes) -> None:
+        handle, temp = self.temp_file()
+        with handle:
+            handle.write(data)
+        self.adopt_object(temp, sha)
+
+    # --- writing -------------------------------------------------------------------------
+    def put(self, key: str, entry: dict[str, Any]) -> None:
+        super().put(key, entry)
+        self._absent.discard(key)
+        if self.writes:
+            self.push(key)
+
+    def push(self, key: str) -> None:
+        """Upload ``key``'s objects, then its entry (signed when a secret is set)."""
+        started = time.monotonic()
+        try:
+            entry = json.loads(self.result_path(key).read_bytes())
+            sent = 0
+            for artifact in entry.get("artifacts", []):
+                name = f"objects/{artifact['sha256']}"
+                if not self.store.exists(name):
+                    self.store.put_file(name, self.object_file(artifact["sha256"]))
+                    sent += int(artifact.get("bytes", 0))
+            if self.secret is not None:
+                entry["signature"] = sign(entry, self.secret)
+            data = json.dumps(entry, sort_keys=True, separators=(",", ":"),
+                              ensure_ascii=False).encode()
+            self.store.put(f"results/{key}.json", data)
+        except StoreError as exc:
+            self._lost(exc)
+            return
+        except (OSError, ValueError):
+            return  # the local entry went away meanwhile: nothing to share
+        self.stats.add(uploads=1, uploaded=sent + len(data),
+                       seconds=time.monotonic() - started)
+
+    # --- the shared task journal ---------------------------------------------------------
+    def read_task(self, key: str) -> dict[str, Any] | None:
+        task = super().read_task(key)
+        if task is not None or not self.available:
+            return task
+        try:
+            raw = self.store.get(f"tasks/{key}.json")
+        except StoreError as exc:
+            self._lost(exc)
+            return None
+        with contextlib.suppress(ValueError):
+            data = json.loads(raw) if raw else None
+            return data if isinstance(data, dict) else None
+        return None
+
+    def write_task(self, key: str, task: dict[str, Any]) -> None:
+        super().write_task(key, task)
+        if self.writes:
+            try:
+                self.store.put(f"tasks/{key}.json", json.dumps(task, sort_keys=True).encode())
+            except StoreError as exc:
+                self._lost(exc)
+
+    def drop_task(self, key: str) -> None:
+        super().drop_task(key)
+        if self.writes:
+            try:
+                self.store.delete(f"tasks/{key}.json")
+            except StoreError as exc:
+                self._lost(exc)
+
+    # --- claims: one machine calls a key -------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, key: str, *, timeout: float = 600.0,
+             on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+        """The local per-key lock, then the key's claim in the store: another machine's
+        claim is waited out (its result then comes from the store), or taken over once
+        its lease has run out."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        with super().lock(key, timeout=timeout, on_wait=on_wait):
+            claimed = self._claim(key, deadline, on_wait)
+            self._absent.discard(key)  # look again: the other machine may have finished
+            try:
+                yield
+            finally:
+                if claimed:
+                    with contextlib.suppress(StoreError):
+                        self.store.delete(f"claims/{key}.json")
+
+    def _claim(self, key: str, deadline: float, on_wait: Callable[[str], None] | None
+               ) -> bool:
+        """True once this machine holds the claim; False when it need not (the result is
+        in the store, or the store is read-only or gone).
+
+        Raises:
+            CacheError: another machine's claim outlived ``deadline``.
+        """
+        if not self.writes:
+            return False
+        name = f"claims/{key}.json"
+        pause, said = CLAIM_POLL[0], False
+        try:
+            while True:
+                lease = max(60.0, deadline - time.monotonic()) + 30.0
+                claim = json.dumps({"owner": self._owner, "expires": time.time() + lease})
+                if self.store.create(name, claim.encode()):
+                    return True
+                if self.store.exists(f"results/{key}.json"):
+                    return False
+                held = self.store.get(name)
+                expires = _expiry(held)
+                if held is not None and expires < time.time():
+                    # its machine stopped without releasing it: take it over, unless
+                    # somebody already has (the claim changed meanwhile)
+                    if self.store.get(name) == held:
+                        self.store.delete(name)
+                    continue
+                if held is None:
+                    continue  # released meanwhile: claim it (or find its result)
+                if not said:
+                    self.stats.add(waited=1)
+                    if on_wait is not None:
+                        on_wait(f"waiting for another machine's call of {key[:12]}… "
+                                f"({self.store.url})")
+                    said = True
+                if time.monotonic() >= deadline:
+                    raise CacheError(f"another machine held the claim of {key[:12]}… until "
+                                     "this step's timeout", hint="raise the step's `timeout`, "
+                                     "or delete claims/ in the remote if no machine runs")
+                time.sleep(pause)
+                pause = min(CLAIM_POLL[1], pause * 1.5)
+        except StoreError as exc:
+            self._lost(exc)
+            return False
+
+    def wait_for(self, key: str, deadline: float) -> dict[str, Any] | None:
+        """Wait (until ``deadline``) for another machine to store ``key``'s result."""
+        pause = CLAIM_POLL[0]
+        while self.available:
+            self._absent.discard(key)
+            entry, _ = self.lookup(key)
+            if entry is not None or time.monotonic() >= deadline:
+                return entry
+            time.sleep(pause)
+            pause = min(CLAIM_POLL[1], pause * 1.5)
+        return None
+
+    # --- the summary ---------------------------------------------------------------------
+    def summary(self) -> str:
+        if not self.available:
+            return f"remote cache {self.store.url}: not used ({self.problem})"
+        stats = self.stats
+        parts = [f"{stats.hits} hit{'s' * (stats.hits != 1)} ({_size(stats.downloaded)})"]
+        if self.mode == "read":
+            parts.append("read-only: nothing uploaded")
+        else:
+            parts.append(f"{stats.uploads} upload{'s' * (stats.uploads != 1)} "
+                         f"({_size(stats.uploaded)})")
+        if stats.waited:
+            parts.append(f"waited on {stats.waited} call(s) of other machines")
+        if stats.refused:
+            parts.append(f"{stats.refused} refused")
+        return f"remote cache {self.store.url}: {', '.join(parts)}, {stats.seconds:.1f} s"
+
+    # --- inspection ----------------------------------------------------------------------
+    def remote_entries(self) -> Iterator[tuple[str, int]]:
+        """(key, size of the entry) of every result in the store."""
+        for name, size in self.store.names("results/"):
+            if name.endswith(".json"):
+                yield name.rsplit("/", 1)[-1][:-5], size
+
+
+def _expiry(raw: bytes | None) -> float:
+    try:
+        return float(json.loads(raw or b"")["expires"])
+    except (ValueError, KeyError, TypeError):
+        return 0.0  # unreadable: treat as run out
+
+
+def _size(count: float) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count:.0f} B"
+
+
+def open_remote(root: Path, url: str, *, mode: str = "write",
+                warn: Callable[[str], None] | None = None, readable: bool = True,
+                writable: bool = True, threads: int = 16) -> RemoteCache:
+    """The local cache at ``root`` with the store ``url`` names behind it, checked once.
+
+    Raises:
+        UsageError: the URL is not a remote cache URL.
+    """
+    from .objectstore import open_store
+
+    cache = RemoteCache(root, open_store(url, connections=threads), mode=mode,
+                        secret=os.environ.get(SECRET_ENV) or None, warn=warn,
+                        readable=readable, writable=writable)
+    cache.check()
+    return cache
