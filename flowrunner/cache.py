@@ -258,6 +258,9 @@ class Cache:
                 return None, f"cache object {sha[:12]}… was corrupt"
         return entry, None
 
+    def close(self) -> None:
+        """Let go of what this run holds beyond its own process (a shared cache's claims)."""
+
     def wait_for(self, key: str, deadline: float) -> dict[str, Any] | None:
         """``key``'s result once another machine has stored it; a local cache has no other
         machine: it looks once."""

@@ -95,4 +95,6 @@ class RunOptions:
     def stamp_eligible(self) -> bool:
         """Whether an unchanged re-run may be recognised from its stamp alone."""
         return not (self.only or self.refresh or self.no_cache or self.dry_run
-                    or self.verbosity or self.mock_faults or self.shard)
+                    or self.verbosity or self.mock_faults or self.shard
+                    # --frozen vouches for the remote cache too: it is asked, not skipped
+                    or (self.frozen and self.remote_cache))

@@ -39,6 +39,8 @@ from .errors import CacheError
 from .objectstore import Store, StoreError
 
 SECRET_ENV = "FLOW_CACHE_SECRET"
+LEASE_ENV = "FLOW_REMOTE_LEASE"
+LEASE = 60.0  # seconds a claim lasts unless renewed (every third of it, while held)
 CLAIM_POLL = (0.1, 1.0)  # seconds between looks at another machine's claim: first, most
 
 
@@ -89,6 +91,11 @@ class RemoteCache(Cache):
         self._said: set[str] = set()
         self._absent: set[str] = set()  # keys the store was just asked for and lacked
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease = _lease_seconds()
+        self._held: set[str] = set()  # keys this process has claimed
+        self._held_lock = threading.Lock()
+        self._renewer: threading.Thread | None = None
+        self._closed = threading.Event()
 
     # --- health --------------------------------------------------------------------------
     def check(self) -> bool:
@@ -283,8 +290,34 @@ class RemoteCache(Cache):
                 yield
             finally:
                 if claimed:
-                    with contextlib.suppress(StoreError):
-                        self.store.delete(f"claims/{key}.json")
+                    self._release(key)
+
+    def _claim_body(self) -> bytes:
+        return json.dumps({"owner": self._owner, "expires": time.time() + self.lease}).encode()
+
+    def _release(self, key: str) -> None:
+        with self._held_lock:
+            self._held.discard(key)
+        with contextlib.suppress(StoreError):
+            self.store.delete(f"claims/{key}.json")
+
+    def _renew(self) -> None:
+        """Keep this process's claims alive; a machine that dies lets them run out."""
+        while not self._closed.wait(self.lease / 3):
+            with self._held_lock:
+                held = list(self._held)
+            for key in held:
+                with contextlib.suppress(StoreError):
+                    self.store.put(f"claims/{key}.json", self._claim_body())
+
+    def close(self) -> None:
+        """Release the claims still held (an interrupted run): another machine takes the
+        keys over at once and resumes their tasks from the shared journal."""
+        self._closed.set()
+        with self._held_lock:
+            held = list(self._held)
+        for key in held:
+            self._release(key)
 
     def _claim(self, key: str, deadline: float, on_wait: Callable[[str], None] | None
                ) -> bool:
@@ -300,9 +333,13 @@ class RemoteCache(Cache):
         pause, said = CLAIM_POLL[0], False
         try:
             while True:
-                lease = max(60.0, deadline - time.monotonic()) + 30.0
-                claim = json.dumps({"owner": self._owner, "expires": time.time() + lease})
-                if self.store.create(name, claim.encode()):
+                if self.store.create(name, self._claim_body()):
+                    with self._held_lock:
+                        self._held.add(key)
+                        if self._renewer is None:
+                            self._renewer = threading.Thread(target=self._renew, daemon=True,
+                                                             name="flow-claims")
+                            self._renewer.start()
                     return True
                 if self.store.exists(f"results/{key}.json"):
                     return False
@@ -367,6 +404,13 @@ class RemoteCache(Cache):
         for name, size in self.store.names("results/"):
             if name.endswith(".json"):
                 yield name.rsplit("/", 1)[-1][:-5], size
+
+
+def _lease_seconds() -> float:
+    try:
+        return max(1.0, float(os.environ.get(LEASE_ENV) or LEASE))
+    except ValueError:
+        return LEASE
 
 
 def _expiry(raw: bytes | None) -> float:

@@ -367,6 +367,7 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
             scheduler.run(result)
         finally:
             scheduler.close()
+            cache.close()
             reporter.flush()
         interrupted_by = signals.signal_number
     result.elapsed = time.monotonic() - started
