@@ -27,6 +27,10 @@ def run_recipe(path: Path, *, options: RunOptions, stream: TextIO) -> int:
     Raises:
         SpecError (3), UsageError (2), FrozenError (4), Interrupted (130/143).
     """
+    if options.remote_cache:  # a wrong URL is a usage error, even when nothing is to do
+        from ..objectstore import check_url
+
+        check_url(options.remote_cache)
     if options.stamp_eligible and not os.environ.get("FLOW_NO_STAMP"):
         target = stamp_file(cache_root_for(path, options.cache_dir), path,
                             options.stamp_context(path))
