@@ -59,11 +59,18 @@ def open_store(url: str, *, connections: int = 16) -> Store:
     Raises:
         UsageError: the URL is not `s3://BUCKET[/PREFIX]` or `file://PATH`.
     """
-    parsed = urlparse(url)
-    if parsed.scheme == "s3" and parsed.netloc:
+    parsed = check_url(url)
+    if parsed.scheme == "s3":
         return S3Store(url, parsed.netloc, parsed.path.strip("/"), connections=connections)
-    if parsed.scheme == "file" and (parsed.path or parsed.netloc):
-        return DiskStore(url, Path(unquote(parsed.netloc + parsed.path)))
+    return DiskStore(url, Path(unquote(parsed.netloc + parsed.path)))
+
+
+def check_url(url: str) -> ParseResult:
+    """Raises: UsageError: ``url`` is not `s3://BUCKET[/PREFIX]` or `file://PATH`."""
+    parsed = urlparse(url)
+    if (parsed.scheme == "s3" and parsed.netloc) or (
+            parsed.scheme == "file" and (parsed.path or parsed.netloc)):
+        return parsed
     raise UsageError(f"--remote-cache {url}: not a remote cache URL",
                      hint="use s3://BUCKET/PREFIX (any S3-compatible store; its endpoint from "
                           "AWS_ENDPOINT_URL) or file:///shared/folder")
