@@ -184,10 +184,11 @@ def validate(recipes: tuple[Path, ...], as_json: bool) -> int:
 @click.argument("recipe", type=_RECIPE)
 @_var_options
 @_cache_option
+@_remote_option
 @click.option("--mock", is_flag=True, help="Show the cache state of --mock runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 def plan(recipe: Path, var_pairs: tuple[str, ...], vars_files: tuple[Path, ...],
-         cache_dir: Path | None, mock: bool, as_json: bool) -> int:
+         cache_dir: Path | None, remote_cache: str | None, mock: bool, as_json: bool) -> int:
     """Show what a run would do: instances in order, cached or to call, estimated credits.
 
     \b
@@ -197,17 +198,19 @@ def plan(recipe: Path, var_pairs: tuple[str, ...], vars_files: tuple[Path, ...],
     from .commands.plan import show_plan
 
     return show_plan(recipe, var_overrides=_overrides(var_pairs, vars_files),
-                     cache_dir=cache_dir, mock=mock, as_json=as_json, out=_out())
+                     cache_dir=cache_dir, mock=mock, as_json=as_json, out=_out(),
+                     remote_cache=remote_cache)
 
 
 @cli.command()
 @click.argument("recipe", type=_RECIPE)
 @_var_options
 @_cache_option
+@_remote_option
 @click.option("--mock", is_flag=True, help="Check against the cache of --mock runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status(recipe: Path, var_pairs: tuple[str, ...], vars_files: tuple[Path, ...],
-           cache_dir: Path | None, mock: bool, as_json: bool) -> int:
+           cache_dir: Path | None, remote_cache: str | None, mock: bool, as_json: bool) -> int:
     """Say which instances are fresh, stale (recipe changed since the lock) or missing.
 
     Exit 0 only when every instance is fresh.
@@ -222,7 +225,8 @@ def status(recipe: Path, var_pairs: tuple[str, ...], vars_files: tuple[Path, ...
     return show_status(recipe, var_overrides=_overrides(var_pairs, vars_files),
                        cache_dir=cache_dir, mock=mock, as_json=as_json, out=_out(),
                        stamp_context=RunOptions(var_pairs=var_pairs, vars_files=vars_files,
-                                                mock=mock).stamp_context(recipe))
+                                                mock=mock).stamp_context(recipe),
+                       remote_cache=remote_cache)
 
 
 @cli.command()
@@ -294,9 +298,10 @@ def schema() -> int:
 @click.argument("step")
 @_var_options
 @_cache_option
+@_remote_option
 @click.option("--mock", is_flag=True, help="Explain against the cache of --mock runs.")
 def why(recipe: Path, step: str, var_pairs: tuple[str, ...], vars_files: tuple[Path, ...],
-        cache_dir: Path | None, mock: bool) -> int:
+        cache_dir: Path | None, remote_cache: str | None, mock: bool) -> int:
     """Explain a step's cache key, and what changed since the lock file if it would call again.
 
     \b
@@ -306,7 +311,8 @@ def why(recipe: Path, step: str, var_pairs: tuple[str, ...], vars_files: tuple[P
     from .commands.why import explain_step
 
     return explain_step(recipe, step, var_overrides=_overrides(var_pairs, vars_files),
-                        cache_dir=cache_dir, mock=mock, out=_out())
+                        cache_dir=cache_dir, mock=mock, out=_out(),
+                        remote_cache=remote_cache)
 
 
 @cli.command()
@@ -381,20 +387,38 @@ def cache() -> None:
     """Inspect and prune the cache (ls, gc, clear)."""
 
 
+def _remote_flag(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option("--remote", "on_remote", is_flag=True,
+                        help="Act on the remote cache (--remote-cache / FLOW_REMOTE_CACHE) "
+                             "instead of the local one.")(func)
+    return _remote_option(func)
+
+
 @cache.command("ls")
 @_recipe_or_cache_dir
+@_remote_flag
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def cache_ls(recipe: Path | None, cache_dir: Path | None, as_json: bool) -> int:
+def cache_ls(recipe: Path | None, cache_dir: Path | None, on_remote: bool,
+             remote_cache: str | None, as_json: bool) -> int:
     """List the cache entries of RECIPE's cache: key, endpoint, size, age.
 
     \b
     Example:
       flow cache ls examples/brand_assets.yaml
       flow cache ls --cache-dir /shared/flow-cache
+      flow cache ls --remote --remote-cache s3://team-bucket/flow
     """
-    from .commands.cache import list_cache
+    from .commands.cache import list_cache, list_remote
 
+    if on_remote:
+        return list_remote(_remote_url(remote_cache), as_json=as_json, out=_out())
     return list_cache(recipe, cache_dir=cache_dir, as_json=as_json, out=_out())
+
+
+def _remote_url(remote_cache: str | None) -> str:
+    if not remote_cache:
+        raise click.UsageError("--remote needs --remote-cache URL (or FLOW_REMOTE_CACHE)")
+    return remote_cache
 
 
 @cache.command("gc")
@@ -402,17 +426,23 @@ def cache_ls(recipe: Path | None, cache_dir: Path | None, as_json: bool) -> int:
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
               envvar="FLOW_CACHE_DIR", show_envvar=True,
               help="The cache to prune. Default: .flow/cache beside the first recipe.")
+@_remote_flag
 @click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
-def cache_gc(recipes: tuple[Path, ...], cache_dir: Path | None, dry_run: bool) -> int:
+def cache_gc(recipes: tuple[Path, ...], cache_dir: Path | None, on_remote: bool,
+             remote_cache: str | None, dry_run: bool) -> int:
     """Remove entries that no given recipe's plan or lock file references.
+
+    With --remote, prune the remote cache instead: list every recipe that shares it.
 
     \b
     Example:
       flow cache gc recipes/*.yaml
+      flow cache gc recipes/*.yaml --remote --remote-cache s3://team-bucket/flow
     """
     from .commands.cache import collect_garbage
 
-    return collect_garbage(list(recipes), cache_dir=cache_dir, dry_run=dry_run, out=_out())
+    return collect_garbage(list(recipes), cache_dir=cache_dir, dry_run=dry_run, out=_out(),
+                           remote_cache=_remote_url(remote_cache) if on_remote else None)
 
 
 @cache.command("clear")

@@ -24,6 +24,7 @@ import hmac
 import json
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -398,12 +399,35 @@ class RemoteCache(Cache):
             parts.append(f"{stats.refused} refused")
         return f"remote cache {self.store.url}: {', '.join(parts)}, {stats.seconds:.1f} s"
 
-    # --- inspection ----------------------------------------------------------------------
-    def remote_entries(self) -> Iterator[tuple[str, int]]:
-        """(key, size of the entry) of every result in the store."""
-        for name, size in self.store.names("results/"):
-            if name.endswith(".json"):
-                yield name.rsplit("/", 1)[-1][:-5], size
+    # --- inspection (flow cache ls|gc --remote) -------------------------------------------
+    def remote_results(self, *, threads: int = 16) -> list[tuple[str, dict[str, Any] | None]]:
+        """(key, entry or None when unreadable) of every result in the store, fetched in
+        parallel.
+
+        Raises:
+            StoreError: the store cannot be listed or read.
+        """
+        keys = [name[len("results/"):-len(".json")] for name, _ in self.store.names("results/")
+                if name.endswith(".json")]
+
+        def read(key: str) -> tuple[str, dict[str, Any] | None]:
+            raw = self.store.get(f"results/{key}.json")
+            with contextlib.suppress(ValueError):
+                entry = json.loads(raw) if raw else None
+                return key, entry if isinstance(entry, dict) else None
+            return key, None
+
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="remote") as pool:
+            return list(pool.map(read, keys))
+
+    def remote_objects(self) -> Iterator[tuple[str, int]]:
+        """(sha256, bytes) of every object in the store."""
+        for name, size in self.store.names("objects/"):
+            yield name[len("objects/"):], size
+
+    def remove_remote(self, names: list[str], *, threads: int = 16) -> None:
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="remote") as pool:
+            list(pool.map(self.store.delete, names))
 
 
 def _lease_seconds() -> float:
@@ -442,3 +466,15 @@ def open_remote(root: Path, url: str, *, mode: str = "write",
                         readable=readable, writable=writable)
     cache.check()
     return cache
+
+
+def inspection_cache(root: Path, url: str | None) -> Cache:
+    """The cache a command that only looks (plan, status, why, diff) reads. With a remote,
+    what it finds there is pulled into the local cache, so the run that follows is fast;
+    a remote that does not answer is a warning on stderr."""
+    if not url:
+        return Cache(root, writable=False)
+    def warn(line: str) -> None:
+        sys.stderr.write(f"flow: warning: {line}\n")
+
+    return open_remote(root, url, warn=warn)

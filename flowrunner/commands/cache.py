@@ -63,9 +63,8 @@ def list_cache(recipe: Path | None, *, cache_dir: Path | None, as_json: bool,
     return 0
 
 
-def collect_garbage(paths: list[Path], *, cache_dir: Path | None, dry_run: bool,
-                    out: TextIO) -> int:
-    """`flow cache gc`: keep what a given recipe's plan or lock file references."""
+def _referenced(paths: list[Path], cache_dir: Path | None) -> tuple[Cache, set[str], set[str]]:
+    """(the first recipe's cache, keys and objects the recipes' plans and lock files use)."""
     keep_keys: set[str] = set()
     keep_objects: set[str] = set()
     cache: Cache | None = None
@@ -81,6 +80,79 @@ def collect_garbage(paths: list[Path], *, cache_dir: Path | None, dry_run: bool,
                 keep_keys.add(str(entry["key"]))
             keep_objects.update(a["sha256"] for a in entry.get("artifacts", []))
     assert cache is not None
+    return cache, keep_keys, keep_objects
+
+
+def _remote(url: str) -> Any:
+    """The remote cache, for listing and pruning.
+
+    Raises:
+        CacheError: the remote cannot be used.
+    """
+    from ..errors import CacheError
+    from ..remote import open_remote
+
+    cache = open_remote(cache_root(None, None), url)  # lists and deletes: writes no file here
+    if not cache.available:
+        raise CacheError(f"the remote cache {url} cannot be used: {cache.problem}",
+                         hint="check AWS_ENDPOINT_URL, the credentials and the bucket")
+    return cache
+
+
+def list_remote(url: str, *, as_json: bool, out: TextIO) -> int:
+    """`flow cache ls --remote`: every result entry in the remote cache."""
+    remote = _remote(url)
+    rows = [{"key": key, "endpoint": (entry or {}).get("endpoint", "?"),
+             "instance": (entry or {}).get("instance", "(unreadable)"),
+             "bytes": sum(a.get("bytes", 0) for a in (entry or {}).get("artifacts", [])),
+             "signed": bool((entry or {}).get("signature"))}
+            for key, entry in remote.remote_results()]
+    rows.sort(key=lambda row: row["key"])
+    if as_json:
+        json.dump(rows, out, indent=2)
+        out.write("\n")
+        return 0
+    for row in rows:
+        out.write(f"{row['key'][:12]}  {str(row['endpoint']):<26} {str(row['instance']):<30} "
+                  f"{row['bytes']:>10,} B{'  signed' if row['signed'] else ''}\n")
+    total = sum(r["bytes"] for r in rows)
+    out.write(f"{len(rows)} entries, {total:,} bytes of artifacts in {url}\n")
+    return 0
+
+
+def _collect_remote(url: str, keep_keys: set[str], keep_objects: set[str], *,
+                    dry_run: bool, out: TextIO) -> int:
+    remote = _remote(url)
+    drop = []
+    for key, entry in remote.remote_results():
+        if key in keep_keys and entry is not None:
+            keep_objects.update(a["sha256"] for a in entry.get("artifacts", []))
+        else:
+            drop.append(f"results/{key}.json")
+    freed = 0
+    for sha, size in remote.remote_objects():
+        if sha not in keep_objects:
+            drop.append(f"objects/{sha}")
+            freed += size
+    entries = sum(name.startswith("results/") for name in drop)
+    if not dry_run:
+        # entries first: no reader may see an entry whose objects are already gone
+        remote.remove_remote([n for n in drop if n.startswith("results/")])
+        remote.remove_remote([n for n in drop if n.startswith("objects/")])
+    verb = "would remove" if dry_run else "removed"
+    out.write(f"{verb} {entries} entries and {freed:,} bytes of artifacts from {url}; kept "
+              f"{len(keep_keys)} referenced keys\n")
+    return 0
+
+
+def collect_garbage(paths: list[Path], *, cache_dir: Path | None, dry_run: bool,
+                    out: TextIO, remote_cache: str | None = None) -> int:
+    """`flow cache gc`: keep what a given recipe's plan or lock file references (in the
+    local cache, or with ``remote_cache`` in the remote one)."""
+    cache, keep_keys, keep_objects = _referenced(paths, cache_dir)
+    if remote_cache:
+        return _collect_remote(remote_cache, keep_keys, keep_objects, dry_run=dry_run,
+                               out=out)
     removed = freed = 0
     for key, result_path in list(cache.iter_results()):
         if key in keep_keys:

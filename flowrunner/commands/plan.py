@@ -11,6 +11,7 @@ from ..catalog import CREDIT_UNITS
 from ..graph import Plan
 from ..options import cache_root_for
 from ..planning import known_params, load_plan
+from ..remote import inspection_cache
 from ..survey import STATE_WORDS, Survey, survey_plan
 
 
@@ -45,11 +46,11 @@ def _estimate(item: Survey, history: dict[tuple[str, str], float], plan: Plan,
 
 
 def show_plan(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | None, mock: bool,
-              as_json: bool, out: TextIO) -> int:
+              as_json: bool, out: TextIO, remote_cache: str | None = None) -> int:
     """`flow plan`: instances in run order, their dependencies, parameters, cache state, cost."""
     plan = load_plan(path, var_overrides=var_overrides)
     recipe = plan.recipe
-    cache = Cache(cache_root_for(plan.recipe.path, cache_dir), writable=False)
+    cache = inspection_cache(cache_root_for(plan.recipe.path, cache_dir), remote_cache)
     survey = survey_plan(plan, cache=cache, mock=mock)
     default_unit = CREDIT_UNITS.get(recipe.default_provider.kind, "credits")
     history = _credit_history(cache) if any(s.state != "cached" for s in survey) else {}

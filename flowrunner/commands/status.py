@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..cache import Cache
 from ..lockfile import LockFile, lock_path_for, read_lock
 from ..options import cache_root_for
 from ..planning import load_plan
+from ..remote import inspection_cache
 from ..survey import Survey, survey_plan
 
 MADE_BY_EMULATOR = ("made by the emulator (--mock), not by the provider: `flow run` without "
@@ -83,7 +83,8 @@ def _rows_from_stamp(path: Path, cache_dir: Path | None,
 
 def show_status(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | None,
                 mock: bool, as_json: bool, out: TextIO,
-                stamp_context: dict[str, Any] | None = None) -> int:
+                stamp_context: dict[str, Any] | None = None,
+                remote_cache: str | None = None) -> int:
     """`flow status`: fresh / stale / missing per instance; 0 only when all are fresh.
 
     With ``stamp_context`` (what `flow run` with the same options would stamp), an
@@ -94,7 +95,7 @@ def show_status(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | 
         plan = load_plan(path, var_overrides=var_overrides)
         recipe = plan.recipe
         display = recipe.display
-        cache = Cache(cache_root_for(plan.recipe.path, cache_dir), writable=False)
+        cache = inspection_cache(cache_root_for(plan.recipe.path, cache_dir), remote_cache)
         lock = read_lock(lock_path_for(recipe.path), memo=cache.root / "parsed")
         survey = survey_plan(plan, cache=cache, mock=mock)
         rows = _status_rows(survey, lock, mock=mock, overrides=var_overrides)

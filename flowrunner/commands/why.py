@@ -6,17 +6,18 @@ import json
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..cache import Cache
 from ..changes import param_changes
 from ..errors import UsageError
 from ..lockfile import lock_path_for, read_lock
 from ..options import cache_root_for
 from ..planning import load_plan
+from ..remote import inspection_cache
 from ..survey import STATE_WORDS, survey_plan
 
 
 def explain_step(path: Path, step_id: str, *, var_overrides: dict[str, Any],
-                 cache_dir: Path | None, mock: bool, out: TextIO) -> int:
+                 cache_dir: Path | None, mock: bool, out: TextIO,
+                 remote_cache: str | None = None) -> int:
     """`flow why RECIPE STEP`: key material per instance and what changed since the lock."""
     plan = load_plan(path, var_overrides=var_overrides)
     recipe = plan.recipe
@@ -27,7 +28,7 @@ def explain_step(path: Path, step_id: str, *, var_overrides: dict[str, Any],
         raise UsageError(f"no step {step_id!r} in {recipe.display}",
                          hint=f"did you mean {close[0]!r}?" if close else
                          "steps: " + ", ".join(recipe.steps))
-    cache = Cache(cache_root_for(plan.recipe.path, cache_dir), writable=False)
+    cache = inspection_cache(cache_root_for(plan.recipe.path, cache_dir), remote_cache)
     lock_file = read_lock(lock_path_for(recipe.path), memo=cache.root / "parsed")
     # without --mock, results the emulator made never count: a real run calls again
     if lock_file.any_emulated and not mock:

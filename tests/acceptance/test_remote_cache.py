@@ -347,3 +347,32 @@ def test_remote_options_are_documented_in_run_help() -> None:
     for option in ("--remote-cache", "--remote-cache-mode", "--shard", "FLOW_REMOTE_CACHE"):
         assert option in result.out
     assert CANARY_KEY not in result.out
+
+
+def test_plan_status_and_cache_commands_see_the_remote(tmp_path: Path, emulator, remote,
+                                                       seaweed) -> None:
+    url, env = remote
+    path = _filled(tmp_path, emulator, url, env)
+    clone = _clone(path.parent, tmp_path / "b")
+    planned = flow("plan", clone, "--json", "--remote-cache", url, env=env)
+    assert planned.code == 0, planned
+    assert {row["state"] for row in json.loads(planned.out)["instances"]} == {"cached"}
+    assert flow("status", clone, env=dict(env, FLOW_REMOTE_CACHE=url)).code == 0
+    assert _api_calls(emulator) == []
+
+    listed = flow("cache", "ls", "--remote", "--remote-cache", url, "--json", env=env)
+    assert listed.code == 0, listed
+    rows = json.loads(listed.out)
+    assert len(rows) == 2 and {r["endpoint"] for r in rows} == {"recraft.generate_image"}
+    # drop one size from the recipe: gc --remote removes its entry and its object only
+    clone.write_text(clone.read_text().replace("sizes: [1024x1024, 2048x1024]",
+                                               "sizes: [1024x1024]"))
+    (clone.parent / "brand.lock").unlink()
+    pruned = flow("cache", "gc", clone, "--remote", "--remote-cache", url, env=env)
+    assert pruned.code == 0, pruned
+    assert "removed 1 entries" in pruned.out
+    left = _keys(seaweed, url)
+    assert len([n for n in left if n.startswith("results/")]) == 1
+    assert len([n for n in left if n.startswith("objects/")]) == 1
+    missing = flow("cache", "ls", "--remote", env=env)
+    assert missing.code == 2 and "--remote-cache" in missing.both

@@ -17,11 +17,11 @@ LAYERS: list[set[str]] = [
     {"errors", "_json", "providers", "throttle", "watchdog", "emulator.faults", "__init__"},
     # 1 values and small services over the leaves
     {"cache_key", "limits", "_resources", "source", "templating", "results", "budget",
-     "imaging", "crashlog", "options", "gitrev", "diffpage", "changes"},
+     "imaging", "crashlog", "options", "gitrev", "diffpage", "changes", "objectstore"},
     # 2 stores and transports
     {"cache", "catalog", "reporting", "http"},
     # 3 files kept beside a recipe, artifacts, checks
-    {"schema", "stamp", "lockfile", "gallery", "downloads", "editorschema"},
+    {"schema", "stamp", "lockfile", "gallery", "downloads", "editorschema", "remote"},
     # 4 the recipe model; the emulator's media and the providers' contracts
     {"spec", "emulator.images", "emulator.contract"},
     # 5 the step graph; the emulator (models providers, imports nothing of the run)
@@ -53,7 +53,8 @@ LAYER_OF = {module: number for number, row in enumerate(LAYERS) for module in ro
 THIRD_PARTY_OWNERS = {"click": {"cli"}, "requests": {"http"}, "urllib3": {"http"},
                       "jinja2": {"templating"}, "jsonschema": {"schema", "emulator.contract"},
                       "fastjsonschema": {"schema"}, "PIL": {"imaging", "emulator.contract"},
-                      "yaml": {"source"}}
+                      "yaml": {"source"}, "boto3": {"objectstore"},
+                      "botocore": {"objectstore"}}
 
 
 def _module_name(path: Path) -> str:
