@@ -17,7 +17,8 @@ Where things live (imports only point down this list; tests/unit/test_layers.py 
   `http` the HTTP client
 - `schema` JSON Schema checks · `stamp` run stamps · `lockfile` the `<recipe>.lock` file ·
   `gallery` the gallery page · `downloads` artifacts into the cache · `editorschema` the
-  schema editors read (every endpoint's parameters)
+  schema editors read (every endpoint's parameters) · `remote` the cache shared through a
+  store (read-through, write-through, claims, signed entries)
 - `spec` the recipe model · `graph` the step graph
 - `context` → `inputs` → `preparation` → `request`, `polling`, `answers`, `local_steps` →
   `calls`: one step instance's call

@@ -54,18 +54,36 @@ def sha256_file(path: Path) -> str:
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 _FILE_MODE = 0o666 & ~_UMASK
+_TEMP_NAMES = itertools.count()
 
 
-def atomic_write_bytes(target: Path, data: bytes) -> None:
-    """Write ``data`` to ``target`` so that readers see the old file or the whole new one."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+def atomic_write_bytes(target: Path, data: bytes, *, durable: bool = True) -> None:
+    """Write ``data`` to ``target`` so that readers see the old file or the whole new one;
+    ``durable``: on the disk before it is renamed into place (survives a power cut).
+
+    Plain `os` calls and a fresh name per write (O_EXCL never reuses someone else's file):
+    a restore writes thousands of these, and mkstemp plus a buffered file cost a third of
+    it."""
+    folder = os.path.dirname(target)
+    if not os.path.isdir(folder):
+        os.makedirs(folder, exist_ok=True)
+    while True:
+        tmp = os.path.join(folder, f".tmp-{os.getpid()}-{next(_TEMP_NAMES)}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                         _FILE_MODE)
+            break
+        except FileExistsError:
+            continue
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; written files follow the umask
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -83,9 +101,6 @@ def write_if_changed(target: Path, text: str) -> bool:
         pass
     atomic_write_bytes(target, text.encode())
     return True
-
-
-_TEMP_NAMES = itertools.count()
 
 
 def copy_atomic(source: Path | str, target: Path | str, *, expect_sha256: str | None = None,
@@ -194,6 +209,11 @@ class Cache:
         fd, name = tempfile.mkstemp(dir=self.root / "tmp", prefix="part-")
         return os.fdopen(fd, "w+b"), Path(name)
 
+    def store_object(self, sha256: str, data: bytes, *, durable: bool = True) -> None:
+        """Store bytes already checked against ``sha256`` (a no-op if present)."""
+        if not self.has_object(sha256, len(data)):
+            atomic_write_bytes(self.object_path(sha256), data, durable=durable)
+
     def adopt_object(self, temp: Path, sha256: str) -> Path:
         """Move a verified temp file into objects/ under its digest (a no-op if present)."""
         target = self.object_path(sha256)
@@ -269,7 +289,9 @@ class Cache:
     def prefetch(self, keys: Iterable[str]) -> None:
         """Make ``keys`` ready for lookups; a shared cache pulls them in parallel here."""
 
-    def put(self, key: str, entry: dict[str, Any]) -> None:
+    def put(self, key: str, entry: dict[str, Any], *, durable: bool = True) -> None:
+        """Store ``key``'s result; ``durable=False`` for one that can be fetched again (a
+        damaged entry reads as unreadable, and is then fetched again)."""
         if not self.writable:
             return
         self.ensure()
@@ -279,7 +301,7 @@ class Cache:
         data = json.dumps(entry, sort_keys=True, separators=(",", ":"),
                           ensure_ascii=False).encode()
         try:
-            atomic_write_bytes(self.result_path(key), data)
+            atomic_write_bytes(self.result_path(key), data, durable=durable)
         except OSError as exc:
             raise CacheError(f"cannot write cache entry: {exc.strerror or exc}") from exc
 

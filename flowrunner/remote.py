@@ -173,11 +173,14 @@ class RemoteCache(Cache):
                                    "as not cached")
                     self._absent.add(key)
                     return False
-                self._store_object(sha, data)
+                # the store keeps them: no fsync here (a copy damaged by a power cut is
+                # noticed, by its size or sha256, and fetched again)
+                self.ensure()
+                self.store_object(sha, data, durable=False)
                 fetched += len(data)
             entry.pop("signature", None)
             Cache.put(self, key, {k: v for k, v in entry.items()
-                                  if k not in ("format", "key")})
+                                  if k not in ("format", "key")}, durable=False)
         except StoreError as exc:
             self._lost(exc)
             return False
@@ -208,15 +211,9 @@ class RemoteCache(Cache):
                 return None
         return entry
 
-    def _store_object(self, sha: str, data: bytes) -> None:
-        handle, temp = self.temp_file()
-        with handle:
-            handle.write(data)
-        self.adopt_object(temp, sha)
-
     # --- writing -------------------------------------------------------------------------
-    def put(self, key: str, entry: dict[str, Any]) -> None:
-        super().put(key, entry)
+    def put(self, key: str, entry: dict[str, Any], *, durable: bool = True) -> None:
+        super().put(key, entry, durable=durable)
         self._absent.discard(key)
         if self.writes:
             self.push(key)
