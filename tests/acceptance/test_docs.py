@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from conftest import EXAMPLES, REPO, flow
 
 README = (REPO / "README.md").read_text()
@@ -90,11 +92,11 @@ def test_the_ci_example_installs_this_projects_distribution() -> None:
 
     name = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["name"]
     assert name != "flowrunner"  # another project's name on the package index
-    workflow = (REPO / "examples" / "ci" / "github-actions.yml").read_text()
-    installs = re.findall(r"pip install\s+([^\s#]+)", workflow)
-    assert installs, "the CI example installs nothing"
-    for spec in installs:
-        assert re.split(r"[\[=<>@ ]", spec)[0] == name, spec
+    for example in sorted((REPO / "examples" / "ci").glob("*.yml")):
+        installs = re.findall(r"pip install\s+([^\s#]+)", example.read_text())
+        assert installs, f"{example.name} installs nothing"
+        for spec in installs:
+            assert re.split(r"[\[=<>@ ]", spec.strip("'\""))[0] == name, spec
     for block in (body for lang, body in BLOCKS if lang in ("yaml", "sh")):
         for spec in re.findall(r"pip install\s+([^\s#.'][^\s#]*)", block):
             assert re.split(r"[\[=<>@ ]", spec)[0] == name, spec
@@ -103,21 +105,23 @@ def test_the_ci_example_installs_this_projects_distribution() -> None:
 WORKFLOW = REPO / "examples" / "ci" / "github-actions.yml"
 
 
-def test_the_ci_example_is_a_workflow_github_accepts() -> None:
+@pytest.mark.parametrize("example", ["github-actions.yml", "github-actions-sharded.yml"])
+def test_the_ci_example_is_a_workflow_github_accepts(example: str) -> None:
     import shutil
     import subprocess
     import sys
 
+    path = REPO / "examples" / "ci" / example
     checker = shutil.which("check-jsonschema") or str(Path(sys.executable).parent /
                                                       "check-jsonschema")
     result = subprocess.run([checker, "--builtin-schema", "vendor.github-workflows",
-                             str(WORKFLOW)], capture_output=True, text=True)
+                             str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     import yaml
 
-    workflow = yaml.safe_load(WORKFLOW.read_text())
+    workflow = yaml.safe_load(path.read_text())
     # it pushes: two runs of one branch must never regenerate and push at once
-    assert workflow["concurrency"]["group"].startswith("brand-assets-${{ github.ref }}")
+    assert workflow["concurrency"]["group"].endswith("-${{ github.ref }}")
 
 
 def test_the_ci_examples_commands_work_with_the_recipe_in_a_subfolder(tmp_path: Path) -> None:
