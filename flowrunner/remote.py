@@ -394,7 +394,8 @@ class RemoteCache(Cache):
             parts.append(f"waited on {stats.waited} call(s) of other machines")
         if stats.refused:
             parts.append(f"{stats.refused} refused")
-        return f"remote cache {self.store.url}: {', '.join(parts)}, {stats.seconds:.1f} s"
+        return (f"remote cache {self.store.url}: {', '.join(parts)}; "
+                f"{stats.seconds:.1f} s of transfers")
 
     # --- inspection (flow cache ls|gc --remote) -------------------------------------------
     def remote_results(self, *, threads: int = 16) -> list[tuple[str, dict[str, Any] | None]]:

@@ -408,7 +408,10 @@ class Scheduler:
         finished: queue.SimpleQueue[Future[StepResult | None]] = queue.SimpleQueue()
         # as many threads as calls in flight: each does its call, download and cache write,
         # as a plain thread pool would (more threads only fight over the interpreter lock)
-        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="flow")
+        # a shard's instances of other shards wait for their results without calling: room
+        # for them, while the per-provider throttle still caps the calls at `concurrency`
+        workers = self.concurrency * (self.shard.count if self.shard else 1)
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flow")
 
         def skip_dependents(step_id: str, why: str) -> None:
             for other in dependents[step_id]:
