@@ -380,6 +380,15 @@ class RemoteCache(Cache):
         return None
 
     # --- the summary ---------------------------------------------------------------------
+    def report(self) -> dict[str, Any]:
+        """What the remote did, for `--json` (and why it was not used, when it was not)."""
+        stats = self.stats
+        return {"url": self.store.url, "mode": self.mode, "used": self.available,
+                "problem": self.problem, "hits": stats.hits, "bytes_downloaded": stats.downloaded,
+                "uploads": stats.uploads, "bytes_uploaded": stats.uploaded,
+                "waited_on_other_machines": stats.waited, "refused": stats.refused,
+                "transfer_seconds": round(stats.seconds, 3)}
+
     def summary(self) -> str:
         if not self.available:
             return f"remote cache {self.store.url}: not used ({self.problem})"

@@ -64,6 +64,7 @@ def markdown_summary(result: RunResult) -> str:
              f"{result.count('skipped')} skipped · **{result.amount('ok')} "
              f"{result.spent_word}**, "
              f"{result.amount('cached')} saved by the cache", "",
+             *([result.remote_line, ""] if result.remote_line else []),
              "| instance | endpoint | status | credits |", "| --- | --- | --- | --- |"]
     for item in result.results:
         status = _WORDS[item.status]

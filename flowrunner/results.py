@@ -67,6 +67,8 @@ class RunResult:
     dry_run: bool = False
     gallery: str | None = None
     unit: str = "credits"  # the default provider's unit (the budget's)
+    remote: dict[str, Any] | None = None  # what the shared cache did (`--remote-cache`)
+    remote_line: str | None = None  # the same, in words
 
     def count(self, status: Status) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -114,7 +116,8 @@ class RunResult:
                 "unit": self.unit, "spent_by_unit": self.by_unit("ok"),
                 "elapsed": round(self.elapsed, 3), "lock": self.lock_path,
                 "output_dir": self.output_dir, "interrupted": self.interrupted,
-                "failures": [r.to_json() for r in self.failed]}
+                "failures": [r.to_json() for r in self.failed],
+                **({"remote": self.remote} if self.remote is not None else {})}
 
 
 SHARD_REASON = "another shard makes it"

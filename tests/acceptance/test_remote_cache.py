@@ -102,9 +102,13 @@ def test_a_second_clone_takes_every_result_from_the_bucket(tmp_path: Path, emula
 
     # a CI job: a clone with an empty local cache, --frozen, FLOW_REMOTE_CACHE
     third = _clone(first.parent, tmp_path / "c")
-    frozen = flow("run", third, "--frozen", env=dict(env, FLOW_REMOTE_CACHE=url))
+    frozen = flow("run", third, "--frozen", "--json", env=dict(env, FLOW_REMOTE_CACHE=url))
     assert frozen.code == 0, frozen
     assert _api_calls(emulator) == []
+    finished = [json.loads(line) for line in frozen.out.splitlines()
+                if '"run_finished"' in line][0]
+    assert finished["remote"]["hits"] == 5 and finished["remote"]["uploads"] == 0
+    assert finished["remote"]["url"] == url and finished["cached"] == 5
     assert (third.parent / "assets" / "logo.svg").read_bytes() == \
         (first.parent / "assets" / "logo.svg").read_bytes()
 
