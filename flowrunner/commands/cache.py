@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -99,14 +101,33 @@ def _remote(url: str) -> Any:
     return cache
 
 
+@contextlib.contextmanager
+def _store_problems(url: str) -> Iterator[None]:
+    """A store that fails half-way is a clear error, not a traceback.
+
+    Raises:
+        CacheError: it did.
+    """
+    from ..errors import CacheError
+    from ..objectstore import StoreError
+
+    try:
+        yield
+    except StoreError as exc:
+        raise CacheError(f"the remote cache {url} failed: {exc.reason}",
+                         hint="nothing half-done matters: run the command again") from exc
+
+
 def list_remote(url: str, *, as_json: bool, out: TextIO) -> int:
     """`flow cache ls --remote`: every result entry in the remote cache."""
     remote = _remote(url)
+    with _store_problems(url):
+        found = remote.remote_results()
     rows = [{"key": key, "endpoint": (entry or {}).get("endpoint", "?"),
              "instance": (entry or {}).get("instance", "(unreadable)"),
              "bytes": sum(a.get("bytes", 0) for a in (entry or {}).get("artifacts", [])),
              "signed": bool((entry or {}).get("signature"))}
-            for key, entry in remote.remote_results()]
+            for key, entry in found]
     rows.sort(key=lambda row: row["key"])
     if as_json:
         json.dump(rows, out, indent=2)
@@ -124,21 +145,22 @@ def _collect_remote(url: str, keep_keys: set[str], keep_objects: set[str], *,
                     dry_run: bool, out: TextIO) -> int:
     remote = _remote(url)
     drop = []
-    for key, entry in remote.remote_results():
-        if key in keep_keys and entry is not None:
-            keep_objects.update(a["sha256"] for a in entry.get("artifacts", []))
-        else:
-            drop.append(f"results/{key}.json")
     freed = 0
-    for sha, size in remote.remote_objects():
-        if sha not in keep_objects:
-            drop.append(f"objects/{sha}")
-            freed += size
+    with _store_problems(url):
+        for key, entry in remote.remote_results():
+            if key in keep_keys and entry is not None:
+                keep_objects.update(a["sha256"] for a in entry.get("artifacts", []))
+            else:
+                drop.append(f"results/{key}.json")
+        for sha, size in remote.remote_objects():
+            if sha not in keep_objects:
+                drop.append(f"objects/{sha}")
+                freed += size
+        if not dry_run:
+            # entries first: no reader may see an entry whose objects are already gone
+            remote.remove_remote([n for n in drop if n.startswith("results/")])
+            remote.remove_remote([n for n in drop if n.startswith("objects/")])
     entries = sum(name.startswith("results/") for name in drop)
-    if not dry_run:
-        # entries first: no reader may see an entry whose objects are already gone
-        remote.remove_remote([n for n in drop if n.startswith("results/")])
-        remote.remove_remote([n for n in drop if n.startswith("objects/")])
     verb = "would remove" if dry_run else "removed"
     out.write(f"{verb} {entries} entries and {freed:,} bytes of artifacts from {url}; kept "
               f"{len(keep_keys)} referenced keys\n")

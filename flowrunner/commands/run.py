@@ -281,6 +281,8 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
                                               "FLOW_REMOTE_CACHE) on every shard")
     if scratch is not None:
         cache = Cache(scratch, readable=False, writable=False)
+        if options.remote_cache:
+            reporter.note("--no-cache: the remote cache is neither read nor written either")
     elif options.remote_cache:
         cache = _open_remote(cache_root_for(recipe.path, options.cache_dir), options,
                              reporter)
