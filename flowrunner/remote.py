@@ -196,10 +196,14 @@ class RemoteCache(Cache):
             entry = json.loads(raw)
         except ValueError:
             entry = None
-        if not isinstance(entry, dict) or entry.get("format") != CACHE_VERSION \
-                or entry.get("key") != key:
+        if isinstance(entry, dict) and entry.get("format") != CACHE_VERSION:
+            return None  # written by another version of flowrunner: not ours to read
+        if not isinstance(entry, dict) or entry.get("key") != key:
             self._say_once("unreadable", f"remote cache: entry {key[:12]}… is unreadable or "
-                           "names another key: not used")
+                           "names another key"
+                           + (f", so its signature ({SECRET_ENV}) cannot hold"
+                              if self.secret is not None else "")
+                           + ": not used; the instance counts as not cached")
             return None
         if self.secret is not None:
             signature = entry.get("signature")
