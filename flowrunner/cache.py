@@ -209,10 +209,39 @@ class Cache:
         fd, name = tempfile.mkstemp(dir=self.root / "tmp", prefix="part-")
         return os.fdopen(fd, "w+b"), Path(name)
 
-    def store_object(self, sha256: str, data: bytes, *, durable: bool = True) -> None:
-        """Store bytes already checked against ``sha256`` (a no-op if present)."""
-        if not self.has_object(sha256, len(data)):
-            atomic_write_bytes(self.object_path(sha256), data, durable=durable)
+    def receive_object(self, sha256: str, blocks: Iterable[bytes], *,
+                       durable: bool = True) -> bool:
+        """Store the object that ``blocks`` stream, hashed on the way, under ``sha256``;
+        False (and nothing stored) when the bytes do not match it. Memory stays bounded
+        by one block, whatever the object's size."""
+        target = self.object_file(sha256)
+        folder = os.path.dirname(target)
+        if not os.path.isdir(folder):
+            os.makedirs(folder, exist_ok=True)
+        tmp = f"{folder}/.tmp-{os.getpid()}-{next(_TEMP_NAMES)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                     _FILE_MODE)
+        digest = hashlib.sha256()
+        try:
+            try:
+                for block in blocks:
+                    digest.update(block)
+                    view = memoryview(block)
+                    while view:
+                        view = view[os.write(fd, view):]
+                if durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            if digest.hexdigest() != sha256:
+                os.unlink(tmp)
+                return False
+            os.replace(tmp, target)
+            return True
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     def adopt_object(self, temp: Path, sha256: str) -> Path:
         """Move a verified temp file into objects/ under its digest (a no-op if present)."""

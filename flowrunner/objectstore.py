@@ -39,6 +39,9 @@ class Store(Protocol):
     def get(self, name: str) -> bytes | None:
         """The blob's bytes, or None when there is none."""
 
+    def stream(self, name: str) -> Iterator[bytes] | None:
+        """The blob's bytes in blocks (bounded memory), or None when there is none."""
+
     def exists(self, name: str) -> bool: ...
 
     def put(self, name: str, data: bytes) -> None: ...
@@ -102,6 +105,21 @@ class DiskStore:
         except OSError as exc:
             raise StoreError(f"{exc.strerror or exc}: {exc.filename}") from exc
 
+    def stream(self, name: str) -> Iterator[bytes] | None:
+        try:
+            handle = open(self._path(name), "rb")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"{exc.strerror or exc}: {exc.filename}") from exc
+
+        def blocks() -> Iterator[bytes]:
+            with handle:
+                while block := handle.read(BLOCK):
+                    yield block
+
+        return blocks()
+
     def exists(self, name: str) -> bool:
         return self._path(name).exists()
 
@@ -151,6 +169,7 @@ class DiskStore:
                 yield path.relative_to(self.root).as_posix(), path.stat().st_size
 
 
+BLOCK = 1 << 20  # bytes read or written at a time when streaming an object
 _PROXY_SETTINGS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
 
 
@@ -253,25 +272,69 @@ class S3Store:
             raise StoreError(str(exc)) from exc
 
     def _get_direct(self, client: Any, name: str) -> bytes | None:
+        answer = self._open_direct(client, name, preload=True)
+        if answer is None:
+            return None
+        data: bytes = answer.data
+        return data
+
+    def _open_direct(self, client: Any, name: str, *, preload: bool) -> Any:
+        """The urllib3 answer to a presigned GET (None: no such blob)."""
         import urllib3
 
         try:
             address = client.generate_presigned_url(
                 "get_object", Params={"Bucket": self.bucket, "Key": self.prefix + name},
                 ExpiresIn=900)
-            answer = self._pool.request("GET", address)
+            answer = self._pool.request("GET", address, preload_content=preload)
         except urllib3.exceptions.HTTPError as exc:
             raise StoreError(f"cannot reach the store: {exc}") from exc
         except Exception as exc:  # botocore: no credentials, a bad endpoint
             raise StoreError(str(exc)) from exc
         if answer.status == 200:
-            data: bytes = answer.data
-            return data
-        if answer.status == 404 and b"NoSuchBucket" not in answer.data:
+            return answer
+        body = answer.data if preload else answer.read(4096)
+        answer.release_conn()
+        if answer.status == 404 and b"NoSuchBucket" not in body:
             return None
-        code = re.search(rb"<Code>([^<]+)</Code>", answer.data)
+        code = re.search(rb"<Code>([^<]+)</Code>", body)
         raise StoreError(f"{code.group(1).decode() if code else 'HTTP'} ({answer.status}) "
                          f"reading {self.prefix + name}")
+
+    def stream(self, name: str) -> Iterator[bytes] | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        client = self.client
+        if self._pool is not None:
+            answer = self._open_direct(client, name, preload=False)
+            if answer is None:
+                return None
+
+            def direct() -> Iterator[bytes]:
+                import urllib3
+
+                try:
+                    yield from answer.stream(BLOCK)
+                except urllib3.exceptions.HTTPError as exc:
+                    raise StoreError(f"the download broke off: {exc}") from exc
+                finally:
+                    answer.release_conn()
+
+            return direct()
+        try:
+            body = self._call("get_object", Key=self.prefix + name)["Body"]
+        except ClientError:
+            return None
+
+        def through_client() -> Iterator[bytes]:
+            try:
+                yield from body.iter_chunks(BLOCK)
+            except BotoCoreError as exc:
+                raise StoreError(str(exc)) from exc
+            finally:
+                body.close()
+
+        return through_client()
 
     def exists(self, name: str) -> bool:
         from botocore.exceptions import ClientError

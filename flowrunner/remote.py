@@ -166,19 +166,23 @@ class RemoteCache(Cache):
                 sha = artifact["sha256"]
                 if super().has_object(sha, artifact.get("bytes")):
                     continue
-                data = self.store.get(f"objects/{sha}")
-                if data is None or hashlib.sha256(data).hexdigest() != sha:
-                    self._say_once("corrupt", f"remote cache: object {sha[:12]}… is "
-                                   f"{'missing' if data is None else 'corrupt'} (its bytes "
-                                   "do not match its sha256): not used; the instance counts "
-                                   "as not cached")
+                blocks = self.store.stream(f"objects/{sha}")
+                if blocks is None:
+                    self._say_once("missing", f"remote cache: object {sha[:12]}… is missing "
+                                   "from the store: its entry is not used; the instance "
+                                   "counts as not cached")
                     self._absent.add(key)
                     return False
                 # the store keeps them: no fsync here (a copy damaged by a power cut is
                 # noticed, by its size or sha256, and fetched again)
                 self.ensure()
-                self.store_object(sha, data, durable=False)
-                fetched += len(data)
+                if not self.receive_object(sha, blocks, durable=False):
+                    self._say_once("corrupt", f"remote cache: object {sha[:12]}… is corrupt "
+                                   "(its bytes do not match its sha256): not used; the "
+                                   "instance counts as not cached")
+                    self._absent.add(key)
+                    return False
+                fetched += int(artifact.get("bytes") or 0)
             entry.pop("signature", None)
             Cache.put(self, key, {k: v for k, v in entry.items()
                                   if k not in ("format", "key")}, durable=False)
