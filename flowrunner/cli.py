@@ -445,6 +445,27 @@ def cache_gc(recipes: tuple[Path, ...], cache_dir: Path | None, on_remote: bool,
                            remote_cache=_remote_url(remote_cache) if on_remote else None)
 
 
+@cache.command("push")
+@click.argument("recipes", nargs=-1, required=True, type=_RECIPE)
+@_cache_option
+@_remote_option
+@click.option("--mock", is_flag=True, help="Push the results of --mock runs instead.")
+def cache_push(recipes: tuple[Path, ...], cache_dir: Path | None, remote_cache: str | None,
+               mock: bool) -> int:
+    """Upload RECIPES' cached results that the remote cache lacks.
+
+    A run uploads what it calls; this shares results made before the remote was set up.
+
+    \b
+    Example:
+      flow cache push brand.yaml --remote-cache s3://team-bucket/flow
+    """
+    from .commands.cache import share_results
+
+    return share_results(list(recipes), cache_dir=cache_dir, url=_remote_url(remote_cache),
+                         mock=mock, out=_out())
+
+
 @cache.command("clear")
 @_recipe_or_cache_dir
 def cache_clear(recipe: Path | None, cache_dir: Path | None) -> int:

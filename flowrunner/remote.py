@@ -444,6 +444,25 @@ class RemoteCache(Cache):
         for name, size in self.store.names("objects/"):
             yield name[len("objects/"):], size
 
+    def share(self, keys: list[str], *, threads: int = 16) -> tuple[int, int]:
+        """Upload the local results of ``keys`` that the store lacks (objects first, entry
+        last, signed as usual): (uploaded, already there).
+
+        Raises:
+            StoreError: the store failed.
+        """
+        def one(key: str) -> bool:
+            if self.store.exists(f"results/{key}.json"):
+                return False
+            self.push(key)
+            if not self.available:
+                raise StoreError(self.problem or "the store failed")
+            return True
+
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="remote") as pool:
+            sent = sum(pool.map(one, keys))
+        return sent, len(keys) - sent
+
     def remove_remote(self, names: list[str], *, threads: int = 16) -> None:
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="remote") as pool:
             list(pool.map(self.store.delete, names))

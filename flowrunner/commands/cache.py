@@ -85,7 +85,7 @@ def _referenced(paths: list[Path], cache_dir: Path | None) -> tuple[Cache, set[s
     return cache, keep_keys, keep_objects
 
 
-def _remote(url: str) -> Any:
+def _remote(url: str, root: Path | None = None) -> Any:
     """The remote cache, for listing and pruning.
 
     Raises:
@@ -94,7 +94,8 @@ def _remote(url: str) -> Any:
     from ..errors import CacheError
     from ..remote import open_remote
 
-    cache = open_remote(cache_root(None, None), url)  # lists and deletes: writes no file here
+    # listing and deleting write no local file; pushing reads the given local cache
+    cache = open_remote(root or cache_root(None, None), url)
     if not cache.available:
         raise CacheError(f"the remote cache {url} cannot be used: {cache.problem}",
                          hint="check AWS_ENDPOINT_URL, the credentials and the bucket")
@@ -138,6 +139,24 @@ def list_remote(url: str, *, as_json: bool, out: TextIO) -> int:
                   f"{row['bytes']:>10,} B{'  signed' if row['signed'] else ''}\n")
     total = sum(r["bytes"] for r in rows)
     out.write(f"{len(rows)} entries, {total:,} bytes of artifacts in {url}\n")
+    return 0
+
+
+def share_results(paths: list[Path], *, cache_dir: Path | None, url: str, mock: bool,
+                  out: TextIO) -> int:
+    """`flow cache push`: upload the given recipes' local results the remote lacks (a run
+    uploads only what it calls; this seeds a new bucket from a laptop's cache)."""
+    sent = present = 0
+    for path in paths:
+        plan = load_plan(path)
+        local = Cache(cache_root_for(plan.recipe.path, cache_dir), writable=False)
+        keys = [item.call.key for item in survey_plan(plan, cache=local, mock=mock)
+                if item.state == "cached" and item.call is not None]
+        with _store_problems(url):
+            more, there = _remote(url, local.root).share(list(dict.fromkeys(keys)))
+        sent, present = sent + more, present + there
+    out.write(f"uploaded {sent} result{'s' * (sent != 1)} to {url}; {present} were already "
+              f"there\n")
     return 0
 
 

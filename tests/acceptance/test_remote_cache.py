@@ -380,3 +380,22 @@ def test_plan_status_and_cache_commands_see_the_remote(tmp_path: Path, emulator,
     assert len([n for n in left if n.startswith("objects/")]) == 1
     missing = flow("cache", "ls", "--remote", env=env)
     assert missing.code == 2 and "--remote-cache" in missing.both
+
+
+def test_cache_push_shares_results_made_before_the_remote(tmp_path: Path, emulator, remote,
+                                                          seaweed) -> None:
+    url, env = remote
+    (tmp_path / "a").mkdir()
+    path = recipe(tmp_path / "a", emulator.base_url, BANNERS)
+    assert flow("run", path, env=KEY_ENV).code == 0  # no remote yet
+    assert not _keys(seaweed, url)
+    pushed = flow("cache", "push", path, "--remote-cache", url, env=env)
+    assert pushed.code == 0, pushed
+    assert "uploaded 2 results" in pushed.out
+    again = flow("cache", "push", path, "--remote-cache", url, env=env)
+    assert "uploaded 0 results" in again.out and "2 were already there" in again.out
+    emulator.reset()
+    shared = flow("run", _clone(path.parent, tmp_path / "b"), "--frozen", "--remote-cache",
+                  url, env=env)
+    assert shared.code == 0, shared
+    assert _api_calls(emulator) == []
