@@ -12,7 +12,8 @@ Where things live (imports only point down this list; tests/unit/test_layers.py 
   `templating` Jinja · `results` run outcomes · `budget` credit budget · `imaging` Pillow ·
   `crashlog` crash reports · `options` `RunOptions` and the cache-root rule · `gitrev`
   files at a git revision · `diffpage` the review page · `changes` parameter changes in words ·
-  `objectstore` an S3 bucket or shared folder (the only user of boto3)
+  `objectstore` an S3 bucket or shared folder (the only user of boto3) · `media` what
+  a file is (image, video, audio) and whether it is whole
 - `cache` the content-addressed cache · `catalog` endpoints · `reporting` reporters ·
   `http` the HTTP client
 - `schema` JSON Schema checks · `stamp` run stamps · `lockfile` the `<recipe>.lock` file ·

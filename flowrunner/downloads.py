@@ -1,7 +1,8 @@
 """Artifacts into the cache: stream, cap, hash, verify the file type, rename into place.
 
-A file is stored only when it is whole and is what it claims to be (PNG, JPEG, WEBP, GIF
-or SVG, checked by signature and end marker); anything else is a DownloadError.
+A file is stored only when it is whole and is what it claims to be (an image, video or
+audio file, checked by signature and structure in media.py); anything else is a
+DownloadError.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import base64
 import binascii
 import contextlib
 import hashlib
-import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +21,9 @@ from .cache import Cache
 from .errors import DownloadError, TransportError
 from .http import Client
 from .limits import max_artifact_bytes
+from .media import EXTENSIONS, KINDS, dimensions, incomplete, sniff
 
 DOWNLOAD_ATTEMPTS = 3
-
-EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp",
-              "image/gif": "gif", "image/svg+xml": "svg", "image/x-icon": "ico"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,75 +45,26 @@ class Artifact:
         return data
 
 
-def sniff(head: bytes) -> str | None:
-    """The media type the first bytes announce, or None."""
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if head[:4] == b"\x00\x00\x01\x00" and len(head) >= 6 and head[4:6] != b"\x00\x00":
-        return "image/x-icon"
-    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1024].lower()
-    if text.startswith((b"<svg", b"<?xml", b"<!--", b"<!doctype svg")) and b"<svg" in head.lower():
-        return "image/svg+xml"
-    return None
-
-
-def _incomplete(media_type: str, head: bytes, tail: bytes, size: int) -> str | None:
-    if media_type == "image/png":
-        if len(head) < 24 or head[12:16] != b"IHDR":
-            return "PNG header is damaged"
-        if not tail.endswith(b"IEND\xaeB`\x82"):
-            return "PNG ends before its IEND chunk (truncated)"
-    elif media_type == "image/jpeg":
-        if not tail.rstrip(b"\x00").endswith(b"\xff\xd9"):
-            return "JPEG ends before its end marker (truncated)"
-    elif media_type == "image/webp":
-        declared = struct.unpack("<I", head[4:8])[0] + 8
-        if declared != size:
-            return f"WEBP says {declared} bytes but has {size} (truncated)"
-    elif media_type == "image/gif":
-        if not tail.endswith(b";"):
-            return "GIF ends before its trailer (truncated)"
-    elif media_type == "image/svg+xml":
-        if not tail.rstrip().lower().endswith(b"</svg>"):
-            return "SVG ends before </svg> (truncated)"
-    return None
-
-
-def _dimensions(media_type: str, head: bytes) -> tuple[int | None, int | None]:
-    if media_type == "image/png" and len(head) >= 24:
-        width, height = struct.unpack(">II", head[16:24])
-        return width, height
-    if media_type == "image/webp" and head[12:16] == b"VP8X" and len(head) >= 30:
-        width = int.from_bytes(head[24:27], "little") + 1
-        height = int.from_bytes(head[27:30], "little") + 1
-        return width, height
-    return None, None
-
-
 def _classify(path: Path, size: int, claimed: str | None, origin: str) -> tuple[str, int | None,
                                                                                int | None]:
     with open(path, "rb") as handle:
         head = handle.read(4096)
-        handle.seek(max(0, size - 64))
-        tail = handle.read(64)
-    actual = sniff(head)
-    if actual is None:
-        preview = head[:16]
-        raise DownloadError(f"{origin} is not an image (starts with {preview!r})",
-                            hint="the provider returned something else; run again later")
-    if claimed and claimed in EXTENSIONS and claimed != actual:
-        raise DownloadError(f"{origin} claims to be {claimed} but is {actual}",
-                            retryable=False)
-    problem = _incomplete(actual, head, tail, size)
+        actual = sniff(head)
+        if actual is None:
+            preview = head[:16]
+            raise DownloadError(f"{origin} is not an image, video or audio file (starts with "
+                                f"{preview!r})", hint="the provider returned something "
+                                "else; run again later")
+        # images are labelled precisely; audio and video types have many spellings
+        # (audio/x-wav, video/mp4 for an m4a…): only an image's label is held to its bytes
+        if claimed and claimed.startswith("image/") and actual.startswith("image/") and \
+                claimed in EXTENSIONS and claimed != actual:
+            raise DownloadError(f"{origin} claims to be {claimed} but is {actual}",
+                                retryable=False)
+        problem = incomplete(actual, handle, size)
     if problem:
         raise DownloadError(f"{origin}: {problem}", hint="run again: the file is fetched anew")
-    width, height = _dimensions(actual, head)
+    width, height = dimensions(actual, head)
     return actual, width, height
 
 
@@ -240,5 +189,5 @@ def describe_file(path: Path) -> tuple[str, str]:
         head = handle.read(4096)
     media_type = sniff(head)
     if media_type is None:
-        raise DownloadError(f"{path} is not a PNG, JPEG, WEBP, GIF or SVG image")
+        raise DownloadError(f"{path} is not a {KINDS} file")
     return media_type, EXTENSIONS[media_type]

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from .media import EXTENSIONS, kind_of
+
 KEY_PARAMS = ("size", "style", "substyle", "model", "n", "strength", "style_id")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -43,6 +45,8 @@ section.step > p { margin: 0 0 10px; color: var(--muted); }
          background: repeating-conic-gradient(var(--check) 0 25%, transparent 0 50%)
                      0 0 / 16px 16px; }
 .thumb img { max-width: 100%; max-height: 100%; object-fit: contain; display: block; }
+.thumb video { max-width: 100%; max-height: 100%; display: block; }
+.thumb audio { width: 92%; }
 .refs { display: flex; gap: 6px; flex-wrap: wrap; padding: 8px; min-height: 200px;
         align-content: flex-start; }
 .refs img { width: 88px; height: 88px; object-fit: cover; border-radius: 4px; }
@@ -75,11 +79,12 @@ window.addEventListener("load", () => {
   });
   document.body.dataset.thumbSizes = [...new Set(boxes)].join(" ");
   const dialog = document.querySelector("dialog");
-  document.querySelectorAll(".thumb").forEach(button => button.addEventListener("click", () => {
-    dialog.querySelector("img").src = button.dataset.full;
-    dialog.querySelector("p").textContent = button.dataset.caption;
-    dialog.showModal();
-  }));
+  document.querySelectorAll("button.thumb").forEach(button =>
+    button.addEventListener("click", () => {
+      dialog.querySelector("img").src = button.dataset.full;
+      dialog.querySelector("p").textContent = button.dataset.caption;
+      dialog.showModal();
+    }));
   dialog.addEventListener("click", () => dialog.close());
   document.querySelectorAll("nav.folders button").forEach(button =>
     button.addEventListener("click", () => {
@@ -156,6 +161,14 @@ def _url(path: str) -> str:
     return html.escape(quote(path, safe="/."))
 
 
+_KIND_BY_EXT = {ext: kind_of(media) for media, ext in EXTENSIONS.items()}
+
+
+def _kind(file: str) -> str:
+    """"image", "video" or "audio", by the saved file's extension."""
+    return _KIND_BY_EXT.get(file.rpartition(".")[2].lower(), "image")
+
+
 def _card(card: Card) -> str:
     e = html.escape
     params = {k: card.params[k] for k in KEY_PARAMS if k in card.params}
@@ -163,7 +176,12 @@ def _card(card: Card) -> str:
     matrix = " · ".join(f"{k}={v}" for k, v in card.matrix.items())
     prompt = card.params.get("prompt")
     parts = []
-    if card.assets:
+    kind = _kind(card.assets[0].file) if card.assets else "image"
+    if card.assets and kind in ("video", "audio"):
+        # played in place: controls, and only the metadata loaded until asked
+        parts.append(f'<div class="thumb {kind}"><{kind} controls preload="metadata" '
+                     f'src="{_url(card.assets[0].file)}"></{kind}></div>')
+    elif card.assets:
         first = card.assets[0]
         caption = f"{first.file} · {card.instance}"
         parts.append(f'<button class="thumb" type="button" data-full="{_url(first.file)}" '

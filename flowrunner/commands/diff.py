@@ -13,12 +13,12 @@ from ..cache import Cache
 from ..catalog import CREDIT_UNITS
 from ..diffing import Change, changed_variables, compare
 from ..diffpage import ChangeView, PairView, Side, render_diff_page
-from ..downloads import EXTENSIONS, sniff
 from ..errors import SpecError
 from ..gitrev import Revision
 from ..graph import Plan
 from ..imaging import difference
 from ..lockfile import lock_path_for, read_lock
+from ..media import EXTENSIONS, sniff
 from ..options import cache_root_for, display
 from ..planning import load_plan
 from ..source import parse_text

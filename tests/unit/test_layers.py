@@ -17,7 +17,8 @@ LAYERS: list[set[str]] = [
     {"errors", "_json", "providers", "throttle", "watchdog", "emulator.faults", "__init__"},
     # 1 values and small services over the leaves
     {"cache_key", "limits", "_resources", "source", "templating", "results", "budget",
-     "imaging", "crashlog", "options", "gitrev", "diffpage", "changes", "objectstore"},
+     "imaging", "crashlog", "options", "gitrev", "diffpage", "changes", "objectstore",
+     "media"},
     # 2 stores and transports
     {"cache", "catalog", "reporting", "http"},
     # 3 files kept beside a recipe, artifacts, checks
