@@ -44,6 +44,27 @@ def _verify_uploads(call: PreparedCall, digests: FileDigests) -> None:
                            hint="`flow cache clear` and run again")
 
 
+def _check_accepted(call: PreparedCall, answer: Any) -> None:
+    """A submit answered 200 may still be refused inside its envelope (Midjourney's codes,
+    Suno's `code`): that is a failure with the provider's reason, never retried.
+
+    Raises:
+        StepFailed: the envelope says the task was not accepted.
+    """
+    task = call.endpoint.task
+    assert task is not None
+    if task.accept_path is None:
+        return
+    value = extract(answer, task.accept_path)
+    if value is not None and str(value) in task.accept_values:
+        return
+    reason = extract(answer, task.accept_error) if task.accept_error else None
+    raise StepFailed(f"{call.instance.id}: the provider refused the task ({task.accept_path} "
+                     f"{value!r}" + (f": {reason}" if reason else "") + ")",
+                     hint="nothing was submitted; change the parameters (a refused prompt "
+                          "needs other words)", retryable=False)
+
+
 def perform_call(call: PreparedCall, *, client: Client, cache: Cache, base_url: str,
                  digests: FileDigests, recipe: Recipe, views: dict[str, Any],
                  deadline: float, retries: int) -> CallOutcome:
@@ -71,6 +92,7 @@ def perform_call(call: PreparedCall, *, client: Client, cache: Cache, base_url: 
             submitted = client.call(build_request(call, base_url, submit=True), retries=retries,
                                     deadline=deadline, step_id=instance_id)
             submit_body = submitted.body
+            _check_accepted(call, submitted.body)
             task_id = extract(submitted.body, task.id_path)
             if not task_id:
                 raise StepFailed(f"{instance_id}: the submit answer has no task id at "

@@ -47,6 +47,10 @@ class TaskSpec:
     error_path: str | None = None
     interval: float = 1.5
     timeout: float = 600.0
+    # the submit answer's envelope: the value at accept_path must be one of accept_values
+    accept_path: str | None = None
+    accept_values: frozenset[str] = frozenset()
+    accept_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +207,10 @@ def _task_spec(task: dict[str, Any]) -> TaskSpec:
         success=frozenset(task["success"]), failure=frozenset(task["failure"]),
         poll_url_from=task.get("poll_url_from"), poll_path=task.get("poll_path"),
         error_path=task.get("error"), interval=float(task.get("interval", 1.5)),
-        timeout=float(task.get("timeout", 600)))
+        timeout=float(task.get("timeout", 600)),
+        accept_path=(task.get("accept") or {}).get("path"),
+        accept_values=frozenset(str(v) for v in (task.get("accept") or {}).get("values", [])),
+        accept_error=(task.get("accept") or {}).get("error"))
 
 
 def _task_doc(task: TaskSpec | None) -> dict[str, Any]:
@@ -216,6 +223,9 @@ def _task_doc(task: TaskSpec | None) -> dict[str, Any]:
                         ("error", task.error_path)):
         if value is not None:
             doc[name] = value
+    if task.accept_path is not None:
+        doc["accept"] = {"path": task.accept_path, "values": sorted(task.accept_values),
+                         **({"error": task.accept_error} if task.accept_error else {})}
     return doc
 
 

@@ -281,16 +281,19 @@ def init(name: str) -> int:
 
 
 @cli.command()
-def schema() -> int:
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the schema to this file (atomically) instead of printing it.")
+def schema(output: Path | None) -> int:
     """Print the recipe JSON Schema (editors use it for completion and checks).
 
     \b
     Example:
       flow schema > recipe.schema.json
+      flow schema -o schemas/recipe.schema.json   # in flowrunner's own repository
     """
     from .commands.schema import print_schema
 
-    return print_schema(out=_out())
+    return print_schema(out=_out(), output=output)
 
 
 @cli.command()

@@ -5,7 +5,7 @@ sizes and flags unknown or mistyped parameters while the recipe is typed.
 
 The generated part sits in the root's `allOf` and in `$defs` entries named `with:<id>`;
 `catalog.recipe_schema` takes it off again for `flow validate`, which checks parameters
-itself (with better messages). `flow schema > schemas/recipe.schema.json` regenerates the
+itself (with better messages). `flow schema -o schemas/recipe.schema.json` regenerates the
 shipped file after a catalog change (a test says when it is due). A recipe with its own
 `catalog:` gets only the hand-written part: its entries may add or change endpoints the
 built-in list does not know.

@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .._json import canonical_json
-from . import contract, images
+from . import contract, images, suno
 from .contract import Refused
 from .faults import API_FAULTS, FAULT_KINDS
 
@@ -82,10 +82,15 @@ class EmulatorState:
         return None
 
     def add_file(self, data: bytes, media_type: str) -> str:
-        name = hashlib.sha256(data).hexdigest()[:32] + (".svg" if "svg" in media_type else ".png")
+        name = hashlib.sha256(data).hexdigest()[:32] + "." + _FILE_EXTENSIONS.get(media_type,
+                                                                                 "bin")
         with self.lock:
             self.files[name] = (data, media_type)
         return name
+
+
+_FILE_EXTENSIONS = {"image/png": "png", "image/svg+xml": "svg", "image/jpeg": "jpg",
+                    "audio/wav": "wav", "audio/mpeg": "mp3", "video/mp4": "mp4"}
 
 
 def _size(value: Any, default: tuple[int, int] = (1024, 1024)) -> tuple[int, int]:
@@ -254,6 +259,15 @@ class Handler(BaseHTTPRequestHandler):
             if method == "POST" and "/" not in name and name:
                 record["operation"] = "flux.submit"
                 self._flux(name, body, record)
+                return
+        if kind == "gateway" and path.startswith("/suno/"):
+            if method == "POST" and path.startswith("/suno/submit/"):
+                record["operation"] = f"suno.submit.{path.rsplit('/', 1)[1]}"
+                self._suno_submit(path.rsplit("/", 1)[1], body, record)
+                return
+            if method == "GET" and path.startswith("/suno/fetch/"):
+                record["operation"] = "suno.fetch"
+                self._suno_fetch(path.rsplit("/", 1)[1])
                 return
         if kind in ("gateway", "recraft") and method == "POST":
             operation = contract.gateway_recraft_operation(path) if kind == "gateway" \
@@ -568,6 +582,39 @@ class Handler(BaseHTTPRequestHandler):
         if self.state.kind == "gateway":
             answer["credits"] = contract.load("gateway.json")["credits"]["flux_per_task"]
         self._json(200, answer)
+
+
+    # --- Suno (contracts/suno.json) ------------------------------------------------------
+    def _suno_submit(self, action: str, body: bytes, record: dict[str, Any]) -> None:
+        parsed = self._parse(body, record)
+        if parsed is None:
+            return
+        fields, _uploads, as_json = parsed
+        problem = "expected a JSON body" if not as_json else suno.check_submit(action, fields)
+        if problem:
+            self._json(400, {"code": "error", "message": problem, "data": None})
+            return
+        task_id = _uuid(canonical_json(fields) + str(time.monotonic_ns()))
+        task = suno.new_task(action, fields, task_id=task_id,
+                             fail=self.state.take_fault({"fail-task"}) is not None,
+                             moderate=self.state.take_fault({"moderate-task"}) is not None,
+                             stuck=self.state.take_fault({"stuck-task"}) is not None)
+        with self.state.lock:
+            self.state.tasks[task_id] = task
+        self._json(200, {"code": "success", "message": "", "data": task_id})
+
+    def _suno_fetch(self, task_id: str) -> None:
+        with self.state.lock:
+            task = self.state.tasks.get(task_id)
+        if task is None or task.get("family") != "suno":
+            self._json(404, {"code": "error", "message": "task_not_exist", "data": None})
+            return
+        base = self._base()
+
+        def add_file(data: bytes, media_type: str) -> str:
+            return f"{base}/files/{self.state.add_file(data, media_type)}"
+
+        self._json(200, suno.fetch_answer(task, add_file))
 
 
 def _recraft_units(operation: str, params: dict[str, Any]) -> int:

@@ -32,7 +32,7 @@ def test_the_shipped_file_is_what_flow_schema_prints() -> None:
     out = io.StringIO()
     print_schema(out=out)
     assert (ROOT / "schemas" / "recipe.schema.json").read_text() == out.getvalue(), \
-        "the catalog changed: run `flow schema > schemas/recipe.schema.json`"
+        "the catalog changed: run `flow schema -o schemas/recipe.schema.json`"
 
 
 def test_examples_are_valid_for_an_editor(validator) -> None:

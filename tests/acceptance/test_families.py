@@ -1,0 +1,114 @@
+"""The gateway's task families end to end: the requests on the wire (paths, fields, auth), the
+saved files (type, bytes), the lock entries, a re-run that makes no request, a refused task,
+and an interrupted task resumed without a second submit. Checked from the emulator's request
+log: the emulator models each family from its published answers, not from our catalog."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+import wave
+from pathlib import Path
+
+import yaml
+from helpers import KEY_ENV, recipe
+
+from conftest import CANARY_KEY, flow
+from flowrunner.media import sniff
+
+JINGLE = """
+  lyrics:
+    uses: suno.generate_lyrics
+    with:
+      prompt: "a cheerful jingle about {{ vars.brand }} coffee"
+  jingle:
+    uses: suno.generate_music
+    with:
+      prompt: "{{ steps.lyrics.outputs.text }}"
+      title: "{{ steps.lyrics.outputs.title }}"
+      tags: upbeat synth pop
+    save: [jingle-a, jingle-b]
+"""
+
+
+def _api(emulator) -> list[dict]:
+    return [r for r in emulator.requests() if not r["path"].startswith("/files/")]
+
+
+def test_suno_lyrics_then_music_on_the_wire_and_on_disk(tmp_path: Path, emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, JINGLE)
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 0, result
+    calls = _api(emulator)
+    assert [c["method"] + " " + c["path"].rsplit("/", 1)[0] for c in calls] == \
+        ["POST /suno/submit", *["GET /suno/fetch"] * 3, "POST /suno/submit",
+         *["GET /suno/fetch"] * 3]
+    assert all(c["authorization"] == f"Bearer {CANARY_KEY}" for c in calls)
+    lyrics, music = (c for c in calls if c["method"] == "POST")
+    assert lyrics["path"] == "/suno/submit/lyrics"
+    assert lyrics["json"] == {"prompt": "a cheerful jingle about Acme coffee"}
+    assert music["path"] == "/suno/submit/music"
+    # the lyrics' text and title feed the music; the model's default is sent explicitly
+    assert music["json"]["prompt"].startswith("[Verse]") and music["json"]["mv"] == "chirp-v3-0"
+    assert music["json"]["title"] == "A Cheerful Jingle About Acme Coffee"
+
+    saved = [tmp_path / "assets" / name for name in ("jingle-a.wav", "jingle-b.wav")]
+    for file in saved:
+        data = file.read_bytes()
+        assert sniff(data[:64]) == "audio/wav"
+        with wave.open(io.BytesIO(data)) as sound:  # the result, never the preview stream
+            assert sound.getnframes() / sound.getframerate() > 1.0
+    assert saved[0].read_bytes() != saved[1].read_bytes()
+    lock = yaml.safe_load((tmp_path / "brand.lock").read_text())["instances"]
+    assert [a["path"] for a in lock["jingle"]["artifacts"]] == \
+        ["assets/jingle-a.wav", "assets/jingle-b.wav"]
+    assert len(lock["jingle"]["outputs"]["clip_ids"]) == 2
+    assert lock["lyrics"]["outputs"]["title"] == "A Cheerful Jingle About Acme Coffee"
+    assert "<audio controls" in (tmp_path / "assets" / "index.html").read_text()
+
+    emulator.reset()
+    again = flow("run", path, env=KEY_ENV)
+    assert again.code == 0, again
+    assert _api(emulator) == []
+    assert flow("verify", path).code == 0
+
+
+def test_a_refused_song_fails_with_the_providers_reason_and_is_not_retried(
+        tmp_path: Path, emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, JINGLE)
+    emulator.fault("moderate-task", 1)
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 1, result
+    assert "sensitive word" in result.out
+    assert [c["path"] for c in _api(emulator) if c["method"] == "POST"] == \
+        ["/suno/submit/lyrics"]  # the music step never ran: it needs the lyrics
+
+
+def test_an_interrupted_song_is_resumed_not_submitted_again(tmp_path: Path,
+                                                            emulator) -> None:
+    emulator.state.latency = 0.3
+    path = recipe(tmp_path, emulator.base_url, """
+  jingle:
+    uses: suno.generate_music
+    with: {gpt_description_prompt: "a jingle for a coffee brand"}
+    save: [jingle-a, jingle-b]
+""")
+    run = subprocess.Popen([sys.executable, "-m", "flowrunner", "run", str(path)],
+                           env=dict(os.environ, **KEY_ENV), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any(
+            c["path"].startswith("/suno/fetch/") for c in _api(emulator)):
+        time.sleep(0.02)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    emulator.state.latency = 0
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 0, result
+    assert "resumed task" in result.out
+    assert len([c for c in _api(emulator) if c["method"] == "POST"]) == 1
+    assert (tmp_path / "assets" / "jingle-b.wav").is_file()
