@@ -13,7 +13,7 @@ from .answers import artifact_refs, credits_of
 from .cache import Cache
 from .catalog import extract
 from .context import render_context, render_field
-from .downloads import Artifact, fetch_artifact, store_b64
+from .downloads import Artifact, fetch_artifact, store_b64, store_bytes
 from .errors import RunError, StepFailed
 from .http import Client
 from .inputs import FileDigests
@@ -103,6 +103,14 @@ def perform_call(call: PreparedCall, *, client: Client, cache: Cache, base_url: 
                                         "endpoint": endpoint.id})
         response = poll_task(call, client, base_url, task_id, poll_url, deadline=deadline,
                              retries=retries).body
+    elif endpoint.binary:  # the answer is the file: stored, and described in the entry
+        answered = client.call(build_request(call, base_url, submit=False), retries=retries,
+                               deadline=deadline, step_id=instance_id)
+        stored = store_bytes(cache, answered.body, origin=f"{instance_id} answer")
+        response = {"content_type": answered.headers.get("Content-Type"),
+                    "bytes": stored.bytes}
+        return CallOutcome(response=response, artifacts=[stored],
+                           outputs={"credits": 0.0}, credits=0.0)
     else:
         response = client.call(build_request(call, base_url, submit=False), retries=retries,
                                deadline=deadline, step_id=instance_id).body

@@ -86,6 +86,7 @@ class Endpoint:
     price: dict[str, Any] = field(default_factory=dict)
     task: TaskSpec | None = None
     generic: bool = False
+    binary: bool = False  # the answer is the file itself, not JSON
     local: str | None = None  # a Pillow operation run on this machine (imaging.py)
     kinds: tuple[str, ...] = (DEFAULT_KIND,)  # the kinds of provider that serve it
     kind: str = DEFAULT_KIND  # the kind this variant is resolved for
@@ -183,6 +184,7 @@ class Endpoint:
             price=dict(doc.get("price", {})),
             task=_task_spec(task) if task else None,
             generic=bool(doc.get("generic", False)),
+            binary=bool(response.get("binary", False)),
             local=doc.get("local"),
             kinds=kinds, kind=kinds[0], per_kind=dict(doc.get("per_provider", {})),
             defaults=dict(doc.get("defaults", {})),

@@ -70,6 +70,7 @@ class ApiRequest:
     submit: bool = False  # creates a paid task: resend only when surely not accepted
     provider: str = "default"  # the provider profile whose credential and pacing apply
     headers: tuple[tuple[str, str], ...] = ()  # a recipe's own (never the credential's)
+    binary: bool = False  # the answer is a file's bytes (within the answer cap), not JSON
 
 
 @dataclass(slots=True)
@@ -241,7 +242,8 @@ class HttpClient:
             self.log(f"  < {name}: {self.redact(str(value))}")
 
     def _headers(self, request: ApiRequest) -> dict[str, str]:
-        headers = {"Accept": "application/json", **dict(request.headers)}
+        headers = {"Accept": "*/*" if request.binary else "application/json",
+                   **dict(request.headers)}
         credential = self._credentials.get(request.provider)
         if credential is not None:
             headers[credential[0]] = credential[1]
@@ -318,8 +320,8 @@ class HttpClient:
             if self.log:
                 self._log_exchange(request, response)
             if 200 <= status < 300:
-                return ApiResponse(status, self._json(response, step_id), dict(response.headers),
-                                   attempts)
+                body = response.content if request.binary else self._json(response, step_id)
+                return ApiResponse(status, body, dict(response.headers), attempts)
             retry_ok = status in RETRY_STATUSES and (
                 not request.submit or status in SUBMIT_SAFE_STATUSES)
             if not retry_ok or attempts > retries:

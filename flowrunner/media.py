@@ -16,9 +16,9 @@ EXTENSIONS = {
     "image/svg+xml": "svg", "image/x-icon": "ico",
     "video/mp4": "mp4", "video/quicktime": "mov", "video/webm": "webm",
     "audio/mpeg": "mp3", "audio/wav": "wav", "audio/mp4": "m4a", "audio/ogg": "ogg",
-    "audio/flac": "flac",
+    "audio/flac": "flac", "audio/aac": "aac",
 }
-KINDS = "PNG, JPEG, WEBP, GIF, SVG, ICO, MP4, MOV, WEBM, MP3, WAV, M4A, OGG or FLAC"
+KINDS = "PNG, JPEG, WEBP, GIF, SVG, ICO, MP4, MOV, WEBM, MP3, WAV, M4A, AAC, OGG or FLAC"
 _AUDIO_BRANDS = (b"M4A ", b"M4B ", b"M4P ")
 
 
@@ -48,6 +48,8 @@ def sniff(head: bytes) -> str | None:
         return "audio/mp4" if brand in _AUDIO_BRANDS else "video/mp4"
     if head.startswith(b"\x1a\x45\xdf\xa3"):
         return "video/webm"
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0:  # ADTS (layer 00)
+        return "audio/aac"
     if head.startswith(b"ID3") or (len(head) >= 2 and head[0] == 0xFF
                                    and head[1] & 0xE0 == 0xE0 and head[1] & 0x06):
         return "audio/mpeg"

@@ -8,6 +8,7 @@ parameters as data-URL fields, as Recraft's spec defines) the call is sent as JS
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from typing import Any
 
@@ -35,6 +36,11 @@ def _data_url(call: PreparedCall, param: str) -> str | list[str]:
 
 def build_request(call: PreparedCall, base_url: str, *, submit: bool) -> ApiRequest:
     """The request for ``call`` at ``base_url``; ``submit`` marks a paid task submit."""
+    request = _request(call, base_url, submit=submit)
+    return dataclasses.replace(request, binary=True) if call.endpoint.binary else request
+
+
+def _request(call: PreparedCall, base_url: str, *, submit: bool) -> ApiRequest:
     endpoint = call.endpoint
     url = base_url.rstrip("/") + call.path
     provider = call.instance.step.provider

@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .._json import canonical_json
-from . import contract, images, suno
+from . import contract, images, sounds, suno
 from .contract import Refused
 from .faults import API_FAULTS, FAULT_KINDS
 
@@ -260,6 +260,10 @@ class Handler(BaseHTTPRequestHandler):
                 record["operation"] = "flux.submit"
                 self._flux(name, body, record)
                 return
+        if kind == "gateway" and method == "POST" and path == "/v1/audio/speech":
+            record["operation"] = "audio.speech"
+            self._speech(body, record)
+            return
         if kind == "gateway" and path.startswith("/suno/"):
             if method == "POST" and path.startswith("/suno/submit/"):
                 record["operation"] = f"suno.submit.{path.rsplit('/', 1)[1]}"
@@ -583,6 +587,43 @@ class Handler(BaseHTTPRequestHandler):
             answer["credits"] = contract.load("gateway.json")["credits"]["flux_per_task"]
         self._json(200, answer)
 
+
+    # --- OpenAI-format audio (contracts/audio.json) --------------------------------------
+    def _speech(self, body: bytes, record: dict[str, Any]) -> None:
+        parsed = self._parse(body, record)
+        if parsed is None:
+            return
+        fields, _uploads, as_json = parsed
+        spec = contract.load("audio.json")["speech"]
+        problem = None if as_json else "expected a JSON body"
+        for name in spec["required"]:
+            if problem is None and not fields.get(name):
+                problem = f"{name} is required"
+        for name, value in fields.items():
+            wanted = spec["types"].get(name)
+            if problem is None and wanted is None:
+                problem = f"unknown parameter {name!r}"
+            elif problem is None and not (isinstance(value, str) if wanted == "string" else
+                                          isinstance(value, (int, float))
+                                          and not isinstance(value, bool)):
+                problem = f"{name} must be a {wanted}"
+        fmt = fields.get("response_format", spec["default_format"])
+        if problem is None and len(str(fields.get("input", ""))) > spec["input_max"]:
+            problem = f"input is longer than {spec['input_max']} characters"
+        if problem is None and fmt not in spec["formats"]:
+            problem = f"response_format must be one of {', '.join(spec['formats'])}"
+        low, high = spec["speed"]
+        if problem is None and not low <= float(fields.get("speed", 1.0)) <= high:
+            problem = f"speed must be {low} to {high}"
+        if problem is None and fmt not in spec["made_here"]:
+            problem = f"the emulator makes {' and '.join(spec['made_here'])} only, not {fmt}"
+        if problem is not None:
+            self._json(400, {"error": {"message": problem, "type": "invalid_request_error",
+                                       "code": None}})
+            return
+        seed = canonical_json(fields)
+        data = sounds.wav(seed) if fmt == "wav" else sounds.mp3(seed)
+        self._send(200, data, spec["made_here"][fmt])
 
     # --- Suno (contracts/suno.json) ------------------------------------------------------
     def _suno_submit(self, action: str, body: bytes, record: dict[str, Any]) -> None:

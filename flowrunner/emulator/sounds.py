@@ -32,3 +32,21 @@ def wav(seed: str, *, seconds: float = 1.0) -> bytes:
         sound.setframerate(RATE)
         sound.writeframes(bytes(frames))
     return out.getvalue()
+
+
+MP3_FRAME = b"\xff\xfb\x90\xc0"  # MPEG-1 Layer III, 128 kbit/s, 44.1 kHz, mono
+MP3_FRAME_BYTES = 417  # 144 * 128000 / 44100, no padding
+MP3_FRAMES_PER_SECOND = 44100 / 1152
+
+
+def mp3(seed: str, *, seconds: float = 1.0) -> bytes:
+    """A real MP3 (silence: zero side information decodes to nothing) behind an ID3v2.3 tag
+    naming ``seed``, so different requests give different files every player opens."""
+    text = seed.encode("utf-8")[:200]
+    frame = b"TIT2" + struct.pack(">I", len(text) + 1) + b"\x00\x00" + b"\x03" + text
+    size = len(frame)
+    synchsafe = bytes([(size >> 21) & 0x7F, (size >> 14) & 0x7F, (size >> 7) & 0x7F,
+                       size & 0x7F])
+    tag = b"ID3\x03\x00\x00" + synchsafe + frame
+    count = max(1, round(seconds * MP3_FRAMES_PER_SECOND))
+    return tag + (MP3_FRAME + bytes(MP3_FRAME_BYTES - 4)) * count

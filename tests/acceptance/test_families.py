@@ -112,3 +112,82 @@ def test_an_interrupted_song_is_resumed_not_submitted_again(tmp_path: Path,
     assert "resumed task" in result.out
     assert len([c for c in _api(emulator) if c["method"] == "POST"]) == 1
     assert (tmp_path / "assets" / "jingle-b.wav").is_file()
+
+
+def test_text_to_speech_keeps_the_answer_itself_as_the_file(tmp_path: Path,
+                                                            emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, """
+  tagline:
+    uses: audio.speech
+    with: {input: "{{ vars.brand }}: coffee that codes", voice: nova}
+    save: tagline
+  hello:
+    uses: audio.speech
+    with: {input: "hello", voice: alloy, response_format: wav, speed: 1.25}
+    save: voice/hello
+""")
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 0, result
+    calls = _api(emulator)
+    assert [c["path"] for c in calls] == ["/v1/audio/speech"] * 2
+    assert all(c["authorization"] == f"Bearer {CANARY_KEY}" for c in calls)
+    bodies = sorted((c["json"] for c in calls), key=lambda body: body["input"])
+    # the model and format defaults are sent explicitly: they are part of the cache key
+    assert bodies[0] == {"model": "tts-1", "input": "Acme: coffee that codes", "voice": "nova",
+                         "response_format": "mp3"}
+    assert bodies[1]["response_format"] == "wav" and bodies[1]["speed"] == 1.25
+    mp3 = (tmp_path / "assets" / "tagline.mp3").read_bytes()
+    assert sniff(mp3[:64]) == "audio/mpeg"
+    assert sniff((tmp_path / "assets" / "voice" / "hello.wav").read_bytes()[:64]) == "audio/wav"
+    lock = yaml.safe_load((tmp_path / "brand.lock").read_text())["instances"]
+    assert lock["tagline"]["artifacts"][0]["path"] == "assets/tagline.mp3"
+    emulator.reset()
+    assert flow("run", path, env=KEY_ENV).code == 0
+    assert _api(emulator) == []
+
+
+def test_a_speech_parameter_out_of_range_is_refused_before_any_call(tmp_path: Path,
+                                                                    emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, """
+  tagline:
+    uses: audio.speech
+    with: {input: "hi", voice: nova, speed: 9, response_format: pcm}
+""")
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 3, result
+    assert "speed" in result.err and "response_format" in result.err
+    assert _api(emulator) == []
+
+
+def test_a_wrong_catalog_entry_is_refused_by_the_emulator_not_mirrored(tmp_path: Path,
+                                                                        emulator) -> None:
+    """The emulator models the providers, not our catalog: an entry with a wrong field name
+    or route (here a recipe-local copy) fails at the emulator as it would at the provider."""
+    import json
+
+    from flowrunner._resources import read_json
+
+    folder = tmp_path / "catalog"
+    folder.mkdir()
+    speech = read_json("endpoints", "audio", "speech.json")
+    speech["id"] = "my.speech"
+    speech["params"]["properties"]["format"] = speech["params"]["properties"].pop(
+        "response_format")
+    speech["defaults"] = {"model": "tts-1", "format": "mp3"}
+    (folder / "speech.json").write_text(json.dumps(speech))
+    music = read_json("endpoints", "suno", "generate_music.json")
+    music["id"] = "my.music"
+    music["path"] = "/suno/submit/song"
+    (folder / "music.json").write_text(json.dumps(music))
+    path = recipe(tmp_path, emulator.base_url, """
+  tagline:
+    uses: my.speech
+    with: {input: "hi", voice: nova}
+  song:
+    uses: my.music
+    with: {gpt_description_prompt: "a jingle"}
+""", extra="catalog: [catalog]\n")
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 1, result
+    assert "unknown parameter 'format'" in result.out
+    assert "unknown action 'SONG'" in result.out
