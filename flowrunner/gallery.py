@@ -78,6 +78,14 @@ window.addEventListener("load", () => {
     const r = b.getBoundingClientRect(); return Math.round(r.width) + "x" + Math.round(r.height);
   });
   document.body.dataset.thumbSizes = [...new Set(boxes)].join(" ");
+  const media = [...document.querySelectorAll("main video, main audio")];
+  document.body.dataset.media = media.length;
+  const decoded = () => {
+    document.body.dataset.mediaReady = media.filter(m => m.readyState >= 1 && m.duration > 0)
+      .length;
+  };
+  media.forEach(m => m.addEventListener("loadedmetadata", decoded));
+  decoded();
   const dialog = document.querySelector("dialog");
   document.querySelectorAll("button.thumb").forEach(button =>
     button.addEventListener("click", () => {

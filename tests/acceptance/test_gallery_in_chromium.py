@@ -73,3 +73,34 @@ def test_gallery_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert image.size == (1280, 900)
     colours = image.getcolors(maxcolors=1_000_000) or []
     assert len(colours) > 200  # gradients, text and cards: far from a blank page
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs "
+                                             "Debian's chromium)")
+@pytest.mark.slow
+def test_the_gallery_plays_audio_in_headless_chromium(tmp_path: Path) -> None:
+    (tmp_path / "kit.yaml").write_text("""version: 1
+name: sounds
+steps:
+  jingle:
+    uses: suno.generate_music
+    with: {gpt_description_prompt: "a jingle for a coffee brand"}
+    save: [jingle-a, jingle-b]
+  tagline:
+    uses: audio.speech
+    with: {input: "Acme: coffee that codes", voice: nova}
+    save: tagline
+  hello:
+    uses: audio.speech
+    with: {input: "hello", voice: alloy, response_format: wav}
+    save: hello
+""")
+    result = flow("run", "kit.yaml", "--mock", cwd=tmp_path)
+    assert result.code == 0, result
+    page = tmp_path / "assets" / "index.html"
+    assert page.read_text().count("<audio controls") == 3
+    dom = subprocess.run([CHROMIUM, *FLAGS, "--user-data-dir=" + str(tmp_path / "profile"),
+                          "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    # every audio element decoded its file's header: a duration, and metadata ready
+    assert 'data-media="3" data-media-ready="3"' in dom, dom[:400]
