@@ -94,6 +94,9 @@ class Endpoint:
     defaults: dict[str, Any] = field(default_factory=dict)  # sent explicitly, keyed
     rules: tuple[Rule, ...] = ()
     json_form: dict[str, str] = field(default_factory=dict)  # file param → JSON data-URL field
+    wire: dict[str, str] = field(default_factory=dict)  # parameter → its name when sent
+    # parameters resolved from an earlier step's stored answer (midjourney.action's button)
+    resolve: dict[str, dict[str, Any]] = field(default_factory=dict)
     evidence: dict[str, str] = field(default_factory=dict)  # fact → how sure, and why
     origin: str = BUILT_IN  # "built in", or the recipe-local file it came from
 
@@ -193,6 +196,8 @@ class Endpoint:
                              kinds=tuple(r.get("providers", ())))
                         for r in doc.get("rules", ())),
             json_form=dict(doc.get("json_form", {})),
+            wire=dict(doc.get("wire", {})),
+            resolve=dict(doc.get("resolve", {})),
             evidence=dict(doc.get("evidence", {})),
             origin=origin,
         ).for_kind(kinds[0])

@@ -6,6 +6,7 @@ Pure apart from reading input files (and downloading URL inputs when given a cli
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -14,7 +15,7 @@ from urllib.parse import quote
 
 from .cache import Cache
 from .cache_key import cache_key, key_material
-from .catalog import Endpoint
+from .catalog import Endpoint, extract
 from .context import field_location, render_context, render_field
 from .errors import RenderFailed
 from .graph import Instance
@@ -36,6 +37,8 @@ class PreparedCall:
     material: dict[str, Any]
     key: str
     uploads: tuple[Upload, ...] = ()
+    # the JSON body as sent, when it differs from ``params`` (renamed or resolved fields)
+    sent: dict[str, Any] | None = None
 
 
 def _check_headers(recipe: Recipe, instance: Instance, headers: dict[str, Any]) -> None:
@@ -134,6 +137,13 @@ def prepare_call(recipe: Recipe, instance: Instance, views: dict[str, Any], *,
         path = endpoint.path
         for name in endpoint.path_params:
             path = path.replace("{" + name + "}", quote(str(params.get(name, "")), safe=""))
+    sent = None
+    if endpoint.wire or endpoint.resolve:
+        resolved = _resolve(recipe, instance, views, params, endpoint)
+        keyed.update(resolved)  # what is sent is what the key says
+        sent = {endpoint.wire.get(k, k): v for k, v in params.items()
+                if k not in endpoint.resolve and k not in endpoint.path_params}
+        sent.update(resolved)
     if endpoint.local:
         # made on this machine: the same for --mock and real runs, tied to Pillow's major
         from .imaging import pillow_version
@@ -143,4 +153,51 @@ def prepare_call(recipe: Recipe, instance: Instance, views: dict[str, Any], *,
                             params=keyed)
     return PreparedCall(instance=instance, endpoint=endpoint, params=params, method=method,
                         path=path, material=material, key=cache_key(material),
-                        uploads=tuple(uploads))
+                        uploads=tuple(uploads), sent=sent)
+
+
+def _resolve(recipe: Recipe, instance: Instance, views: dict[str, Any],
+             params: dict[str, Any], endpoint: Endpoint) -> dict[str, Any]:
+    """The values of ``endpoint.resolve``'s parameters as sent, read from the stored answer
+    of the earlier step whose `task_id` output the parameters name (no new request: a
+    cached step's answer has them). Midjourney's `button: U1` → `customId: MJ::JOB::…`.
+
+    Raises:
+        RenderFailed: the task is no earlier step's, or no choice matches the value.
+    """
+    resolved: dict[str, Any] = {}
+    for name, rule in endpoint.resolve.items():
+        if name not in params:
+            continue
+        value = str(params[name])
+        where = field_location(recipe, instance, ("with", name))
+        if rule.get("raw") and re.fullmatch(rule["raw"], value):
+            resolved[rule["as"]] = value
+            continue
+        task_id = str(params.get(rule["task"], ""))
+        answers = [view for found in views.values()
+                   for view in (found if isinstance(found, list) else [found])
+                   if isinstance(view, dict)
+                   and str((view.get("outputs") or {}).get("task_id")) == task_id]
+        if not answers:
+            raise RenderFailed(f"{where}: {instance.id}.with.{name}: task {task_id!r} is not "
+                               "the result of a step this one uses, so its choices are "
+                               "unknown", hint=f"set {rule['task']} from an earlier step, e.g. "
+                               "\"{{ steps.board.outputs.task_id }}\", or give the raw "
+                               f"{rule['take']}")
+        choices = extract(answers[0].get("response"), rule["list"]) or []
+        for choice in choices if isinstance(choices, list) else []:
+            if any(str(choice.get(field, "")).casefold() == value.casefold()
+                   for field in rule["match"] if choice.get(field)):
+                resolved[rule["as"]] = choice[rule["take"]]
+                break
+        else:
+            offered = [str(c.get("label") or c.get("emoji") or c.get(rule["take"]))
+                       for c in choices if isinstance(c, dict)]
+            raise RenderFailed(f"{where}: {instance.id}.with.{name}: task {task_id} offers no "
+                               f"{value!r}", hint="it offers: " + (", ".join(offered)
+                                                                   or "nothing"))
+    for name, wire in endpoint.wire.items():
+        if name in params and name not in endpoint.resolve:
+            resolved.setdefault(wire, params[name])
+    return resolved

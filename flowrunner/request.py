@@ -77,8 +77,9 @@ def _request(call: PreparedCall, base_url: str, *, submit: bool) -> ApiRequest:
                                   upload.media_type))
         return ApiRequest(method=call.method, url=url, fields=fields, files=tuple(parts),
                           submit=submit, provider=provider)
-    return ApiRequest(method=call.method, url=url, json_body=body_params, submit=submit,
-                      provider=provider)
+    return ApiRequest(method=call.method, url=url,
+                      json_body=body_params if call.sent is None else call.sent,
+                      submit=submit, provider=provider)
 
 
 

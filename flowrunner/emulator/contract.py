@@ -41,11 +41,14 @@ def load(name: str) -> dict[str, Any]:
 
 # --- the gateway ---------------------------------------------------------------------------
 
-def gateway_key(headers: Any) -> str | None:
+def gateway_key(headers: Any, path: str = "") -> str | None:
     """The key a gateway request carries, as new-api reads it (Bearer, bearer or raw; the
-    `sk-` prefix is not part of the stored token)."""
+    `sk-` prefix is not part of the stored token; `mj-api-secret` too on Midjourney routes)."""
     auth = load("gateway.json")["auth"]
-    for header in auth["headers"]:
+    names = list(auth["headers"])
+    if path.startswith(("/mj/", "/fast/mj/", "/relax/mj/")):
+        names += load("midjourney.json")["auth"]["headers"]
+    for header in names:
         value = headers.get(header)
         if value:
             return normalise_gateway_key(value)

@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .._json import canonical_json
-from . import contract, images, sounds, suno
+from . import contract, images, midjourney, sounds, suno
 from .contract import Refused
 from .faults import API_FAULTS, FAULT_KINDS
 
@@ -75,10 +75,14 @@ class EmulatorState:
 
     def take_fault(self, kinds: AbstractSet[str]) -> dict[str, Any] | None:
         with self.lock:
-            for fault in self.faults:
-                if fault["kind"] in kinds and fault["count"] > 0:
-                    fault["count"] -= 1
-                    return dict(fault)
+            return self.take_fault_locked(kinds)
+
+    def take_fault_locked(self, kinds: AbstractSet[str]) -> dict[str, Any] | None:
+        """`take_fault` for a caller that holds ``lock``."""
+        for fault in self.faults:
+            if fault["kind"] in kinds and fault["count"] > 0:
+                fault["count"] -= 1
+                return dict(fault)
         return None
 
     def add_file(self, data: bytes, media_type: str) -> str:
@@ -264,6 +268,17 @@ class Handler(BaseHTTPRequestHandler):
             record["operation"] = "audio.speech"
             self._speech(body, record)
             return
+        mj = re.match(r"^(?:/(?:fast|relax))?/mj/(?:submit/(\w[\w-]*)|task/([^/]+)/fetch)$",
+                      path)
+        if kind == "gateway" and mj:
+            if method == "POST" and mj.group(1):
+                record["operation"] = f"midjourney.{mj.group(1)}"
+                self._mj_submit(mj.group(1), body, record)
+                return
+            if method == "GET" and mj.group(2):
+                record["operation"] = "midjourney.fetch"
+                self._mj_fetch(mj.group(2))
+                return
         if kind == "gateway" and path.startswith("/suno/"):
             if method == "POST" and path.startswith("/suno/submit/"):
                 record["operation"] = f"suno.submit.{path.rsplit('/', 1)[1]}"
@@ -284,7 +299,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _authorised(self) -> bool:
         if self.state.kind == "gateway":
-            key = contract.gateway_key(self.headers)
+            key = contract.gateway_key(self.headers, urlsplit(self.path).path)
             expected = self.state.api_key
             return bool(key) and (expected is None
                                   or key == contract.normalise_gateway_key(expected))
@@ -625,6 +640,41 @@ class Handler(BaseHTTPRequestHandler):
         data = sounds.wav(seed) if fmt == "wav" else sounds.mp3(seed)
         self._send(200, data, spec["made_here"][fmt])
 
+    # --- Midjourney (contracts/midjourney.json) ------------------------------------------
+    def _file_adder(self) -> Any:
+        base = self._base()
+
+        def add_file(data: bytes, media_type: str) -> str:
+            return f"{base}/files/{self.state.add_file(data, media_type)}"
+
+        return add_file
+
+    def _mj_submit(self, action: str, body: bytes, record: dict[str, Any]) -> None:
+        parsed = self._parse(body, record)
+        if parsed is None:
+            return
+        fields, _uploads, as_json = parsed
+        if not as_json:
+            self._error(415, "expected application/json")
+            return
+        task_id = str(int.from_bytes(hashlib.sha256(
+            (canonical_json(fields) + str(time.monotonic_ns())).encode()).digest()[:7], "big"))
+        with self.state.lock:
+            answer, task = midjourney.submit(
+                action, fields, self.state.tasks, task_id=task_id,
+                fail=self.state.take_fault_locked({"fail-task"}) is not None)
+            if task is not None:
+                self.state.tasks[task_id] = task
+        self._json(200, answer)
+
+    def _mj_fetch(self, task_id: str) -> None:
+        with self.state.lock:
+            task = self.state.tasks.get(task_id)
+        if task is None or task.get("family") != "midjourney":
+            self._json(404, {"code": 4, "description": "task_not_exist", "result": None})
+            return
+        self._json(200, midjourney.fetch(task, self._file_adder()))
+
     # --- Suno (contracts/suno.json) ------------------------------------------------------
     def _suno_submit(self, action: str, body: bytes, record: dict[str, Any]) -> None:
         parsed = self._parse(body, record)
@@ -650,12 +700,7 @@ class Handler(BaseHTTPRequestHandler):
         if task is None or task.get("family") != "suno":
             self._json(404, {"code": "error", "message": "task_not_exist", "data": None})
             return
-        base = self._base()
-
-        def add_file(data: bytes, media_type: str) -> str:
-            return f"{base}/files/{self.state.add_file(data, media_type)}"
-
-        self._json(200, suno.fetch_answer(task, add_file))
+        self._json(200, suno.fetch_answer(task, self._file_adder()))
 
 
 def _recraft_units(operation: str, params: dict[str, Any]) -> int:

@@ -191,3 +191,115 @@ def test_a_wrong_catalog_entry_is_refused_by_the_emulator_not_mirrored(tmp_path:
     assert result.code == 1, result
     assert "unknown parameter 'format'" in result.out
     assert "unknown action 'SONG'" in result.out
+
+
+MOODBOARD = """
+  board:
+    uses: midjourney.imagine
+    with: {prompt: "a cosy coffee shop for {{ vars.brand }} at dawn --ar 16:9"}
+    save: board
+  hero:
+    uses: midjourney.action
+    with: {task_id: "{{ steps.board.outputs.task_id }}", button: U2}
+    save: hero
+  final:
+    uses: midjourney.action
+    with: {task_id: "{{ steps.hero.outputs.task_id }}", button: "upscale (subtle)"}
+    save: hero-final
+"""
+
+
+def test_midjourney_board_then_buttons_on_the_wire_and_on_disk(tmp_path: Path,
+                                                               emulator) -> None:
+    from PIL import Image
+
+    path = recipe(tmp_path, emulator.base_url, MOODBOARD)
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 0, result
+    submits = [c for c in _api(emulator) if c["method"] == "POST"]
+    assert [c["path"] for c in submits] == ["/mj/submit/imagine", "/mj/submit/action",
+                                            "/mj/submit/action"]
+    assert submits[0]["json"] == {"prompt": "a cosy coffee shop for Acme at dawn --ar 16:9",
+                                  "botType": "MID_JOURNEY"}
+    lock = yaml.safe_load((tmp_path / "brand.lock").read_text())["instances"]
+    board_task = lock["board"]["outputs"]["task_id"]
+    # flowrunner's task_id and button became the provider's taskId and customId
+    assert submits[1]["json"]["taskId"] == board_task
+    assert submits[1]["json"]["customId"].startswith("MJ::JOB::upsample::2::")
+    assert set(submits[1]["json"]) == {"taskId", "customId"}
+    assert submits[2]["json"]["customId"].startswith("MJ::JOB::upsample_v6_2x_subtle::")
+    assert lock["board"]["outputs"]["buttons"][:4] == ["U1", "U2", "U3", "U4"]
+    assert all(c["authorization"] == f"Bearer {CANARY_KEY}" for c in _api(emulator))
+    with Image.open(tmp_path / "assets" / "board.png") as board:
+        assert board.size == (1024, 1024)  # the finished grid, never the in-progress preview
+
+    emulator.reset()
+    again = flow("run", path, "--refresh", "hero", env=KEY_ENV)
+    assert again.code == 0, again
+    # the board is cached: its buttons come from the stored answer, with no fetch of it
+    assert not any(board_task in c["path"] for c in _api(emulator))
+    assert [c["path"] for c in _api(emulator) if c["method"] == "POST"] == \
+        ["/mj/submit/action", "/mj/submit/action"]
+
+
+def test_a_button_the_task_does_not_offer_is_refused_with_the_choices(tmp_path: Path,
+                                                                       emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, MOODBOARD.replace("button: U2", "button: U9"))
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 1, result
+    assert "offers no 'U9'" in result.out and "U1, U2, U3, U4, 🔄, V1" in result.out
+    assert [c["path"] for c in _api(emulator) if c["method"] == "POST"] == \
+        ["/mj/submit/imagine"]
+
+
+def test_a_banned_midjourney_prompt_fails_with_the_providers_words(tmp_path: Path,
+                                                                   emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, """
+  board:
+    uses: midjourney.imagine
+    with: {prompt: "a bloodbath in a coffee shop"}
+""")
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 1, result
+    assert "refused the task (code 24: banned prompt)" in result.out
+    assert [c["path"] for c in _api(emulator)] == ["/mj/submit/imagine"]  # never polled
+
+
+def test_midjourney_takes_its_own_auth_header(tmp_path: Path, emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, """
+  board:
+    uses: midjourney.imagine
+    with: {prompt: "a coffee cup"}
+""", extra="")
+    text = path.read_text().replace(f"  base_url: {emulator.base_url}\n",
+                                    f"  base_url: {emulator.base_url}\n"
+                                    "  auth: {header: mj-api-secret}\n")
+    path.write_text(text)
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 0, result
+    assert all(c["authorization"] is None for c in _api(emulator))
+
+
+def test_an_interrupted_midjourney_task_is_resumed_not_submitted_again(tmp_path: Path,
+                                                                       emulator) -> None:
+    emulator.state.latency = 0.3
+    path = recipe(tmp_path, emulator.base_url, """
+  board:
+    uses: midjourney.imagine
+    with: {prompt: "a coffee cup"}
+    save: board
+""")
+    run = subprocess.Popen([sys.executable, "-m", "flowrunner", "run", str(path)],
+                           env=dict(os.environ, **KEY_ENV), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any(
+            c["path"].endswith("/fetch") for c in _api(emulator)):
+        time.sleep(0.02)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    emulator.state.latency = 0
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 0, result
+    assert "resumed task" in result.out
+    assert len([c for c in _api(emulator) if c["method"] == "POST"]) == 1

@@ -26,7 +26,7 @@ LAYERS: list[set[str]] = [
     # 4 the recipe model; the emulator's media and the providers' contracts
     {"spec", "emulator.images", "emulator.contract", "emulator.sounds"},
     # the emulator's task families
-    {"emulator.suno"},
+    {"emulator.suno", "emulator.midjourney"},
     # 5 the step graph; the emulator (models providers, imports nothing of the run)
     {"graph", "emulator.server", "emulator"},
     # 6 one instance's template context

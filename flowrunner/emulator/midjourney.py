@@ -1,0 +1,121 @@
+"""Midjourney as the gateway family relays it (the midjourney-proxy protocol,
+contracts/midjourney.json): a submit answers a code and a task id; the task is fetched until
+SUCCESS, FAILURE or CANCEL; a finished task offers buttons (U1…U4, V1…V4, 🔄, and after an
+upscale Upscale (Subtle) / (Creative), Vary (Subtle) / (Strong)) that an `action` submit
+presses by their customId. The emulator's own model, not flowrunner's catalog."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from . import contract
+from .images import png, poster
+
+TASK_PENDING_POLLS = 2  # fetches before the result: NOT_START, then IN_PROGRESS (preview)
+
+AddFile = Callable[[bytes, str], str]
+
+
+def submit(action: str, body: dict[str, Any], tasks: dict[str, dict[str, Any]], *,
+           task_id: str, fail: bool) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(the submit answer, the new task or None). The answer's HTTP status is 200 either
+    way: midjourney-proxy says yes or no in `code`."""
+    doc = contract.load("midjourney.json")
+    spec = doc["actions"].get(action)
+    codes = doc["codes"]
+    if spec is None:
+        return _refuse(4, f"unsupported action {action!r}"), None
+    for name in body:
+        if name not in spec["fields"]:
+            return _refuse(4, f"unknown field {name!r}"), None
+    for name in spec["required"]:
+        if not body.get(name):
+            return _refuse(4, f"{name} cannot be empty"), None
+    if body.get("botType") is not None and body["botType"] not in doc["bot_types"]:
+        return _refuse(4, f"botType must be one of {', '.join(doc['bot_types'])}"), None
+    if action == "blend" and body.get("dimensions", "SQUARE") not in doc["dimensions"]:
+        return _refuse(4, f"dimensions must be one of {', '.join(doc['dimensions'])}"), None
+    prompt = str(body.get("prompt", ""))
+    banned = [w for w in doc["banned_words"] if w in prompt.lower()]
+    if banned:
+        return _refuse(codes["banned"], "banned prompt", {"bannedWord": banned[0]}), None
+    parent = None
+    if action == "action":
+        parent = tasks.get(str(body["taskId"]))
+        if parent is None or parent.get("family") != "midjourney":
+            return _refuse(4, "task does not exist"), None
+        pressed = [b for b in parent.get("buttons", []) if b["customId"] == body["customId"]]
+        if parent["status"] != "SUCCESS" or not pressed:
+            return _refuse(4, f"customId {body['customId']!r} is not a button of task "
+                              f"{body['taskId']}"), None
+    seed = json.dumps(body, sort_keys=True)
+    task = {"family": "midjourney", "id": task_id, "action": action.upper(), "body": body,
+            "polls": 0, "fail": fail, "status": "NOT_START", "seed": seed,
+            "kind": _kind(body["customId"]) if parent else "grid",
+            "prompt": prompt or (parent or {}).get("prompt", "")}
+    queued = len([t for t in tasks.values() if t.get("family") == "midjourney"
+                  and t["status"] in ("NOT_START", "IN_PROGRESS")]) >= 3
+    code = codes["queued"] if queued else codes["accepted"]
+    return {"code": code, "description": "In queue, there are 1 tasks ahead" if queued
+            else "Submit success", "properties": {"discordInstanceId": "emulated"},
+            "result": task_id}, task
+
+
+def _refuse(code: int, description: str, properties: dict[str, Any] | None = None
+            ) -> dict[str, Any]:
+    return {"code": code, "description": description, "properties": properties or {},
+            "result": None}
+
+
+def _kind(custom_id: str) -> str:
+    """What pressing a button makes: one upscaled image, or a new grid."""
+    return "upscale" if "::upsample" in custom_id else "grid"
+
+
+def fetch(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
+    """The task object for the task's state, advancing it by one fetch."""
+    task["polls"] += 1
+    answer: dict[str, Any] = {
+        "id": task["id"], "action": task["action"], "status": "NOT_START", "progress": "0%",
+        "prompt": task["prompt"], "promptEn": task["prompt"], "description": "",
+        "submitTime": 1716191749000, "startTime": 0, "finishTime": 0, "imageUrl": "",
+        "failReason": "", "buttons": [], "properties": {}}
+    if task["polls"] == 1:
+        return answer
+    if task["polls"] <= TASK_PENDING_POLLS:
+        # a preview of the grid being drawn: never the result
+        answer.update(status="IN_PROGRESS", progress="45%", startTime=1716191750000,
+                      imageUrl=add_file(png(128, 128, "preview " + task["seed"]), "image/png"))
+        return answer
+    if task["fail"]:
+        task["status"] = "FAILURE"
+        answer.update(status="FAILURE", progress="", failReason="emulated task failure")
+        return answer
+    task["status"] = "SUCCESS"
+    digest = hashlib.sha256(task["seed"].encode()).hexdigest()[:12]
+    if task["kind"] == "upscale":
+        image = poster(1024, 1024, task["seed"], prompt=task["prompt"], endpoint="mj upscale")
+        buttons = [_button(f"MJ::JOB::upsample_v6_2x_subtle::1::{digest}::SOLO",
+                           "Upscale (Subtle)"),
+                   _button(f"MJ::JOB::upsample_v6_2x_creative::1::{digest}::SOLO",
+                           "Upscale (Creative)"),
+                   _button(f"MJ::JOB::high_variation::1::{digest}::SOLO", "Vary (Strong)"),
+                   _button(f"MJ::JOB::low_variation::1::{digest}::SOLO", "Vary (Subtle)")]
+    else:
+        image = poster(1024, 1024, task["seed"], prompt=task["prompt"], endpoint="mj grid")
+        buttons = [_button(f"MJ::JOB::upsample::{i}::{digest}", f"U{i}") for i in range(1, 5)]
+        buttons.append(_button(f"MJ::JOB::reroll::0::{digest}::SOLO", "", emoji="🔄"))
+        buttons += [_button(f"MJ::JOB::variation::{i}::{digest}", f"V{i}")
+                    for i in range(1, 5)]
+    task["buttons"] = buttons
+    answer.update(status="SUCCESS", progress="100%", startTime=1716191750000,
+                  finishTime=1716191790000, imageUrl=add_file(image, "image/png"),
+                  buttons=buttons)
+    return answer
+
+
+def _button(custom_id: str, label: str, *, emoji: str = "") -> dict[str, Any]:
+    return {"customId": custom_id, "emoji": emoji, "label": label, "type": 2, "style": 2}
