@@ -95,6 +95,7 @@ class Endpoint:
     rules: tuple[Rule, ...] = ()
     json_form: dict[str, str] = field(default_factory=dict)  # file param → JSON data-URL field
     wire: dict[str, str] = field(default_factory=dict)  # parameter → its name when sent
+    coerce: dict[str, str] = field(default_factory=dict)  # parameter → "string"
     # parameters resolved from an earlier step's stored answer (midjourney.action's button)
     resolve: dict[str, dict[str, Any]] = field(default_factory=dict)
     evidence: dict[str, str] = field(default_factory=dict)  # fact → how sure, and why
@@ -143,10 +144,19 @@ class Endpoint:
         return dataclasses.replace(self, **changes)
 
     def with_defaults(self, params: dict[str, Any]) -> dict[str, Any]:
-        """``params`` with the declared defaults added where absent (a pinned model)."""
-        if not self.defaults:
+        """``params`` with the declared defaults added where absent (a pinned model), and
+        values the provider takes as text written either way (`duration: 5` → "5")."""
+        if self.defaults:
+            params = {**{k: v for k, v in self.defaults.items() if k not in params}, **params}
+        return self.coerced(params)
+
+    def coerced(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` with the numbers `coerce` names as text turned into text (so 5 and
+        "5" are one request, one cache key)."""
+        if not self.coerce or not any(k in params for k in self.coerce):
             return params
-        return {**{k: v for k, v in self.defaults.items() if k not in params}, **params}
+        return {k: str(v) if self.coerce.get(k) == "string" and isinstance(v, (int, float))
+                and not isinstance(v, bool) else v for k, v in params.items()}
 
     @property
     def param_names(self) -> list[str]:
@@ -197,6 +207,7 @@ class Endpoint:
                         for r in doc.get("rules", ())),
             json_form=dict(doc.get("json_form", {})),
             wire=dict(doc.get("wire", {})),
+            coerce=dict(doc.get("coerce", {})),
             resolve=dict(doc.get("resolve", {})),
             evidence=dict(doc.get("evidence", {})),
             origin=origin,

@@ -182,9 +182,18 @@ def _property_problems(endpoint: Endpoint, name: str, value: Any
                 message, hint, path = _describe(leaf)
                 if leaf.validator == "additionalProperties":
                     message = message.replace("unknown key", "unknown parameter")
-                found.append(((name, *path), message, hint))
+                found.append(((name, *path), message, _sexagesimal_hint(value) or hint))
     _VALUE_PROBLEMS[memo_key] = found
     return found
+
+
+def _sexagesimal_hint(value: Any) -> str | None:
+    """YAML 1.1 reads an unquoted `16:9` as 969 (base 60): say so where a ratio was meant."""
+    if isinstance(value, int) and not isinstance(value, bool) and 60 <= value < 60 * 60:
+        written = f"{value // 60}:{value % 60}"
+        return f"YAML read the unquoted {written} as the number {value} (base 60): write " \
+               f'"{written}" in quotes'
+    return None
 
 
 def _show(value: Any) -> str:
@@ -343,6 +352,11 @@ def check_params(endpoint: Endpoint, params: dict[str, Any]
     for name in schema.get("required", []):
         if name not in params:
             problems.append(((), f"missing required key {name!r}", None))
+    # `anyOf: [{required: [a]}, {required: [b]}]`: one of the ways to call it
+    ways = [way["required"] for way in schema.get("anyOf", []) if set(way) == {"required"}]
+    if ways and not any(all(name in params for name in way) for way in ways):
+        problems.append(((), "missing required key " + " or ".join(
+            " + ".join(repr(name) for name in way) for way in ways), None))
     for name, value in params.items():
         if name in properties:
             problems.extend(_property_problems(endpoint, name, value))

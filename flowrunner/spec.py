@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import posixpath
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,15 +166,16 @@ def check_literal_params(endpoint: Endpoint, params: dict[str, Any], base: PathK
     """Check the literal parameters now; templated ones are checked after rendering."""
     literal = _strip_templates(params)
     # declared defaults (a pinned model) take part, except where a template decides
-    literal = {**{k: v for k, v in endpoint.defaults.items() if k not in params}, **literal}
+    literal = endpoint.coerced(
+        {**{k: v for k, v in endpoint.defaults.items() if k not in params}, **literal})
     templated = {k for k, v in params.items() if is_template(v)}
     issues = []
     for path, message, hint in check_params(endpoint, literal):
         if message.startswith("missing required key"):
-            name = message.split("'")[1]
-            if name in templated:
+            names = re.findall(r"'([^']+)'", message)
+            if any(name in templated for name in names):
                 continue
-            message = f"missing required parameter {name!r}"
+            message = message.replace("missing required key", "missing required parameter")
             hint = hint or f"`flow endpoints {endpoint.id}` shows what it needs"
         if path and path[0] in templated:
             continue

@@ -20,8 +20,11 @@ FAULTS = {
     "no-artifact": "answer without the file",
     "file-url": "answer with a file: URL for the artifact",
     "fail-task": "end the next task in Error",
-    "moderate-task": "end the next Flux task in Request Moderated",
+    "moderate-task": "end the next task moderated (Flux: Request Moderated; Suno: a "
+                     "sensitive word)",
     "stuck-task": "keep the next task Pending",
+    "reshaped": "answer the next Kling task in the gateway family's reshaped form "
+                "({task_id, status, url})",
 }
 STATUS_FAULTS = frozenset({"429", "500", "502", "503", "504", "524"})
 API_FAULTS = STATUS_FAULTS | {"bad-json", "echo-auth", "redirect", "slow-json", "huge-json",

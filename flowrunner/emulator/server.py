@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .._json import canonical_json
-from . import contract, images, midjourney, sounds, suno
+from . import contract, images, kling, midjourney, sounds, suno
 from .contract import Refused
 from .faults import API_FAULTS, FAULT_KINDS
 
@@ -278,6 +278,18 @@ class Handler(BaseHTTPRequestHandler):
             if method == "GET" and mj.group(2):
                 record["operation"] = "midjourney.fetch"
                 self._mj_fetch(mj.group(2))
+                return
+        kling = re.match(r"^/kling/v1/(videos/text2video|videos/image2video|images/generations)"
+                         r"(?:/([^/]+))?$", path)
+        if kind == "gateway" and kling:
+            operation = kling.group(1).rsplit("/", 1)[-1].replace("generations", "images")
+            if method == "POST" and not kling.group(2):
+                record["operation"] = f"kling.{operation}"
+                self._kling_submit(operation, body, record)
+                return
+            if method == "GET" and kling.group(2):
+                record["operation"] = f"kling.{operation}.get"
+                self._kling_poll(operation, kling.group(2))
                 return
         if kind == "gateway" and path.startswith("/suno/"):
             if method == "POST" and path.startswith("/suno/submit/"):
@@ -674,6 +686,35 @@ class Handler(BaseHTTPRequestHandler):
             self._json(404, {"code": 4, "description": "task_not_exist", "result": None})
             return
         self._json(200, midjourney.fetch(task, self._file_adder()))
+
+    # --- Kling (contracts/kling.json) ----------------------------------------------------
+    def _kling_submit(self, operation: str, body: bytes, record: dict[str, Any]) -> None:
+        parsed = self._parse(body, record)
+        if parsed is None:
+            return
+        fields, _uploads, as_json = parsed
+        problem = "expected application/json" if not as_json else kling.check(operation, fields)
+        if problem:
+            self._json(400, {"code": 1201, "message": problem, "request_id": "emulated"})
+            return
+        task_id = str(int.from_bytes(hashlib.sha256(
+            (canonical_json(fields) + str(time.monotonic_ns())).encode()).digest()[:8], "big"))
+        reshaped = self.state.take_fault({"reshaped"}) is not None
+        task = {"family": "kling", "id": task_id, "operation": operation, "body": fields,
+                "polls": 0, "reshaped": reshaped,
+                "fail": self.state.take_fault({"fail-task"}) is not None,
+                "stuck": self.state.take_fault({"stuck-task"}) is not None}
+        with self.state.lock:
+            self.state.tasks[task_id] = task
+        self._json(200, kling.submitted(task_id, reshaped))
+
+    def _kling_poll(self, operation: str, task_id: str) -> None:
+        with self.state.lock:
+            task = self.state.tasks.get(task_id)
+        if task is None or task.get("family") != "kling" or task["operation"] != operation:
+            self._json(404, {"code": 1203, "message": "task not found", "request_id": "emulated"})
+            return
+        self._json(200, kling.poll(task, self._file_adder()))
 
     # --- Suno (contracts/suno.json) ------------------------------------------------------
     def _suno_submit(self, action: str, body: bytes, record: dict[str, Any]) -> None:

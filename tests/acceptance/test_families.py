@@ -303,3 +303,97 @@ def test_an_interrupted_midjourney_task_is_resumed_not_submitted_again(tmp_path:
     assert result.code == 0, result
     assert "resumed task" in result.out
     assert len([c for c in _api(emulator) if c["method"] == "POST"]) == 1
+
+
+LAUNCH = """
+  key_visual:
+    uses: kling.generate_image
+    with: {prompt: "a coffee cup on a desk, morning light", aspect_ratio: "16:9"}
+    save: key-visual
+  teaser:
+    uses: kling.image_to_video
+    with: {image: "{{ steps.key_visual.outputs.url }}", prompt: "steam rises", duration: 5}
+    save: teaser
+"""
+
+
+def test_kling_image_then_video_on_the_wire_and_on_disk(tmp_path: Path, emulator) -> None:
+    from flowrunner.media import incomplete
+
+    path = recipe(tmp_path, emulator.base_url, LAUNCH)
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 0, result
+    posts = [c for c in _api(emulator) if c["method"] == "POST"]
+    assert [c["path"] for c in posts] == ["/kling/v1/images/generations",
+                                          "/kling/v1/videos/image2video"]
+    # written as a number in the recipe, sent as the text Kling takes; the model pinned
+    assert posts[1]["json"]["duration"] == "5" and posts[1]["json"]["model_name"] == "kling-v1"
+    assert posts[1]["json"]["image"].startswith(emulator.base_url + "/files/")
+    polls = [c["path"] for c in _api(emulator) if c["method"] == "GET"]
+    assert all(p.startswith(("/kling/v1/images/generations/", "/kling/v1/videos/image2video/"))
+               for p in polls)
+    video = (tmp_path / "assets" / "teaser.mp4").read_bytes()
+    assert sniff(video[:64]) == "video/mp4"
+    assert incomplete("video/mp4", io.BytesIO(video), len(video)) is None
+    lock = yaml.safe_load((tmp_path / "brand.lock").read_text())["instances"]
+    assert lock["teaser"]["artifacts"][0]["path"] == "assets/teaser.mp4"
+    assert lock["teaser"]["outputs"]["duration"] == "5"
+    assert "<video controls" in (tmp_path / "assets" / "index.html").read_text()
+    emulator.reset()
+    assert flow("run", path, env=KEY_ENV).code == 0
+    assert _api(emulator) == []
+
+
+def test_kling_through_the_gateways_reshaped_answer_too(tmp_path: Path, emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, """
+  spot:
+    uses: kling.text_to_video
+    with: {prompt: "a launch spot", aspect_ratio: "9:16", duration: "10"}
+    save: spot
+""")
+    emulator.fault("reshaped", 1)
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 0, result
+    polled = [c for c in _api(emulator) if c["method"] == "GET"]
+    assert polled  # answered {task_id, status, url}: read all the same
+    assert sniff((tmp_path / "assets" / "spot.mp4").read_bytes()[:64]) == "video/mp4"
+    lock = yaml.safe_load((tmp_path / "brand.lock").read_text())["instances"]
+    assert float(lock["spot"]["outputs"]["duration"]) == 10
+
+
+def test_an_unquoted_ratio_gets_a_hint_about_yaml(tmp_path: Path, emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, """
+  spot:
+    uses: kling.text_to_video
+    with: {prompt: "a launch spot", aspect_ratio: 16:9}
+""")
+    result = flow("validate", path)
+    assert result.code == 3, result
+    assert "969" in result.err and 'write "16:9" in quotes' in result.err
+    assert "brand.yaml:" in result.err
+
+
+def test_an_interrupted_kling_task_is_resumed_not_submitted_again(tmp_path: Path,
+                                                                  emulator) -> None:
+    emulator.state.latency = 0.3
+    path = recipe(tmp_path, emulator.base_url, """
+  spot:
+    uses: kling.text_to_video
+    with: {prompt: "a launch spot"}
+    save: spot
+""")
+    run = subprocess.Popen([sys.executable, "-m", "flowrunner", "run", str(path)],
+                           env=dict(os.environ, **KEY_ENV), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any(c["method"] == "GET"
+                                                  for c in _api(emulator)):
+        time.sleep(0.02)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    emulator.state.latency = 0
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 0, result
+    assert "resumed task" in result.out
+    assert len([c for c in _api(emulator) if c["method"] == "POST"]) == 1
+    assert (tmp_path / "assets" / "spot.mp4").is_file()

@@ -78,7 +78,7 @@ def test_gallery_renders_in_headless_chromium(tmp_path: Path) -> None:
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs "
                                              "Debian's chromium)")
 @pytest.mark.slow
-def test_the_gallery_plays_audio_in_headless_chromium(tmp_path: Path) -> None:
+def test_the_gallery_plays_audio_and_video_in_headless_chromium(tmp_path: Path) -> None:
     (tmp_path / "kit.yaml").write_text("""version: 1
 name: sounds
 steps:
@@ -94,13 +94,18 @@ steps:
     uses: audio.speech
     with: {input: "hello", voice: alloy, response_format: wav}
     save: hello
+  spot:
+    uses: kling.text_to_video
+    with: {prompt: "a launch spot", aspect_ratio: "16:9"}
+    save: spot
 """)
     result = flow("run", "kit.yaml", "--mock", cwd=tmp_path)
     assert result.code == 0, result
     page = tmp_path / "assets" / "index.html"
     assert page.read_text().count("<audio controls") == 3
+    assert page.read_text().count("<video controls") == 1
     dom = subprocess.run([CHROMIUM, *FLAGS, "--user-data-dir=" + str(tmp_path / "profile"),
                           "--dump-dom", page.as_uri()],
                          capture_output=True, text=True, timeout=120).stdout
-    # every audio element decoded its file's header: a duration, and metadata ready
-    assert 'data-media="3" data-media-ready="3"' in dom, dom[:400]
+    # every audio and video element decoded its file: a duration, and metadata ready
+    assert 'data-media="4" data-media-ready="4"' in dom, dom[:400]

@@ -24,9 +24,9 @@ LAYERS: list[set[str]] = [
     # 3 files kept beside a recipe, artifacts, checks
     {"schema", "stamp", "lockfile", "gallery", "downloads", "editorschema", "remote"},
     # 4 the recipe model; the emulator's media and the providers' contracts
-    {"spec", "emulator.images", "emulator.contract", "emulator.sounds"},
+    {"spec", "emulator.images", "emulator.contract", "emulator.sounds", "emulator.video"},
     # the emulator's task families
-    {"emulator.suno", "emulator.midjourney"},
+    {"emulator.suno", "emulator.midjourney", "emulator.kling"},
     # 5 the step graph; the emulator (models providers, imports nothing of the run)
     {"graph", "emulator.server", "emulator"},
     # 6 one instance's template context

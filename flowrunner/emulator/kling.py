@@ -1,0 +1,104 @@
+"""Kling as the gateway family serves it (contracts/kling.json): text to video, image to
+video and images, each a task polled on its own route. Answers come in Kling's own shape
+(`{code: 0, data: {task_id, task_status, task_result}}`) or, when asked, in the gateway
+family's reshaped one (`{task_id, status, url, …}`). The emulator's own model."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from . import contract
+from .images import poster
+from .video import mp4
+
+TASK_PENDING_POLLS = 2
+AddFile = Callable[[bytes, str], str]
+
+
+def check(operation: str, body: dict[str, Any]) -> str | None:
+    """Why Kling refuses this submit, or None."""
+    doc = contract.load("kling.json")
+    spec, values = doc["operations"][operation], doc["values"]
+    for name, value in body.items():
+        wanted = spec["fields"].get(name)
+        if wanted is None:
+            return f"unknown field {name!r}"
+        ok = {"string": isinstance(value, str), "object": isinstance(value, dict),
+              "integer": isinstance(value, int) and not isinstance(value, bool),
+              "number": isinstance(value, (int, float)) and not isinstance(value, bool)
+              }[wanted]
+        if not ok:
+            return f"{name} must be a {wanted}" + (" (\"5\" or \"10\")"
+                                                   if name == "duration" else "")
+    for name in spec["required"]:
+        if not body.get(name):
+            return f"{name} is required"
+    if "model_name" in body and not re.match(values["model_name"], body["model_name"]):
+        return f"unknown model_name {body['model_name']!r}"
+    for name in ("mode", "duration", "aspect_ratio"):
+        if name in body and body[name] not in values[name]:
+            return f"{name} must be one of {', '.join(values[name])}"
+    low, high = values["cfg_scale"]
+    if "cfg_scale" in body and not low <= body["cfg_scale"] <= high:
+        return f"cfg_scale must be {low} to {high}"
+    low, high = values["n"]
+    if "n" in body and not low <= body["n"] <= high:
+        return f"n must be {low} to {high}"
+    if len(str(body.get("prompt", ""))) > values["prompt_max"]:
+        return f"prompt is longer than {values['prompt_max']} characters"
+    return None
+
+
+def submitted(task_id: str, reshaped: bool) -> dict[str, Any]:
+    if reshaped:
+        return {"task_id": task_id, "status": "queued"}
+    return {"code": 0, "message": "SUCCEED", "request_id": "emulated",
+            "data": {"task_id": task_id, "task_status": "submitted",
+                     "created_at": 1722769557708, "updated_at": 1722769557708}}
+
+
+def poll(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
+    """The poll answer for the task's state, advancing it by one poll."""
+    task["polls"] += 1
+    status = "processing"
+    result: dict[str, Any] = {}
+    url = ""
+    if task["polls"] > TASK_PENDING_POLLS and not task["stuck"]:
+        if task["fail"]:
+            status = "failed"
+        else:
+            status = "succeed"
+            url = add_file(*_made(task))
+            body = task["body"]
+            if task["operation"] == "images":
+                result = {"images": [{"index": 0, "url": url}]}
+            else:
+                result = {"videos": [{"id": task["id"] + "-0", "url": url,
+                                      "duration": str(body.get("duration", "5"))}]}
+    message = "emulated task failure" if status == "failed" else ""
+    if task["reshaped"]:
+        words = {"processing": "in_progress", "succeed": "completed", "failed": "failed"}
+        return {"task_id": task["id"], "status": words[status], "url": url,
+                "format": "mp4" if url and task["operation"] != "images" else "",
+                "metadata": {"duration": float(task["body"].get("duration", 5))} if url
+                else {}, "error": {"code": "failed", "message": message} if message
+                else None}
+    data = {"task_id": task["id"], "task_status": status, "task_status_msg": message,
+            "created_at": 1722769557708, "updated_at": 1722769557708}
+    if result:
+        data["task_result"] = result
+    return {"code": 0, "message": "SUCCEED", "request_id": "emulated", "data": data}
+
+
+def _made(task: dict[str, Any]) -> tuple[bytes, str]:
+    seed = json.dumps(task["body"], sort_keys=True)
+    ratio = task["body"].get("aspect_ratio", "16:9")
+    width, height = {"9:16": (80, 144), "1:1": (112, 112)}.get(ratio, (144, 80))
+    if task["operation"] == "images":
+        return poster(width * 7, height * 7, seed, prompt=str(task["body"].get("prompt", "")),
+                      endpoint="kling image"), "image/png"
+    seconds = 1.0 if str(task["body"].get("duration", "5")) == "5" else 2.0
+    return mp4(seed, width=width, height=height, seconds=seconds), "video/mp4"
