@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .._json import canonical_json
-from . import contract, images, kling, midjourney, sounds, suno
+from . import contract, images, kling, midjourney, openai_images, sounds, suno
 from .contract import Refused
 from .faults import API_FAULTS, FAULT_KINDS
 
@@ -264,6 +264,21 @@ class Handler(BaseHTTPRequestHandler):
                 record["operation"] = "flux.submit"
                 self._flux(name, body, record)
                 return
+        if kind == "gateway" and method == "POST" and path in ("/v1/images/generations",
+                                                              "/v1/images/edits"):
+            images_call = path.rsplit("/", 1)[1]
+            record["operation"] = f"openai.images.{images_call}"
+            parsed = self._parse(body, record)
+            if parsed is None:
+                return
+            fields, uploads, as_json = parsed
+            problem = openai_images.check(images_call, fields, uploads, as_json=as_json)
+            if problem:
+                self._json(400, {"error": {"message": problem, "type": "invalid_request_error",
+                                           "param": None, "code": None}})
+                return
+            self._json(200, openai_images.answer(fields, self._file_adder()))
+            return
         if kind == "gateway" and method == "POST" and path == "/v1/audio/speech":
             record["operation"] = "audio.speech"
             self._speech(body, record)
@@ -282,14 +297,14 @@ class Handler(BaseHTTPRequestHandler):
         kling = re.match(r"^/kling/v1/(videos/text2video|videos/image2video|images/generations)"
                          r"(?:/([^/]+))?$", path)
         if kind == "gateway" and kling:
-            operation = kling.group(1).rsplit("/", 1)[-1].replace("generations", "images")
+            kling_call = kling.group(1).rsplit("/", 1)[-1].replace("generations", "images")
             if method == "POST" and not kling.group(2):
-                record["operation"] = f"kling.{operation}"
-                self._kling_submit(operation, body, record)
+                record["operation"] = f"kling.{kling_call}"
+                self._kling_submit(kling_call, body, record)
                 return
             if method == "GET" and kling.group(2):
-                record["operation"] = f"kling.{operation}.get"
-                self._kling_poll(operation, kling.group(2))
+                record["operation"] = f"kling.{kling_call}.get"
+                self._kling_poll(kling_call, kling.group(2))
                 return
         if kind == "gateway" and path.startswith("/suno/"):
             if method == "POST" and path.startswith("/suno/submit/"):

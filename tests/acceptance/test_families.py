@@ -15,7 +15,7 @@ import wave
 from pathlib import Path
 
 import yaml
-from helpers import KEY_ENV, recipe
+from helpers import KEY_ENV, recipe, sha256
 
 from conftest import CANARY_KEY, flow
 from flowrunner.media import sniff
@@ -397,3 +397,36 @@ def test_an_interrupted_kling_task_is_resumed_not_submitted_again(tmp_path: Path
     assert "resumed task" in result.out
     assert len([c for c in _api(emulator) if c["method"] == "POST"]) == 1
     assert (tmp_path / "assets" / "spot.mp4").is_file()
+
+
+def test_openai_format_images_decode_b64_and_upload_edits(tmp_path: Path, emulator) -> None:
+    from PIL import Image
+
+    path = recipe(tmp_path, emulator.base_url, """
+  hero:
+    uses: openai.generate_image
+    with: {prompt: "a coffee cup for {{ vars.brand }}", size: 1536x1024, n: 2}
+    save: [hero-a, hero-b]
+  retouch:
+    uses: openai.edit_image
+    with: {image: "{{ steps.hero.files[0] }}", prompt: "add steam"}
+    save: retouched
+""")
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 0, result
+    generate, edit = _api(emulator)
+    assert generate["path"] == "/v1/images/generations"
+    assert generate["json"] == {"model": "gpt-image-1", "prompt": "a coffee cup for Acme",
+                                "size": "1536x1024", "n": 2}
+    assert edit["path"] == "/v1/images/edits"
+    assert edit["content_type"].startswith("multipart/form-data")
+    assert [f["field"] for f in edit["files"]] == ["image"]
+    assert edit["files"][0]["sha256"] == sha256(tmp_path / "assets" / "hero-a.png")
+    assert edit["fields"] == {"prompt": "add steam", "model": "gpt-image-1"}
+    for name in ("hero-a.png", "hero-b.png", "retouched.png"):
+        with Image.open(tmp_path / "assets" / name) as image:  # decoded from b64_json
+            assert image.format == "PNG"
+    assert (tmp_path / "assets" / "hero-a.png").read_bytes() != \
+        (tmp_path / "assets" / "hero-b.png").read_bytes()
+    emulator.reset()
+    assert flow("run", path, env=KEY_ENV).code == 0 and _api(emulator) == []

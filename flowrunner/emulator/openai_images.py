@@ -1,0 +1,83 @@
+"""OpenAI-format images as the gateway family serves them (contracts/openai_images.json):
+generations (JSON) and edits (multipart), answered at once with `{created, data: [{url |
+b64_json, revised_prompt}]}`; gpt-image models answer b64_json only. The emulator's own
+model, not flowrunner's catalog."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from . import contract
+from .images import poster
+
+AddFile = Callable[[bytes, str], str]
+
+
+def check(operation: str, fields: dict[str, Any], files: dict[str, list[bytes]],
+          *, as_json: bool) -> str | None:
+    """Why the provider refuses this request, or None."""
+    doc = contract.load("openai_images.json")
+    spec = doc[operation]
+    if operation == "generations" and not as_json:
+        return "expected a JSON body"
+    if operation == "edits" and as_json:
+        return "expected multipart/form-data with the image file"
+    for name, value in fields.items():
+        wanted = spec["fields"].get(name)
+        if wanted is None:
+            return f"Unrecognized request argument supplied: {name}"
+        if wanted == "integer" and not as_json:
+            if not re.fullmatch(r"\d+", str(value)):
+                return f"{name} must be an integer"
+            fields[name] = int(value)
+        elif wanted == "integer" and not (isinstance(value, int) and not isinstance(value, bool)):
+            return f"{name} must be an integer"
+        elif wanted == "string" and not isinstance(value, str):
+            return f"{name} must be a string"
+    for name in spec["required"]:
+        if not fields.get(name):
+            return f"Missing required parameter: '{name}'"
+    if operation == "edits":
+        for name in files:
+            if name not in spec["files"]:
+                return f"Unrecognized file field: {name}"
+        if not (files.get("image") or files.get("image[]")):
+            return "Missing required parameter: 'image'"
+    model = str(fields.get("model", doc["default_model"]))
+    rules = doc["models"].get(model)
+    if rules is None:
+        return f"The model '{model}' does not exist"
+    if "size" in fields and fields["size"] not in rules["sizes"]:
+        return f"Invalid size '{fields['size']}' for {model}: one of {', '.join(rules['sizes'])}"
+    if not 1 <= int(fields.get("n", 1)) <= rules["n"]:
+        return f"n must be 1 to {rules['n']} for {model}"
+    if "quality" in fields and fields["quality"] not in rules["quality"]:
+        return f"Invalid quality '{fields['quality']}' for {model}"
+    if rules["b64_only"] and "response_format" in fields:
+        return f"response_format is not supported for {model} (it always answers b64_json)"
+    return None
+
+
+def answer(fields: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
+    doc = contract.load("openai_images.json")
+    model = str(fields.get("model", doc["default_model"]))
+    b64 = doc["models"][model]["b64_only"] or fields.get("response_format") == "b64_json"
+    size = str(fields.get("size", "1024x1024"))
+    width, height = (1024, 1024) if size == "auto" else map(int, size.split("x"))
+    seed = json.dumps(fields, sort_keys=True)
+    data = []
+    for index in range(int(fields.get("n", 1))):
+        image = poster(width // 4, height // 4, f"{seed}#{index}",
+                       prompt=str(fields.get("prompt", "")), endpoint=model)
+        item: dict[str, Any] = {"b64_json": base64.b64encode(image).decode()} if b64 \
+            else {"url": add_file(image, "image/png")}
+        if model == "dall-e-3":
+            item["revised_prompt"] = f"A detailed picture of {fields.get('prompt', '')}"
+        data.append(item)
+    usage = {"input_tokens": 50, "output_tokens": 4160, "total_tokens": 4210} \
+        if model.startswith("gpt-image") else None
+    return {"created": 1747600000, "data": data, **({"usage": usage} if usage else {})}
