@@ -256,13 +256,16 @@ class HttpClient:
         if request.files or request.fields:
             handles = []
             try:
-                files = []
+                # the fields as parts of their own: multipart even with no file to upload
+                # (requests would send fields alone url-encoded, which multipart APIs refuse)
+                files: list[tuple[str, Any]] = [(name, (None, value))
+                                                for name, value in request.fields]
                 for part in request.files:
                     handle = open(part.path, "rb")
                     handles.append(handle)
                     files.append((part.field, (part.filename, handle, part.content_type)))
-                return self.session.request(request.method, request.url,
-                                            data=list(request.fields), files=files, **kwargs)
+                return self.session.request(request.method, request.url, files=files,
+                                            **kwargs)
             finally:
                 for handle in handles:
                     handle.close()

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 CANARY_KEY = "sk-canary-7f3e9a1c5b2d4e6f8a0b"
 # what a local run leaves beside the examples; a fresh clone has none of it
-IGNORED = shutil.ignore_patterns(".flow", "assets", "*.lock")
+IGNORED = shutil.ignore_patterns(".flow", "assets", "launch", "*.lock")
 
 _real_connect = socket.socket.connect
 

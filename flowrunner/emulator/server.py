@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .._json import canonical_json
-from . import contract, images, kling, midjourney, openai_images, sounds, suno
+from . import contract, ideogram, images, kling, midjourney, openai_images, sounds, suno
 from .contract import Refused
 from .faults import API_FAULTS, FAULT_KINDS
 
@@ -264,6 +264,19 @@ class Handler(BaseHTTPRequestHandler):
                 record["operation"] = "flux.submit"
                 self._flux(name, body, record)
                 return
+        if kind == "gateway" and method == "POST" and \
+                path == contract.load("ideogram.json")["generate"]["route"]:
+            record["operation"] = "ideogram.generate"
+            parsed = self._parse(body, record)
+            if parsed is None:
+                return
+            fields = parsed[0]
+            problem = ideogram.check(fields)
+            if problem:
+                self._json(400, {"error": problem})
+                return
+            self._json(200, ideogram.answer(fields, self._file_adder()))
+            return
         if kind == "gateway" and method == "POST" and path in ("/v1/images/generations",
                                                               "/v1/images/edits"):
             images_call = path.rsplit("/", 1)[1]

@@ -430,3 +430,27 @@ def test_openai_format_images_decode_b64_and_upload_edits(tmp_path: Path, emulat
         (tmp_path / "assets" / "hero-b.png").read_bytes()
     emulator.reset()
     assert flow("run", path, env=KEY_ENV).code == 0 and _api(emulator) == []
+
+
+def test_ideogram_poster_goes_as_multipart_even_without_a_file(tmp_path: Path,
+                                                              emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, """
+  poster:
+    uses: ideogram.generate
+    with: {prompt: 'A poster that reads "{{ vars.brand }}"', aspect_ratio: 9x16, num_images: 2}
+    save: [poster-a, poster-b]
+""")
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 0, result
+    (call,) = _api(emulator)
+    assert call["path"] == "/ideogram/v1/ideogram-v3/generate"
+    assert call["content_type"].startswith("multipart/form-data")  # as Ideogram takes it
+    assert call["fields"] == {"prompt": 'A poster that reads "Acme"', "aspect_ratio": "9x16",
+                              "num_images": "2"}
+    assert sniff((tmp_path / "assets" / "poster-b.png").read_bytes()[:64]) == "image/png"
+    both = flow("validate", recipe(tmp_path, emulator.base_url, """
+  poster:
+    uses: ideogram.generate
+    with: {prompt: "x", aspect_ratio: 16x9, resolution: 1024x1024}
+""", name="both.yaml"))
+    assert both.code == 3 and "cannot be combined" in both.err

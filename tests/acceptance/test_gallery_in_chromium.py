@@ -78,34 +78,17 @@ def test_gallery_renders_in_headless_chromium(tmp_path: Path) -> None:
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs "
                                              "Debian's chromium)")
 @pytest.mark.slow
-def test_the_gallery_plays_audio_and_video_in_headless_chromium(tmp_path: Path) -> None:
-    (tmp_path / "kit.yaml").write_text("""version: 1
-name: sounds
-steps:
-  jingle:
-    uses: suno.generate_music
-    with: {gpt_description_prompt: "a jingle for a coffee brand"}
-    save: [jingle-a, jingle-b]
-  tagline:
-    uses: audio.speech
-    with: {input: "Acme: coffee that codes", voice: nova}
-    save: tagline
-  hello:
-    uses: audio.speech
-    with: {input: "hello", voice: alloy, response_format: wav}
-    save: hello
-  spot:
-    uses: kling.text_to_video
-    with: {prompt: "a launch spot", aspect_ratio: "16:9"}
-    save: spot
-""")
-    result = flow("run", "kit.yaml", "--mock", cwd=tmp_path)
+def test_the_launch_kit_plays_its_video_and_audio_in_headless_chromium(tmp_path: Path) -> None:
+    shutil.copytree(EXAMPLES, tmp_path / "examples", ignore=IGNORED)
+    result = flow("run", "examples/launch_kit.yaml", "--mock", cwd=tmp_path)
     assert result.code == 0, result
-    page = tmp_path / "assets" / "index.html"
-    assert page.read_text().count("<audio controls") == 3
-    assert page.read_text().count("<video controls") == 1
+    page = tmp_path / "examples" / "launch" / "index.html"
+    text = page.read_text()
+    assert text.count("<video controls") == 1 and text.count("<audio controls") == 2
     dom = subprocess.run([CHROMIUM, *FLAGS, "--user-data-dir=" + str(tmp_path / "profile"),
                           "--dump-dom", page.as_uri()],
                          capture_output=True, text=True, timeout=120).stdout
-    # every audio and video element decoded its file: a duration, and metadata ready
-    assert 'data-media="4" data-media-ready="4"' in dom, dom[:400]
+    # the teaser (H.264 MP4), the jingle (WAV) and the tagline (MP3) decoded: a duration
+    # and metadata ready for each; the mood board, key visual and poster images loaded
+    assert 'data-media="3" data-media-ready="3"' in dom, dom[:400]
+    assert 'data-images="3" data-loaded="3"' in dom

@@ -26,7 +26,8 @@ LAYERS: list[set[str]] = [
     # 4 the recipe model; the emulator's media and the providers' contracts
     {"spec", "emulator.images", "emulator.contract", "emulator.sounds", "emulator.video"},
     # the emulator's task families
-    {"emulator.suno", "emulator.midjourney", "emulator.kling", "emulator.openai_images"},
+    {"emulator.suno", "emulator.midjourney", "emulator.kling", "emulator.openai_images",
+     "emulator.ideogram"},
     # 5 the step graph; the emulator (models providers, imports nothing of the run)
     {"graph", "emulator.server", "emulator"},
     # 6 one instance's template context

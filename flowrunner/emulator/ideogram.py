@@ -1,0 +1,57 @@
+"""Ideogram 3.0 as the gateway family serves it (contracts/ideogram.json): generate, answered
+at once with `{created, data: [{url, prompt, resolution, seed, is_image_safe, style_type}]}`.
+The emulator's own model, not flowrunner's catalog."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from . import contract
+from .images import poster
+
+AddFile = Callable[[bytes, str], str]
+_SIZES = {"16x9": (1312, 736), "9x16": (736, 1312), "1x1": (1024, 1024), "4x3": (1152, 864),
+          "3x4": (864, 1152), "3x2": (1248, 832), "2x3": (832, 1248)}
+
+
+def check(fields: dict[str, Any]) -> str | None:
+    """Why Ideogram refuses this generate, or None."""
+    spec = contract.load("ideogram.json")["generate"]
+    for name in fields:
+        if name not in spec["fields"]:
+            return f"Unknown field {name!r}"
+    for name in spec["required"]:
+        if not fields.get(name):
+            return f"{name} is required"
+    for group in spec["exclusive"]:
+        if all(name in fields for name in group):
+            return f"{' and '.join(group)} cannot both be set"
+    for name, allowed in (("aspect_ratio", spec["aspect_ratios"]),
+                          ("rendering_speed", spec["rendering_speed"]),
+                          ("magic_prompt", spec["magic_prompt"]),
+                          ("style_type", spec["style_type"])):
+        if name in fields and fields[name] not in allowed:
+            return f"{name} must be one of {', '.join(allowed)}"
+    low, high = spec["num_images"]
+    count = str(fields.get("num_images", 1))
+    if not re.fullmatch(r"\d+", count) or not low <= int(count) <= high:
+        return f"num_images must be {low} to {high}"
+    return None
+
+
+def answer(fields: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
+    ratio = str(fields.get("aspect_ratio", "1x1"))
+    width, height = _SIZES.get(ratio, (1024, 1024))
+    seed = json.dumps(fields, sort_keys=True)
+    data = []
+    for index in range(int(fields.get("num_images", 1))):
+        image = poster(width // 4, height // 4, f"{seed}#{index}",
+                       prompt=str(fields["prompt"]), endpoint="ideogram v3")
+        data.append({"url": add_file(image, "image/png"), "prompt": fields["prompt"],
+                     "resolution": f"{width}x{height}", "seed": 12345 + index,
+                     "is_image_safe": True,
+                     "style_type": fields.get("style_type", "GENERAL")})
+    return {"created": "2025-05-01T00:00:00Z", "data": data}
