@@ -26,7 +26,9 @@ def schemas_root() -> Traversable:
 
 
 def read_json(*parts: str) -> Any:
-    node = schemas_root().joinpath(*parts)
+    node = schemas_root()
+    for part in parts:  # one at a time: Python 3.11's MultiplexedPath takes one
+        node = node.joinpath(part)
     try:
         return json.loads(node.read_text(encoding="utf-8"))
     except FileNotFoundError:

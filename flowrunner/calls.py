@@ -14,7 +14,7 @@ from .cache import Cache
 from .catalog import extract
 from .context import render_context, render_field
 from .downloads import Artifact, fetch_artifact, store_b64, store_bytes
-from .errors import RunError, StepFailed
+from .errors import RunError, StepFailed, TaskFailed
 from .http import Client
 from .inputs import FileDigests
 from .local_steps import perform_local
@@ -101,8 +101,14 @@ def perform_call(call: PreparedCall, *, client: Client, cache: Cache, base_url: 
             poll_url = extract(submitted.body, task.poll_url_from) if task.poll_url_from else None
             cache.write_task(call.key, {"id": task_id, "poll_url": poll_url,
                                         "endpoint": endpoint.id})
-        response = poll_task(call, client, base_url, task_id, poll_url, deadline=deadline,
-                             retries=retries).body
+        try:
+            response = poll_task(call, client, base_url, task_id, poll_url, deadline=deadline,
+                                 retries=retries).body
+        except TaskFailed:
+            # the task ended in failure: forget it, so the next run submits anew (a task
+            # still running when time ran out stays journaled, and is resumed)
+            cache.drop_task(call.key)
+            raise
     elif endpoint.binary:  # the answer is the file: stored, and described in the entry
         answered = client.call(build_request(call, base_url, submit=False), retries=retries,
                                deadline=deadline, step_id=instance_id)

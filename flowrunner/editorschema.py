@@ -14,6 +14,7 @@ built-in list does not know.
 from __future__ import annotations
 
 import copy
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from .catalog import GENERATED_DEFS, load_catalog, shared_definitions
@@ -32,7 +33,8 @@ def editor_schema(base: dict[str, Any]) -> dict[str, Any]:
     conditionals = []
     for endpoint in endpoints:
         name = GENERATED_DEFS + endpoint.id
-        schema["$defs"][name] = _with_schema(endpoint.params_schema, documents)
+        schema["$defs"][name] = _with_schema(endpoint.params_schema, documents,
+                                             defaulted=set(endpoint.defaults))
         conditionals.append({"if": {"properties": {"uses": {"const": endpoint.id}},
                                     "required": ["uses"]},
                              "then": {"properties": {"with": {"$ref": f"#/$defs/{name}"}}}})
@@ -48,11 +50,14 @@ def editor_schema(base: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def _with_schema(params: dict[str, Any], documents: dict[str, Any]) -> dict[str, Any]:
+def _with_schema(params: dict[str, Any], documents: dict[str, Any], *,
+                 defaulted: AbstractSet[str] = frozenset()) -> dict[str, Any]:
     """An endpoint's parameter schema, self-contained, any value in it also allowed to be
-    a template."""
+    a template; a required parameter the entry gives a default for may be left out."""
     resolved = _resolve(params, documents, base=None)
     out = _templatable_parts({k: v for k, v in resolved.items() if k not in ("$defs", "$id")})
+    if defaulted and "required" in out:
+        out["required"] = [name for name in out["required"] if name not in defaulted]
     return out
 
 

@@ -12,6 +12,7 @@ Leaf module: imports nothing from flowrunner. The CLI maps each branch to its ex
     │   └── SpecSyntaxError    YAML could not be read
     ├── RunError               the recipe is valid, a step failed at run time (exit 1)
     │   ├── StepFailed         the call happened and its answer was bad
+    │   │   ├── TaskFailed     a submitted task ended in a failure status
     │   │   └── RenderFailed   a template or rendered parameter is wrong at run time
     │   ├── BudgetExceeded     a call would take the run past its credit budget
     │   ├── TransportError     the call could not happen (connect, timeout)
@@ -164,6 +165,11 @@ class StepFailed(RunError):
         super().__init__(message, hint=hint)
         self.status = status
         self.retryable = retryable
+
+
+class TaskFailed(StepFailed):
+    """Raised when a submitted task ended in a failure status (refused, moderated, failed):
+    it is over, so a re-run submits anew instead of resuming it."""
 
 
 class RenderFailed(StepFailed):

@@ -10,7 +10,7 @@ import time
 from urllib.parse import quote, urlsplit
 
 from .catalog import extract
-from .errors import StepFailed, TransportError
+from .errors import TaskFailed, TransportError
 from .http import ApiRequest, ApiResponse, Client
 from .preparation import PreparedCall
 
@@ -20,7 +20,7 @@ def poll_task(call: PreparedCall, client: Client, base_url: str, task_id: str,
     """Poll ``task_id`` until the catalog's success status; its final answer.
 
     Raises:
-        StepFailed: the task ended in a failure status (with the provider's reason).
+        TaskFailed: the task ended in a failure status (with the provider's reason).
         TransportError: still running when the deadline or the task timeout ran out.
     """
     spec = call.endpoint.task
@@ -42,7 +42,7 @@ def poll_task(call: PreparedCall, client: Client, base_url: str, task_id: str,
             return answer
         if status in spec.failure:
             message = extract(answer.body, spec.error_path) if spec.error_path else None
-            raise StepFailed(f"{call.instance.id}: task {task_id} ended with status {status!r}"
+            raise TaskFailed(f"{call.instance.id}: task {task_id} ended with status {status!r}"
                              + (f": {client.redact(str(message))}" if message else ""),
                              hint="the provider refused or failed the task; change the "
                                   "parameters or run again")

@@ -34,7 +34,17 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .._json import canonical_json
-from . import contract, ideogram, images, kling, midjourney, openai_images, sounds, suno
+from . import (
+    contract,
+    ideogram,
+    images,
+    kling,
+    midjourney,
+    openai_images,
+    sounds,
+    suno,
+    unified_video,
+)
 from .contract import Refused
 from .faults import API_FAULTS, FAULT_KINDS
 
@@ -291,6 +301,25 @@ class Handler(BaseHTTPRequestHandler):
                                            "param": None, "code": None}})
                 return
             self._json(200, openai_images.answer(fields, self._file_adder()))
+            return
+        video_task = re.match(r"^/v1/video/generations(?:/([^/]+))?$", path)
+        if kind == "gateway" and video_task:
+            if method == "POST" and not video_task.group(1):
+                record["operation"] = "video.generate"
+                self._video_submit(body, record)
+                return
+            if method == "GET" and video_task.group(1):
+                record["operation"] = "video.get"
+                with self.state.lock:
+                    task = self.state.tasks.get(video_task.group(1))
+                if task is None or task.get("family") != "video":
+                    self._error(404, "task not found")
+                    return
+                self._json(200, unified_video.poll(task, self._file_adder()))
+                return
+        if kind == "gateway" and method == "POST" and path == "/v1/audio/transcriptions":
+            record["operation"] = "audio.transcriptions"
+            self._transcribe(body, record)
             return
         if kind == "gateway" and method == "POST" and path == "/v1/audio/speech":
             record["operation"] = "audio.speech"
@@ -743,6 +772,60 @@ class Handler(BaseHTTPRequestHandler):
             self._json(404, {"code": 1203, "message": "task not found", "request_id": "emulated"})
             return
         self._json(200, kling.poll(task, self._file_adder()))
+
+    def _transcribe(self, body: bytes, record: dict[str, Any]) -> None:
+        parsed = self._parse(body, record)
+        if parsed is None:
+            return
+        fields, uploads, as_json = parsed
+        spec = contract.load("audio.json")["transcriptions"]
+        audio = (uploads.get(spec["file"]) or [b""])[0]
+        problem = "expected multipart/form-data with the audio in `file`" if as_json else None
+        for name in fields:
+            if problem is None and name not in spec["fields"]:
+                problem = f"Unrecognized request argument supplied: {name}"
+        for name in spec["required"]:
+            if problem is None and not fields.get(name):
+                problem = f"Missing required parameter: '{name}'"
+        if problem is None and not audio:
+            problem = f"Missing required parameter: '{spec['file']}'"
+        if problem is None and not (audio.startswith((b"RIFF", b"ID3", b"OggS", b"fLaC"))
+                                    or audio[4:8] == b"ftyp" or audio[:1] == b"\xff"):
+            problem = "Invalid file format: not an audio file"
+        fmt = fields.get("response_format", "json")
+        if problem is None and fmt not in spec["formats"]:
+            problem = f"response_format must be one of {', '.join(spec['formats'])}"
+        if problem is not None:
+            self._json(400, {"error": {"message": problem, "type": "invalid_request_error",
+                                       "code": None}})
+            return
+        words = f"Emulated transcript of {len(audio)} bytes of audio " \
+                f"({hashlib.sha256(audio).hexdigest()[:8]})."
+        if fmt == "text":
+            self._send(200, words.encode(), "text/plain")
+            return
+        answer: dict[str, Any] = {"text": words}
+        if fmt == "verbose_json":
+            answer.update(language=fields.get("language", "english"), duration=1.0,
+                          segments=[{"id": 0, "start": 0.0, "end": 1.0, "text": words}])
+        self._json(200, answer)
+
+    def _video_submit(self, body: bytes, record: dict[str, Any]) -> None:
+        parsed = self._parse(body, record)
+        if parsed is None:
+            return
+        fields, _uploads, as_json = parsed
+        problem = "expected application/json" if not as_json else unified_video.check(fields)
+        if problem:
+            self._error(400, problem)
+            return
+        task_id = "video_" + _uuid(canonical_json(fields) + str(time.monotonic_ns()))[:18]
+        with self.state.lock:
+            self.state.tasks[task_id] = {
+                "family": "video", "id": task_id, "body": fields, "polls": 0,
+                "fail": self.state.take_fault_locked({"fail-task"}) is not None,
+                "stuck": self.state.take_fault_locked({"stuck-task"}) is not None}
+        self._json(200, {"task_id": task_id, "status": "queued"})
 
     # --- Suno (contracts/suno.json) ------------------------------------------------------
     def _suno_submit(self, action: str, body: bytes, record: dict[str, Any]) -> None:

@@ -454,3 +454,46 @@ def test_ideogram_poster_goes_as_multipart_even_without_a_file(tmp_path: Path,
     with: {prompt: "x", aspect_ratio: 16x9, resolution: 1024x1024}
 """, name="both.yaml"))
     assert both.code == 3 and "cannot be combined" in both.err
+
+
+def test_transcription_uploads_an_earlier_steps_audio_and_outputs_text(tmp_path: Path,
+                                                                       emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, """
+  tagline:
+    uses: audio.speech
+    with: {input: "{{ vars.brand }}: coffee that codes", voice: nova}
+    save: tagline
+  words:
+    uses: audio.transcribe
+    with: {file: "{{ steps.tagline.files[0] }}", language: en}
+""")
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 0, result
+    speech, transcription = _api(emulator)
+    assert transcription["path"] == "/v1/audio/transcriptions"
+    assert [f["field"] for f in transcription["files"]] == ["file"]
+    assert transcription["files"][0]["sha256"] == sha256(tmp_path / "assets" / "tagline.mp3")
+    assert transcription["fields"] == {"language": "en", "model": "whisper-1"}
+    lock = yaml.safe_load((tmp_path / "brand.lock").read_text())["instances"]
+    assert lock["words"]["outputs"]["text"].startswith("Emulated transcript of ")
+    assert lock["words"]["artifacts"] == []
+
+
+def test_the_unified_video_route_submits_polls_and_saves_the_mp4(tmp_path: Path,
+                                                                 emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, """
+  clip:
+    uses: video.generate
+    with: {model: a-video-model, prompt: "a fox", duration: 2, width: 160, height: 96}
+    save: clips/clip
+""")
+    emulator.fault("fail-task", 1)
+    failed = flow("run", path, env=KEY_ENV)
+    assert failed.code == 1 and "emulated task failure" in failed.out
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 0, result
+    submit = [c for c in _api(emulator) if c["method"] == "POST"][-1]
+    assert submit["path"] == "/v1/video/generations"
+    assert submit["json"] == {"model": "a-video-model", "prompt": "a fox", "duration": 2,
+                              "width": 160, "height": 96}
+    assert sniff((tmp_path / "assets" / "clips" / "clip.mp4").read_bytes()[:64]) == "video/mp4"

@@ -1,0 +1,54 @@
+"""The gateway family's unified video route (contracts/video.json): one submit for every
+video model it routes, then `GET /v1/video/generations/{task_id}` until completed. The
+emulator's own model, not flowrunner's catalog."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from . import contract
+from .video import mp4
+
+TASK_PENDING_POLLS = 2
+AddFile = Callable[[bytes, str], str]
+_TYPES: dict[str, type | tuple[type, ...]] = {"string": str, "number": (int, float),
+                                               "integer": int, "object": dict}
+
+
+def check(fields: dict[str, Any]) -> str | None:
+    spec = contract.load("video.json")
+    for name, value in fields.items():
+        wanted = spec["fields"].get(name)
+        if wanted is None:
+            return f"unknown field {name!r}"
+        if not isinstance(value, _TYPES[wanted]) or isinstance(value, bool):
+            return f"{name} must be a {wanted}"
+    for name in spec["required"]:
+        if not fields.get(name):
+            return f"{name} is required"
+    return None
+
+
+def poll(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
+    task["polls"] += 1
+    body = task["body"]
+    answer: dict[str, Any] = {"task_id": task["id"], "status": "in_progress", "url": "",
+                              "format": "", "metadata": {}, "error": None}
+    if task["polls"] <= TASK_PENDING_POLLS or task["stuck"]:
+        answer["status"] = "queued" if task["polls"] == 1 else "in_progress"
+        return answer
+    if task["fail"]:
+        answer.update(status="failed", error={"code": "failed",
+                                              "message": "emulated task failure"})
+        return answer
+    width = max(16, min(256, int(body.get("width", 144)) // 16 * 16))
+    height = max(16, min(256, int(body.get("height", 80)) // 16 * 16))
+    seconds = float(body.get("duration", 1) or 1)
+    video = mp4(json.dumps(body, sort_keys=True), width=width, height=height,
+                seconds=min(seconds, 3.0))
+    answer.update(status="completed", url=add_file(video, "video/mp4"), format="mp4",
+                  metadata={"duration": seconds, "fps": 12, "width": width, "height": height,
+                            "seed": int(body.get("seed", 0))})
+    return answer
