@@ -42,12 +42,18 @@ def artifact_refs(call: PreparedCall, response: Any) -> list[tuple[str, str]]:
     items = items if isinstance(items, list) else [items] if items is not None else []
     refs = []
     for item in items:
+        if isinstance(item, str):  # the item is the URL itself (Replicate's output)
+            if item.startswith(("http://", "https://")):
+                refs.append(("url", item))
+            continue
         url = extract(item, spec["url"]) if spec.get("url") else None
         b64 = extract(item, spec["b64_json"]) if spec.get("b64_json") else None
         if url:
             refs.append(("url", url))
         elif b64:
             refs.append(("b64", b64))
+    if not refs and spec.get("optional"):
+        return []
     if not refs:
         where = spec["items"] + "." + spec.get("url", "url")
         keys = ", ".join(sorted(response)) if isinstance(response, dict) \

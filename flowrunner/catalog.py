@@ -96,6 +96,7 @@ class Endpoint:
     json_form: dict[str, str] = field(default_factory=dict)  # file param → JSON data-URL field
     wire: dict[str, str] = field(default_factory=dict)  # parameter → its name when sent
     coerce: dict[str, str] = field(default_factory=dict)  # parameter → "string"
+    path_segments: tuple[str, ...] = ()  # path parameters that may hold slashes
     # parameters resolved from an earlier step's stored answer (midjourney.action's button)
     resolve: dict[str, dict[str, Any]] = field(default_factory=dict)
     evidence: dict[str, str] = field(default_factory=dict)  # fact → how sure, and why
@@ -208,6 +209,7 @@ class Endpoint:
             json_form=dict(doc.get("json_form", {})),
             wire=dict(doc.get("wire", {})),
             coerce=dict(doc.get("coerce", {})),
+            path_segments=tuple(doc.get("path_segments", ())),
             resolve=dict(doc.get("resolve", {})),
             evidence=dict(doc.get("evidence", {})),
             origin=origin,

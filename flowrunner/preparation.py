@@ -136,7 +136,17 @@ def prepare_call(recipe: Recipe, instance: Instance, views: dict[str, Any], *,
         method = endpoint.method
         path = endpoint.path
         for name in endpoint.path_params:
-            path = path.replace("{" + name + "}", quote(str(params.get(name, "")), safe=""))
+            value = str(params.get(name, ""))
+            if name in endpoint.path_segments:  # `owner/name`: each part quoted alone
+                parts = value.split("/")
+                if any(part in ("", ".", "..") for part in parts):
+                    where = field_location(recipe, instance, ("with", name))
+                    raise RenderFailed(f"{where}: {instance.id}.with.{name}: {value!r} is not "
+                                       "a path of names", hint="write it as owner/name")
+                quoted = "/".join(quote(part, safe="") for part in parts)
+            else:
+                quoted = quote(value, safe="")
+            path = path.replace("{" + name + "}", quoted)
     sent = None
     if endpoint.wire or endpoint.resolve:
         resolved = _resolve(recipe, instance, views, params, endpoint)

@@ -41,6 +41,7 @@ from . import (
     kling,
     midjourney,
     openai_images,
+    replicate,
     sounds,
     suno,
     unified_video,
@@ -302,6 +303,22 @@ class Handler(BaseHTTPRequestHandler):
                 return
             self._json(200, openai_images.answer(fields, self._file_adder()))
             return
+        replicate_call = re.match(r"^/replicate/v1/(?:models/([\w.-]+/[\w.-]+)/predictions|"
+                                  r"predictions/([^/]+))$", path)
+        if kind == "gateway" and replicate_call:
+            if method == "POST" and replicate_call.group(1):
+                record["operation"] = "replicate.create"
+                self._replicate_create(replicate_call.group(1), body, record)
+                return
+            if method == "GET" and replicate_call.group(2):
+                record["operation"] = "replicate.get"
+                with self.state.lock:
+                    task = self.state.tasks.get(replicate_call.group(2))
+                if task is None or task.get("family") != "replicate":
+                    self._json(404, {"detail": "Not found."})
+                    return
+                self._json(200, replicate.poll(task, self._file_adder()))
+                return
         video_task = re.match(r"^/v1/video/generations(?:/([^/]+))?$", path)
         if kind == "gateway" and video_task:
             if method == "POST" and not video_task.group(1):
@@ -826,6 +843,25 @@ class Handler(BaseHTTPRequestHandler):
                 "fail": self.state.take_fault_locked({"fail-task"}) is not None,
                 "stuck": self.state.take_fault_locked({"stuck-task"}) is not None}
         self._json(200, {"task_id": task_id, "status": "queued"})
+
+    def _replicate_create(self, model: str, body: bytes, record: dict[str, Any]) -> None:
+        parsed = self._parse(body, record)
+        if parsed is None:
+            return
+        fields, _uploads, as_json = parsed
+        problem = "expected application/json" if not as_json else replicate.check(fields)
+        if problem:
+            self._json(422, {"detail": problem})
+            return
+        task_id = _uuid(canonical_json(fields) + model + str(time.monotonic_ns()))
+        task_id = task_id.replace("-", "")[:26]
+        with self.state.lock:
+            task = {"family": "replicate", "id": task_id, "model": model, "body": fields,
+                    "polls": 0,
+                    "fail": self.state.take_fault_locked({"fail-task"}) is not None,
+                    "stuck": self.state.take_fault_locked({"stuck-task"}) is not None}
+            self.state.tasks[task_id] = task
+        self._json(201, replicate.prediction(task, status="starting"))
 
     # --- Suno (contracts/suno.json) ------------------------------------------------------
     def _suno_submit(self, action: str, body: bytes, record: dict[str, Any]) -> None:

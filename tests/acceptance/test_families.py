@@ -497,3 +497,34 @@ def test_the_unified_video_route_submits_polls_and_saves_the_mp4(tmp_path: Path,
     assert submit["json"] == {"model": "a-video-model", "prompt": "a fox", "duration": 2,
                               "width": 160, "height": 96}
     assert sniff((tmp_path / "assets" / "clips" / "clip.mp4").read_bytes()[:64]) == "video/mp4"
+
+
+def test_replicate_predicts_through_the_gateway_and_polls_there(tmp_path: Path,
+                                                                emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, """
+  fox:
+    uses: replicate.predict
+    with:
+      model: black-forest-labs/flux-schnell
+      input: {prompt: "a fox for {{ vars.brand }}", num_outputs: 2}
+    save: [fox-a, fox-b]
+""")
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 0, result
+    calls = _api(emulator)
+    # owner/name stays a path (not %2F); the answer's urls.get names api.replicate.com,
+    # and every poll goes through the gateway's own route instead (with the gateway's key)
+    assert calls[0]["path"] == "/replicate/v1/models/black-forest-labs/flux-schnell/predictions"
+    assert calls[0]["json"] == {"input": {"prompt": "a fox for Acme", "num_outputs": 2}}
+    assert {c["path"] for c in calls[1:]} == {f"/replicate/v1/predictions/{c['path'][-26:]}"
+                                              for c in calls[1:]}
+    assert len(calls) >= 3
+    for name in ("fox-a.png", "fox-b.png"):
+        assert sniff((tmp_path / "assets" / name).read_bytes()[:64]) == "image/png"
+    escape = recipe(tmp_path, emulator.base_url, """
+  fox:
+    uses: replicate.predict
+    with: {model: "../secrets", input: {}}
+""", name="escape.yaml")
+    refused = flow("run", escape, env=KEY_ENV)
+    assert refused.code == 1 and "is not a path of names" in refused.out

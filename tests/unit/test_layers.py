@@ -27,7 +27,8 @@ LAYERS: list[set[str]] = [
     {"spec", "emulator.images", "emulator.contract", "emulator.sounds", "emulator.video"},
     # the emulator's task families
     {"emulator.suno", "emulator.midjourney", "emulator.kling", "emulator.openai_images",
-     "emulator.ideogram", "emulator.unified_video"},
+     "emulator.ideogram", "emulator.unified_video",
+     "emulator.replicate"},
     # 5 the step graph; the emulator (models providers, imports nothing of the run)
     {"graph", "emulator.server", "emulator"},
     # 6 one instance's template context

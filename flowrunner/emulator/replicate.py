@@ -1,0 +1,50 @@
+"""Replicate as the gateway family relays it (contracts/replicate.json): create a prediction
+on a model (201), then poll it on the gateway's own get route, although its `urls.get`
+points at api.replicate.com. The emulator's own model, not flowrunner's catalog."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from . import contract
+from .images import poster
+
+TASK_PENDING_POLLS = 2
+AddFile = Callable[[bytes, str], str]
+
+
+def check(fields: dict[str, Any]) -> str | None:
+    spec = contract.load("replicate.json")["body"]
+    for name in fields:
+        if name not in spec["fields"]:
+            return f"unknown field {name!r}"
+    if not isinstance(fields.get("input"), dict):
+        return "input is required and must be an object"
+    return None
+
+
+def prediction(task: dict[str, Any], *, status: str, output: Any = None,
+               error: str | None = None) -> dict[str, Any]:
+    host = contract.load("replicate.json")["answer"]["urls_host"]
+    return {"id": task["id"], "model": task["model"], "version": "emulated",
+            "input": task["body"]["input"], "status": status, "output": output,
+            "error": error, "logs": "", "created_at": "2025-05-01T00:00:00Z",
+            "urls": {"get": f"https://{host}/v1/predictions/{task['id']}",
+                     "cancel": f"https://{host}/v1/predictions/{task['id']}/cancel"}}
+
+
+def poll(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
+    task["polls"] += 1
+    if task["polls"] <= TASK_PENDING_POLLS or task["stuck"]:
+        return prediction(task, status="starting" if task["polls"] == 1 else "processing")
+    if task["fail"]:
+        return prediction(task, status="failed", error="emulated prediction failure")
+    inputs = task["body"]["input"]
+    count = int(inputs.get("num_outputs", 1) or 1)
+    seed = json.dumps(task["body"], sort_keys=True)
+    urls = [add_file(poster(256, 256, f"{seed}#{i}", prompt=str(inputs.get("prompt", "")),
+                            endpoint=task["model"]), "image/png") for i in range(count)]
+    return prediction(task, status="succeeded", output=urls if count > 1 or
+                      task["model"].endswith("-list") else urls[0])
