@@ -45,6 +45,7 @@ from . import (
     sounds,
     suno,
     unified_video,
+    video_tasks,
 )
 from .contract import Refused
 from .faults import API_FAULTS, FAULT_KINDS
@@ -302,6 +303,20 @@ class Handler(BaseHTTPRequestHandler):
                                            "param": None, "code": None}})
                 return
             self._json(200, openai_images.answer(fields, self._file_adder()))
+            return
+        family = self._video_family(method, path, query)
+        if kind == "gateway" and family is not None:
+            name, task_id = family
+            record["operation"] = f"{name}.{'poll' if task_id else 'submit'}"
+            if task_id is None:
+                self._video_task_submit(name, body, record)
+            else:
+                with self.state.lock:
+                    task = self.state.tasks.get(task_id)
+                if task is None or task.get("family_kind") != name:
+                    self._error(404, "task not found")
+                else:
+                    self._json(200, video_tasks.poll(task, self._file_adder()))
             return
         replicate_call = re.match(r"^/replicate/v1/(?:models/([\w.-]+/[\w.-]+)/predictions|"
                                   r"predictions/([^/]+))$", path)
@@ -862,6 +877,44 @@ class Handler(BaseHTTPRequestHandler):
                     "stuck": self.state.take_fault_locked({"stuck-task"}) is not None}
             self.state.tasks[task_id] = task
         self._json(201, replicate.prediction(task, status="starting"))
+
+    @staticmethod
+    def _video_family(method: str, path: str, query: str) -> tuple[str, str | None] | None:
+        """(family, task id or None for a submit) of a Luma, Veo or Pika route."""
+        routes = contract.load("video_tasks.json")
+        for name in ("luma", "veo", "pika"):
+            spec = routes[name]
+            if method == "POST" and path == spec["submit"]:
+                return name, None
+            poll_path, _, poll_query = spec["poll"].partition("?")
+            if method != "GET":
+                continue
+            if poll_query:  # the id in the query: /v1/video/query?id=…
+                if path == poll_path:
+                    return name, parse_qs(query).get("id", [""])[0]
+            else:
+                prefix = poll_path.replace("{id}", "")
+                if path.startswith(prefix) and "/" not in path[len(prefix):]:
+                    return name, path[len(prefix):]
+        return None
+
+    def _video_task_submit(self, family: str, body: bytes, record: dict[str, Any]) -> None:
+        parsed = self._parse(body, record)
+        if parsed is None:
+            return
+        fields, _uploads, as_json = parsed
+        problem = "expected application/json" if not as_json else \
+            video_tasks.check(family, fields)
+        if problem:
+            self._error(400, problem)
+            return
+        task_id = _uuid(canonical_json(fields) + family + str(time.monotonic_ns()))
+        with self.state.lock:
+            self.state.tasks[task_id] = {
+                "family": "video_task", "family_kind": family, "id": task_id, "body": fields,
+                "polls": 0, "fail": self.state.take_fault_locked({"fail-task"}) is not None,
+                "stuck": self.state.take_fault_locked({"stuck-task"}) is not None}
+        self._json(200, video_tasks.submitted(family, task_id))
 
     # --- Suno (contracts/suno.json) ------------------------------------------------------
     def _suno_submit(self, action: str, body: bytes, record: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ import time
 import wave
 from pathlib import Path
 
+import pytest
 import yaml
 from helpers import KEY_ENV, recipe, sha256
 
@@ -528,3 +529,34 @@ def test_replicate_predicts_through_the_gateway_and_polls_there(tmp_path: Path,
 """, name="escape.yaml")
     refused = flow("run", escape, env=KEY_ENV)
     assert refused.code == 1 and "is not a path of names" in refused.out
+
+
+@pytest.mark.parametrize(("step", "submit", "poll"), [
+    ("uses: luma.generate_video\n    with: {user_prompt: a fox, duration: 5s}",
+     "/luma/generations", "/luma/generations/"),
+    ("uses: veo.generate_video\n    with: {prompt: a fox, aspect_ratio: '9:16'}",
+     "/v1/video/create", "/v1/video/query"),
+    ("uses: pika.generate_video\n    with: {promptText: a fox}", "/pika/generate",
+     "/pika/feed/"),
+])
+def test_video_task_families_submit_poll_and_save(tmp_path: Path, emulator, step: str,
+                                                  submit: str, poll: str) -> None:
+    path = recipe(tmp_path, emulator.base_url, f"""
+  clip:
+    {step}
+    save: clip
+""")
+    emulator.fault("fail-task", 1)
+    failed = flow("run", path, env=KEY_ENV)
+    assert failed.code == 1 and "emulated task failure" in failed.out, failed
+    result = flow("run", path, env=KEY_ENV)  # a failed task is submitted anew
+    assert result.code == 0, result
+    calls = _api(emulator)
+    assert [c["path"] for c in calls if c["method"] == "POST"] == [submit, submit]
+    polls = [c for c in calls if c["method"] == "GET"]
+    assert polls and all(c["path"].startswith(poll) for c in polls)
+    if poll == "/v1/video/query":  # the id travels in the query
+        assert all(c["query"].startswith("id=") for c in polls)
+    assert sniff((tmp_path / "assets" / "clip.mp4").read_bytes()[:64]) == "video/mp4"
+    emulator.reset()
+    assert flow("run", path, env=KEY_ENV).code == 0 and _api(emulator) == []

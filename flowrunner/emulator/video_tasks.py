@@ -1,0 +1,70 @@
+"""Luma, Veo and Pika as gateways relay them (contracts/video_tasks.json): a submit, then a
+poll until the video is done, each family with its own words and shapes. The emulator's own
+model, not flowrunner's catalog."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from . import contract
+from .video import mp4
+
+TASK_PENDING_POLLS = 2
+AddFile = Callable[[bytes, str], str]
+_TYPES: dict[str, type | tuple[type, ...]] = {"string": str, "boolean": bool, "array": list,
+                                              "object": dict}
+
+
+def check(family: str, fields: dict[str, Any]) -> str | None:
+    spec = contract.load("video_tasks.json")[family]
+    for name, value in fields.items():
+        wanted = spec["fields"].get(name)
+        if wanted is None:
+            return f"unknown field {name!r}"
+        if not isinstance(value, _TYPES[wanted]):
+            return f"{name} must be a{'n' if wanted[0] in 'ao' else ''} {wanted}"
+    for name in spec["required"]:
+        if not fields.get(name):
+            return f"{name} is required"
+    for name, allowed in spec.get("values", {}).items():
+        if name in fields and fields[name] not in allowed:
+            return f"{name} must be one of {', '.join(allowed)}"
+    return None
+
+
+def submitted(family: str, task_id: str) -> dict[str, Any]:
+    if family == "luma":
+        return {"id": task_id, "state": "pending", "failure_reason": None, "assets": None}
+    if family == "veo":
+        return {"id": task_id, "status": "pending"}
+    return {"id": task_id}
+
+
+def poll(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
+    task["polls"] += 1
+    family = task["family_kind"]
+    done = task["polls"] > TASK_PENDING_POLLS and not task["stuck"]
+    url = ""
+    if done and not task["fail"]:
+        url = add_file(mp4(json.dumps(task["body"], sort_keys=True), width=144, height=80),
+                       "video/mp4")
+    if family == "luma":
+        state = "processing" if not done else "failed" if task["fail"] else "completed"
+        return {"id": task["id"], "state": state,
+                "failure_reason": "emulated task failure" if state == "failed" else None,
+                "assets": {"video": url} if url else None}
+    if family == "veo":
+        status = "running" if not done else "failed" if task["fail"] else "succeeded"
+        answer: dict[str, Any] = {"id": task["id"], "status": status}
+        if url:
+            answer["video_url"] = url
+        if status == "failed":
+            answer["error"] = "emulated task failure"
+        return answer
+    status = "pending" if not done else "error" if task["fail"] else "finished"
+    return {"id": task["id"], "promptText": task["body"].get("promptText"),
+            "videos": [{"id": task["id"] + "-v", "status": status,
+                        "progress": 100 if done else 40, "resultUrl": url,
+                        "error": "emulated task failure" if status == "error" else None}]}
