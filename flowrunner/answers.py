@@ -20,7 +20,8 @@ def credits_of(endpoint: Endpoint, *documents: Any) -> float:
 
 
 def artifact_refs(call: PreparedCall, response: Any) -> list[tuple[str, str]]:
-    """[(kind, value)] with kind 'url' or 'b64' for every artifact in the answer.
+    """[(kind, value)] with kind 'url', 'b64' or 'api' (a path on the provider's API, with
+    {id}) for every artifact in the answer.
 
     Raises:
         StepFailed: the endpoint makes files but the answer names none.
@@ -38,7 +39,9 @@ def artifact_refs(call: PreparedCall, response: Any) -> list[tuple[str, str]]:
         return refs
     if not spec:
         return []
-    items = extract(response, spec["items"])
+    if spec.get("content"):  # the file is served by the API itself, behind the key
+        return [("api", spec["content"])]
+    items = extract(response, spec.get("items", ""))
     items = items if isinstance(items, list) else [items] if items is not None else []
     refs = []
     for item in items:
@@ -55,7 +58,7 @@ def artifact_refs(call: PreparedCall, response: Any) -> list[tuple[str, str]]:
     if not refs and spec.get("optional"):
         return []
     if not refs:
-        where = spec["items"] + "." + spec.get("url", "url")
+        where = spec.get("items", "") + "." + spec.get("url", "url")
         keys = ", ".join(sorted(response)) if isinstance(response, dict) \
             else type(response).__name__
         raise StepFailed(f"{call.instance.id}: the answer has no artifact at {where} "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from .answers import artifact_refs, credits_of
 from .cache import Cache
@@ -126,6 +127,11 @@ def perform_call(call: PreparedCall, *, client: Client, cache: Cache, base_url: 
         if kind == "url":
             artifacts.append(fetch_artifact(client, cache, value, deadline=deadline,
                                             origin=origin))
+        elif kind == "api":  # streamed to the cache with the provider's credential
+            url = base_url.rstrip("/") + value.replace("{id}", quote(task_id or "", safe=""))
+            artifacts.append(fetch_artifact(client, cache, url, deadline=deadline,
+                                            origin=origin,
+                                            provider=call.instance.step.provider))
         else:
             artifacts.append(store_b64(cache, value, origin=origin))
     outputs = {name: extract(response, path) for name, path in endpoint.outputs.items()}

@@ -92,7 +92,8 @@ def check_url(url: Any, origin: str) -> str:
 
 
 def fetch_artifact(client: Client, cache: Cache, url: str, *, deadline: float,
-                   origin: str, max_bytes: int | None = None) -> Artifact:
+                   origin: str, max_bytes: int | None = None,
+                   provider: str | None = None) -> Artifact:
     """Download ``url`` into the cache, verified; retried when truncated.
 
     Raises:
@@ -107,7 +108,7 @@ def fetch_artifact(client: Client, cache: Cache, url: str, *, deadline: float,
             break
         try:
             return _fetch_once(client, cache, url, deadline=deadline, origin=origin,
-                               max_bytes=max_bytes)
+                               max_bytes=max_bytes, provider=provider)
         except DownloadError as exc:
             last = exc
             if not exc.retryable:
@@ -121,10 +122,13 @@ def fetch_artifact(client: Client, cache: Cache, url: str, *, deadline: float,
 
 
 def _fetch_once(client: Client, cache: Cache, url: str, *, deadline: float, origin: str,
-                max_bytes: int) -> Artifact:
+                max_bytes: int, provider: str | None) -> Artifact:
     handle, temp = cache.temp_file()
+    timeout = max(1.0, deadline - time.monotonic())
+    streamed = client.stream(url, timeout=timeout, provider=provider) if provider \
+        else client.stream(url, timeout=timeout)
     try:
-        with handle, client.stream(url, timeout=max(1.0, deadline - time.monotonic())) as (
+        with handle, streamed as (
                 status, headers, chunks):
             if status != 200:
                 raise DownloadError(f"{origin}: download answered HTTP {status}")

@@ -89,7 +89,7 @@ class Client(Protocol):
     def call(self, request: ApiRequest, *, retries: int, deadline: float,
              step_id: str) -> ApiResponse: ...
 
-    def stream(self, url: str, *, timeout: float
+    def stream(self, url: str, *, timeout: float, provider: str | None = None
                ) -> AbstractContextManager[tuple[int, dict[str, str], Iterator[bytes]]]: ...
 
     def close(self) -> None: ...
@@ -418,18 +418,25 @@ class HttpClient:
                               f"{reason}", hint=hint, maybe_sent=maybe_sent)
 
     @contextlib.contextmanager
-    def stream(self, url: str, *, timeout: float) -> Iterator[tuple[int, dict[str, str],
-                                                                      Iterator[bytes]]]:
-        """GET ``url`` without credentials, streaming; yields (status, headers, chunks).
+    def stream(self, url: str, *, timeout: float, provider: str | None = None
+               ) -> Iterator[tuple[int, dict[str, str], Iterator[bytes]]]:
+        """GET ``url`` streaming; yields (status, headers, chunks). Without credentials,
+        unless ``provider`` names the profile whose API serves the file itself (a video's
+        `/content`): its credential then goes along (and never follows a redirect to
+        another host).
 
         Raises:
             TransportError: the connection failed or a read timed out.
         """
         import requests
 
+        headers = {"Accept": "*/*"}
+        credential = self._credentials.get(provider) if provider else None
+        if credential is not None:
+            headers[credential[0]] = credential[1]
         try:
             response = self.session.get(url, stream=True, timeout=(CONNECT_TIMEOUT, timeout),
-                                        headers={"Accept": "*/*"})
+                                        headers=headers)
         except requests.exceptions.RequestException as exc:
             raise TransportError(f"download of {self.redact(url)} failed: "
                                  f"{self.redact(_short_reason(exc))}") from None

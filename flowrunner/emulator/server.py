@@ -42,6 +42,7 @@ from . import (
     midjourney,
     openai_images,
     replicate,
+    sora,
     sounds,
     suno,
     unified_video,
@@ -303,6 +304,10 @@ class Handler(BaseHTTPRequestHandler):
                                            "param": None, "code": None}})
                 return
             self._json(200, openai_images.answer(fields, self._file_adder()))
+            return
+        sora_call = re.match(r"^/v1/videos(?:/([^/]+)(/content)?)?$", path)
+        if kind == "gateway" and sora_call:
+            self._sora(method, sora_call.group(1), bool(sora_call.group(2)), body, record)
             return
         family = self._video_family(method, path, query)
         if kind == "gateway" and family is not None:
@@ -877,6 +882,46 @@ class Handler(BaseHTTPRequestHandler):
                     "stuck": self.state.take_fault_locked({"stuck-task"}) is not None}
             self.state.tasks[task_id] = task
         self._json(201, replicate.prediction(task, status="starting"))
+
+    def _sora(self, method: str, video_id: str | None, wants_content: bool, body: bytes,
+              record: dict[str, Any]) -> None:
+        if method == "POST" and video_id is None:
+            record["operation"] = "sora.create"
+            parsed = self._parse(body, record)
+            if parsed is None:
+                return
+            fields, uploads, as_json = parsed
+            problem = sora.check(fields, uploads, as_json=as_json)
+            if problem:
+                self._json(400, {"error": {"message": problem, "type": "invalid_request_error",
+                                           "code": None}})
+                return
+            task_id = "video_" + _uuid(canonical_json(fields) + str(time.monotonic_ns()))[:24]
+            with self.state.lock:
+                made: dict[str, Any] = {
+                    "family": "sora", "id": task_id, "body": fields, "polls": 0,
+                    "fail": self.state.take_fault_locked({"fail-task"}) is not None,
+                    "stuck": self.state.take_fault_locked({"stuck-task"}) is not None}
+                self.state.tasks[task_id] = made
+            self._json(200, sora.video(made, advance=False))
+            return
+        with self.state.lock:
+            task = self.state.tasks.get(video_id or "")
+        if method != "GET" or task is None or task.get("family") != "sora":
+            self._json(404, {"error": {"message": "Video not found", "type":
+                                       "invalid_request_error", "code": None}})
+            return
+        if wants_content:
+            record["operation"] = "sora.content"
+            data = sora.content(task)
+            if data is None:
+                self._json(409, {"error": {"message": "Video is not ready", "type":
+                                           "invalid_request_error", "code": None}})
+                return
+            self._send(200, data, "video/mp4")
+            return
+        record["operation"] = "sora.retrieve"
+        self._json(200, sora.video(task, advance=True))
 
     @staticmethod
     def _video_family(method: str, path: str, query: str) -> tuple[str, str | None] | None:

@@ -560,3 +560,26 @@ def test_video_task_families_submit_poll_and_save(tmp_path: Path, emulator, step
     assert sniff((tmp_path / "assets" / "clip.mp4").read_bytes()[:64]) == "video/mp4"
     emulator.reset()
     assert flow("run", path, env=KEY_ENV).code == 0 and _api(emulator) == []
+
+
+def test_sora_streams_the_video_from_content_with_the_key(tmp_path: Path, emulator) -> None:
+    from flowrunner.emulator.images import png
+
+    (tmp_path / "first-frame.png").write_bytes(png(128, 72, "frame"))
+    path = recipe(tmp_path, emulator.base_url, """
+  spot:
+    uses: sora.generate_video
+    with: {prompt: "a fox", seconds: 4, size: 1280x720, input_reference: first-frame.png}
+    save: spot
+""")
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 0, result
+    calls = emulator.requests()
+    create = calls[0]
+    assert create["path"] == "/v1/videos" and create["fields"] == {
+        "prompt": "a fox", "seconds": "4", "size": "1280x720", "model": "sora-2"}
+    assert [f["field"] for f in create["files"]] == ["input_reference"]
+    content = [c for c in calls if c["path"].endswith("/content")]
+    # the file is the API's own: fetched once, with the key (the emulator refuses it without)
+    assert len(content) == 1 and content[0]["authorization"] == f"Bearer {CANARY_KEY}"
+    assert sniff((tmp_path / "assets" / "spot.mp4").read_bytes()[:64]) == "video/mp4"
