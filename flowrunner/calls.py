@@ -110,6 +110,15 @@ def perform_call(call: PreparedCall, *, client: Client, cache: Cache, base_url: 
             # still running when time ran out stays journaled, and is resumed)
             cache.drop_task(call.key)
             raise
+        except StepFailed as exc:
+            if not (resumed and exc.status == 404):
+                raise
+            # a journaled task the provider no longer knows (expired; or an emulator that
+            # was restarted): resuming cannot succeed, so forget it
+            cache.drop_task(call.key)
+            raise StepFailed(f"{instance_id}: the provider no longer knows task {task_id} "
+                             "(HTTP 404 when resuming it)", hint="run again: the task is "
+                             "submitted anew (and paid for again)") from None
     elif endpoint.binary:  # the answer is the file: stored, and described in the entry
         answered = client.call(build_request(call, base_url, submit=False), retries=retries,
                                deadline=deadline, step_id=instance_id)

@@ -97,6 +97,7 @@ class Endpoint:
     wire: dict[str, str] = field(default_factory=dict)  # parameter → its name when sent
     coerce: dict[str, str] = field(default_factory=dict)  # parameter → "string"
     path_segments: tuple[str, ...] = ()  # path parameters that may hold slashes
+    headers: dict[str, str] = field(default_factory=dict)  # sent on every call
     # parameters resolved from an earlier step's stored answer (midjourney.action's button)
     resolve: dict[str, dict[str, Any]] = field(default_factory=dict)
     evidence: dict[str, str] = field(default_factory=dict)  # fact → how sure, and why
@@ -210,6 +211,7 @@ class Endpoint:
             wire=dict(doc.get("wire", {})),
             coerce=dict(doc.get("coerce", {})),
             path_segments=tuple(doc.get("path_segments", ())),
+            headers=dict(doc.get("headers", {})),
             resolve=dict(doc.get("resolve", {})),
             evidence=dict(doc.get("evidence", {})),
             origin=origin,

@@ -35,7 +35,9 @@ def poll_task(call: PreparedCall, client: Client, base_url: str, task_id: str,
     interval = spec.interval / 4
     while True:
         answer = client.call(ApiRequest(method="GET", url=poll_url,
-                                        provider=call.instance.step.provider), retries=retries,
+                                        provider=call.instance.step.provider,
+                                        headers=tuple(call.endpoint.headers.items())),
+                             retries=retries,
                              deadline=task_deadline, step_id=call.instance.id)
         status = extract(answer.body, spec.status_path)
         if status in spec.success:

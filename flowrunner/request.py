@@ -37,6 +37,9 @@ def _data_url(call: PreparedCall, param: str) -> str | list[str]:
 def build_request(call: PreparedCall, base_url: str, *, submit: bool) -> ApiRequest:
     """The request for ``call`` at ``base_url``; ``submit`` marks a paid task submit."""
     request = _request(call, base_url, submit=submit)
+    if call.endpoint.headers:  # the provider's own, required on every call (a version)
+        request = dataclasses.replace(
+            request, headers=(*call.endpoint.headers.items(), *request.headers))
     return dataclasses.replace(request, binary=True) if call.endpoint.binary else request
 
 

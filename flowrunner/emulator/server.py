@@ -46,6 +46,7 @@ from . import (
     sounds,
     suno,
     unified_video,
+    video,
     video_tasks,
 )
 from .contract import Refused
@@ -308,6 +309,11 @@ class Handler(BaseHTTPRequestHandler):
         sora_call = re.match(r"^/v1/videos(?:/([^/]+)(/content)?)?$", path)
         if kind == "gateway" and sora_call:
             self._sora(method, sora_call.group(1), bool(sora_call.group(2)), body, record)
+            return
+        runway = contract.load("runway.json")
+        if kind == "gateway" and (path == runway["submit"] or
+                                  path.startswith(runway["poll"].replace("{id}", ""))):
+            self._runway(method, path, body, record)
             return
         family = self._video_family(method, path, query)
         if kind == "gateway" and family is not None:
@@ -882,6 +888,68 @@ class Handler(BaseHTTPRequestHandler):
                     "stuck": self.state.take_fault_locked({"stuck-task"}) is not None}
             self.state.tasks[task_id] = task
         self._json(201, replicate.prediction(task, status="starting"))
+
+    def _runway(self, method: str, path: str, body: bytes, record: dict[str, Any]) -> None:
+        """Runway's official format: a version header on every call, then a task."""
+        spec = contract.load("runway.json")
+        version = self.headers.get(spec["version_header"])
+        if version not in spec["versions"]:
+            self._json(400, {"error": f"the {spec['version_header']} header must be one of "
+                                      f"{', '.join(spec['versions'])}"})
+            return
+        if method == "POST" and path == spec["submit"]:
+            record["operation"] = "runway.image_to_video"
+            parsed = self._parse(body, record)
+            if parsed is None:
+                return
+            fields, _uploads, as_json = parsed
+            problem = None if as_json else "expected application/json"
+            for name, value in fields.items():
+                wanted = spec["fields"].get(name)
+                if problem is None and wanted is None:
+                    problem = f"unknown field {name!r}"
+                elif problem is None and not (isinstance(value, str) if wanted == "string"
+                                              else isinstance(value, int)
+                                              and not isinstance(value, bool)):
+                    problem = f"{name} must be an {wanted}" if wanted == "integer" \
+                        else f"{name} must be a {wanted}"
+            for name in spec["required"]:
+                if problem is None and not fields.get(name):
+                    problem = f"{name} is required"
+            for name, allowed in spec["values"].items():
+                if problem is None and name in fields and fields[name] not in allowed:
+                    problem = f"{name} must be one of {', '.join(map(str, allowed))}"
+            if problem:
+                self._json(400, {"error": problem})
+                return
+            task_id = _uuid(canonical_json(fields) + str(time.monotonic_ns()))
+            with self.state.lock:
+                self.state.tasks[task_id] = {
+                    "family": "runway", "id": task_id, "body": fields, "polls": 0,
+                    "fail": self.state.take_fault_locked({"fail-task"}) is not None}
+            self._json(200, {"id": task_id})
+            return
+        task_id = path.rsplit("/", 1)[1]
+        with self.state.lock:
+            task = self.state.tasks.get(task_id)
+        if method != "GET" or task is None or task.get("family") != "runway":
+            self._json(404, {"error": "Task not found"})
+            return
+        record["operation"] = "runway.task"
+        task["polls"] += 1
+        answer: dict[str, Any] = {"id": task_id, "createdAt": "2025-05-01T00:00:00Z",
+                                  "status": "PENDING" if task["polls"] == 1 else "RUNNING"}
+        if task["polls"] > 2:
+            if task["fail"]:
+                answer.update(status="FAILED", failure="emulated task failure",
+                              failureCode="INTERNAL")
+            else:
+                seconds = 1.0 if int(task["body"].get("duration", 5)) == 5 else 2.0
+                clip = video.mp4(canonical_json(task["body"]), width=128, height=80,
+                                 seconds=seconds)
+                answer.update(status="SUCCEEDED",
+                              output=[self._file_adder()(clip, "video/mp4")])
+        self._json(200, answer)
 
     def _sora(self, method: str, video_id: str | None, wants_content: bool, body: bytes,
               record: dict[str, Any]) -> None:

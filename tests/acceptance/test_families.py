@@ -583,3 +583,45 @@ def test_sora_streams_the_video_from_content_with_the_key(tmp_path: Path, emulat
     # the file is the API's own: fetched once, with the key (the emulator refuses it without)
     assert len(content) == 1 and content[0]["authorization"] == f"Bearer {CANARY_KEY}"
     assert sniff((tmp_path / "assets" / "spot.mp4").read_bytes()[:64]) == "video/mp4"
+
+
+def test_runway_sends_its_version_header_on_every_call(tmp_path: Path, emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, """
+  shot:
+    uses: runway.image_to_video
+    with: {promptImage: "https://example.com/key.png", ratio: "1280:768", duration: 5}
+    save: shot
+""")
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 0, result
+    calls = _api(emulator)
+    assert calls[0]["path"] == "/runwayml/v1/image_to_video"
+    assert calls[0]["json"] == {"promptImage": "https://example.com/key.png",
+                                "ratio": "1280:768", "duration": 5, "model": "gen4_turbo"}
+    # the emulator answers 400 to any call without it, polls included: every call had it
+    assert all(c["path"].startswith("/runwayml/v1/tasks/") for c in calls[1:])
+    assert sniff((tmp_path / "assets" / "shot.mp4").read_bytes()[:64]) == "video/mp4"
+
+
+def test_a_journaled_task_the_provider_no_longer_knows_is_forgotten(tmp_path: Path,
+                                                                    emulator) -> None:
+    import json
+
+    path = recipe(tmp_path, emulator.base_url, """
+  spot:
+    uses: kling.text_to_video
+    with: {prompt: "a launch spot"}
+    save: spot
+""")
+    assert flow("plan", path).code == 0
+    key = json.loads(flow("plan", path, "--json").out)["instances"][0]["key"]
+    tasks = tmp_path / ".flow" / "cache" / "tasks"
+    tasks.mkdir(parents=True)
+    (tasks / f"{key}.json").write_text(json.dumps({"id": "424242", "poll_url": None,
+                                                   "endpoint": "kling.text_to_video"}))
+    gone = flow("run", path, env=KEY_ENV)
+    assert gone.code == 1 and "no longer knows task 424242" in gone.out
+    assert not (tasks / f"{key}.json").exists()
+    again = flow("run", path, env=KEY_ENV)
+    assert again.code == 0, again
+    assert len([c for c in _api(emulator) if c["method"] == "POST"]) == 1
