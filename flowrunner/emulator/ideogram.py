@@ -17,15 +17,36 @@ _SIZES = {"16x9": (1312, 736), "9x16": (736, 1312), "1x1": (1024, 1024), "4x3": 
           "3x4": (864, 1152), "3x2": (1248, 832), "2x3": (832, 1248)}
 
 
-def check(fields: dict[str, Any]) -> str | None:
-    """Why Ideogram refuses this generate, or None."""
-    spec = contract.load("ideogram.json")["generate"]
+OPERATIONS = ("generate", "edit", "remix", "reframe", "replace-background", "describe")
+
+
+def operation_of(path: str) -> str | None:
+    doc = contract.load("ideogram.json")
+    return next((name for name in OPERATIONS if doc[name]["route"] == path), None)
+
+
+def check(fields: dict[str, Any], files: dict[str, list[bytes]] | None = None,
+          operation: str = "generate") -> str | None:
+    """Why Ideogram refuses this call, or None."""
+    doc = contract.load("ideogram.json")
+    spec = doc[operation]
+    files = files or {}
     for name in fields:
         if name not in spec["fields"]:
             return f"Unknown field {name!r}"
+    for name in files:
+        if name not in spec["files"]:
+            return f"Unknown file field {name!r}"
     for name in spec["required"]:
         if not fields.get(name):
             return f"{name} is required"
+    for name in spec["required_files"]:
+        if not files.get(name) or not files[name][0].startswith((b"\x89PNG", b"\xff\xd8",
+                                                                  b"RIFF")):
+            return f"{name} must be an image file (PNG, JPEG or WEBP)"
+    if operation != "generate":
+        spec = {**doc["generate"], **{k: v for k, v in spec.items()
+                                      if k not in ("aspect_ratios", "exclusive")}}
     for group in spec["exclusive"]:
         if all(name in fields for name in group):
             return f"{' and '.join(group)} cannot both be set"
@@ -40,6 +61,14 @@ def check(fields: dict[str, Any]) -> str | None:
     if not re.fullmatch(r"\d+", count) or not low <= int(count) <= high:
         return f"num_images must be {low} to {high}"
     return None
+
+
+def answer_for(operation: str, fields: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
+    if operation == "describe":
+        return {"descriptions": [{"text": "An emulated description of the image."}]}
+    if operation == "reframe":
+        fields = {**fields, "prompt": "reframed"}
+    return answer(fields, add_file)
 
 
 def answer(fields: dict[str, Any], add_file: AddFile) -> dict[str, Any]:

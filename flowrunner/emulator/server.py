@@ -278,18 +278,18 @@ class Handler(BaseHTTPRequestHandler):
                 record["operation"] = "flux.submit"
                 self._flux(name, body, record)
                 return
-        if kind == "gateway" and method == "POST" and \
-                path == contract.load("ideogram.json")["generate"]["route"]:
-            record["operation"] = "ideogram.generate"
+        ideogram_call = ideogram.operation_of(path) if kind == "gateway" else None
+        if ideogram_call is not None and method == "POST":
+            record["operation"] = f"ideogram.{ideogram_call}"
             parsed = self._parse(body, record)
             if parsed is None:
                 return
-            fields = parsed[0]
-            problem = ideogram.check(fields)
+            fields, uploads, _as_json = parsed
+            problem = ideogram.check(fields, uploads, ideogram_call)
             if problem:
                 self._json(400, {"error": problem})
                 return
-            self._json(200, ideogram.answer(fields, self._file_adder()))
+            self._json(200, ideogram.answer_for(ideogram_call, fields, self._file_adder()))
             return
         if kind == "gateway" and method == "POST" and path in ("/v1/images/generations",
                                                               "/v1/images/edits"):

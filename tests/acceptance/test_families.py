@@ -625,3 +625,37 @@ def test_a_journaled_task_the_provider_no_longer_knows_is_forgotten(tmp_path: Pa
     again = flow("run", path, env=KEY_ENV)
     assert again.code == 0, again
     assert len([c for c in _api(emulator) if c["method"] == "POST"]) == 1
+
+
+@pytest.mark.parametrize(("uses", "extra", "path", "files"), [
+    ("ideogram.edit", 'mask: ref.png, prompt: "add a fox"', "/ideogram/v1/ideogram-v3/edit",
+     ["image", "mask"]),
+    ("ideogram.remix", 'prompt: "in winter", image_weight: 50',
+     "/ideogram/v1/ideogram-v3/remix", ["image"]),
+    ("ideogram.reframe", "resolution: 1312x736", "/ideogram/v1/ideogram-v3/reframe", ["image"]),
+    ("ideogram.replace_background", 'prompt: "a beach"',
+     "/ideogram/v1/ideogram-v3/replace-background", ["image"]),
+    ("ideogram.describe", "describe_model_version: V_3", "/ideogram/describe", ["image_file"]),
+])
+def test_ideogram_image_endpoints_upload_their_files(tmp_path: Path, emulator, uses: str,
+                                                     extra: str, path: str,
+                                                     files: list[str]) -> None:
+    from flowrunner.emulator.images import png
+
+    (tmp_path / "ref.png").write_bytes(png(64, 64, "reference"))
+    recipe_path = recipe(tmp_path, emulator.base_url, f"""
+  step:
+    uses: {uses}
+    with: {{image: ref.png, {extra}}}
+""")
+    result = flow("run", recipe_path, env=KEY_ENV)
+    assert result.code == 0, result
+    (call,) = _api(emulator)
+    assert call["path"] == path
+    assert [f["field"] for f in call["files"]] == files
+    assert {f["sha256"] for f in call["files"]} == {sha256(tmp_path / "ref.png")}
+    lock = yaml.safe_load((tmp_path / "brand.lock").read_text())["instances"]["step"]
+    if uses == "ideogram.describe":
+        assert lock["outputs"]["descriptions"] and lock["artifacts"] == []
+    else:
+        assert len(lock["artifacts"]) == 1
