@@ -38,24 +38,54 @@ from .spec import check_save_path
 
 
 class Signals:
-    """Turn SIGTERM into an interruption of the main thread, like Ctrl-C."""
+    """Turn SIGTERM into an interruption of the main thread, like Ctrl-C; both wait for the
+    end of a `held()` section (recording a finished instance), so an interruption never
+    falls between a file placed and its lock entry."""
+
+    _active: Signals | None = None
 
     def __init__(self) -> None:
         self.signal_number: int | None = None
-        self._previous: Any = None
+        self._previous: dict[int, Any] = {}
+        self._holding = 0
+        self._pending = False
 
     def __enter__(self) -> Signals:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
+            for number in (signal.SIGTERM, signal.SIGINT):
+                self._previous[number] = signal.signal(number, self._handle)
+            Signals._active = self
         return self
 
     def _handle(self, signum: int, _frame: Any) -> None:
-        self.signal_number = signum
+        self.signal_number = signum if signum != signal.SIGINT else self.signal_number
+        if self._holding:
+            self._pending = True
+            return
         raise KeyboardInterrupt
 
     def __exit__(self, *_: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
+        for number, previous in self._previous.items():
+            signal.signal(number, previous)
+        if Signals._active is self:
+            Signals._active = None
+
+
+@contextlib.contextmanager
+def held() -> Any:
+    """A section an interruption waits for (it is raised when the section ends)."""
+    active = Signals._active
+    if active is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    active._holding += 1
+    try:
+        yield
+    finally:
+        active._holding -= 1
+        if not active._holding and active._pending:
+            active._pending = False
+            raise KeyboardInterrupt
 
 
 class Scheduler:
@@ -469,23 +499,25 @@ class Scheduler:
                 views = {d: self.views[d] for d in plan.depends_on[step_id] if d in self.views}
                 for instance in instances_of[step_id]:
                     self.reporter.step_started(instance.id)
-                    outcome = None if instance.id in self.expect_calls else \
-                        self.run_instance(instance, views, hits_only=True)
+                    with held():  # its files placed here are recorded before any interrupt
+                        outcome = None if instance.id in self.expect_calls else \
+                            self.run_instance(instance, views, hits_only=True)
+                        if outcome is not None:
+                            complete(instance, outcome)
                     if outcome is None:
                         future = pool.submit(self.run_instance, instance, views)
                         running[future] = instance
                         future.add_done_callback(finished.put)
-                    else:
-                        complete(instance, outcome)
 
         try:
             launch_ready()
             while running:
                 future = finished.get()
-                instance = running.pop(future)
-                outcome = future.result()
-                assert outcome is not None  # hits_only=False always finishes
-                complete(instance, outcome)
+                with held():  # taken off `running` and recorded, or neither
+                    instance = running.pop(future)
+                    outcome = future.result()
+                    assert outcome is not None  # hits_only=False always finishes
+                    complete(instance, outcome)
                 launch_ready()
         except KeyboardInterrupt:
             self._cancel(wait=2.0)
