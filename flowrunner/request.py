@@ -80,9 +80,14 @@ def _request(call: PreparedCall, base_url: str, *, submit: bool) -> ApiRequest:
                                   upload.media_type))
         return ApiRequest(method=call.method, url=url, fields=fields, files=tuple(parts),
                           submit=submit, provider=provider)
-    return ApiRequest(method=call.method, url=url,
-                      json_body=body_params if call.sent is None else call.sent,
-                      submit=submit, provider=provider)
+    body = body_params if call.sent is None else call.sent
+    if endpoint.files:  # a JSON body carries its files as data URLs, under their field names
+        body = {k: v for k, v in body.items() if k not in file_names}
+        for param, spec in endpoint.files.items():
+            if param in body_params:
+                body[spec.field] = _data_url(call, param)
+    return ApiRequest(method=call.method, url=url, json_body=body, submit=submit,
+                      provider=provider)
 
 
 

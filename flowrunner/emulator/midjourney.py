@@ -13,6 +13,7 @@ from typing import Any
 
 from . import contract
 from .images import png, poster
+from .video import mp4
 
 TASK_PENDING_POLLS = 2  # fetches before the result: NOT_START, then IN_PROGRESS (preview)
 
@@ -38,6 +39,22 @@ def submit(action: str, body: dict[str, Any], tasks: dict[str, dict[str, Any]], 
         return _refuse(4, f"botType must be one of {', '.join(doc['bot_types'])}"), None
     if action == "blend" and body.get("dimensions", "SQUARE") not in doc["dimensions"]:
         return _refuse(4, f"dimensions must be one of {', '.join(doc['dimensions'])}"), None
+    for name in ("base64", "image"):
+        value = body.get(name)
+        if value is not None and not (isinstance(value, str) and value.startswith(
+                ("data:image/", "http://", "https://"))):
+            return _refuse(4, f"{name} must be an image URL or a data URL"), None
+    if action == "blend":
+        images = body["base64Array"]
+        low, high = doc["blend_images"]
+        if not isinstance(images, list) or not low <= len(images) <= high or not all(
+                isinstance(i, str) and i.startswith("data:image/") for i in images):
+            return _refuse(4, f"base64Array takes {low} to {high} images as data URLs"), None
+    if action == "video":
+        if body.get("motion", "low") not in doc["motions"]:
+            return _refuse(4, f"motion must be one of {', '.join(doc['motions'])}"), None
+        if not body.get("image") and not body.get("taskId"):
+            return _refuse(4, "image (or taskId and index to extend) cannot be empty"), None
     prompt = str(body.get("prompt", ""))
     banned = [w for w in doc["banned_words"] if w in prompt.lower()]
     if banned:
@@ -52,9 +69,10 @@ def submit(action: str, body: dict[str, Any], tasks: dict[str, dict[str, Any]], 
             return _refuse(4, f"customId {body['customId']!r} is not a button of task "
                               f"{body['taskId']}"), None
     seed = json.dumps(body, sort_keys=True)
+    kind = _kind(body["customId"]) if parent else action if action in ("describe", "video") \
+        else "grid"
     task = {"family": "midjourney", "id": task_id, "action": action.upper(), "body": body,
-            "polls": 0, "fail": fail, "status": "NOT_START", "seed": seed,
-            "kind": _kind(body["customId"]) if parent else "grid",
+            "polls": 0, "fail": fail, "status": "NOT_START", "seed": seed, "kind": kind,
             "prompt": prompt or (parent or {}).get("prompt", "")}
     queued = len([t for t in tasks.values() if t.get("family") == "midjourney"
                   and t["status"] in ("NOT_START", "IN_PROGRESS")]) >= 3
@@ -96,6 +114,21 @@ def fetch(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
         return answer
     task["status"] = "SUCCESS"
     digest = hashlib.sha256(task["seed"].encode()).hexdigest()[:12]
+    if task["kind"] == "describe":
+        lines = [f"{n}\ufe0f\u20e3 an emulated description {n} of the image --ar 1:1"
+                 for n in range(1, 5)]
+        answer.update(status="SUCCESS", progress="100%", prompt="\n\n".join(lines),
+                      promptEn="\n\n".join(lines),
+                      imageUrl=add_file(png(64, 64, task["seed"]), "image/png"),
+                      properties={"finalPrompt": "\n\n".join(lines)})
+        return answer
+    if task["kind"] == "video":
+        urls = [add_file(mp4(f"{task['seed']}#{i}", width=128, height=80), "video/mp4")
+                for i in range(2)]
+        answer.update(status="SUCCESS", progress="100%", videoUrl=urls[0],
+                      videoUrls=[{"url": url} for url in urls],
+                      imageUrl=add_file(png(128, 80, task["seed"]), "image/png"))
+        return answer
     if task["kind"] == "upscale":
         image = poster(1024, 1024, task["seed"], prompt=task["prompt"], endpoint="mj upscale")
         buttons = [_button(f"MJ::JOB::upsample_v6_2x_subtle::1::{digest}::SOLO",

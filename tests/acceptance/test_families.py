@@ -659,3 +659,39 @@ def test_ideogram_image_endpoints_upload_their_files(tmp_path: Path, emulator, u
         assert lock["outputs"]["descriptions"] and lock["artifacts"] == []
     else:
         assert len(lock["artifacts"]) == 1
+
+
+def test_midjourney_blend_describe_and_video(tmp_path: Path, emulator) -> None:
+    import base64
+
+    from flowrunner.emulator.images import png
+
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.png").write_bytes(png(64, 64, name))
+    path = recipe(tmp_path, emulator.base_url, """
+  blend:
+    uses: midjourney.blend
+    with: {images: [a.png, b.png], dimensions: SQUARE}
+    save: blend
+  words:
+    uses: midjourney.describe
+    with: {image: a.png}
+  motion:
+    uses: midjourney.video
+    with: {image: "{{ steps.blend.outputs.url }}", prompt: slow zoom}
+    save: [clip-a, clip-b]
+""")
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 0, result
+    posts = {c["path"]: c["json"] for c in _api(emulator) if c["method"] == "POST"}
+    # files travel in a JSON body as data URLs, under the provider's field names
+    expected = "data:image/png;base64," + base64.b64encode(
+        (tmp_path / "a.png").read_bytes()).decode()
+    assert posts["/mj/submit/blend"]["base64Array"][0] == expected
+    assert len(posts["/mj/submit/blend"]["base64Array"]) == 2
+    assert posts["/mj/submit/describe"] == {"base64": expected, "botType": "MID_JOURNEY"}
+    assert posts["/mj/submit/video"]["motion"] == "low"
+    for name in ("clip-a.mp4", "clip-b.mp4"):
+        assert sniff((tmp_path / "assets" / name).read_bytes()[:64]) == "video/mp4"
+    lock = yaml.safe_load((tmp_path / "brand.lock").read_text())["instances"]
+    assert "description 1" in lock["words"]["outputs"]["prompts"]
