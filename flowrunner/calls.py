@@ -16,7 +16,7 @@ from .catalog import extract
 from .context import render_context, render_field
 from .downloads import Artifact, fetch_artifact, store_b64, store_bytes
 from .errors import RunError, StepFailed, TaskFailed
-from .http import Client
+from .http import ApiRequest, Client
 from .inputs import FileDigests
 from .local_steps import perform_local
 from .polling import poll_task
@@ -64,6 +64,28 @@ def _check_accepted(call: PreparedCall, answer: Any) -> None:
                      f"{value!r}" + (f": {reason}" if reason else "") + ")",
                      hint="nothing was submitted; change the parameters (a refused prompt "
                           "needs other words)", retryable=False)
+
+
+def _then(call: PreparedCall, client: Client, base_url: str, answer: Any, *,
+          deadline: float, retries: int) -> Any:
+    """The catalog's one more request after a task succeeded (MiniMax's file retrieve).
+
+    Raises:
+        StepFailed: the answer lacks what the request needs, or the request failed.
+    """
+    task = call.endpoint.task
+    assert task is not None and task.then_path is not None
+    path = task.then_path
+    for placeholder, where in task.then_from:
+        value = extract(answer, where)
+        if value in (None, ""):
+            raise StepFailed(f"{call.instance.id}: the finished task's answer has no {where!r} "
+                             f"for {task.then_path}")
+        path = path.replace("{" + placeholder + "}", quote(str(value), safe=""))
+    return client.call(ApiRequest(method="GET", url=base_url.rstrip("/") + path,
+                                  provider=call.instance.step.provider,
+                                  headers=tuple(call.endpoint.headers.items())),
+                       retries=retries, deadline=deadline, step_id=call.instance.id).body
 
 
 def perform_call(call: PreparedCall, *, client: Client, cache: Cache, base_url: str,
@@ -119,6 +141,9 @@ def perform_call(call: PreparedCall, *, client: Client, cache: Cache, base_url: 
             raise StepFailed(f"{instance_id}: the provider no longer knows task {task_id} "
                              "(HTTP 404 when resuming it)", hint="run again: the task is "
                              "submitted anew (and paid for again)") from None
+        if task.then_path is not None:
+            response = {**response, **_then(call, client, base_url, response,
+                                            deadline=deadline, retries=retries)}
     elif endpoint.binary:  # the answer is the file: stored, and described in the entry
         answered = client.call(build_request(call, base_url, submit=False), retries=retries,
                                deadline=deadline, step_id=instance_id)

@@ -51,6 +51,9 @@ class TaskSpec:
     accept_path: str | None = None
     accept_values: frozenset[str] = frozenset()
     accept_error: str | None = None
+    # one more GET after success, its {placeholders} from the final answer (MiniMax's file)
+    then_path: str | None = None
+    then_from: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +235,9 @@ def _task_spec(task: dict[str, Any]) -> TaskSpec:
         timeout=float(task.get("timeout", 600)),
         accept_path=(task.get("accept") or {}).get("path"),
         accept_values=frozenset(str(v) for v in (task.get("accept") or {}).get("values", [])),
-        accept_error=(task.get("accept") or {}).get("error"))
+        accept_error=(task.get("accept") or {}).get("error"),
+        then_path=(task.get("then") or {}).get("path"),
+        then_from=tuple(sorted(((task.get("then") or {}).get("from") or {}).items())))
 
 
 def _task_doc(task: TaskSpec | None) -> dict[str, Any]:
@@ -245,6 +250,8 @@ def _task_doc(task: TaskSpec | None) -> dict[str, Any]:
                         ("error", task.error_path)):
         if value is not None:
             doc[name] = value
+    if task.then_path is not None:
+        doc["then"] = {"path": task.then_path, "from": dict(task.then_from)}
     if task.accept_path is not None:
         doc["accept"] = {"path": task.accept_path, "values": sorted(task.accept_values),
                          **({"error": task.accept_error} if task.accept_error else {})}

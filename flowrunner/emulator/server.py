@@ -40,6 +40,7 @@ from . import (
     images,
     kling,
     midjourney,
+    minimax,
     openai_images,
     replicate,
     sora,
@@ -309,6 +310,11 @@ class Handler(BaseHTTPRequestHandler):
         sora_call = re.match(r"^/v1/videos(?:/([^/]+)(/content)?)?$", path)
         if kind == "gateway" and sora_call:
             self._sora(method, sora_call.group(1), bool(sora_call.group(2)), body, record)
+            return
+        minimax_spec = contract.load("minimax.json")
+        if kind == "gateway" and path in (minimax_spec["submit"], minimax_spec["query"],
+                                          minimax_spec["retrieve"]):
+            self._minimax(method, path, query, body, record)
             return
         runway = contract.load("runway.json")
         if kind == "gateway" and (path == runway["submit"] or
@@ -888,6 +894,51 @@ class Handler(BaseHTTPRequestHandler):
                     "stuck": self.state.take_fault_locked({"stuck-task"}) is not None}
             self.state.tasks[task_id] = task
         self._json(201, replicate.prediction(task, status="starting"))
+
+    def _minimax(self, method: str, path: str, query: str, body: bytes,
+                 record: dict[str, Any]) -> None:
+        spec = contract.load("minimax.json")
+        if method == "POST" and path == spec["submit"]:
+            record["operation"] = "minimax.video_generation"
+            parsed = self._parse(body, record)
+            if parsed is None:
+                return
+            fields, _uploads, as_json = parsed
+            problem = "expected application/json" if not as_json else minimax.check(fields)
+            if problem:
+                self._json(200, minimax.refused(problem))  # MiniMax says no in base_resp
+                return
+            task_id = str(int.from_bytes(hashlib.sha256((canonical_json(fields) + str(
+                time.monotonic_ns())).encode()).digest()[:6], "big"))
+            with self.state.lock:
+                self.state.tasks[task_id] = {
+                    "family": "minimax", "id": task_id, "body": fields, "polls": 0,
+                    "file_id": str(int(task_id) + 1),
+                    "fail": self.state.take_fault_locked({"fail-task"}) is not None,
+                    "stuck": self.state.take_fault_locked({"stuck-task"}) is not None}
+            self._json(200, {"task_id": task_id, "base_resp": minimax.OK})
+            return
+        wanted = parse_qs(query)
+        with self.state.lock:
+            tasks = [t for t in self.state.tasks.values() if t.get("family") == "minimax"]
+        if method == "GET" and path == spec["query"]:
+            record["operation"] = "minimax.query"
+            found = [t for t in tasks if t["id"] == wanted.get("task_id", [""])[0]]
+            if not found:
+                self._json(200, minimax.refused("task not found"))
+                return
+            self._json(200, minimax.query(found[0]))
+            return
+        if method == "GET" and path == spec["retrieve"]:
+            record["operation"] = "minimax.files.retrieve"
+            found = [t for t in tasks if t["file_id"] == wanted.get("file_id", [""])[0]
+                     and t["polls"] > minimax.TASK_PENDING_POLLS]
+            if not found:
+                self._json(200, minimax.refused("file not found"))
+                return
+            self._json(200, minimax.retrieve(found[0], self._file_adder()))
+            return
+        self._send(404, b"404 page not found", "text/plain")
 
     def _runway(self, method: str, path: str, body: bytes, record: dict[str, Any]) -> None:
         """Runway's official format: a version header on every call, then a task."""

@@ -695,3 +695,25 @@ def test_midjourney_blend_describe_and_video(tmp_path: Path, emulator) -> None:
         assert sniff((tmp_path / "assets" / name).read_bytes()[:64]) == "video/mp4"
     lock = yaml.safe_load((tmp_path / "brand.lock").read_text())["instances"]
     assert "description 1" in lock["words"]["outputs"]["prompts"]
+
+
+def test_minimax_takes_three_requests_all_from_the_catalog(tmp_path: Path, emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, """
+  clip:
+    uses: minimax.generate_video
+    with: {prompt: "a fox", duration: 6}
+    save: clip
+  refused:
+    uses: minimax.generate_video
+    with: {prompt: "a fox", resolution: 1080P, model: Hailuo-9}
+""")
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 1, result
+    # a refusal inside base_resp (HTTP 200) is a failure with MiniMax's words, not a poll
+    assert "refused the task (base_resp.status_code 2013: invalid params: model" in result.out
+    paths = [c["path"] for c in _api(emulator)]
+    assert paths.count("/minimax/v1/video_generation") == 2
+    assert paths.count("/minimax/v1/files/retrieve") == 1
+    retrieve = [c for c in _api(emulator) if c["path"] == "/minimax/v1/files/retrieve"][0]
+    assert retrieve["query"].startswith("file_id=")
+    assert sniff((tmp_path / "assets" / "clip.mp4").read_bytes()[:64]) == "video/mp4"

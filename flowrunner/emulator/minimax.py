@@ -1,0 +1,61 @@
+"""MiniMax (Hailuo) video as the gateway family relays it (contracts/minimax.json): a submit
+answering a task id inside `base_resp`, a query until Success gives a file id, and a file
+retrieve gives its download URL. The emulator's own model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from . import contract
+from .video import mp4
+
+TASK_PENDING_POLLS = 2
+AddFile = Callable[[bytes, str], str]
+OK = {"status_code": 0, "status_msg": "success"}
+
+
+def check(fields: dict[str, Any]) -> str | None:
+    spec = contract.load("minimax.json")
+    for name, value in fields.items():
+        wanted = spec["fields"].get(name)
+        if wanted is None:
+            return f"invalid params: unknown field {name!r}"
+        ok = {"string": isinstance(value, str), "boolean": isinstance(value, bool),
+              "integer": isinstance(value, int) and not isinstance(value, bool)}[wanted]
+        if not ok:
+            return f"invalid params: {name} must be a{'n' if wanted[0] == 'i' else ''} {wanted}"
+    for name in spec["required"]:
+        if not fields.get(name):
+            return f"invalid params: {name} is required"
+    for name, allowed in spec["values"].items():
+        if name in fields and fields[name] not in allowed:
+            return f"invalid params: {name} must be one of {', '.join(map(str, allowed))}"
+    if not fields.get("prompt") and not fields.get("first_frame_image"):
+        return "invalid params: prompt or first_frame_image is required"
+    return None
+
+
+def refused(message: str) -> dict[str, Any]:
+    return {"task_id": "", "base_resp": {"status_code": 2013, "status_msg": message}}
+
+
+def query(task: dict[str, Any]) -> dict[str, Any]:
+    task["polls"] += 1
+    if task["polls"] <= TASK_PENDING_POLLS or task["stuck"]:
+        status = "Queueing" if task["polls"] == 1 else "Processing"
+        return {"task_id": task["id"], "status": status, "file_id": "", "base_resp": OK}
+    if task["fail"]:
+        return {"task_id": task["id"], "status": "Fail", "file_id": "",
+                "base_resp": {"status_code": 1027, "status_msg": "emulated task failure"}}
+    return {"task_id": task["id"], "status": "Success", "file_id": task["file_id"],
+            "video_width": 144, "video_height": 80, "base_resp": OK}
+
+
+def retrieve(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
+    video = mp4(json.dumps(task["body"], sort_keys=True), width=144, height=80)
+    return {"file": {"file_id": task["file_id"], "bytes": len(video), "created_at": 1747600000,
+                     "filename": "output.mp4", "purpose": "video_generation",
+                     "download_url": add_file(video, "video/mp4")},
+            "base_resp": OK}
