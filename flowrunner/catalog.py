@@ -101,6 +101,7 @@ class Endpoint:
     coerce: dict[str, str] = field(default_factory=dict)  # parameter → "string"
     path_segments: tuple[str, ...] = ()  # path parameters that may hold slashes
     headers: dict[str, str] = field(default_factory=dict)  # sent on every call
+    json_text: tuple[str, ...] = ()  # multipart fields sent as JSON text
     # parameters resolved from an earlier step's stored answer (midjourney.action's button)
     resolve: dict[str, dict[str, Any]] = field(default_factory=dict)
     evidence: dict[str, str] = field(default_factory=dict)  # fact → how sure, and why
@@ -215,6 +216,7 @@ class Endpoint:
             coerce=dict(doc.get("coerce", {})),
             path_segments=tuple(doc.get("path_segments", ())),
             headers=dict(doc.get("headers", {})),
+            json_text=tuple(doc.get("json_text", ())),
             resolve=dict(doc.get("resolve", {})),
             evidence=dict(doc.get("evidence", {})),
             origin=origin,

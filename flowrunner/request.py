@@ -71,7 +71,9 @@ def _request(call: PreparedCall, base_url: str, *, submit: bool) -> ApiRequest:
         return ApiRequest(method=call.method, url=url, json_body=body, submit=submit,
                           provider=provider)
     if endpoint.body == "multipart":
-        fields = tuple((k, _form_value(v)) for k, v in body_params.items()
+        # a field the provider reads as JSON text (Ideogram's legacy image_request)
+        fields = tuple((k, json.dumps(v, separators=(",", ":")) if k in endpoint.json_text
+                        else _form_value(v)) for k, v in body_params.items()
                        if k not in file_names)
         parts = []
         for upload in call.uploads:

@@ -367,7 +367,8 @@ def check_params(endpoint: Endpoint, params: dict[str, Any]
                              f"drop {present[-1]!r} or {present[0]!r}"))
     if endpoint.body == "multipart" and not endpoint.json_form:
         for name, value in params.items():
-            if name not in endpoint.files and isinstance(value, (dict, list)):
+            if name not in endpoint.files and name not in endpoint.json_text and \
+                    isinstance(value, (dict, list)):
                 problems.append(((name,), f"{name} is nested, and {endpoint.id} is sent as "
                                           "multipart, which carries flat fields only",
                                  "the provider would drop it: leave it out, or override the "

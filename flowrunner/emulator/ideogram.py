@@ -17,7 +17,8 @@ _SIZES = {"16x9": (1312, 736), "9x16": (736, 1312), "1x1": (1024, 1024), "4x3": 
           "3x4": (864, 1152), "3x2": (1248, 832), "2x3": (832, 1248)}
 
 
-OPERATIONS = ("generate", "edit", "remix", "reframe", "replace-background", "describe")
+OPERATIONS = ("generate", "edit", "remix", "reframe", "replace-background", "describe",
+              "upscale")
 
 
 def operation_of(path: str) -> str | None:
@@ -44,6 +45,17 @@ def check(fields: dict[str, Any], files: dict[str, list[bytes]] | None = None,
         if not files.get(name) or not files[name][0].startswith((b"\x89PNG", b"\xff\xd8",
                                                                   b"RIFF")):
             return f"{name} must be an image file (PNG, JPEG or WEBP)"
+    if operation == "upscale":
+        try:
+            request = json.loads(str(fields["image_request"]))
+        except ValueError:
+            return "image_request must be JSON text"
+        if not isinstance(request, dict):
+            return "image_request must be a JSON object"
+        for name in request:
+            if name not in spec["image_request"]:
+                return f"Unknown image_request field {name!r}"
+        return None
     if operation != "generate":
         spec = {**doc["generate"], **{k: v for k, v in spec.items()
                                       if k not in ("aspect_ratios", "exclusive")}}
@@ -68,6 +80,8 @@ def answer_for(operation: str, fields: dict[str, Any], add_file: AddFile) -> dic
         return {"descriptions": [{"text": "An emulated description of the image."}]}
     if operation == "reframe":
         fields = {**fields, "prompt": "reframed"}
+    if operation == "upscale":
+        fields = {"prompt": json.loads(fields["image_request"]).get("prompt") or "upscaled"}
     return answer(fields, add_file)
 
 

@@ -636,6 +636,8 @@ def test_a_journaled_task_the_provider_no_longer_knows_is_forgotten(tmp_path: Pa
     ("ideogram.replace_background", 'prompt: "a beach"',
      "/ideogram/v1/ideogram-v3/replace-background", ["image"]),
     ("ideogram.describe", "describe_model_version: V_3", "/ideogram/describe", ["image_file"]),
+    ("ideogram.upscale", "image_request: {resemblance: 60}", "/ideogram/upscale",
+     ["image_file"]),
 ])
 def test_ideogram_image_endpoints_upload_their_files(tmp_path: Path, emulator, uses: str,
                                                      extra: str, path: str,
@@ -654,6 +656,8 @@ def test_ideogram_image_endpoints_upload_their_files(tmp_path: Path, emulator, u
     assert call["path"] == path
     assert [f["field"] for f in call["files"]] == files
     assert {f["sha256"] for f in call["files"]} == {sha256(tmp_path / "ref.png")}
+    if uses == "ideogram.upscale":  # JSON text inside the multipart form, as Ideogram reads it
+        assert call["fields"] == {"image_request": '{"resemblance":60}'}
     lock = yaml.safe_load((tmp_path / "brand.lock").read_text())["instances"]["step"]
     if uses == "ideogram.describe":
         assert lock["outputs"]["descriptions"] and lock["artifacts"] == []
