@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -721,3 +722,148 @@ def test_minimax_takes_three_requests_all_from_the_catalog(tmp_path: Path, emula
     retrieve = [c for c in _api(emulator) if c["path"] == "/minimax/v1/files/retrieve"][0]
     assert retrieve["query"].startswith("file_id=")
     assert sniff((tmp_path / "assets" / "clip.mp4").read_bytes()[:64]) == "video/mp4"
+
+
+EVERY_FAMILY = """
+  board:
+    uses: midjourney.imagine
+    with: {prompt: a fox}
+    save: board
+  upscale:
+    uses: midjourney.action
+    with: {task_id: "{{ steps.board.outputs.task_id }}", button: U1}
+    save: upscale
+  blend:
+    uses: midjourney.blend
+    with: {images: [ref.png, ref.png]}
+    save: blend
+  mj_describe:
+    uses: midjourney.describe
+    with: {image: ref.png}
+  mj_video:
+    uses: midjourney.video
+    with: {image: "{{ steps.upscale.outputs.url }}"}
+    save: [mj-a, mj-b]
+  poster:
+    uses: ideogram.generate
+    with: {prompt: 'a poster that reads "Acme"'}
+    save: poster
+  ideo_edit:
+    uses: ideogram.edit
+    with: {image: ref.png, mask: ref.png, prompt: a fox}
+    save: ideo-edit
+  ideo_remix:
+    uses: ideogram.remix
+    with: {image: ref.png, prompt: a fox}
+    save: ideo-remix
+  ideo_reframe:
+    uses: ideogram.reframe
+    with: {image: ref.png, resolution: 1312x736}
+    save: ideo-reframe
+  ideo_bg:
+    uses: ideogram.replace_background
+    with: {image: ref.png, prompt: a beach}
+    save: ideo-bg
+  ideo_up:
+    uses: ideogram.upscale
+    with: {image: ref.png}
+    save: ideo-up
+  ideo_describe:
+    uses: ideogram.describe
+    with: {image: ref.png}
+  replicate:
+    uses: replicate.predict
+    with: {model: owner/model, input: {prompt: a fox}}
+    save: replicate
+  gpt_image:
+    uses: openai.generate_image
+    with: {prompt: a fox}
+    save: gpt-image
+  gpt_edit:
+    uses: openai.edit_image
+    with: {image: ref.png, prompt: a fox}
+    save: gpt-edit
+  kling_image:
+    uses: kling.generate_image
+    with: {prompt: a fox}
+    save: kling-image
+  kling_t2v:
+    uses: kling.text_to_video
+    with: {prompt: a fox}
+    save: kling-t2v
+  kling_i2v:
+    uses: kling.image_to_video
+    with: {image: "{{ steps.kling_image.outputs.url }}"}
+    save: kling-i2v
+  unified:
+    uses: video.generate
+    with: {model: some-model, prompt: a fox}
+    save: unified
+  sora:
+    uses: sora.generate_video
+    with: {prompt: a fox}
+    save: sora
+  veo:
+    uses: veo.generate_video
+    with: {prompt: a fox}
+    save: veo
+  luma:
+    uses: luma.generate_video
+    with: {user_prompt: a fox}
+    save: luma
+  runway:
+    uses: runway.image_to_video
+    with: {promptImage: "{{ steps.kling_image.outputs.url }}"}
+    save: runway
+  minimax:
+    uses: minimax.generate_video
+    with: {prompt: a fox}
+    save: minimax
+  pika:
+    uses: pika.generate_video
+    with: {promptText: a fox}
+    save: pika
+  lyrics:
+    uses: suno.generate_lyrics
+    with: {prompt: a jingle}
+  music:
+    uses: suno.generate_music
+    with: {prompt: "{{ steps.lyrics.outputs.text }}"}
+    save: [music-a, music-b]
+  speech:
+    uses: audio.speech
+    with: {input: hello, voice: nova}
+    save: speech
+  transcript:
+    uses: audio.transcribe
+    with: {file: "{{ steps.speech.files[0] }}"}
+"""
+
+
+def test_every_gateway_family_validates_plans_runs_and_reruns_from_the_cache(
+        tmp_path: Path, emulator) -> None:
+    import json
+
+    from flowrunner.catalog import load_catalog
+    from flowrunner.emulator.images import png
+
+    (tmp_path / "ref.png").write_bytes(png(64, 64, "reference"))
+    path = recipe(tmp_path, emulator.base_url, EVERY_FAMILY, extra="concurrency: 8\n")
+    families = {"midjourney", "ideogram", "replicate", "openai", "kling", "video", "sora",
+                "veo", "luma", "runway", "minimax", "pika", "suno", "audio"}
+    shipped = {e for e in load_catalog() if e.split(".")[0] in families}
+    assert shipped == set(re.findall(r"uses: (\S+)", EVERY_FAMILY))  # every id is here
+    assert flow("validate", path).code == 0
+    planned = json.loads(flow("plan", path, "--json").out)
+    assert len(planned["instances"]) == len(shipped)
+    result = flow("run", path, env=KEY_ENV, timeout=300)
+    assert result.code == 0, result
+    lock = yaml.safe_load((tmp_path / "brand.lock").read_text())["instances"]
+    kinds = {sniff((tmp_path / a["path"]).read_bytes()[:64]).split("/")[0]
+             for entry in lock.values() for a in entry["artifacts"]}
+    assert kinds == {"image", "video", "audio"}
+    assert flow("verify", path).code == 0
+    emulator.reset()
+    again = flow("run", path, env=KEY_ENV)
+    assert again.code == 0, again
+    assert _api(emulator) == []  # every result came from the cache
