@@ -164,7 +164,9 @@ def _check_step_ref(recipe: Recipe, step: Step, ref: tuple[str | int, ...], wher
                             f"did you mean {near!r}?" if near else
                             "a step has outputs, files and response"))
         return
-    if rest[0] == "outputs" and len(rest) > 1 and rest[1] not in target.output_names:
+    # (a step whose endpoint is unknown has its own error: its outputs are unknown too)
+    if rest[0] == "outputs" and len(rest) > 1 and target.endpoint is not None and \
+            rest[1] not in target.output_names:
         near = _near(str(rest[1]), target.output_names)
         hint = (f"did you mean {near!r}? " if near else "") + \
             f"step {name!r} outputs: " + ", ".join(target.output_names)
