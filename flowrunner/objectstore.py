@@ -207,9 +207,10 @@ class S3Store:
             from botocore.config import Config
         except ImportError as exc:
             raise StoreError("s3:// needs boto3: pip install 'flowrunner-media[s3]'") from exc
-        # a store that stopped answering should cost seconds, not minutes of retries
-        config = Config(max_pool_connections=self._connections, connect_timeout=5,
-                        read_timeout=60, retries={"max_attempts": 3, "mode": "standard"},
+        # a store that stops answering (or hangs while it shuts down) costs a run seconds,
+        # not minutes: after the first failure the run goes on without it
+        config = Config(max_pool_connections=self._connections, connect_timeout=3,
+                        read_timeout=15, retries={"max_attempts": 2, "mode": "standard"},
                         signature_version="s3v4")
         try:
             client = boto3.session.Session().client("s3", config=config)
@@ -222,8 +223,8 @@ class S3Store:
             self._pool = urllib3.PoolManager(
                 maxsize=self._connections,
                 ca_certs=os.environ.get("AWS_CA_BUNDLE") or get_cert_path(True),
-                timeout=urllib3.Timeout(connect=5, read=60),
-                retries=urllib3.Retry(total=3, backoff_factor=0.2,
+                timeout=urllib3.Timeout(connect=3, read=15),
+                retries=urllib3.Retry(total=2, read=0, backoff_factor=0.2,
                                       status_forcelist=(500, 502, 503, 504)))
         return client
 
