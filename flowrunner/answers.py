@@ -65,3 +65,14 @@ def artifact_refs(call: PreparedCall, response: Any) -> list[tuple[str, str]]:
                          f"(answer keys: {keys})",
                          hint="the provider's answer changed shape or the call failed silently")
     return refs
+
+
+def poster_urls(call: PreparedCall, response: Any) -> list[str]:
+    """The cover images the answer names beside its files (http(s) URLs only)."""
+    spec = call.endpoint.posters
+    if not spec:
+        return []
+    items = extract(response, spec["items"])
+    items = items if isinstance(items, list) else [items] if items is not None else []
+    urls = [extract(item, spec["url"]) for item in items]
+    return [u for u in urls if isinstance(u, str) and u.startswith(("http://", "https://"))]

@@ -6,16 +6,17 @@ answered, so an interrupted run resumes polling instead of paying again.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from .answers import artifact_refs, credits_of
+from .answers import artifact_refs, credits_of, poster_urls
 from .cache import Cache
 from .catalog import extract
 from .context import render_context, render_field
 from .downloads import Artifact, fetch_artifact, store_b64, store_bytes
-from .errors import RunError, StepFailed, TaskFailed
+from .errors import DownloadError, RunError, StepFailed, TaskFailed, TransportError
 from .http import ApiRequest, Client
 from .inputs import FileDigests
 from .local_steps import perform_local
@@ -168,6 +169,13 @@ def perform_call(call: PreparedCall, *, client: Client, cache: Cache, base_url: 
                                             provider=call.instance.step.provider))
         else:
             artifacts.append(store_b64(cache, value, origin=origin))
+    for url in poster_urls(call, response):
+        try:  # decoration: a cover that cannot be fetched is left out, the step goes on
+            poster = fetch_artifact(client, cache, url, deadline=deadline,
+                                    origin=f"{instance_id} poster")
+        except (DownloadError, TransportError):
+            continue
+        artifacts.append(dataclasses.replace(poster, role="poster"))
     outputs = {name: extract(response, path) for name, path in endpoint.outputs.items()}
     outputs["credits"] = credits_of(endpoint, response, submit_body)
     if call.instance.step.outputs:

@@ -90,6 +90,7 @@ class Endpoint:
     task: TaskSpec | None = None
     generic: bool = False
     binary: bool = False  # the answer is the file itself, not JSON
+    posters: dict[str, str] | None = None  # cover images beside the files
     local: str | None = None  # a Pillow operation run on this machine (imaging.py)
     kinds: tuple[str, ...] = (DEFAULT_KIND,)  # the kinds of provider that serve it
     kind: str = DEFAULT_KIND  # the kind this variant is resolved for
@@ -204,6 +205,7 @@ class Endpoint:
             task=_task_spec(task) if task else None,
             generic=bool(doc.get("generic", False)),
             binary=bool(response.get("binary", False)),
+            posters=response.get("posters"),
             local=doc.get("local"),
             kinds=kinds, kind=kinds[0], per_kind=dict(doc.get("per_provider", {})),
             defaults=dict(doc.get("defaults", {})),

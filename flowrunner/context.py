@@ -19,7 +19,8 @@ def step_view(entry: dict[str, Any], cache: Cache) -> dict[str, Any]:
     """What later templates see of a finished instance: outputs, files, response."""
     return {
         "outputs": entry.get("outputs", {}),
-        "files": [cache.object_file(a["sha256"]) for a in entry.get("artifacts", [])],
+        "files": [cache.object_file(a["sha256"]) for a in entry.get("artifacts", [])
+                  if a.get("role") != "poster"],
         "response": entry.get("response", {}),
     }
 

@@ -36,12 +36,15 @@ class Artifact:
     ext: str
     width: int | None = None
     height: int | None = None
+    role: str | None = None  # "poster": a cover image beside the files, not one of them
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"sha256": self.sha256, "bytes": self.bytes,
                                 "media_type": self.media_type, "ext": self.ext}
         if self.width:
             data["width"], data["height"] = self.width, self.height
+        if self.role:
+            data["role"] = self.role
         return data
 
 

@@ -47,6 +47,8 @@ section.step > p { margin: 0 0 10px; color: var(--muted); }
 .thumb img { max-width: 100%; max-height: 100%; object-fit: contain; display: block; }
 .thumb video { max-width: 100%; max-height: 100%; display: block; }
 .thumb audio { width: 92%; }
+.thumb.audio { flex-direction: column; gap: 8px; }
+.thumb img.cover { max-height: 140px; max-width: 100%; object-fit: contain; }
 .refs { display: flex; gap: 6px; flex-wrap: wrap; padding: 8px; min-height: 200px;
         align-content: flex-start; }
 .refs img { width: 88px; height: 88px; object-fit: cover; border-radius: 4px; }
@@ -116,6 +118,7 @@ class Asset:
     size_bytes: int = 0
     width: int | None = None
     height: int | None = None
+    poster: str | None = None  # its cover image (a song's, a video's first frame)
 
 
 @dataclass(slots=True)
@@ -186,9 +189,14 @@ def _card(card: Card) -> str:
     parts = []
     kind = _kind(card.assets[0].file) if card.assets else "image"
     if card.assets and kind in ("video", "audio"):
-        # played in place: controls, and only the metadata loaded until asked
-        parts.append(f'<div class="thumb {kind}"><{kind} controls preload="metadata" '
-                     f'src="{_url(card.assets[0].file)}"></{kind}></div>')
+        # played in place: controls, and only the metadata loaded until asked; a video
+        # shows its poster until played, a song its cover above the player
+        first = card.assets[0]
+        cover = f' poster="{_url(first.poster)}"' if first.poster and kind == "video" else ""
+        above = f'<img class="cover" src="{_url(first.poster)}" alt="">' \
+            if first.poster and kind == "audio" else ""
+        parts.append(f'<div class="thumb {kind}">{above}<{kind} controls preload="metadata" '
+                     f'src="{_url(first.file)}"{cover}></{kind}></div>')
     elif card.assets:
         first = card.assets[0]
         caption = f"{first.file} · {card.instance}"

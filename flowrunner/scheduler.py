@@ -368,14 +368,15 @@ class Scheduler:
 
     def _in_place(self, entry: dict[str, Any], targets: list[str]) -> list[str] | None:
         """The saved names when every target already holds its artifact, else None."""
-        artifacts = entry.get("artifacts", [])
-        if len(targets) > len(artifacts) or (targets and not artifacts):
+        files, posters = _split(entry.get("artifacts", []))
+        if len(targets) > len(files) or (targets and not files):
             return None
         saved = [_saved_name(rendered, artifact)
-                 for rendered, artifact in zip(targets, artifacts, strict=False)]
+                 for rendered, artifact in zip(targets, files, strict=False)]
+        saved += _poster_names(saved, files, posters)
         # only read here: `_place` checks symlinks before it writes anything
         if all(_same_file(self.output_dir / name, artifact)
-               for name, artifact in zip(saved, artifacts, strict=False)):
+               for name, artifact in zip(saved, files + posters, strict=False)):
             return saved
         return None
 
@@ -393,17 +394,23 @@ class Scheduler:
         return Path(real).is_relative_to(self._output_root)
 
     def _place(self, instance: Instance, entry: dict[str, Any], targets: list[str]) -> list[str]:
-        """Copy the artifacts to their `save` targets (atomic, verified, unchanged skipped)."""
-        artifacts = entry.get("artifacts", [])
-        if targets and not artifacts:
+        """Copy the artifacts to their `save` targets (atomic, verified, unchanged skipped),
+        and each file's poster beside it (`NAME.poster.EXT`) when every file is saved.
+
+        The names come back in the entry's order of artifacts (files, then posters), which
+        the lock file and the stamp pair them by."""
+        files, posters = _split(entry.get("artifacts", []))
+        if targets and not files:
             raise StepFailed(f"{instance.id}: nothing to save: the answer had no files")
-        if len(targets) > len(artifacts):
+        if len(targets) > len(files):
             raise StepFailed(f"{instance.id}: save lists {len(targets)} files but the "
-                             f"step made {len(artifacts)}",
+                             f"step made {len(files)}",
                              hint="shorten the `save` list or raise `n`")
+        names = [_saved_name(target, artifact)
+                 for target, artifact in zip(targets, files, strict=False)]
+        names += _poster_names(names, files, posters)
         saved = []
-        for target, artifact in zip(targets, artifacts, strict=False):
-            rendered = _saved_name(target, artifact)
+        for rendered, artifact in zip(names, files + posters, strict=False):
             destination = self.output_dir / rendered
             if not self._inside_output(destination):
                 raise RenderFailed(f"{instance.id}: save path {rendered!r} escapes the output "
@@ -551,6 +558,23 @@ def _take_entry(result: StepResult, entry: dict[str, Any]) -> None:
     result.outputs = entry.get("outputs", {})
     result.artifacts = entry.get("artifacts", [])
     result.response = entry.get("response", {})
+
+
+def _split(artifacts: list[dict[str, Any]]) -> tuple[list[dict[str, Any]],
+                                                    list[dict[str, Any]]]:
+    """(the step's files, their posters): posters are not files a `save` names."""
+    return ([a for a in artifacts if a.get("role") != "poster"],
+            [a for a in artifacts if a.get("role") == "poster"])
+
+
+def _poster_names(saved: list[str], files: list[dict[str, Any]],
+                  posters: list[dict[str, Any]]) -> list[str]:
+    """Where each file's poster goes (`NAME.poster.EXT` beside file NAME.EXT): only when
+    every file is saved, so names and artifacts keep one order."""
+    if not posters or len(saved) != len(files):
+        return []
+    return [f"{os.path.splitext(saved[i])[0]}.poster.{poster['ext']}"
+            for i, poster in enumerate(posters[:len(saved)])]
 
 
 def _saved_name(target: str, artifact: dict[str, Any]) -> str:

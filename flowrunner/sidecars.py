@@ -24,6 +24,8 @@ def lock_entry(item: StepResult, recipe_folder: Path, output_dir: Path, *, mock:
     artifacts = []
     for position, artifact in enumerate(item.artifacts):
         record = {"sha256": artifact["sha256"], "bytes": artifact["bytes"]}
+        if artifact.get("role"):
+            record["role"] = artifact["role"]
         if position < len(item.saved):
             relative = os.path.relpath(output_dir / item.saved[position], recipe_folder)
             record["path"] = item.saved[position] if relative.startswith("..") \
@@ -195,9 +197,11 @@ def write_kit_gallery(plan: Plan, entries: dict[str, dict[str, Any]], output_dir
     saved: dict[str, list[str]] = {}  # step → its files, relative to the output folder
 
     def assets_of(entry: dict[str, Any]) -> list[Any]:
-        assets = []
+        assets: list[Any] = []
+        posters = [str(a["path"]) for a in entry.get("artifacts", [])
+                   if a.get("role") == "poster" and a.get("path")]
         for artifact in entry.get("artifacts", []):
-            if not artifact.get("path"):
+            if not artifact.get("path") or artifact.get("role") == "poster":
                 continue
             # string paths: this runs for every file of the kit (pathlib costs 10x more)
             target = os.path.normpath(os.path.join(folder, str(artifact["path"])))
@@ -205,8 +209,13 @@ def write_kit_gallery(plan: Plan, entries: dict[str, dict[str, Any]], output_dir
                 continue
             known = (dimensions or {}).get(str(artifact.get("sha256")))
             width, height = known if known and all(known) else picture_size(Path(target))
+            poster = posters[len(assets)] if len(assets) < len(posters) else None
+            if poster is not None:
+                poster = os.path.normpath(os.path.join(folder, poster))
+                poster = poster[len(root):].replace(os.sep, "/") \
+                    if poster.startswith(root) else None
             assets.append(Asset(target[len(root):].replace(os.sep, "/"),
-                                int(artifact.get("bytes", 0)), width, height))
+                                int(artifact.get("bytes", 0)), width, height, poster=poster))
         return assets
 
     def badge(entry: dict[str, Any], endpoint: Any) -> str:

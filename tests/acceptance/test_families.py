@@ -42,10 +42,17 @@ def _api(emulator) -> list[dict]:
 
 
 def test_suno_lyrics_then_music_on_the_wire_and_on_disk(tmp_path: Path, emulator) -> None:
-    path = recipe(tmp_path, emulator.base_url, JINGLE)
+    path = recipe(tmp_path, emulator.base_url, JINGLE + """
+  words:
+    uses: audio.transcribe
+    with: {file: "{{ steps.jingle.files[-1] }}"}
+""")
     result = flow("run", path, env=KEY_ENV)
     assert result.code == 0, result
-    calls = _api(emulator)
+    # a later step's `files` are the clips, never their posters
+    (words,) = [c for c in _api(emulator) if c["path"] == "/v1/audio/transcriptions"]
+    assert words["files"][0]["sha256"] == sha256(tmp_path / "assets" / "jingle-b.wav")
+    calls = [c for c in _api(emulator) if c["path"] != "/v1/audio/transcriptions"]
     assert [c["method"] + " " + c["path"].rsplit("/", 1)[0] for c in calls] == \
         ["POST /suno/submit", *["GET /suno/fetch"] * 3, "POST /suno/submit",
          *["GET /suno/fetch"] * 3]
@@ -66,11 +73,20 @@ def test_suno_lyrics_then_music_on_the_wire_and_on_disk(tmp_path: Path, emulator
             assert sound.getnframes() / sound.getframerate() > 1.0
     assert saved[0].read_bytes() != saved[1].read_bytes()
     lock = yaml.safe_load((tmp_path / "brand.lock").read_text())["instances"]
-    assert [a["path"] for a in lock["jingle"]["artifacts"]] == \
+    assert [a["path"] for a in lock["jingle"]["artifacts"] if not a.get("role")] == \
         ["assets/jingle-a.wav", "assets/jingle-b.wav"]
     assert len(lock["jingle"]["outputs"]["clip_ids"]) == 2
     assert lock["lyrics"]["outputs"]["title"] == "A Cheerful Jingle About Acme Coffee"
-    assert "<audio controls" in (tmp_path / "assets" / "index.html").read_text()
+    page = (tmp_path / "assets" / "index.html").read_text()
+    assert "<audio controls" in page
+    # each clip's cover is its poster: beside it, in the lock file, in the gallery; never
+    # one of the step's files (`save` named two, the `files` of the step are the clips)
+    posters = [a for a in lock["jingle"]["artifacts"] if a.get("role") == "poster"]
+    assert [a["path"] for a in posters] == ["assets/jingle-a.poster.png",
+                                            "assets/jingle-b.poster.png"]
+    for poster in posters:
+        assert sha256(tmp_path / poster["path"]) == poster["sha256"]
+    assert '<img class="cover" src="jingle-a.poster.png"' in page
 
     emulator.reset()
     again = flow("run", path, env=KEY_ENV)
@@ -700,6 +716,9 @@ def test_midjourney_blend_describe_and_video(tmp_path: Path, emulator) -> None:
         assert sniff((tmp_path / "assets" / name).read_bytes()[:64]) == "video/mp4"
     lock = yaml.safe_load((tmp_path / "brand.lock").read_text())["instances"]
     assert "description 1" in lock["words"]["outputs"]["prompts"]
+    assert (tmp_path / "assets" / "clip-a.poster.png").is_file()  # the task's image
+    assert 'src="clip-a.mp4" poster="clip-a.poster.png"' in \
+        (tmp_path / "assets" / "index.html").read_text()
 
 
 def test_minimax_takes_three_requests_all_from_the_catalog(tmp_path: Path, emulator) -> None:
@@ -867,3 +886,20 @@ def test_every_gateway_family_validates_plans_runs_and_reruns_from_the_cache(
     again = flow("run", path, env=KEY_ENV)
     assert again.code == 0, again
     assert _api(emulator) == []  # every result came from the cache
+
+
+def test_posters_are_saved_only_when_every_file_is(tmp_path: Path, emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, """
+  jingle:
+    uses: suno.generate_music
+    with: {gpt_description_prompt: "a jingle"}
+    save: only-a
+""")
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 0, result
+    assert sorted(p.name for p in (tmp_path / "assets").iterdir()) == ["index.html",
+                                                                      "only-a.wav"]
+    lock = yaml.safe_load((tmp_path / "brand.lock").read_text())["instances"]["jingle"]
+    assert [a.get("path") for a in lock["artifacts"]] == ["assets/only-a.wav", None, None, None]
+    assert flow("verify", path).code == 0
+    assert '<img class="cover"' not in (tmp_path / "assets" / "index.html").read_text()

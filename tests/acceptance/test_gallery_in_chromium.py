@@ -89,6 +89,8 @@ def test_the_launch_kit_plays_its_video_and_audio_in_headless_chromium(tmp_path:
                           "--dump-dom", page.as_uri()],
                          capture_output=True, text=True, timeout=120).stdout
     # the teaser (H.264 MP4), the jingle (WAV) and the tagline (MP3) decoded: a duration
-    # and metadata ready for each; the mood board, key visual and poster images loaded
+    # and metadata ready for each; the mood board, key visual and poster images loaded,
+    # and the jingle's cover
     assert 'data-media="3" data-media-ready="3"' in dom, dom[:400]
-    assert 'data-images="3" data-loaded="3"' in dom
+    assert 'data-images="4" data-loaded="4"' in dom
+    assert '<img class="cover" src="jingle-a.poster.png"' in text
