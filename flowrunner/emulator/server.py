@@ -10,7 +10,7 @@ and faults on request. Imports nothing of the run (scheduler, calls, planning).
 
 Control endpoints (for tests and benchmarks): GET /_emulator/requests, POST /_emulator/faults
 {"kind", "count", "retry_after"}, POST /_emulator/reset, GET /_emulator/blob/<bytes>.png,
-POST /_emulator/big {"bytes": N} → {"url": …}.
+POST /_emulator/big {"bytes": N, "kind": "png"|"mp4"} → {"url": …}.
 """
 
 from __future__ import annotations
@@ -459,15 +459,20 @@ class Handler(BaseHTTPRequestHandler):
             state.latency = float(json.loads(body or b"{}").get("seconds", 0))
             self._json(200, {"ok": True})
         elif path == "/_emulator/big" and method == "POST":
-            size = int(json.loads(body or b"{}").get("bytes", 1 << 20))
-            self._json(200, {"url": f"{self._base()}/_emulator/blob/{size}.png", "credits": 0})
+            asked = json.loads(body or b"{}")
+            size = int(asked.get("bytes", 1 << 20))
+            ext = "mp4" if asked.get("kind") == "mp4" else "png"
+            self._json(200, {"url": f"{self._base()}/_emulator/blob/{size}.{ext}",
+                             "credits": 0})
         elif path.startswith("/_emulator/blob/") and method == "GET":
-            size = int(path.rsplit("/", 1)[1].split(".")[0])
+            size_text, _, ext = path.rsplit("/", 1)[1].partition(".")
+            size = int(size_text)
             self.send_response(200)
-            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Type", "video/mp4" if ext == "mp4" else "image/png")
             self.send_header("Content-Length", str(size))
             self.end_headers()
-            for piece in images.big_png_stream(size):
+            stream = video.big_mp4_stream(size) if ext == "mp4" else images.big_png_stream(size)
+            for piece in stream:
                 self.wfile.write(piece)
         else:
             self._send(404, b"404 page not found", "text/plain")

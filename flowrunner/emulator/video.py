@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Iterator
 
 
 class _Bits:
@@ -219,3 +220,20 @@ def mp4(seed: str, *, width: int = 128, height: int = 80, fps: int = 12,
     ftyp = _box(b"ftyp", b"isom" + struct.pack(">I", 0x200) + b"isomiso2avc1mp41")
     head = len(ftyp) + len(moov(0)) + 8
     return ftyp + moov(head) + _box(b"mdat", b"".join(samples))
+
+
+def big_mp4_stream(total: int) -> Iterator[bytes]:
+    """A structurally whole MP4 of exactly ``total`` bytes (a movie header, then one large
+    media box), generated as it streams: for tests of large downloads."""
+    ftyp = _box(b"ftyp", b"isom" + struct.pack(">I", 0x200) + b"isomiso2avc1mp41")
+    moov = _box(b"moov", _full(b"mvhd", 0, 0, struct.pack(">IIIIIH", 0, 0, 1000, 1000,
+                                                           0x10000, 0x100)
+                               + bytes(10) + _MATRIX + bytes(24) + struct.pack(">I", 2)))
+    payload = max(0, total - len(ftyp) - len(moov) - 8)
+    yield ftyp + moov + struct.pack(">I", payload + 8) + b"mdat"
+    block = bytes(1 << 16)
+    left = payload
+    while left > 0:
+        piece = block if left >= len(block) else block[:left]
+        left -= len(piece)
+        yield piece

@@ -903,3 +903,29 @@ def test_posters_are_saved_only_when_every_file_is(tmp_path: Path, emulator) -> 
     assert [a.get("path") for a in lock["artifacts"]] == ["assets/only-a.wav", None, None, None]
     assert flow("verify", path).code == 0
     assert '<img class="cover"' not in (tmp_path / "assets" / "index.html").read_text()
+
+
+def test_a_200_mb_video_streams_to_disk_in_bounded_memory(tmp_path: Path, emulator) -> None:
+    size = 200 << 20
+    path = recipe(tmp_path, emulator.base_url, f"""
+  film:
+    uses: http
+    with:
+      method: POST
+      path: /_emulator/big
+      body: {{bytes: {size}, kind: mp4}}
+      artifacts: url
+    save: film
+""")
+    run = subprocess.Popen([sys.executable, "-m", "flowrunner", "run", str(path)],
+                           env=dict(os.environ, **KEY_ENV), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(run.pid, 0)  # reaped here, for its peak memory
+    run.returncode = os.waitstatus_to_exitcode(status)
+    assert run.returncode == 0
+    film = tmp_path / "assets" / "film.mp4"
+    assert film.stat().st_size == size
+    assert sniff(film.read_bytes()[:64]) == "video/mp4"
+    assert usage.ru_maxrss < 60 * 1024  # KiB: the file never sits in memory
+    lock = yaml.safe_load((tmp_path / "brand.lock").read_text())["instances"]["film"]
+    assert lock["artifacts"][0]["bytes"] == size
