@@ -10,6 +10,7 @@ instance skips its dependents; independent branches finish. The HTTP side is inj
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import queue
 import signal
@@ -101,7 +102,8 @@ class Scheduler:
                  only_instances: frozenset[str] = frozenset(),
                  on_finished: Callable[[StepResult], None] | None = None,
                  surveyed: dict[str, tuple[PreparedCall, dict[str, Any]]] | None = None,
-                 shard: Shard | None = None, place: bool = True) -> None:
+                 shard: Shard | None = None, place: bool = True,
+                 on_placing: Callable[[StepResult], None] | None = None) -> None:
         self.plan = plan
         self.recipe = plan.recipe
         self.selected = set(plan.step_order) if selected is None else selected
@@ -134,6 +136,9 @@ class Scheduler:
         self._placing = 0
         self._placed: set[str] = set()  # instances whose files are in place
         self.on_finished = on_finished  # the lock keeper: each outcome as it is known
+        # the lock keeper again: an outcome about to replace files, journaled first, so a
+        # run killed outright (SIGKILL) leaves a record of every file it may have replaced
+        self.on_placing = on_placing
         self._client_lock = threading.Lock()
         self._notes: dict[str, list[str]] = {}
         self._output_root = output_dir.resolve()
@@ -211,7 +216,7 @@ class Scheduler:
             if saved is None:
                 try:
                     with self._placing_files(instance):
-                        saved = self._place(instance, known[1], targets)
+                        saved = self._place(instance, known[1], targets, result)
                 except CacheError as exc:  # a corrupt object: the entry is fetched again
                     result.notes.append(f"{exc.message}; treated as missing and fetched "
                                         "again")
@@ -239,7 +244,7 @@ class Scheduler:
         _take_entry(result, entry)
         if not self.dry_run and self.place:
             with self._placing_files(instance):
-                result.saved = self._place(instance, entry, targets)
+                result.saved = self._place(instance, entry, targets, result)
         return True
 
     @contextlib.contextmanager
@@ -393,7 +398,8 @@ class Scheduler:
             return Path(os.path.realpath(destination)).is_relative_to(self._output_root)
         return Path(real).is_relative_to(self._output_root)
 
-    def _place(self, instance: Instance, entry: dict[str, Any], targets: list[str]) -> list[str]:
+    def _place(self, instance: Instance, entry: dict[str, Any], targets: list[str],
+               result: StepResult | None = None) -> list[str]:
         """Copy the artifacts to their `save` targets (atomic, verified, unchanged skipped),
         and each file's poster beside it (`NAME.poster.EXT`) when every file is saved.
 
@@ -409,6 +415,10 @@ class Scheduler:
         names = [_saved_name(target, artifact)
                  for target, artifact in zip(targets, files, strict=False)]
         names += _poster_names(names, files, posters)
+        if self.on_placing is not None and result is not None and names:
+            intended = dataclasses.replace(result, saved=names)
+            _take_entry(intended, entry)
+            self.on_placing(intended)
         saved = []
         for rendered, artifact in zip(names, files + posters, strict=False):
             destination = self.output_dir / rendered

@@ -6,10 +6,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
-from .cache import Cache
+from .cache import Cache, sha256_file
 from .catalog import CREDIT_UNITS
 from .graph import Plan
 from .lockfile import merge_entries, read_lock, write_lock
@@ -82,9 +83,12 @@ class LockKeeper:
         self.finished: dict[str, dict[str, Any]] = {}
         self.entries = self.earlier
         self._journal_fd: int | None = None
+        self._journal_lock = threading.Lock()
 
     def _killed_run_entries(self) -> dict[str, dict[str, Any]]:
-        """What a run that was killed before writing the lock file had finished."""
+        """What a run that was killed before writing the lock file had placed: the latest
+        journaled entry of each instance whose files are on disk as it says (an entry
+        journaled just before its files were replaced, and killed then, is passed over)."""
         found: dict[str, dict[str, Any]] = {}
         if self.journal is None:
             return found
@@ -97,9 +101,29 @@ class LockKeeper:
                 record = json.loads(line)
             except ValueError:
                 continue  # a line the kill cut short
-            if isinstance(record, dict) and isinstance(record.get("entry"), dict):
+            if isinstance(record, dict) and isinstance(record.get("entry"), dict) and \
+                    self._on_disk_as(record["entry"]):
                 found[str(record.get("id"))] = record["entry"]
         return found
+
+    def _on_disk_as(self, entry: dict[str, Any]) -> bool:
+        """Whether every file the entry records is on disk with its sha256."""
+        for artifact in entry.get("artifacts", []):
+            if not artifact.get("path"):
+                continue
+            try:
+                if sha256_file(self._folder / str(artifact["path"])) != artifact.get("sha256"):
+                    return False
+            except OSError:
+                return False
+        return True
+
+    def intend(self, item: StepResult) -> None:
+        """Journal an outcome before its files are replaced (called from a worker)."""
+        entry = lock_entry(item, self._folder, self._output_dir, mock=self._mock,
+                           overrides=self._overrides)
+        if entry != self.earlier.get(item.instance_id):
+            self._journal_append(item.instance_id, entry)
 
     def add(self, item: StepResult) -> None:
         """Take a finished instance's outcome (called from the scheduler's thread)."""
@@ -115,6 +139,12 @@ class LockKeeper:
         if self.journal is None:
             return
         line = json.dumps({"id": instance_id, "entry": entry}, separators=(",", ":"))
+        with self._journal_lock:  # workers journal what they are about to place
+            self._journal_write(line)
+
+    def _journal_write(self, line: str) -> None:
+        if self.journal is None:  # given up by another thread meanwhile
+            return
         try:
             if self._journal_fd is None:
                 self.journal.parent.mkdir(parents=True, exist_ok=True)

@@ -365,6 +365,7 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
                               surveyed={s.instance.id: (s.call, s.entry) for s in survey
                                          if s.state == "cached" and s.call and s.entry},
                               on_finished=keeper.add if keeper is not None else None,
+                              on_placing=keeper.intend if keeper is not None else None,
                               shard=options.shard, place=options.shard is None)
         try:
             reporter.run_started(recipe.display, len(instances), concurrency)

@@ -196,3 +196,27 @@ def test_a_run_killed_outright_leaves_a_journal_the_next_run_records(tmp_path: P
     assert len(emulator.calls()) == calls  # a cache hit
     _agrees(path)
     assert not list(runs.glob("*.journal.jsonl"))
+
+
+def test_a_journaled_entry_whose_files_were_never_placed_is_passed_over(tmp_path: Path,
+                                                                        emulator) -> None:
+    """A worker journals an outcome just before replacing its files; a run killed between
+    the two leaves a record the disk does not match: the next run keeps the lock's entry."""
+    path = recipe(tmp_path, emulator.base_url, BANNERS)
+    assert flow("run", path, env=KEY_ENV).code == 0
+    lock = read_lock(tmp_path / "brand.lock")
+    name, entry = sorted(lock.instances.items())[0]
+    intended = json.loads(json.dumps(entry))
+    intended["artifacts"][0]["sha256"] = "0" * 64  # what the killed run was about to place
+    intended["params"]["prompt"] = "Banner for Globex"
+    import hashlib
+
+    runs = tmp_path / ".flow" / "cache" / "runs"
+    journal = runs / (hashlib.sha256(str((tmp_path / "brand.lock").resolve()).encode())
+                      .hexdigest()[:32] + ".journal.jsonl")
+    journal.write_text(json.dumps({"id": name, "entry": intended}) + "\n")
+    other = sorted(lock.instances)[1]
+    assert flow("run", path, "--only", other, env=KEY_ENV).code == 0
+    assert read_lock(tmp_path / "brand.lock").instances[name]["params"]["prompt"] == \
+        "Banner for Acme"
+    _agrees(path)
