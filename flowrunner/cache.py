@@ -57,15 +57,15 @@ _FILE_MODE = 0o666 & ~_UMASK
 _TEMP_NAMES = itertools.count()
 
 
-def atomic_write_bytes(target: Path, data: bytes, *, durable: bool = True) -> None:
-    """Write ``data`` to ``target`` so that readers see the old file or the whole new one;
-    ``durable``: on the disk before it is renamed into place (survives a power cut).
-
-    Plain `os` calls and a fresh name per write (O_EXCL never reuses someone else's file):
-    a restore writes thousands of these, and mkstemp plus a buffered file cost a third of
-    it."""
+def _write_new(target: str | Path, blocks: Iterable[bytes], *, durable: bool,
+               accept: Callable[[str], None] | None = None) -> str:
+    """Write ``blocks`` to a fresh file beside ``target`` (O_EXCL: never someone else's
+    file), hashing them; then, unless ``accept`` (given the sha256) raises, rename it into
+    place. ``durable``: on the disk before the rename (survives a power cut). Returns the
+    sha256. Plain `os` calls: restores write thousands of these, and mkstemp plus a
+    buffered file cost a third of it. Nothing is left behind when anything fails."""
     folder = os.path.dirname(target)
-    if not os.path.isdir(folder):
+    if folder and not os.path.isdir(folder):
         os.makedirs(folder, exist_ok=True)
     while True:
         tmp = os.path.join(folder, f".tmp-{os.getpid()}-{next(_TEMP_NAMES)}")
@@ -75,20 +75,32 @@ def atomic_write_bytes(target: Path, data: bytes, *, durable: bool = True) -> No
             break
         except FileExistsError:
             continue
+    digest = hashlib.sha256()
     try:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            for block in blocks:
+                digest.update(block)
+                view = memoryview(block)
+                while view:
+                    view = view[os.write(fd, view):]
             if durable:
                 os.fsync(fd)
         finally:
             os.close(fd)
+        if accept is not None:
+            accept(digest.hexdigest())
         os.replace(tmp, target)
+        return digest.hexdigest()
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_bytes(target: Path, data: bytes, *, durable: bool = True) -> None:
+    """Write ``data`` to ``target`` so that readers see the old file or the whole new one;
+    ``durable``: on the disk before it is renamed into place (survives a power cut)."""
+    _write_new(target, (data,), durable=durable)
 
 
 def write_if_changed(target: Path, text: str) -> bool:
@@ -113,41 +125,15 @@ def copy_atomic(source: Path | str, target: Path | str, *, expect_sha256: str | 
     Raises:
         CacheError: the bytes read do not match ``expect_sha256`` (the source is corrupt).
     """
-    folder = os.path.dirname(target)
-    if folder and not os.path.isdir(folder):
-        os.makedirs(folder, exist_ok=True)
-    digest = hashlib.sha256()
+    def matches(actual: str) -> None:
+        if expect_sha256 and actual != expect_sha256:
+            raise CacheError(f"cache object {source} is corrupt (sha256 {actual[:12]}…, "
+                             f"expected {expect_sha256[:12]}…)")
+
     src = os.open(source, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
-        while True:  # a fresh name: O_EXCL never follows or reuses someone else's file
-            tmp = os.path.join(folder, f".tmp-{os.getpid()}-{next(_TEMP_NAMES)}")
-            try:
-                out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL
-                              | getattr(os, "O_BINARY", 0), _FILE_MODE)
-                break
-            except FileExistsError:
-                continue
-        try:
-            try:
-                while block := os.read(src, 1 << 20):
-                    digest.update(block)
-                    view = memoryview(block)
-                    while view:
-                        view = view[os.write(out, view):]
-                if durable:
-                    os.fsync(out)
-            finally:
-                os.close(out)
-            actual = digest.hexdigest()
-            if expect_sha256 and actual != expect_sha256:
-                raise CacheError(f"cache object {source} is corrupt (sha256 {actual[:12]}…, "
-                                 f"expected {expect_sha256[:12]}…)")
-            os.replace(tmp, target)
-            return actual
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        return _write_new(target, iter(lambda: os.read(src, 1 << 20), b""), durable=durable,
+                          accept=matches)
     finally:
         os.close(src)
 
@@ -214,34 +200,18 @@ class Cache:
         """Store the object that ``blocks`` stream, hashed on the way, under ``sha256``;
         False (and nothing stored) when the bytes do not match it. Memory stays bounded
         by one block, whatever the object's size."""
-        target = self.object_file(sha256)
-        folder = os.path.dirname(target)
-        if not os.path.isdir(folder):
-            os.makedirs(folder, exist_ok=True)
-        tmp = f"{folder}/.tmp-{os.getpid()}-{next(_TEMP_NAMES)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                     _FILE_MODE)
-        digest = hashlib.sha256()
+        class Mismatch(Exception):
+            pass
+
+        def matches(actual: str) -> None:
+            if actual != sha256:
+                raise Mismatch
+
         try:
-            try:
-                for block in blocks:
-                    digest.update(block)
-                    view = memoryview(block)
-                    while view:
-                        view = view[os.write(fd, view):]
-                if durable:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            if digest.hexdigest() != sha256:
-                os.unlink(tmp)
-                return False
-            os.replace(tmp, target)
-            return True
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+            _write_new(self.object_file(sha256), blocks, durable=durable, accept=matches)
+        except Mismatch:
+            return False
+        return True
 
     def adopt_object(self, temp: Path, sha256: str) -> Path:
         """Move a verified temp file into objects/ under its digest (a no-op if present)."""
