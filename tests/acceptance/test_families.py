@@ -106,22 +106,28 @@ def test_a_refused_song_fails_with_the_providers_reason_and_is_not_retried(
         ["/suno/submit/lyrics"]  # the music step never ran: it needs the lyrics
 
 
-def test_an_interrupted_song_is_resumed_not_submitted_again(tmp_path: Path,
-                                                            emulator) -> None:
+@pytest.mark.parametrize(("step", "saved"), [
+    ("uses: suno.generate_music\n    with: {gpt_description_prompt: a jingle}\n"
+     "    save: [jingle-a, jingle-b]", "jingle-b.wav"),
+    ("uses: midjourney.imagine\n    with: {prompt: a coffee cup}\n    save: board",
+     "board.png"),
+    ("uses: kling.text_to_video\n    with: {prompt: a launch spot}\n    save: spot",
+     "spot.mp4"),
+], ids=["suno", "midjourney", "kling"])
+def test_an_interrupted_task_is_resumed_not_submitted_again(tmp_path: Path, emulator,
+                                                            step: str, saved: str) -> None:
     emulator.state.latency = 0.3
-    path = recipe(tmp_path, emulator.base_url, """
-  jingle:
-    uses: suno.generate_music
-    with: {gpt_description_prompt: "a jingle for a coffee brand"}
-    save: [jingle-a, jingle-b]
+    path = recipe(tmp_path, emulator.base_url, f"""
+  task:
+    {step}
 """)
     run = subprocess.Popen([sys.executable, "-m", "flowrunner", "run", str(path)],
                            env=dict(os.environ, **KEY_ENV), stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not any(
-            c["path"].startswith("/suno/fetch/") for c in _api(emulator)):
-        time.sleep(0.02)
+    while time.monotonic() < deadline and not any(c["method"] == "GET"
+                                                  for c in _api(emulator)):
+        time.sleep(0.02)  # submitted, and polled once
     run.send_signal(signal.SIGKILL)
     run.wait()
     emulator.state.latency = 0
@@ -129,7 +135,7 @@ def test_an_interrupted_song_is_resumed_not_submitted_again(tmp_path: Path,
     assert result.code == 0, result
     assert "resumed task" in result.out
     assert len([c for c in _api(emulator) if c["method"] == "POST"]) == 1
-    assert (tmp_path / "assets" / "jingle-b.wav").is_file()
+    assert (tmp_path / "assets" / saved).is_file()
 
 
 def test_text_to_speech_keeps_the_answer_itself_as_the_file(tmp_path: Path,
@@ -298,31 +304,6 @@ def test_midjourney_takes_its_own_auth_header(tmp_path: Path, emulator) -> None:
     assert all(c["authorization"] is None for c in _api(emulator))
 
 
-def test_an_interrupted_midjourney_task_is_resumed_not_submitted_again(tmp_path: Path,
-                                                                       emulator) -> None:
-    emulator.state.latency = 0.3
-    path = recipe(tmp_path, emulator.base_url, """
-  board:
-    uses: midjourney.imagine
-    with: {prompt: "a coffee cup"}
-    save: board
-""")
-    run = subprocess.Popen([sys.executable, "-m", "flowrunner", "run", str(path)],
-                           env=dict(os.environ, **KEY_ENV), stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not any(
-            c["path"].endswith("/fetch") for c in _api(emulator)):
-        time.sleep(0.02)
-    run.send_signal(signal.SIGKILL)
-    run.wait()
-    emulator.state.latency = 0
-    result = flow("run", path, env=KEY_ENV)
-    assert result.code == 0, result
-    assert "resumed task" in result.out
-    assert len([c for c in _api(emulator) if c["method"] == "POST"]) == 1
-
-
 LAUNCH = """
   key_visual:
     uses: kling.generate_image
@@ -389,32 +370,6 @@ def test_an_unquoted_ratio_gets_a_hint_about_yaml(tmp_path: Path, emulator) -> N
     assert result.code == 3, result
     assert "969" in result.err and 'write "16:9" in quotes' in result.err
     assert "brand.yaml:" in result.err
-
-
-def test_an_interrupted_kling_task_is_resumed_not_submitted_again(tmp_path: Path,
-                                                                  emulator) -> None:
-    emulator.state.latency = 0.3
-    path = recipe(tmp_path, emulator.base_url, """
-  spot:
-    uses: kling.text_to_video
-    with: {prompt: "a launch spot"}
-    save: spot
-""")
-    run = subprocess.Popen([sys.executable, "-m", "flowrunner", "run", str(path)],
-                           env=dict(os.environ, **KEY_ENV), stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not any(c["method"] == "GET"
-                                                  for c in _api(emulator)):
-        time.sleep(0.02)
-    run.send_signal(signal.SIGKILL)
-    run.wait()
-    emulator.state.latency = 0
-    result = flow("run", path, env=KEY_ENV)
-    assert result.code == 0, result
-    assert "resumed task" in result.out
-    assert len([c for c in _api(emulator) if c["method"] == "POST"]) == 1
-    assert (tmp_path / "assets" / "spot.mp4").is_file()
 
 
 def test_openai_format_images_decode_b64_and_upload_edits(tmp_path: Path, emulator) -> None:
