@@ -41,6 +41,26 @@ def load(name: str) -> dict[str, Any]:
 
 # --- the gateway ---------------------------------------------------------------------------
 
+_JSON_TYPES: dict[str, type | tuple[type, ...]] = {
+    "string": str, "boolean": bool, "integer": int, "number": (int, float), "object": dict,
+    "array": list}
+
+
+def field_problem(fields: dict[str, Any], types: dict[str, str], *,
+                  unknown: str = "unknown field {name!r}") -> str | None:
+    """Why a provider refuses these fields: one it does not know (``unknown``, formatted
+    with the field's name), or a value of another JSON type than ``types`` says (a
+    boolean is not a number); None when every field is known and typed right."""
+    for name, value in fields.items():
+        wanted = types.get(name)
+        if wanted is None:
+            return unknown.format(name=name)
+        if not isinstance(value, _JSON_TYPES[wanted]) or (
+                isinstance(value, bool) and wanted != "boolean"):
+            return f"{name} must be a{'n' if wanted[0] in 'aeio' else ''} {wanted}"
+    return None
+
+
 def gateway_key(headers: Any, path: str = "") -> str | None:
     """The key a gateway request carries, as new-api reads it (Bearer, bearer or raw; the
     `sk-` prefix is not part of the stored token; `mj-api-secret` too on Midjourney routes)."""

@@ -22,17 +22,9 @@ def check(operation: str, body: dict[str, Any]) -> str | None:
     """Why Kling refuses this submit, or None."""
     doc = contract.load("kling.json")
     spec, values = doc["operations"][operation], doc["values"]
-    for name, value in body.items():
-        wanted = spec["fields"].get(name)
-        if wanted is None:
-            return f"unknown field {name!r}"
-        ok = {"string": isinstance(value, str), "object": isinstance(value, dict),
-              "integer": isinstance(value, int) and not isinstance(value, bool),
-              "number": isinstance(value, (int, float)) and not isinstance(value, bool)
-              }[wanted]
-        if not ok:
-            return f"{name} must be a {wanted}" + (" (\"5\" or \"10\")"
-                                                   if name == "duration" else "")
+    problem = contract.field_problem(body, spec["fields"])
+    if problem:
+        return problem + (' ("5" or "10")' if problem.startswith("duration ") else "")
     for name in spec["required"]:
         if not body.get(name):
             return f"{name} is required"

@@ -18,14 +18,9 @@ OK = {"status_code": 0, "status_msg": "success"}
 
 def check(fields: dict[str, Any]) -> str | None:
     spec = contract.load("minimax.json")
-    for name, value in fields.items():
-        wanted = spec["fields"].get(name)
-        if wanted is None:
-            return f"invalid params: unknown field {name!r}"
-        ok = {"string": isinstance(value, str), "boolean": isinstance(value, bool),
-              "integer": isinstance(value, int) and not isinstance(value, bool)}[wanted]
-        if not ok:
-            return f"invalid params: {name} must be a{'n' if wanted[0] == 'i' else ''} {wanted}"
+    problem = contract.field_problem(fields, spec["fields"])
+    if problem:
+        return f"invalid params: {problem}"
     for name in spec["required"]:
         if not fields.get(name):
             return f"invalid params: {name} is required"

@@ -737,14 +737,8 @@ class Handler(BaseHTTPRequestHandler):
         for name in spec["required"]:
             if problem is None and not fields.get(name):
                 problem = f"{name} is required"
-        for name, value in fields.items():
-            wanted = spec["types"].get(name)
-            if problem is None and wanted is None:
-                problem = f"unknown parameter {name!r}"
-            elif problem is None and not (isinstance(value, str) if wanted == "string" else
-                                          isinstance(value, (int, float))
-                                          and not isinstance(value, bool)):
-                problem = f"{name} must be a {wanted}"
+        problem = problem or contract.field_problem(fields, spec["types"],
+                                                    unknown="unknown parameter {name!r}")
         fmt = fields.get("response_format", spec["default_format"])
         if problem is None and len(str(fields.get("input", ""))) > spec["input_max"]:
             problem = f"input is longer than {spec['input_max']} characters"
@@ -959,16 +953,8 @@ class Handler(BaseHTTPRequestHandler):
             if parsed is None:
                 return
             fields, _uploads, as_json = parsed
-            problem = None if as_json else "expected application/json"
-            for name, value in fields.items():
-                wanted = spec["fields"].get(name)
-                if problem is None and wanted is None:
-                    problem = f"unknown field {name!r}"
-                elif problem is None and not (isinstance(value, str) if wanted == "string"
-                                              else isinstance(value, int)
-                                              and not isinstance(value, bool)):
-                    problem = f"{name} must be an {wanted}" if wanted == "integer" \
-                        else f"{name} must be a {wanted}"
+            problem = contract.field_problem(fields, spec["fields"]) if as_json \
+                else "expected application/json"
             for name in spec["required"]:
                 if problem is None and not fields.get(name):
                     problem = f"{name} is required"

@@ -23,14 +23,9 @@ def check_submit(action: str, body: dict[str, Any]) -> str | None:
     spec = contract.load("suno.json")["actions"].get(action)
     if spec is None:
         return f"unknown action {action.upper()!r}"
-    for name, value in body.items():
-        if name not in spec["fields"]:
-            return f"unknown field {name!r}"
-        wanted = spec["types"][name]
-        ok = {"string": isinstance(value, str), "boolean": isinstance(value, bool),
-              "number": isinstance(value, (int, float)) and not isinstance(value, bool)}[wanted]
-        if not ok:
-            return f"{name} must be a {wanted}"
+    problem = contract.field_problem(body, spec["types"])
+    if problem:
+        return problem
     if not any(all(body.get(name) for name in group) for group in spec["one_of"]):
         return "missing " + " or ".join("+".join(group) for group in spec["one_of"])
     if "mv" in body and not str(body["mv"]).startswith("chirp-"):

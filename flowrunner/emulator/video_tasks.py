@@ -13,18 +13,13 @@ from .video import mp4
 
 TASK_PENDING_POLLS = 2
 AddFile = Callable[[bytes, str], str]
-_TYPES: dict[str, type | tuple[type, ...]] = {"string": str, "boolean": bool, "array": list,
-                                              "object": dict}
 
 
 def check(family: str, fields: dict[str, Any]) -> str | None:
     spec = contract.load("video_tasks.json")[family]
-    for name, value in fields.items():
-        wanted = spec["fields"].get(name)
-        if wanted is None:
-            return f"unknown field {name!r}"
-        if not isinstance(value, _TYPES[wanted]):
-            return f"{name} must be a{'n' if wanted[0] in 'ao' else ''} {wanted}"
+    problem = contract.field_problem(fields, spec["fields"])
+    if problem:
+        return problem
     for name in spec["required"]:
         if not fields.get(name):
             return f"{name} is required"
