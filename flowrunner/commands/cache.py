@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -50,18 +50,25 @@ def list_cache(recipe: Path | None, *, cache_dir: Path | None, as_json: bool,
                      "instance": entry.get("instance"), "bytes": size,
                      "files": len(entry.get("artifacts", [])), "credits": entry.get("credits"),
                      "age": now - path.stat().st_mtime})
+    if not rows and not as_json:
+        out.write(f"no cache entries in {cache_dir}\n")
+        return 0
+    return _show(rows, cache_dir, as_json=as_json, out=out,
+                 extra=lambda row: f"  {_age(row['age']):>4}")
+
+
+def _show(rows: list[dict[str, Any]], where: Any, *, as_json: bool, out: TextIO,
+          extra: Callable[[dict[str, Any]], str]) -> int:
+    """`flow cache ls`'s table (or JSON): a line per entry, then the total."""
     if as_json:
         json.dump(rows, out, indent=2)
         out.write("\n")
         return 0
-    if not rows:
-        out.write(f"no cache entries in {cache_dir}\n")
-        return 0
     for row in rows:
         out.write(f"{row['key'][:12]}  {str(row['endpoint']):<26} {str(row['instance']):<30} "
-                  f"{row['bytes']:>10,} B  {_age(row['age']):>4}\n")
+                  f"{row['bytes']:>10,} B{extra(row)}\n")
     total = sum(r["bytes"] for r in rows)
-    out.write(f"{len(rows)} entries, {total:,} bytes of artifacts in {cache_dir}\n")
+    out.write(f"{len(rows)} entries, {total:,} bytes of artifacts in {where}\n")
     return 0
 
 
@@ -130,16 +137,8 @@ def list_remote(url: str, *, as_json: bool, out: TextIO) -> int:
              "signed": bool((entry or {}).get("signature"))}
             for key, entry in found]
     rows.sort(key=lambda row: row["key"])
-    if as_json:
-        json.dump(rows, out, indent=2)
-        out.write("\n")
-        return 0
-    for row in rows:
-        out.write(f"{row['key'][:12]}  {str(row['endpoint']):<26} {str(row['instance']):<30} "
-                  f"{row['bytes']:>10,} B{'  signed' if row['signed'] else ''}\n")
-    total = sum(r["bytes"] for r in rows)
-    out.write(f"{len(rows)} entries, {total:,} bytes of artifacts in {url}\n")
-    return 0
+    return _show(rows, url, as_json=as_json, out=out,
+                 extra=lambda row: "  signed" if row["signed"] else "")
 
 
 def share_results(paths: list[Path], *, cache_dir: Path | None, url: str, mock: bool,
