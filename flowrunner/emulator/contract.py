@@ -47,10 +47,12 @@ _JSON_TYPES: dict[str, type | tuple[type, ...]] = {
 
 
 def field_problem(fields: dict[str, Any], types: dict[str, str], *,
-                  unknown: str = "unknown field {name!r}") -> str | None:
+                  unknown: str = "unknown field {name!r}", required: Any = (),
+                  values: dict[str, list[Any]] | None = None) -> str | None:
     """Why a provider refuses these fields: one it does not know (``unknown``, formatted
-    with the field's name), or a value of another JSON type than ``types`` says (a
-    boolean is not a number); None when every field is known and typed right."""
+    with the field's name), a value of another JSON type than ``types`` says (a boolean is
+    not a number), a ``required`` one missing or empty, or a value outside its ``values``;
+    None when none of these."""
     for name, value in fields.items():
         wanted = types.get(name)
         if wanted is None:
@@ -58,6 +60,12 @@ def field_problem(fields: dict[str, Any], types: dict[str, str], *,
         if not isinstance(value, _JSON_TYPES[wanted]) or (
                 isinstance(value, bool) and wanted != "boolean"):
             return f"{name} must be a{'n' if wanted[0] in 'aeio' else ''} {wanted}"
+    for name in required:
+        if not fields.get(name):
+            return f"{name} is required"
+    for name, allowed in (values or {}).items():
+        if name in fields and fields[name] not in allowed:
+            return f"{name} must be one of {', '.join(map(str, allowed))}"
     return None
 
 

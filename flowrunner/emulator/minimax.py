@@ -18,15 +18,10 @@ OK = {"status_code": 0, "status_msg": "success"}
 
 def check(fields: dict[str, Any]) -> str | None:
     spec = contract.load("minimax.json")
-    problem = contract.field_problem(fields, spec["fields"])
+    problem = contract.field_problem(fields, spec["fields"], required=spec["required"],
+                                     values=spec["values"])
     if problem:
         return f"invalid params: {problem}"
-    for name in spec["required"]:
-        if not fields.get(name):
-            return f"invalid params: {name} is required"
-    for name, allowed in spec["values"].items():
-        if name in fields and fields[name] not in allowed:
-            return f"invalid params: {name} must be one of {', '.join(map(str, allowed))}"
     if not fields.get("prompt") and not fields.get("first_frame_image"):
         return "invalid params: prompt or first_frame_image is required"
     return None

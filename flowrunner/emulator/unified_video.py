@@ -17,13 +17,7 @@ AddFile = Callable[[bytes, str], str]
 
 def check(fields: dict[str, Any]) -> str | None:
     spec = contract.load("video.json")
-    problem = contract.field_problem(fields, spec["fields"])
-    if problem:
-        return problem
-    for name in spec["required"]:
-        if not fields.get(name):
-            return f"{name} is required"
-    return None
+    return contract.field_problem(fields, spec["fields"], required=spec["required"])
 
 
 def poll(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:

@@ -17,16 +17,8 @@ AddFile = Callable[[bytes, str], str]
 
 def check(family: str, fields: dict[str, Any]) -> str | None:
     spec = contract.load("video_tasks.json")[family]
-    problem = contract.field_problem(fields, spec["fields"])
-    if problem:
-        return problem
-    for name in spec["required"]:
-        if not fields.get(name):
-            return f"{name} is required"
-    for name, allowed in spec.get("values", {}).items():
-        if name in fields and fields[name] not in allowed:
-            return f"{name} must be one of {', '.join(allowed)}"
-    return None
+    return contract.field_problem(fields, spec["fields"], required=spec["required"],
+                                  values=spec.get("values"))
 
 
 def submitted(family: str, task_id: str) -> dict[str, Any]:
