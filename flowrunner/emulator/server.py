@@ -544,6 +544,18 @@ class Handler(BaseHTTPRequestHandler):
         record["json"] = fields
         return fields, uploads, True
 
+    def _json_fields(self, body: bytes, record: dict[str, Any]) -> dict[str, Any] | None:
+        """A JSON body's fields, or None when an error was answered (415 for another kind
+        of body)."""
+        parsed = self._parse(body, record)
+        if parsed is None:
+            return None
+        fields, _uploads, as_json = parsed
+        if not as_json:
+            self._error(415, "expected application/json")
+            return None
+        return fields
+
     def _recraft(self, operation: str, body: bytes, record: dict[str, Any]) -> None:
         parsed = self._parse(body, record)
         if parsed is None:
@@ -662,12 +674,8 @@ class Handler(BaseHTTPRequestHandler):
                          "image": image})
 
     def _flux(self, model: str, body: bytes, record: dict[str, Any]) -> None:
-        parsed = self._parse(body, record)
-        if parsed is None:
-            return
-        fields, _uploads, as_json = parsed
-        if not as_json:
-            self._error(415, "expected application/json")
+        fields = self._json_fields(body, record)
+        if fields is None:
             return
         try:
             params = contract.check_bfl(model, fields)
@@ -767,12 +775,8 @@ class Handler(BaseHTTPRequestHandler):
         return add_file
 
     def _mj_submit(self, action: str, body: bytes, record: dict[str, Any]) -> None:
-        parsed = self._parse(body, record)
-        if parsed is None:
-            return
-        fields, _uploads, as_json = parsed
-        if not as_json:
-            self._error(415, "expected application/json")
+        fields = self._json_fields(body, record)
+        if fields is None:
             return
         task_id = str(int.from_bytes(hashlib.sha256(
             (canonical_json(fields) + str(time.monotonic_ns())).encode()).digest()[:7], "big"))
