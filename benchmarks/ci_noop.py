@@ -13,6 +13,7 @@ every file has a new mtime, then one timed process:
 
 - flowrunner, assets committed: `flow run --frozen` (checks every asset, changes nothing),
 - flowrunner, assets restored: the same with the assets left out of git (restored),
+  copied from the cache (the default) or linked (`--link hardlink`),
 - doit: `doit` (md5 of every dependency, since the mtimes are new).
 
     python benchmarks/ci_noop.py                    # 1,000 and 5,000, 5 rounds
@@ -107,15 +108,19 @@ def one_size(count: int, base_url: str, work: Path, rounds: int) -> dict[str, li
         for part in doit_repo.glob(".doit.db*"):
             shutil.move(part, saved_db / part.name)
         commit_all(doit_repo, ".doit.db*\n")
-    times: dict[str, list[float]] = {"flowrunner, assets committed": [],
-                                     "flowrunner, assets restored": []}
+    # the restored kit twice: copies (the default), and hard links to the cache objects
+    variants = [("assets committed", kits["committed"], flow),
+                ("assets restored", kits["restored"], flow),
+                ("assets restored, --link hardlink", kits["restored"],
+                 [*flow, "--link", "hardlink"])]
+    times: dict[str, list[float]] = {f"flowrunner, {name}": [] for name, _, _ in variants}
     if doit:
         times["doit (md5)"] = []
     clone = work / "clone"
     for _ in range(rounds):
-        for name, folder in kits.items():
+        for name, folder, command in variants:
             target = fresh(folder, clone, [(folder / ".flow", ".flow")])
-            times[f"flowrunner, assets {name}"].append(timed(flow, target, env))
+            times[f"flowrunner, {name}"].append(timed(command, target, env))
             assert changed(target) == 0, f"a no-op changed committed files ({name})"
         if doit:
             target = fresh(doit_repo, clone, [(p, p.name) for p in saved_db.iterdir()])

@@ -138,6 +138,53 @@ def copy_atomic(source: Path | str, target: Path | str, *, expect_sha256: str | 
         os.close(src)
 
 
+LINK_MODES = ("copy", "hardlink")
+# a hard link cannot be made here: another filesystem, a filesystem without links, too many
+_NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
+
+
+def place_file(source: str, target: str | Path, *, sha256: str, link: bool = False) -> None:
+    """Put cache object ``source`` (named by ``sha256``) at ``target``: atomically, and only
+    once its bytes match ``sha256``; no fsync (a saved file can always be restored again).
+
+    ``link``: a hard link to the object instead of a copy, as DVC's `hardlink` cache type:
+    no new inode and no data written, which is most of a restore's cost. The object is made
+    read-only first, so an editor cannot write through the link; one that does anyway (root
+    ignores the mode) corrupts the object, and the next read of it notices. Where no link
+    can be made (another filesystem), a copy.
+
+    Raises:
+        CacheError: the object's bytes do not match ``sha256``.
+    """
+    if not link:
+        copy_atomic(source, target, expect_sha256=sha256, durable=False)
+        return
+    actual = sha256_file(Path(source))
+    if actual != sha256:
+        raise CacheError(f"cache object {source} is corrupt (sha256 {actual[:12]}…, "
+                         f"expected {sha256[:12]}…)")
+    folder = os.path.dirname(target)
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{next(_TEMP_NAMES)}")
+    try:
+        mode = os.stat(source).st_mode
+        if mode & 0o222:  # another user's object stays writable: then a copy, below
+            os.chmod(source, mode & ~0o222)
+        if folder and not os.path.isdir(folder):
+            os.makedirs(folder, exist_ok=True)
+        os.link(source, tmp)
+    except OSError as exc:
+        if exc.errno not in _NO_LINK:
+            raise
+        copy_atomic(source, target, expect_sha256=sha256, durable=False)
+        return
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 class Cache:
     """A cache folder. ``readable``/``writable`` implement --no-cache and `cache: false`."""
 

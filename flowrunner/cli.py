@@ -134,13 +134,18 @@ def _recipe_or_cache_dir(func: Callable[..., Any]) -> Callable[..., Any]:
               help="Make only part I of N of the calls (split by cache key), with a remote "
                    "cache; writes no lock file, gallery or assets: a final `flow run "
                    "--frozen` assembles them.")
+@click.option("--link", type=click.Choice(["copy", "hardlink"]), default="copy",
+              envvar="FLOW_CACHE_LINK", show_envvar=True, show_default=True,
+              help="hardlink: save files as hard links to the (then read-only) cache objects, "
+                   "as DVC does: a fresh clone's restore writes no data. Do not edit saved "
+                   "files in place then (flow notices a changed object and fetches it again).")
 @click.option("-v", "--verbose", count=True, help="Say more (repeat for HTTP details).")
 def run(recipe: Path, var_pairs: tuple[str, ...], vars_files: tuple[Path, ...],
         only: tuple[str, ...], refresh: tuple[str, ...], no_cache: bool, frozen: bool,
         dry_run: bool, concurrency: int | None, output_dir: Path | None, cache_dir: Path | None,
         max_credits: float | None, allow_paths: tuple[Path, ...], as_json: bool, mock: bool,
         mock_latency: float | None, mock_faults: tuple[str, ...], remote_cache: str | None,
-        remote_mode: str, shard: str | None, verbose: int) -> int:
+        remote_mode: str, shard: str | None, link: str, verbose: int) -> int:
     """Run a recipe: call what is not cached, write the assets and the lock file.
 
     \b
@@ -160,7 +165,7 @@ def run(recipe: Path, var_pairs: tuple[str, ...], vars_files: tuple[Path, ...],
         verbosity=verbose, max_credits=max_credits, allow_paths=allow_paths,
         mock_latency=mock_latency or 0.0, mock_faults=mock_faults,
         remote_cache=remote_cache or None, remote_mode=remote_mode,
-        shard=Shard.parse(shard) if shard else None)
+        shard=Shard.parse(shard) if shard else None, link=link)
     return run_recipe(recipe, options=options, stream=_out())
 
 

@@ -78,6 +78,7 @@ class RunOptions:
     remote_cache: str | None = None  # --remote-cache / FLOW_REMOTE_CACHE
     remote_mode: str = "write"  # --remote-cache-mode: "write" or "read"
     shard: Shard | None = None
+    link: str = "copy"  # --link / FLOW_CACHE_LINK: saved files are copies or hard links
 
     def stamp_context(self, recipe: Path) -> dict[str, Any]:
         """The options that shape a run's result; a stamp is only valid for the same ones.

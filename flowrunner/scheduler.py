@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .budget import Budget
-from .cache import Cache, copy_atomic, sha256_file
+from .cache import Cache, place_file, sha256_file
 from .calls import perform_call
 from .context import condition_holds, render_context, render_field, step_view
 from .errors import CacheError, RenderFailed, RunError, StepFailed
@@ -103,7 +103,8 @@ class Scheduler:
                  on_finished: Callable[[StepResult], None] | None = None,
                  surveyed: dict[str, tuple[PreparedCall, dict[str, Any]]] | None = None,
                  shard: Shard | None = None, place: bool = True,
-                 on_placing: Callable[[StepResult], None] | None = None) -> None:
+                 on_placing: Callable[[StepResult], None] | None = None,
+                 link: bool = False) -> None:
         self.plan = plan
         self.recipe = plan.recipe
         self.selected = set(plan.step_order) if selected is None else selected
@@ -128,6 +129,7 @@ class Scheduler:
         # `--shard I/N`: the calls of other shards are theirs; a shard places no files
         self.shard = shard
         self.place = place
+        self.link = link  # `--link hardlink`: saved files are hard links to cache objects
         self.views: dict[str, Any] = {}
         self.cancelled = threading.Event()
         # once cancelled, no worker starts replacing a file: an interrupted run's lock file
@@ -426,9 +428,8 @@ class Scheduler:
                 raise RenderFailed(f"{instance.id}: save path {rendered!r} escapes the output "
                                    "folder (through a symlink?)")
             if not _same_file(destination, artifact):
-                # a saved file can always be restored from the cache: no fsync for it
-                copy_atomic(self.cache.object_file(artifact["sha256"]), destination,
-                            expect_sha256=artifact["sha256"], durable=False)
+                place_file(self.cache.object_file(artifact["sha256"]), destination,
+                           sha256=artifact["sha256"], link=self.link)
             saved.append(rendered)
         return saved
 

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -76,6 +77,77 @@ def test_deleted_output_folder_is_restored_without_requests(tmp_path: Path, emul
     assert emulator.requests() == []
     assert {p.name: sha256(p) for p in (tmp_path / "assets").iterdir()
             if p.suffix == ".png"} == before
+
+
+def _object_of(cache: Path, asset: Path) -> Path:
+    digest = sha256(asset)
+    return cache / "objects" / digest[:2] / digest
+
+
+def test_link_hardlink_restores_files_as_read_only_links_to_the_cache(tmp_path: Path,
+                                                                        emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN + BANNERS)
+    assert flow("run", path, env=KEY_ENV).code == 0
+    cache, assets = tmp_path / ".flow" / "cache", tmp_path / "assets"
+    before = {p.name: sha256(p) for p in assets.iterdir() if p.name != "index.html"}
+    # both ways a restore happens: the run stamp's (assets gone, nothing else changed)
+    # and the scheduler's (the stamp gone too)
+    for forget_stamp in (False, True):
+        shutil.rmtree(assets)
+        if forget_stamp:
+            shutil.rmtree(cache / "runs")
+        emulator.reset()
+        result = flow("run", path, env={**KEY_ENV, "FLOW_CACHE_LINK": "hardlink"})
+        assert result.code == 0, result
+        assert emulator.requests() == []
+        restored = {p.name: sha256(p) for p in assets.iterdir() if p.name != "index.html"}
+        assert restored == before
+        for name in before:
+            blob = _object_of(cache, assets / name)
+            assert (assets / name).stat().st_ino == blob.stat().st_ino, name
+            assert blob.stat().st_mode & 0o222 == 0, f"{name}'s object is still writable"
+        assert flow("verify", path).code == 0
+
+
+def test_an_edit_through_a_hard_link_is_noticed_and_mended(tmp_path: Path, emulator) -> None:
+    path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
+    env = {**KEY_ENV, "FLOW_CACHE_LINK": "hardlink"}
+    assert flow("run", path, "--only", "logo", env=env).code == 0
+    logo = tmp_path / "assets" / "logo.png"
+    blob = _object_of(tmp_path / ".flow" / "cache", logo)
+    # as root the read-only mode does not stop an in-place write: it reaches the object
+    os.chmod(logo, 0o644)
+    with open(logo, "r+b") as handle:
+        handle.write(b"\x89PNG edited in place")
+    assert blob.read_bytes().startswith(b"\x89PNG edited")
+    emulator.reset()
+    result = flow("run", path, "--only", "logo", env=env)
+    assert result.code == 0, result
+    assert "corrupt" in result.out
+    assert len(emulator.calls()) == 1
+    assert sha256(logo) == sha256(blob) == blob.name
+    assert flow("verify", path).code == 0
+
+
+def test_link_hardlink_copies_when_the_cache_is_on_another_filesystem(tmp_path: Path,
+                                                                       emulator) -> None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        import pytest
+
+        pytest.skip("needs a second filesystem (/dev/shm)")
+    cache = Path(tempfile.mkdtemp(dir=shm, prefix="flow-test-cache-"))
+    try:
+        path = recipe(tmp_path, emulator.base_url, BANNERS)
+        env = {**KEY_ENV, "FLOW_CACHE_LINK": "hardlink"}
+        assert flow("run", path, "--cache-dir", cache, env=env).code == 0
+        banners = sorted((tmp_path / "assets").glob("banner-*.png"))
+        assert len(banners) == 2
+        for banner in banners:
+            assert banner.stat().st_nlink == 1
+            assert sha256(banner) == _object_of(cache, banner).name
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 def test_corrupt_object_is_detected_and_fetched_again(tmp_path: Path, emulator) -> None:
