@@ -1,6 +1,9 @@
-"""The HTTP client: one pooled `requests.Session` per run, retries, error mapping, redaction.
+"""The HTTP client: one connection pool per run, retries, error mapping, redaction.
 
-The only module that imports `requests`. Retries 429/5xx and connection failures with
+Speaks HTTP through urllib3 (the transport `requests` is built on) directly: a batch of
+thousands of fast calls is bound by the client's own CPU, and requests' session layer
+(settings merged, hooks, cookies, a prepared copy of every request) measured half of it
+(`benchmarks/throughput.py`). Retries 429/5xx and connection failures with
 exponential backoff, jitter and `Retry-After`, within the step's deadline; tells the
 throttle about 429s; and never resends a paid task submit that may have reached the
 provider: whether it may have is decided by the exception's type (a connection that was
@@ -27,15 +30,17 @@ from .throttle import Throttle
 from .watchdog import Watchdog
 
 if TYPE_CHECKING:  # imported when the first client is made: planning never pays for them
-    import requests
+    import urllib3
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 524})
 # A task submit that failed with one of these was clearly not accepted: safe to resend.
 SUBMIT_SAFE_STATUSES = frozenset({429, 503})
 CONNECT_TIMEOUT = 10.0
+MAX_REDIRECTS = 30  # as requests
 BACKOFF_BASE = 0.5
 BACKOFF_MAX = 30.0
 USER_AGENT = f"flowrunner/{__version__}"
+_BASE_HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate"}
 
 _HINTS = {
     400: "the provider rejected the parameters; `flow endpoints ID` lists what it accepts",
@@ -123,14 +128,11 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 def _never_sent(exc: BaseException) -> bool:
-    """Whether a requests connection error happened before the request left this machine:
-    the connection was refused, timed out or its name did not resolve. Decided by the types
-    in the exception's chain (requests wraps urllib3's errors), never by its words."""
-    import requests
+    """Whether a connection error happened before the request left this machine: the
+    connection was refused, timed out or its name did not resolve. Decided by the types in
+    the exception's chain (urllib3 wraps them in MaxRetryError), never by its words."""
     import urllib3
 
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return True
     seen: set[int] = set()
     stack: list[Any] = [exc]
     while stack:
@@ -146,6 +148,23 @@ def _never_sent(exc: BaseException) -> bool:
             stack.extend([getattr(current, "reason", None), current.__cause__,
                           current.__context__, *current.args])
     return False
+
+
+def _in_chain(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether ``exc`` or what it wraps (MaxRetryError's reason) is a ``kind``."""
+    reason = getattr(exc, "reason", None)
+    return isinstance(exc, kind) or isinstance(reason, kind)
+
+
+def _retryable(exc: BaseException) -> bool:
+    """A failure of the connection or of a read, worth trying again (not a bad URL, nor
+    too many redirects)."""
+    import urllib3
+
+    if isinstance(exc, (urllib3.exceptions.LocationValueError,
+                        urllib3.exceptions.ProxySchemeUnknown)):
+        return False
+    return not _in_chain(exc, urllib3.exceptions.ResponseError)  # too many redirects
 
 
 MIN_REDACTED = 8  # a shorter "key" is no secret, and replacing it would mangle any text
@@ -172,12 +191,12 @@ class Redactor:
         return self._pattern.sub("***", text)
 
 
-def _provider_message(response: requests.Response, redact: Callable[[str], str]) -> str:
+def _provider_message(answer: Answer, redact: Callable[[str], str]) -> str:
     """The provider's own words: JSON error message, or the text with HTML stripped."""
-    raw = response.content[:65536]
+    raw = answer.content[:65536]
     text = raw.decode("utf-8", "replace")
     message = ""
-    if "json" in response.headers.get("Content-Type", "") or text.lstrip().startswith("{"):
+    if "json" in answer.headers.get("Content-Type", "") or text.lstrip().startswith("{"):
         with contextlib.suppress(ValueError):
             doc = json.loads(text)
             if isinstance(doc, dict):
@@ -191,87 +210,125 @@ def _provider_message(response: requests.Response, redact: Callable[[str], str])
         title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
         stripped = re.sub(r"<[^>]+>", " ", title.group(1) if title else text)
         message = " ".join(stripped.split())
-    message = redact(message or response.reason or "no message")
+    message = redact(message or answer.reason or "no message")
     return message if len(message) <= 300 else message[:297] + "..."
 
 
+@dataclass(slots=True)
+class Answer:
+    """One HTTP answer as this module reads it: urllib3's response, the headers that were
+    sent (for -vv) and, once read, its body."""
+
+    response: urllib3.BaseHTTPResponse
+    sent_headers: dict[str, str]
+    elapsed: float
+    content: bytes = b""
+
+    @property
+    def status(self) -> int:
+        return self.response.status
+
+    @property
+    def headers(self) -> Any:  # urllib3's HTTPHeaderDict: names case-insensitive
+        return self.response.headers
+
+    @property
+    def reason(self) -> str:
+        return self.response.reason or ""
+
+    def close(self) -> None:
+        self.response.close()
+
+
 class HttpClient:
-    """Calls the providers and streams downloads, over one pooled session.
+    """Calls the providers and streams downloads, over one connection pool.
 
     ``credentials`` maps a provider profile's name to the (header, value) carrying its key
     (`Authorization: Bearer KEY`, `x-key: KEY`, …) and ``throttles`` to its pacing; a
-    request names its profile. Downloads never carry a credential.
+    request names its profile. Downloads never carry a credential. Redirects are followed
+    (up to ``MAX_REDIRECTS``); every credential header is dropped on a redirect to another
+    host (`Authorization` and `x-key` alike).
     """
 
     def __init__(self, *, credentials: dict[str, tuple[str, str]], secrets: list[str],
                  throttles: dict[str, Throttle], pool_size: int, log: Any = None) -> None:
-        from requests.adapters import HTTPAdapter
+        import urllib3
 
         self.redact: Callable[[str], str] = Redactor(*secrets)
         self._credentials = credentials
         self._throttles = throttles
         self._watchdog = Watchdog()
         self.log = log
-        self.session = _make_session({header for header, _ in credentials.values()})
-        self.session.trust_env = False  # no proxies or .netrc from the environment
-        self.session.headers["User-Agent"] = USER_AGENT
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(4, pool_size * 2),
-                              max_retries=0)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        secret_headers = {header for header, _ in credentials.values()}
+        # retries are this module's (backoff, deadlines, paid submits never resent); the
+        # pool only follows redirects, dropping credentials when the host changes
+        self._retry = urllib3.Retry(
+            total=None, connect=0, read=0, status=0, other=0, redirect=MAX_REDIRECTS,
+            raise_on_status=False, remove_headers_on_redirect=(
+                {"Authorization", "Cookie", "Proxy-Authorization"} | secret_headers))
+        self._pool = urllib3.PoolManager(num_pools=8, maxsize=max(4, pool_size),
+                                         retries=self._retry, **_trust())
 
     def close(self) -> None:
-        self.session.close()
+        self._pool.clear()
 
     def throttle(self, request: ApiRequest) -> Throttle:
         return self._throttles.get(request.provider) or self._throttles["default"]
 
-    def _log_exchange(self, request: ApiRequest, response: requests.Response) -> None:
+    def _log_exchange(self, request: ApiRequest, answer: Answer) -> None:
         """-vv: the request line, the headers sent (the one carrying the key shows only its
         scheme) and the headers received."""
         assert self.log is not None
         secret_headers = {header.lower() for header, _ in self._credentials.values()}
-        self.log(f"{request.method} {self.redact(request.url)} -> {response.status_code} "
-                 f"({response.elapsed.total_seconds():.3f} s)")
-        for name, value in response.request.headers.items():
+        self.log(f"{request.method} {self.redact(request.url)} -> {answer.status} "
+                 f"({answer.elapsed:.3f} s)")
+        for name, value in answer.sent_headers.items():
             if name.lower() in secret_headers:
                 scheme = value.split(" ", 1)[0] if " " in value else ""
                 value = f"{scheme} ***".strip()
             self.log(f"  > {name}: {self.redact(str(value))}")
-        for name, value in response.headers.items():
+        for name, value in answer.headers.items():
             self.log(f"  < {name}: {self.redact(str(value))}")
 
     def _headers(self, request: ApiRequest) -> dict[str, str]:
-        headers = {"Accept": "*/*" if request.binary else "application/json",
+        headers = {**_BASE_HEADERS,
+                   "Accept": "*/*" if request.binary else "application/json",
                    **dict(request.headers)}
         credential = self._credentials.get(request.provider)
         if credential is not None:
             headers[credential[0]] = credential[1]
         return headers
 
-    def _send_once(self, request: ApiRequest, timeout: float) -> requests.Response:
-        kwargs: dict[str, Any] = {"headers": self._headers(request),
-                                  "timeout": (min(CONNECT_TIMEOUT, timeout), timeout),
-                                  "allow_redirects": True, "stream": True}
+    def _open(self, method: str, url: str, *, headers: dict[str, str], timeout: float,
+              body: bytes | None = None) -> Answer:
+        """Send one request (redirects followed) and return as soon as the answer's head
+        has arrived; its body is read by the caller."""
+        import urllib3
+
+        started = time.monotonic()
+        response = self._pool.urlopen(
+            method, url, body=body, headers=headers, preload_content=False,
+            decode_content=True, redirect=True, retries=self._retry,
+            timeout=urllib3.Timeout(connect=min(CONNECT_TIMEOUT, timeout), read=timeout))
+        return Answer(response, headers, time.monotonic() - started)
+
+    def _send_once(self, request: ApiRequest, timeout: float) -> Answer:
+        headers = self._headers(request)
+        body: bytes | None = None
         if request.files or request.fields:
-            handles = []
-            try:
-                # the fields as parts of their own: multipart even with no file to upload
-                # (requests would send fields alone url-encoded, which multipart APIs refuse)
-                files: list[tuple[str, Any]] = [(name, (None, value))
-                                                for name, value in request.fields]
-                for part in request.files:
-                    handle = open(part.path, "rb")
-                    handles.append(handle)
-                    files.append((part.field, (part.filename, handle, part.content_type)))
-                return self.session.request(request.method, request.url, files=files,
-                                            **kwargs)
-            finally:
-                for handle in handles:
-                    handle.close()
-        if request.json_body is not None and request.method not in ("GET", "DELETE"):
-            kwargs["json"] = request.json_body
-        return self.session.request(request.method, request.url, **kwargs)
+            from urllib3 import encode_multipart_formdata
+
+            # the fields as parts of their own: multipart even with no file to upload
+            parts: list[tuple[str, Any]] = list(request.fields)
+            for part in request.files:
+                parts.append((part.field, (part.filename, part.path.read_bytes(),
+                                           part.content_type)))
+            body, headers["Content-Type"] = encode_multipart_formdata(parts)
+        elif request.json_body is not None and request.method not in ("GET", "DELETE"):
+            body = json.dumps(request.json_body, allow_nan=False).encode()
+            headers["Content-Type"] = "application/json"
+        return self._open(request.method, request.url, headers=headers, timeout=timeout,
+                          body=body)
 
     def call(self, request: ApiRequest, *, retries: int, deadline: float,
              step_id: str) -> ApiResponse:
@@ -282,7 +339,7 @@ class HttpClient:
             TransportError: the request could not be made or finished in time;
                 ``maybe_sent`` says whether a submit may have reached the provider.
         """
-        import requests
+        import urllib3
 
         if any(self.redact(value) != value for _, value in request.headers):
             raise StepFailed(f"{step_id}: not sent: a header value holds the API key",
@@ -300,37 +357,36 @@ class HttpClient:
                                      hint="raise the step's `timeout` or lower the load")
             attempts += 1
             try:
-                response = self._send_once(request, remaining)
-            except requests.exceptions.RequestException as exc:
+                answer = self._send_once(request, remaining)
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
                 throttle.release()
                 never_sent = _never_sent(exc)
-                retryable = isinstance(exc, (requests.exceptions.ConnectionError,
-                                             requests.exceptions.Timeout))
-                if not retryable or (request.submit and not never_sent) or attempts > retries:
+                if not _retryable(exc) or (request.submit and not never_sent) \
+                        or attempts > retries:
                     raise self._transport(step_id, request, exc,
                                           maybe_sent=not never_sent) from None
-                why = "read timed out" if isinstance(exc, requests.exceptions.ReadTimeout) \
+                why = "read timed out" if _in_chain(exc, urllib3.exceptions.ReadTimeoutError) \
                     else _short_reason(exc)
                 self._sleep(backoff_delay(attempts), deadline, step_id, self.redact(why))
                 continue
             try:
-                self._read_body(response, deadline, step_id)
+                self._read_body(answer, deadline, step_id)
             except (StepFailed, TransportError):
                 throttle.release()
                 raise
-            status = response.status_code
+            status = answer.status
             throttle.release(throttled=status == 429)
             if self.log:
-                self._log_exchange(request, response)
+                self._log_exchange(request, answer)
             if 200 <= status < 300:
-                body = response.content if request.binary else self._json(response, step_id)
-                return ApiResponse(status, body, dict(response.headers), attempts)
+                body = answer.content if request.binary else self._json(answer, step_id)
+                return ApiResponse(status, body, dict(answer.headers), attempts)
             retry_ok = status in RETRY_STATUSES and (
                 not request.submit or status in SUBMIT_SAFE_STATUSES)
             if not retry_ok or attempts > retries:
-                raise self._failure(step_id, request, response, attempts)
-            wait = backoff_delay(attempts, parse_retry_after(response.headers.get("Retry-After")))
-            failure = self._failure(step_id, request, response, attempts)
+                raise self._failure(step_id, request, answer, attempts)
+            wait = backoff_delay(attempts, parse_retry_after(answer.headers.get("Retry-After")))
+            failure = self._failure(step_id, request, answer, attempts)
             self._sleep(wait, deadline, step_id, f"HTTP {status}", failure=failure)
 
     def _sleep(self, seconds: float, deadline: float, step_id: str, why: str,
@@ -342,21 +398,24 @@ class HttpClient:
                                  hint="raise the step's `timeout`, or run again later")
         time.sleep(max(0.0, seconds))
 
-    def _read_body(self, response: requests.Response, deadline: float, step_id: str) -> None:
+    def _read_body(self, answer: Answer, deadline: float, step_id: str) -> None:
         """Read the answer's body within the deadline and the size cap.
 
         Per-read timeouts do not stop a server that drips a byte at a time, so a watchdog
-        closes the connection when the step's deadline passes.
+        closes the connection when the step's deadline passes. A body read to its end gives
+        the connection back to the pool; any other ending closes it.
         """
+        response = answer.response
         watch = self._watchdog.watch(deadline, response.close)
         chunks: list[bytes] = []
         size = 0
         limit = max_answer_bytes()
+        whole = False
         try:
             while True:
                 try:
                     # read1: whatever has arrived, so a drip cannot stall the deadline check
-                    chunk = response.raw.read1(65536, decode_content=True)
+                    chunk = response.read1(65536, decode_content=True)
                 except Exception as exc:  # noqa: BLE001 - urllib3/socket errors, mapped below
                     if time.monotonic() >= deadline:
                         raise TransportError(f"{step_id}: the answer did not arrive before the "
@@ -365,6 +424,7 @@ class HttpClient:
                     raise TransportError(f"{step_id}: reading the answer failed: "
                                          f"{self.redact(_short_reason(exc))}") from None
                 if not chunk:
+                    whole = True
                     break
                 if time.monotonic() >= deadline:
                     raise TransportError(f"{step_id}: the answer did not arrive before the "
@@ -373,31 +433,32 @@ class HttpClient:
                 size += len(chunk)
                 if size > limit:
                     raise StepFailed(f"{step_id}: the answer is larger than "
-                                     f"{limit >> 20} MB", status=response.status_code,
+                                     f"{limit >> 20} MB", status=answer.status,
                                      hint="the provider or a proxy misbehaves; run again later")
                 chunks.append(chunk)
         finally:
             self._watchdog.cancel(watch)
-            response.close()
+            _finish(response, whole)
         if time.monotonic() >= deadline and not chunks:
             raise TransportError(f"{step_id}: the answer did not arrive before the step's "
                                  "timeout", hint="raise the step's `timeout`")
-        response._content = b"".join(chunks)  # requests' own attribute: .json() and .text use it
+        answer.content = b"".join(chunks)
 
-    def _json(self, response: requests.Response, step_id: str) -> Any:
+    def _json(self, answer: Answer, step_id: str) -> Any:
         try:
-            return response.json()
+            return json.loads(answer.content)
         except ValueError:
-            preview = self.redact(response.text[:120].strip()) or "(empty)"
+            text = answer.content[:480].decode("utf-8", "replace")
+            preview = self.redact(text[:120].strip()) or "(empty)"
             raise StepFailed(
-                f"{step_id}: HTTP {response.status_code} but the body is not JSON: {preview!r}",
+                f"{step_id}: HTTP {answer.status} but the body is not JSON: {preview!r}",
                 hint="the provider or a proxy answered with something else; run again later",
-                status=response.status_code, retryable=True) from None
+                status=answer.status, retryable=True) from None
 
-    def _failure(self, step_id: str, request: ApiRequest, response: requests.Response,
+    def _failure(self, step_id: str, request: ApiRequest, answer: Answer,
                  attempts: int) -> StepFailed:
-        status = response.status_code
-        message = _provider_message(response, self.redact)
+        status = answer.status
+        message = _provider_message(answer, self.redact)
         tries = f" after {attempts} attempts" if attempts > 1 else ""
         hint = _HINTS.get(status)
         if status >= 500 or status == 524:
@@ -407,7 +468,7 @@ class HttpClient:
         return StepFailed(f"{step_id}: {request.method} {self.redact(request.url)} answered "
                           f"HTTP {status}{tries}: {message}", hint=hint, status=status)
 
-    def _transport(self, step_id: str, request: ApiRequest, exc: Exception, *,
+    def _transport(self, step_id: str, request: ApiRequest, exc: BaseException, *,
                    maybe_sent: bool) -> TransportError:
         reason = self.redact(_short_reason(exc))
         hint = "check provider.base_url and the network, then run again"
@@ -428,52 +489,66 @@ class HttpClient:
         Raises:
             TransportError: the connection failed or a read timed out.
         """
-        import requests
+        import urllib3
 
-        headers = {"Accept": "*/*"}
+        headers = {**_BASE_HEADERS, "Accept": "*/*"}
         credential = self._credentials.get(provider) if provider else None
         if credential is not None:
             headers[credential[0]] = credential[1]
         try:
-            response = self.session.get(url, stream=True, timeout=(CONNECT_TIMEOUT, timeout),
-                                        headers=headers)
-        except requests.exceptions.RequestException as exc:
+            answer = self._open("GET", url, headers=headers, timeout=timeout)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise TransportError(f"download of {self.redact(url)} failed: "
                                  f"{self.redact(_short_reason(exc))}") from None
+        response = answer.response
         watch = self._watchdog.watch(time.monotonic() + max(0.0, timeout), response.close)
+        read = _Reading(response, url, self.redact)
         try:
-            chunks = self._chunks(response, url)
-            yield response.status_code, dict(response.headers), chunks
+            yield response.status, dict(response.headers), read.chunks()
         finally:
             self._watchdog.cancel(watch)
-            response.close()
+            _finish(response, read.whole)
 
-    def _chunks(self, response: requests.Response, url: str) -> Iterator[bytes]:
+
+class _Reading:
+    """A download's body, block by block; ``whole`` once it was read to its end."""
+
+    def __init__(self, response: urllib3.BaseHTTPResponse, url: str,
+                 redact: Callable[[str], str]) -> None:
+        self.response, self.url, self.redact = response, url, redact
+        self.whole = False
+
+    def chunks(self) -> Iterator[bytes]:
         try:
             while True:
                 # read1: whatever has arrived, so the caller's deadline check keeps running
-                chunk = response.raw.read1(64 * 1024, decode_content=True)
+                chunk = self.response.read1(64 * 1024, decode_content=True)
                 if not chunk:
+                    self.whole = True
                     return
                 yield chunk
         except Exception as exc:  # noqa: BLE001 - urllib3, socket or watchdog close: mapped here
-            raise TransportError(f"download of {self.redact(url)} broke off or timed out: "
-                                 f"{self.redact(_short_reason(exc))}") from None
+            raise TransportError(f"download of {self.redact(self.url)} broke off or timed "
+                                 f"out: {self.redact(_short_reason(exc))}") from None
 
 
-def _make_session(secret_headers: set[str]) -> requests.Session:
-    """A session that drops every credential header on a redirect to another host
-    (requests itself drops only `Authorization`; `x-key` would follow the redirect)."""
-    import requests
+def _finish(response: urllib3.BaseHTTPResponse, whole: bool) -> None:
+    """Give a connection whose answer was read to its end back to the pool; close any
+    other (a half-read answer would be read by the next request)."""
+    if whole:
+        response.release_conn()
+    else:
+        response.close()
+        response.release_conn()
 
-    class _Session(requests.Session):
-        def rebuild_auth(self, prepared_request: Any, response: Any) -> None:
-            super().rebuild_auth(prepared_request, response)
-            if self.should_strip_auth(response.request.url, prepared_request.url):
-                for name in secret_headers:
-                    prepared_request.headers.pop(name, None)
 
-    return _Session()
+def _trust() -> dict[str, Any]:
+    """TLS roots: certifi's bundle when installed (as requests uses), else the system's."""
+    try:
+        import certifi
+    except ImportError:
+        return {}
+    return {"ca_certs": certifi.where()}
 
 
 def _short_reason(exc: BaseException) -> str:

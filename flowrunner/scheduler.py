@@ -148,7 +148,7 @@ class Scheduler:
 
     @property
     def client(self) -> Client:
-        """The client, made on first use: a run of cache hits never imports requests."""
+        """The client, made on first use: a run of cache hits never imports urllib3."""
         if self._client is None:
             with self._client_lock:
                 if self._client is None:
@@ -228,7 +228,7 @@ class Scheduler:
                 _take_entry(result, known[1])
                 result.saved = saved
                 return True
-        if use_cache:
+        if use_cache and instance.id not in self.expect_calls:  # else: looked up under its lock
             entry = self._cached(call, result)
         if entry is None and hits_only:
             return False

@@ -84,6 +84,7 @@ class LockKeeper:
         self.entries = self.earlier
         self._journal_fd: int | None = None
         self._journal_lock = threading.Lock()
+        self._journaled: dict[str, dict[str, Any]] = {}  # by `intend`, awaiting `add`
 
     def _killed_run_entries(self) -> dict[str, dict[str, Any]]:
         """What a run that was killed before writing the lock file had placed: the latest
@@ -124,6 +125,7 @@ class LockKeeper:
                            overrides=self._overrides)
         if entry != self.earlier.get(item.instance_id):
             self._journal_append(item.instance_id, entry)
+            self._journaled[item.instance_id] = entry
 
     def add(self, item: StepResult) -> None:
         """Take a finished instance's outcome (called from the scheduler's thread)."""
@@ -132,7 +134,9 @@ class LockKeeper:
         entry = lock_entry(item, self._folder, self._output_dir, mock=self._mock,
                            overrides=self._overrides)
         self.finished[item.instance_id] = entry
-        if entry != self.earlier.get(item.instance_id):
+        # journaled already when its files were about to be placed: not twice
+        if entry != self.earlier.get(item.instance_id) and \
+                self._journaled.pop(item.instance_id, None) != entry:
             self._journal_append(item.instance_id, entry)
 
     def _journal_append(self, instance_id: str, entry: dict[str, Any]) -> None:

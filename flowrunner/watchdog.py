@@ -2,65 +2,70 @@
 
 Per-read socket timeouts do not stop a server that drips a byte at a time, so every answer
 and download is read under a deadline. A timer thread per request (threading.Timer) costs a
-thread start and a lock dance per call; this keeps one heap of deadlines and one thread.
+thread start and a lock dance per call, and one heap under one lock had 64 workers queueing
+for it twice per request; this keeps the armed deadlines in a dict (arming and cancelling
+are single dict operations, atomic under the interpreter lock) and one thread that looks at
+them every ``TICK`` seconds. A deadline fires at most a tick late: deadlines are seconds to
+minutes long, and they only ever stop a connection that is already too slow.
 """
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import threading
 import time
 from collections.abc import Callable
 
+TICK = 0.05
+
 
 class Watchdog:
     """Calls ``action`` when ``deadline`` (monotonic) passes, unless cancelled first."""
 
-    def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Callable[[], object]]] = []
-        self._cancelled: set[int] = set()
+    def __init__(self, tick: float = TICK) -> None:
+        self._armed: dict[int, tuple[float, Callable[[], object]]] = {}
         self._counter = itertools.count()
-        self._wake = threading.Condition()
+        self._tick = tick
+        self._start = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._idle = threading.Event()  # set while the thread sleeps for want of deadlines
+        self._wake = threading.Event()
 
     def watch(self, deadline: float, action: Callable[[], object]) -> int:
         """Arm a deadline; the returned handle cancels it."""
-        with self._wake:
-            handle = next(self._counter)
-            heapq.heappush(self._heap, (deadline, handle, action))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="flow-watchdog",
-                                                daemon=True)
-                self._thread.start()
-            elif self._heap[0][1] == handle:
-                self._wake.notify()  # the new deadline is the nearest
+        handle = next(self._counter)
+        self._armed[handle] = (deadline, action)
+        if self._thread is None:
+            with self._start:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="flow-watchdog",
+                                                    daemon=True)
+                    self._thread.start()
+        if self._idle.is_set():  # a plain read: no lock on the busy path
+            self._wake.set()
         return handle
 
     def cancel(self, handle: int) -> None:
-        with self._wake:
-            self._cancelled.add(handle)
-            if len(self._cancelled) > 1024 and len(self._cancelled) * 2 > len(self._heap):
-                # most deadlines are cancelled long before they come: drop them in one go
-                self._heap = [item for item in self._heap if item[1] not in self._cancelled]
-                heapq.heapify(self._heap)
-                self._cancelled.clear()
+        self._armed.pop(handle, None)
 
     def _run(self) -> None:
         while True:
-            with self._wake:
-                while self._heap and self._heap[0][1] in self._cancelled:
-                    self._cancelled.discard(heapq.heappop(self._heap)[1])
-                if not self._heap:
-                    self._wake.wait()
-                    continue
-                deadline, handle, action = self._heap[0]
-                delay = deadline - time.monotonic()
-                if delay > 0:
-                    self._wake.wait(delay)
-                    continue
-                heapq.heappop(self._heap)
-            try:
-                action()
-            except Exception:  # noqa: BLE001, S110 - closing a dead connection may fail; nothing to do
-                pass
+            if not self._armed:
+                # nothing to watch: no ticking until something is armed (checked again
+                # after saying so, so an arming in between is never missed)
+                self._idle.set()
+                if not self._armed:
+                    self._wake.wait(1.0)
+                self._idle.clear()
+                self._wake.clear()
+                continue
+            time.sleep(self._tick)
+            now = time.monotonic()
+            for handle, (deadline, _) in list(self._armed.items()):
+                if deadline <= now:
+                    armed = self._armed.pop(handle, None)  # None: cancelled meanwhile
+                    if armed is not None:
+                        try:
+                            armed[1]()
+                        except Exception:  # noqa: BLE001, S110 - closing a dead connection may fail
+                            pass
