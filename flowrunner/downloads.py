@@ -14,7 +14,7 @@ import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from .cache import Cache
@@ -48,33 +48,40 @@ class Artifact:
         return data
 
 
-def _classify(path: Path, size: int, claimed: str | None, origin: str) -> tuple[str, int | None,
-                                                                               int | None]:
-    with open(path, "rb") as handle:
-        head = handle.read(4096)
-        actual = sniff(head)
-        if actual is None:
-            preview = head[:16]
-            raise DownloadError(f"{origin} is not an image, video or audio file (starts with "
-                                f"{preview!r})", hint="the provider returned something "
-                                "else; run again later")
-        # images are labelled precisely; audio and video types have many spellings
-        # (audio/x-wav, video/mp4 for an m4a…): only an image's label is held to its bytes
-        if claimed and claimed.startswith("image/") and actual.startswith("image/") and \
-                claimed in EXTENSIONS and claimed != actual:
-            raise DownloadError(f"{origin} claims to be {claimed} but is {actual}",
-                                retryable=False)
-        problem = incomplete(actual, handle, size)
+def _classify(handle: BinaryIO, size: int, claimed: str | None, origin: str
+              ) -> tuple[str, int | None, int | None]:
+    """(media type, width, height) of the file open in ``handle``.
+
+    Raises:
+        DownloadError: not a media file, mislabelled, or not whole.
+    """
+    handle.seek(0)
+    head = handle.read(4096)
+    actual = sniff(head)
+    if actual is None:
+        preview = head[:16]
+        raise DownloadError(f"{origin} is not an image, video or audio file (starts with "
+                            f"{preview!r})", hint="the provider returned something "
+                            "else; run again later")
+    # images are labelled precisely; audio and video types have many spellings
+    # (audio/x-wav, video/mp4 for an m4a…): only an image's label is held to its bytes
+    if claimed and claimed.startswith("image/") and actual.startswith("image/") and \
+            claimed in EXTENSIONS and claimed != actual:
+        raise DownloadError(f"{origin} claims to be {claimed} but is {actual}",
+                            retryable=False)
+    problem = incomplete(actual, handle, size)
     if problem:
         raise DownloadError(f"{origin}: {problem}", hint="run again: the file is fetched anew")
     width, height = dimensions(actual, head)
     return actual, width, height
 
 
-def _adopt(cache: Cache, temp: Path, sha256: str, size: int, claimed: str | None,
-           origin: str) -> Artifact:
-    media_type, width, height = _classify(temp, size, claimed, origin)
-    cache.adopt_object(temp, sha256)
+def _adopt(cache: Cache, handle: BinaryIO, temp: Path, sha256: str, size: int,
+           claimed: str | None, origin: str) -> Artifact:
+    """Check the temp file open in ``handle`` and move it into the cache."""
+    handle.flush()
+    media_type, width, height = _classify(handle, size, claimed, origin)
+    cache.adopt_object(temp, sha256, handle)
     return Artifact(sha256=sha256, bytes=size, media_type=media_type,
                     ext=EXTENSIONS[media_type], width=width, height=height)
 
@@ -152,12 +159,11 @@ def _fetch_once(client: Client, cache: Cache, url: str, *, deadline: float, orig
                                         hint="raise the step's `timeout`")
                 digest.update(chunk)
                 handle.write(chunk)
-            handle.flush()
             if expected is not None and size != expected:
                 raise DownloadError(f"{origin}: download truncated ({size:,} of {expected:,} "
                                     "bytes)", hint="run again: the file is fetched anew")
             claimed = headers.get("Content-Type", "").split(";")[0].strip().lower() or None
-        return _adopt(cache, temp, digest.hexdigest(), size, claimed, origin)
+            return _adopt(cache, handle, temp, digest.hexdigest(), size, claimed, origin)
     finally:
         with contextlib.suppress(OSError):
             temp.unlink()
@@ -180,7 +186,8 @@ def store_bytes(cache: Cache, raw: bytes, *, origin: str) -> Artifact:
     try:
         with handle:
             handle.write(raw)
-        return _adopt(cache, temp, hashlib.sha256(raw).hexdigest(), len(raw), None, origin)
+            return _adopt(cache, handle, temp, hashlib.sha256(raw).hexdigest(), len(raw), None,
+                          origin)
     finally:
         with contextlib.suppress(OSError):
             temp.unlink()
