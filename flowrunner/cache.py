@@ -6,7 +6,8 @@ Layout under the cache root (default `.flow/cache` beside the recipe)::
                               provider URLs expire and differ per call)
     results/<aa>/<key>.json   response, outputs, artifact digests and credits of one call
     tasks/<key>.json          journal of a submitted task (its id), until its result is stored
-    locks/<key>.lock          held while a process computes that key
+    locks/keys.lock           a byte per key, locked while a process computes that key
+                              (64-bit Linux; elsewhere locks/<key>.lock, removed on release)
     runs/<id>.json            stamps of successful runs (see stamp.py)
     tmp/                      partial files; renamed into place only when whole
 
@@ -22,6 +23,7 @@ import itertools
 import json
 import os
 import shutil
+import struct
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -402,9 +404,14 @@ class Cache:
              on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
         """Hold the per-key lock, so two processes never compute one key at once.
 
-        Portable, as pre-commit's file lock: `fcntl.flock` on POSIX, `msvcrt.locking` on
-        Windows. When another run holds it, ``on_wait`` hears "waiting for another flow run
-        (KEY…)" once, then this waits up to ``timeout`` seconds.
+        On 64-bit Linux, one byte of `locks/keys.lock` per key (at an offset hashed from
+        the key), locked as an open file description lock (F_OFD_SETLK: held per open,
+        so threads exclude each other too, and released by the kernel when a killed run's
+        file closes): no file is created or deleted per call, which on ext4 measured a
+        large share of a batch's system time. Elsewhere, portable as pre-commit's file
+        lock: a lock file per key, `fcntl.flock` on POSIX, `msvcrt.locking` on Windows,
+        removed on release. When another run holds it, ``on_wait`` hears "waiting for
+        another flow run (KEY…)" once, then this waits up to ``timeout`` seconds.
 
         Raises:
             CacheError: the lock was still held when ``timeout`` ran out.
@@ -413,21 +420,26 @@ class Cache:
             yield
             return
         self.ensure()
-        path = self.root / "locks" / f"{key}.lock"
         deadline = time.monotonic() + max(0.0, timeout)
-        said = False
+        waiting = _Waiting(key, deadline, timeout, on_wait)
+        if _RANGE_LOCKS:
+            fd = os.open(f"{self.root}/locks/{RANGE_LOCK_FILE}", os.O_RDWR | os.O_CREAT,
+                         _FILE_MODE)
+            offset = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=7).digest(),
+                                    "big")  # a byte of its own per key (56 bits)
+            try:
+                while not _range_lock(fd, offset, take=True):
+                    waiting.wait()
+                yield
+            finally:
+                os.close(fd)  # releases the lock with the open file description
+            return
+        path = self.root / "locks" / f"{key}.lock"
         while True:
             handle = open(path, "a+b")
             try:
                 while not _try_lock(handle):
-                    if on_wait is not None and not said:
-                        on_wait(f"waiting for another flow run ({key[:12]}…)")
-                        said = True
-                    if time.monotonic() >= deadline:
-                        raise CacheError(f"another flow run held the lock of {key[:12]}… "
-                                         f"for {timeout:.0f} s", hint="wait for the other "
-                                         "run to finish, or raise the step's `timeout`")
-                    time.sleep(0.05)
+                    waiting.wait()
                 # its holder removes the file on release: the file locked must still be
                 # the one at the path, else another run may hold a new one there
                 if _same_inode(handle, path):
@@ -460,6 +472,8 @@ class Cache:
             if not folder.is_dir():
                 continue
             for path in folder.iterdir():
+                if path.name == RANGE_LOCK_FILE:  # held by running flows, whatever its age
+                    continue
                 with contextlib.suppress(OSError):
                     if now - path.stat().st_mtime > older_than:
                         path.unlink()
@@ -481,6 +495,50 @@ class Cache:
         for sub in ("objects", "results", "tasks", "locks", "tmp", "runs", "parsed"):
             shutil.rmtree(self.root / sub, ignore_errors=True)
         return count
+
+
+RANGE_LOCK_FILE = "keys.lock"
+# open file description locks: Linux (3.15+), and a struct flock laid out as on 64-bit
+_RANGE_LOCKS = sys.platform == "linux" and struct.calcsize("P") == 8
+_FLOCK = "hh4xqqi4x"  # l_type, l_whence, l_start, l_len, l_pid (0: required for OFD)
+
+
+def _range_lock(fd: int, offset: int, *, take: bool) -> bool:
+    """Lock (or unlock) one byte at ``offset`` without waiting; False when another open
+    file description holds it."""
+    import fcntl
+
+    kind = fcntl.F_WRLCK if take else fcntl.F_UNLCK
+    try:
+        fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack(_FLOCK, kind, os.SEEK_SET, offset,
+                                                        1, 0))
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True
+
+
+class _Waiting:
+    """Waiting for a lock another run holds: said once, bounded by the deadline."""
+
+    def __init__(self, key: str, deadline: float, timeout: float,
+                 on_wait: Callable[[str], None] | None) -> None:
+        self.key, self.deadline, self.timeout, self.on_wait = key, deadline, timeout, on_wait
+        self.said = False
+
+    def wait(self) -> None:
+        """Raises:
+            CacheError: the deadline passed.
+        """
+        if self.on_wait is not None and not self.said:
+            self.on_wait(f"waiting for another flow run ({self.key[:12]}…)")
+            self.said = True
+        if time.monotonic() >= self.deadline:
+            raise CacheError(f"another flow run held the lock of {self.key[:12]}… for "
+                             f"{self.timeout:.0f} s", hint="wait for the other run to "
+                             "finish, or raise the step's `timeout`")
+        time.sleep(0.05)
 
 
 def _same_inode(handle: BinaryIO, path: Path) -> bool:

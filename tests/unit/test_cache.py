@@ -130,10 +130,17 @@ def test_sweep_removes_only_old_lock_and_partial_files(tmp_path: Path) -> None:
     assert new_lock.exists() and not old_lock.exists() and not old_part.exists()
 
 
-def test_key_locks_leave_no_file_behind_and_stay_exclusive(tmp_path: Path) -> None:
+@pytest.mark.parametrize("range_locks", [True, False], ids=["one-file", "file-per-key"])
+def test_key_locks_leave_no_file_behind_and_stay_exclusive(tmp_path: Path, monkeypatch,
+                                                           range_locks: bool) -> None:
     import threading
     import time
 
+    import flowrunner.cache
+
+    if range_locks and not flowrunner.cache._RANGE_LOCKS:
+        pytest.skip("open file description locks are a 64-bit Linux feature")
+    monkeypatch.setattr(flowrunner.cache, "_RANGE_LOCKS", range_locks)
     cache = Cache(tmp_path / "cache")
     inside = 0
     most = 0
@@ -156,4 +163,6 @@ def test_key_locks_leave_no_file_behind_and_stay_exclusive(tmp_path: Path) -> No
     for thread in threads:
         thread.join()
     assert most == 1  # never two holders, though each release removes the file
-    assert list((tmp_path / "cache" / "locks").iterdir()) == []
+    # no file per key: the one shared file, or each key's file removed on release
+    assert [p.name for p in (tmp_path / "cache" / "locks").iterdir()] == \
+        (["keys.lock"] if range_locks else [])
