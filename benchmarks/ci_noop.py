@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from installed import as_installed  # a sibling script (sys.path above)
 from noop import setup_doit  # a sibling script (sys.path above), not a package
 from scale import EMULATOR, KEY, make_recipe
 
@@ -133,6 +134,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,5000")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    as_installed()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}, {platform.system()}")
     server = subprocess.Popen([sys.executable, "-c", EMULATOR, KEY], stdout=subprocess.PIPE,

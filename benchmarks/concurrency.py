@@ -23,6 +23,9 @@ import threading
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from installed import as_installed  # a sibling script (sys.path above)
+
 from flowrunner.emulator.server import make_server
 
 KEY = "bench-key"
@@ -61,6 +64,7 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    as_installed()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
           f"{platform.python_version()}, {platform.system()}")
 

@@ -25,6 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from installed import as_installed  # a sibling script (sys.path above)
+
 KEY = "bench-key"
 CASES = ["256:32:0.5", "512:64:0.5", "1024:64:0.5", "512:64:0"]
 
@@ -146,6 +149,7 @@ def main() -> None:
                              "issue's table)")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    as_installed()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
           f"{platform.python_version()}, {platform.system()}; medians of {args.rounds} "
           "alternating rounds", flush=True)

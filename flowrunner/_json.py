@@ -12,5 +12,10 @@ def canonical_json(value: Any) -> str:
     Used for cache keys, stamp names and de-duplication. Values JSON cannot express (a YAML
     date, say) are written as their ``str``.
     """
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=str)
+    return _CANONICAL.encode(value)
+
+
+# made once: json.dumps with options builds an encoder per call (a plan of 100,000
+# instances computes 100,000 keys)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                              default=str)

@@ -173,6 +173,11 @@ class Endpoint:
     def output_names(self) -> list[str]:
         return sorted({*self.outputs, "credits"})
 
+    @property
+    def priced_by_params(self) -> bool:
+        """Whether the price depends on the parameters (a count, a vector model)."""
+        return "per" in self.price or "vector_credits" in self.price
+
     def estimate_credits(self, params: dict[str, Any]) -> float:
         """The catalog's price for one call with these parameters."""
         credits = float(self.price.get("credits", 0))

@@ -326,16 +326,23 @@ def _located_issues(validator: jsonschema.Draft202012Validator, data: Any,
     return issues
 
 
-def check_params(endpoint: Endpoint, params: dict[str, Any]
+def check_params(endpoint: Endpoint, params: dict[str, Any], *,
+                 varying: frozenset[str] | None = None
                  ) -> list[tuple[PathKey, str, str | None]]:
     """Check parameters against the endpoint's schema.
 
     The top level (unknown, required and exclusive parameters) is checked here; each value
     against its property schema, remembered per distinct value.
 
+    ``varying``: these parameters differ from a set already found valid with the same
+    names (another instance of the same step): only their values, and the rules that read
+    them, are checked.
+
     Returns:
         (path inside the parameters, message, hint) for each problem; empty when valid.
     """
+    if varying is not None:
+        return _varying_problems(endpoint, params, varying)
     schema = endpoint.params_schema
     properties = schema.get("properties", {})
     if not isinstance(params, dict):  # a templated `with:` can render to anything
@@ -376,6 +383,26 @@ def check_params(endpoint: Endpoint, params: dict[str, Any]
                                  "`catalog:`"))
     if not problems:
         problems.extend(rule_problems(endpoint, params))
+    return problems
+
+
+def _varying_problems(endpoint: Endpoint, params: dict[str, Any], varying: frozenset[str]
+                      ) -> list[tuple[PathKey, str, str | None]]:
+    """`check_params` of the parameters in ``varying`` and the rules that read them."""
+    properties = endpoint.params_schema.get("properties", {})
+    problems: list[tuple[PathKey, str, str | None]] = []
+    multipart = endpoint.body == "multipart" and not endpoint.json_form
+    for name in varying:
+        if name not in params:
+            continue
+        value = params[name]
+        if name in properties:
+            problems.extend(_property_problems(endpoint, name, value))
+        if multipart and name not in endpoint.files and name not in endpoint.json_text and \
+                isinstance(value, (dict, list)):
+            return check_params(endpoint, params)  # said in full there
+    if not problems:
+        problems.extend(rule_problems(endpoint, params, varying=varying))
     return problems
 
 
@@ -431,25 +458,25 @@ def _memo_value(value: Any) -> Any:
     return "json", canonical_json(value)
 
 
-def _holds(memo_key: tuple[Any, ...], check: Any, params: dict[str, Any]) -> bool:
+def _holds(memo_key: tuple[Any, ...] | None, check: Any, params: dict[str, Any]) -> bool:
+    """Whether ``params`` pass ``check``, remembered under ``memo_key`` (None: not)."""
     import fastjsonschema
 
-    verdict = _RULE_VERDICTS.get(memo_key)
+    verdict = _RULE_VERDICTS.get(memo_key) if memo_key is not None else None
     if verdict is None:
         try:
             check(params)
             verdict = True
         except fastjsonschema.JsonSchemaException:
             verdict = False
-        _RULE_VERDICTS[memo_key] = verdict
+        if memo_key is not None:
+            _RULE_VERDICTS[memo_key] = verdict
     return bool(verdict)
 
 
-def _broken_rules(endpoint: Endpoint, params: dict[str, Any]) -> list[int]:
-    """The numbers of the rules ``params`` break. Each `when` is decided (and remembered)
-    by the values of the few names it reads, usually just the model, so a batch of
-    thousands of instances checks a rule's `then` only where its `when` holds, and then
-    once per distinct value of what `then` reads."""
+def _rule_groups(endpoint: Endpoint) -> list[tuple[tuple[str, ...], list[int]]]:
+    """The endpoint's rules for its provider kind, grouped by the names their `when` reads
+    (each rule compiled on first use)."""
     groups = _RULE_SETS.get(endpoint.identity)
     if groups is None:
         by_names: dict[tuple[str, ...], list[int]] = {}
@@ -458,6 +485,35 @@ def _broken_rules(endpoint: Endpoint, params: dict[str, Any]) -> list[int]:
                 continue
             by_names.setdefault(_compiled_rule(endpoint, number)[0], []).append(number)
         groups = _RULE_SETS[endpoint.identity] = list(by_names.items())
+    return groups
+
+
+def _groups_reading(endpoint: Endpoint, varying: frozenset[str]
+                    ) -> list[tuple[tuple[str, ...], list[int]]]:
+    """The endpoint's rules that may decide otherwise when only the names in ``varying``
+    change: a group whose `when` reads one of them whole, else the group's rules whose
+    `then` reads one (the rest decide the same for every instance of a step)."""
+    memo_key = (endpoint.identity, "reading", varying)
+    found = _RULE_VERDICTS.get(memo_key)
+    if found is None:
+        found = []
+        for names, numbers in _rule_groups(endpoint):
+            if not varying.intersection(names):
+                numbers = [n for n in numbers
+                           if varying.intersection(_RULES[(endpoint.identity, n)][1])]
+            if numbers:
+                found.append((names, numbers))
+        _RULE_VERDICTS[memo_key] = found
+    return list(found)
+
+
+def _broken_rules(endpoint: Endpoint, params: dict[str, Any], *,
+                  varying: frozenset[str] | None = None) -> list[int]:
+    """The numbers of the rules ``params`` break. Each `when` is decided (and remembered)
+    by the values of the few names it reads, usually just the model, so a batch of
+    thousands of instances checks a rule's `then` only where its `when` holds, and then
+    once per distinct value of what `then` reads."""
+    groups = _rule_groups(endpoint) if varying is None else _groups_reading(endpoint, varying)
     identity = endpoint.identity
     broken: list[int] = []
     for names, numbers in groups:
@@ -469,17 +525,24 @@ def _broken_rules(endpoint: Endpoint, params: dict[str, Any]) -> list[int]:
                                              _RULES[(identity, n)][2], params))
         for number in applying:
             _, then_names, _, then_check, _ = _RULES[(identity, number)]
+            if varying is not None and varying.intersection(then_names):
+                # a value that varies per instance (a prompt): remembering it would not pay
+                if not _holds(None, then_check, params):
+                    broken.append(number)
+                continue
             then_values = tuple(_memo_value(params.get(name, _ABSENT)) for name in then_names)
             if not _holds((identity, number, "then", then_values), then_check, params):
                 broken.append(number)
     return sorted(broken)
 
 
-def rule_problems(endpoint: Endpoint, params: dict[str, Any]
+def rule_problems(endpoint: Endpoint, params: dict[str, Any], *,
+                  varying: frozenset[str] | None = None
                   ) -> list[tuple[PathKey, str, str | None]]:
-    """The endpoint's per-model rules that ``params`` break (those for its provider kind)."""
+    """The endpoint's per-model rules that ``params`` break (those for its provider kind);
+    with ``varying``, only the rules that read one of those names."""
     problems: list[tuple[PathKey, str, str | None]] = []
-    for number in _broken_rules(endpoint, params):
+    for number in _broken_rules(endpoint, params, varying=varying):
         import jsonschema
 
         rule = endpoint.rules[number]

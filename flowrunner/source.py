@@ -24,6 +24,7 @@ PathKey = tuple[str | int, ...]
 MAX_DEPTH = 64
 MAX_NODES = 1_000_000  # after alias expansion; a "billion laughs" document hits this first
 
+_INT = "tag:yaml.org,2002:int"
 _STR = "tag:yaml.org,2002:str"
 _MERGE = "tag:yaml.org,2002:merge"
 _COLLECTION_TAGS = {"tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"}
@@ -123,6 +124,10 @@ class _Builder:
     def _scalar(self, node: yaml.Node) -> Any:
         if node.tag == _STR:
             return node.value
+        if node.tag == _INT:  # plain decimals directly (a matrix of 100,000 numbers)
+            value = node.value
+            if value.isascii() and value.isdigit() and (value[0] != "0" or value == "0"):
+                return int(value)
         if node.tag in _PLAIN_TAGS:
             return self._constructor.construct_object(node)
         if node.tag == "tag:yaml.org,2002:timestamp":

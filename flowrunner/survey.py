@@ -56,6 +56,7 @@ def survey_plan(plan: Plan, *, cache: Cache, mock: bool, selected: set[str] | No
         step_views: list[Any] = []
         step_ok = True
         prepared: list[Survey] = []  # the step's instances, their calls made, not looked up
+        identity = recipe.provider_of(step).identity(mock=mock)
         for instance in plan.by_step[step_id]:
             if blocker is not None:
                 prepared.append(Survey(instance, "blocked", waits_for=blocker))
@@ -66,7 +67,6 @@ def survey_plan(plan: Plan, *, cache: Cache, mock: bool, selected: set[str] | No
                 if not condition_holds(recipe, instance, context):
                     prepared.append(Survey(instance, "skipped"))
                     continue
-                identity = recipe.provider_of(step).identity(mock=mock)
                 call = prepare_call(recipe, instance, context_views, provider=identity,
                                     cache=cache, digests=digests, allowed=allowed,
                                     rendered=plan.rendered.get(instance.id))

@@ -153,14 +153,18 @@ class Template:
         """Plain substitutions without Jinja, a hundred times faster, for the cases where
         the answer is certain (mappings with the key, lists with the index); anything else
         gives _UNSURE, and Jinja renders it."""
-        values = [_lookup(context, piece) if isinstance(piece, tuple) else piece
-                  for piece in self.pieces or ()]
-        if any(value is _UNSURE for value in values):
-            return _UNSURE
-        if self.native:
-            return next(v for v, p in zip(values, self.pieces or (), strict=True)
-                        if isinstance(p, tuple))
-        text = "".join(v if isinstance(v, str) else str(v) for v in values)
+        parts: list[str] = []
+        for piece in self.pieces or ():
+            if isinstance(piece, str):
+                parts.append(piece)
+                continue
+            value = _lookup(context, piece)
+            if value is _UNSURE:
+                return _UNSURE
+            if self.native:  # one expression: its value as it is
+                return value
+            parts.append(value if isinstance(value, str) else str(value))
+        text = "".join(parts)
         if len(text) > MAX_RENDERED_CHARS:
             raise TemplateProblem(f"template output exceeds {MAX_RENDERED_CHARS:,} characters")
         return text

@@ -32,13 +32,15 @@ def _credit_history(cache: Cache) -> dict[tuple[str, str], float]:
 
 
 def _estimate(item: Survey, history: dict[tuple[str, str], float], plan: Plan,
-              mock: bool) -> float:
+              identities: dict[str, str]) -> float:
     step = item.instance.step
     if step.endpoint is None:
         return 0.0
-    known = (step.endpoint.id, plan.recipe.provider_of(step).identity(mock=mock))
+    known = (step.endpoint.id, identities[step.id])
     if known in history:
         return history[known]
+    if not step.endpoint.priced_by_params:
+        return step.endpoint.estimate_credits({})
     params = item.call.params if item.call else known_params(plan, item.instance.matrix,
                                                               step.params)
     return step.endpoint.estimate_credits({k: v for k, v in params.items()
@@ -54,11 +56,14 @@ def show_plan(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | No
     survey = survey_plan(plan, cache=cache, mock=mock)
     default_unit = CREDIT_UNITS.get(recipe.default_provider.kind, "credits")
     history = _credit_history(cache) if any(s.state != "cached" for s in survey) else {}
+    identities = {step_id: recipe.provider_of(step).identity(mock=mock)
+                  for step_id, step in recipe.steps.items()}
     rows: list[dict[str, Any]] = []
     for number, item in enumerate(survey, 1):
         step = item.instance.step
         credits = float(item.entry.get("credits") or 0) if item.entry else \
-            _estimate(item, history, plan, mock) if item.state not in ("skipped",) else 0.0
+            _estimate(item, history, plan, identities) if item.state not in ("skipped",) \
+            else 0.0
         unit = step.endpoint.unit if step.endpoint and not step.endpoint.local else default_unit
         params = item.call.material["params"] if item.call else \
             known_params(plan, item.instance.matrix, step.params)
@@ -81,18 +86,21 @@ def show_plan(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | No
                    "estimated_by_unit": by_unit}, out, indent=2, default=str)
         out.write("\n")
         return 0
-    out.write(f"plan for {recipe.display}: {len(rows)} instances in {len(plan.step_order)} "
-              f"steps\n")
+    lines = [f"plan for {recipe.display}: {len(rows)} instances in {len(plan.step_order)} "
+             f"steps\n"]
     width = max(len(r["instance"]) for r in rows) if rows else 10
     for row in rows:
         word = STATE_WORDS[row["state"]]
         cost = f"~{row['credits']:g} {row['unit']}" if row["state"] != "cached" else \
             f"{row['credits']:g} {row['unit']} saved"
-        out.write(f"{row['n']:>4}. {row['instance']:<{width}}  {row['endpoint']:<26} "
+        lines.append(f"{row['n']:>4}. {row['instance']:<{width}}  {row['endpoint']:<26} "
                   f"{word:<10} {cost}\n")
         if row["needs"]:
-            out.write(f"      needs: {', '.join(row['needs'])}\n")
+            lines.append(f"      needs: {', '.join(row['needs'])}\n")
         for name, value in row["params"].items():
+            if isinstance(value, str):
+                lines.append(f"      {name}: {value if len(value) <= 90 else value[:89] + '…'}\n")
+                continue
             if isinstance(value, dict) and set(value) == {"sha256"}:
                 value = f"file sha256:{value['sha256'][:12]}"
             elif isinstance(value, list) and value and all(
@@ -100,9 +108,13 @@ def show_plan(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | No
                 value = ", ".join(f"file sha256:{v['sha256'][:12]}" for v in value)
             shown = value if isinstance(value, str) else json.dumps(value)
             shown = shown if len(shown) <= 90 else shown[:89] + "…"
-            out.write(f"      {name}: {shown}\n")
+            lines.append(f"      {name}: {shown}\n")
         if row["error"]:
-            out.write(f"      error: {row['error']}\n")
+            lines.append(f"      error: {row['error']}\n")
+        if len(lines) > 4096:  # written in blocks: few writes, little memory
+            out.write("".join(lines))
+            lines.clear()
     cached = sum(1 for r in rows if r["state"] == "cached")
-    out.write(f"\n{cached} cached, {len(to_call)} to call, {estimate} estimated\n")
+    lines.append(f"\n{cached} cached, {len(to_call)} to call, {estimate} estimated\n")
+    out.write("".join(lines))
     return 0

@@ -175,3 +175,31 @@ def test_mermaid_ids_cannot_clash_with_keywords(tmp_path: Path) -> None:
     result = flow_in_process("graph", path)
     assert result.code == 0, result
     assert '  s_end["end<br/>' in result.out and "  s_end --> s_graph" in result.out
+
+
+def test_a_later_matrix_instance_that_breaks_a_parameter_or_a_rule_is_named(
+        tmp_path: Path) -> None:
+    # the first instance is valid: the others are checked only where they differ from it
+    # (the varying parameters and the rules that read them); that must still catch these
+    long = "x" * 1001
+    write_recipe(tmp_path, f"""version: 1
+vars:
+  prompts: ["a fox", "a cat", "{long}"]
+  sizes: [1024x1024, 2048x1024, 999x999]
+steps:
+  shot:
+    uses: recraft.generate_image
+    matrix: {{p: "{{{{ vars.prompts }}}}"}}
+    with: {{prompt: "{{{{ matrix.p }}}}", model: recraftv3, size: 1024x1024}}
+  banner:
+    uses: recraft.generate_image
+    matrix: {{size: "{{{{ vars.sizes }}}}"}}
+    with: {{prompt: "Banner", size: "{{{{ matrix.size }}}}"}}
+""", "batch.yaml")
+    result = flow_in_process("validate", "batch.yaml", cwd=tmp_path)
+    assert result.code == 3, result
+    assert "the prompt is longer than 1000 characters, the limit for recraftv3" in result.err
+    assert "(in shot[p=" in result.err
+    assert "steps.banner.with.size" in result.err and "(in banner[size=999x999])" in result.err
+    assert "banner[size=1024x1024]" not in result.err
+    assert "Traceback" not in result.both
