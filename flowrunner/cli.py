@@ -201,10 +201,13 @@ def plan(recipe: Path, var_pairs: tuple[str, ...], vars_files: tuple[Path, ...],
       flow plan examples/brand_assets.yaml
     """
     from .commands.plan import show_plan
+    from .options import RunOptions
 
     return show_plan(recipe, var_overrides=_overrides(var_pairs, vars_files),
                      cache_dir=cache_dir, mock=mock, as_json=as_json, out=_out(),
-                     remote_cache=remote_cache)
+                     remote_cache=remote_cache,
+                     stamp_context=RunOptions(var_pairs=var_pairs, vars_files=vars_files,
+                                              mock=mock).stamp_context(recipe))
 
 
 @cli.command()

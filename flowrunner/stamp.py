@@ -151,3 +151,12 @@ def read_fresh_stamp(target: Path, recipe: Path, *,
         except OSError:
             pass  # the next run checks contents again
     return stamp
+
+
+def fresh_stamp(recipe: Path, cache_root: Path, context: dict[str, Any]) -> Stamp | None:
+    """The stamp `flow run` with these options left for ``recipe``, when everything it
+    recorded is unchanged (`status` and `plan` answer from it); None without one, or
+    with FLOW_NO_STAMP set."""
+    if os.environ.get("FLOW_NO_STAMP"):
+        return None
+    return read_fresh_stamp(stamp_file(cache_root, recipe, context), recipe)

@@ -34,20 +34,26 @@ class Survey:
     entry: dict[str, Any] | None = None
     waits_for: str | None = None
     error: RunError | None = None
+    credits: float | None = None  # a cached instance's, when known without its entry
 
 
 def survey_plan(plan: Plan, *, cache: Cache, mock: bool, selected: set[str] | None = None,
                 refresh: frozenset[str] | set[str] = frozenset(),
-                allowed: tuple[Path, ...] = ()) -> list[Survey]:
+                allowed: tuple[Path, ...] = (),
+                known: dict[str, tuple[str, float]] | None = None) -> list[Survey]:
     """Survey every (selected) instance against the cache. Makes no request.
 
     ``mock`` says whose results count: the emulator's (`--mock` runs) or the providers'.
+    ``known``: instance id → (key, credits) of results known to be whole in the cache (a
+    fresh run stamp's); an instance of a step nothing else reads whose key matches is
+    cached without reading its entry (`flow plan` of 100,000 cached instances).
     """
     recipe = plan.recipe
     digests = FileDigests()
     views: dict[str, Any] = {}
     unresolved: dict[str, str] = {}  # step id → the step it is blocked on
     found: list[Survey] = []
+    read_by_others = {d for step_id in plan.step_order for d in plan.depends_on[step_id]}
     for step_id in plan.step_order:
         if selected is not None and step_id not in selected:
             continue
@@ -76,8 +82,15 @@ def survey_plan(plan: Plan, *, cache: Cache, mock: bool, selected: set[str] | No
             prepared.append(Survey(instance, "unknown") if call is None else
                             Survey(instance, "missing", call=call))
         usable = step.cache and step_id not in refresh
+        if usable and known and step_id not in read_by_others:
+            for item in prepared:
+                vouched = known.get(item.instance.id)
+                if item.call is not None and vouched is not None and \
+                        vouched[0] == item.call.key:
+                    item.state, item.credits = "cached", vouched[1]
         if usable:  # a shared cache fetches the step's results at once, not one by one
-            cache.prefetch(item.call.key for item in prepared if item.call is not None)
+            cache.prefetch(item.call.key for item in prepared
+                           if item.call is not None and item.state == "missing")
         for item in prepared:
             if item.state == "missing" and usable:
                 assert item.call is not None
@@ -88,7 +101,8 @@ def survey_plan(plan: Plan, *, cache: Cache, mock: bool, selected: set[str] | No
             found.append(item)
             step_ok = step_ok and item.state == "cached"
         if step_ok:
-            views[step_id] = step_views if step.matrix else step_views[0]
+            # (empty for a step nothing reads whose entries the stamp vouched for)
+            views[step_id] = step_views if step.matrix else (step_views or [{}])[0]
         else:
             unresolved[step_id] = blocker or step_id
     return found

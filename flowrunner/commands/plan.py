@@ -12,6 +12,7 @@ from ..graph import Plan
 from ..options import cache_root_for
 from ..planning import known_params, load_plan
 from ..remote import inspection_cache
+from ..stamp import fresh_stamp
 from ..survey import STATE_WORDS, Survey, survey_plan
 
 
@@ -48,12 +49,20 @@ def _estimate(item: Survey, history: dict[tuple[str, str], float], plan: Plan,
 
 
 def show_plan(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | None, mock: bool,
-              as_json: bool, out: TextIO, remote_cache: str | None = None) -> int:
-    """`flow plan`: instances in run order, their dependencies, parameters, cache state, cost."""
+              as_json: bool, out: TextIO, remote_cache: str | None = None,
+              stamp_context: dict[str, Any] | None = None) -> int:
+    """`flow plan`: instances in run order, their dependencies, parameters, cache state, cost.
+
+    With ``stamp_context`` (what `flow run` with the same options would stamp), results a
+    fresh run stamp vouches for are known cached without reading their entries."""
     plan = load_plan(path, var_overrides=var_overrides)
     recipe = plan.recipe
-    cache = inspection_cache(cache_root_for(plan.recipe.path, cache_dir), remote_cache)
-    survey = survey_plan(plan, cache=cache, mock=mock)
+    root = cache_root_for(plan.recipe.path, cache_dir)
+    cache = inspection_cache(root, remote_cache)
+    stamp = fresh_stamp(recipe.path, root, stamp_context) if stamp_context else None
+    known = {str(item["id"]): (str(item.get("key")), float(item.get("credits", 0)))
+             for item in stamp.instances} if stamp is not None else None
+    survey = survey_plan(plan, cache=cache, mock=mock, known=known)
     default_unit = CREDIT_UNITS.get(recipe.default_provider.kind, "credits")
     history = _credit_history(cache) if any(s.state != "cached" for s in survey) else {}
     identities = {step_id: recipe.provider_of(step).identity(mock=mock)
@@ -61,7 +70,8 @@ def show_plan(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | No
     rows: list[dict[str, Any]] = []
     for number, item in enumerate(survey, 1):
         step = item.instance.step
-        credits = float(item.entry.get("credits") or 0) if item.entry else \
+        credits = item.credits if item.credits is not None else \
+            float(item.entry.get("credits") or 0) if item.entry else \
             _estimate(item, history, plan, identities) if item.state not in ("skipped",) \
             else 0.0
         unit = step.endpoint.unit if step.endpoint and not step.endpoint.local else default_unit

@@ -68,13 +68,9 @@ def _rows_from_stamp(path: Path, cache_dir: Path | None,
     """Every instance fresh, when the last complete run with these options left a stamp
     that still matches (recipe, lock file, cache entries and assets, by time or content):
     then its lock entries are exactly what the recipe makes now. None otherwise."""
-    import os
+    from ..stamp import fresh_stamp
 
-    from ..stamp import read_fresh_stamp, stamp_file
-
-    if os.environ.get("FLOW_NO_STAMP"):
-        return None
-    stamp = read_fresh_stamp(stamp_file(cache_root_for(path, cache_dir), path, context), path)
+    stamp = fresh_stamp(path, cache_root_for(path, cache_dir), context)
     if stamp is None:
         return None
     return [{"instance": item["id"], "state": "fresh", "reason": "", "key": item.get("key")}

@@ -138,6 +138,11 @@ def test_a_fresh_clone_with_its_cache_restored_changes_no_committed_file(tmp_pat
         # the same answer a full survey gives (the stamp is only a shortcut)
         assert flow("status", clone / "brand.yaml", env={"FLOW_NO_STAMP": "1"}).out == \
             status.out
+        # plan too: what the stamp vouches for (the leaf steps) reads no entry, same answer
+        planned = flow("plan", clone / "brand.yaml")
+        assert planned.code == 0 and "5 cached, 0 to call" in planned.out, planned
+        assert flow("plan", clone / "brand.yaml", env={"FLOW_NO_STAMP": "1"}).out == \
+            planned.out
 
 
 def test_missing_or_edited_assets_come_back_from_the_cache_without_a_call(
