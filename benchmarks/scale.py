@@ -13,6 +13,7 @@ and the sidecar sizes (lock file, run stamp, files under `.flow/`).
 
     python benchmarks/scale.py                       # 1,000 and 10,000
     python benchmarks/scale.py --sizes 1000,10000,50000
+    python benchmarks/scale.py --sizes 1000 --plan-sizes 100000   # validate/plan only
 
 Targets (issue 17): CPU per instance of a first run at 50,000 within 1.2x of the figure at
 1,000; validate and plan of 100,000 instances under 3 s each.
@@ -112,9 +113,23 @@ def one_size(count: int, base_url: str, work: Path) -> dict[str, object]:
     return row
 
 
+def plan_only(count: int, base_url: str, work: Path
+              ) -> tuple[int, dict[str, tuple[float, float, int]]]:
+    """`flow validate` and `flow plan` of a recipe of ``count`` instances, no cache."""
+    folder = work / f"plan{count}"
+    folder.mkdir()
+    recipe = make_recipe(folder, count, base_url)
+    flow = [sys.executable, "-m", "flowrunner"]
+    return count, {phase: measured(flow + [phase, recipe.name], folder, dict(os.environ))
+                   for phase in ("validate", "plan")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000")
+    parser.add_argument("--plan-sizes", default="100000",
+                        help="also validate and plan recipes of these sizes, nothing cached "
+                             "(no first run: quick at any size)")
     args = parser.parse_args()
     as_installed()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -127,6 +142,8 @@ def main() -> None:
         base_url = f"http://127.0.0.1:{server.stdout.readline().strip()}"
         with tempfile.TemporaryDirectory(prefix="flow-scale-") as tmp:
             rows = [one_size(count, base_url, Path(tmp)) for count in sizes]
+            planned = [plan_only(int(count), base_url, Path(tmp))
+                       for count in args.plan_sizes.split(",") if count]
     finally:
         server.terminate()
     phases = ["first run", "warm no-op", "fresh-clone no-op", "validate", "plan"]
@@ -143,6 +160,11 @@ def main() -> None:
     for row in rows:
         print(f"| {int(str(row['instances'])):,} | {row['lock MB']:.1f} | {row['stamp MB']:.1f} "
               f"| {row['.flow files']:,} | {row['changed after']} |")
+    for count, timings in planned:
+        for phase, (wall, cpu, peak) in timings.items():
+            print(f"\n{phase} of {count:,} instances, nothing cached: {wall:.2f} s wall, "
+                  f"{cpu:.2f} s CPU, {peak} MB peak (target: under 3 s)", end="")
+    print()
     first = {int(str(r["instances"])): r["first run"] for r in rows}
     small, large = min(first), max(first)
     if small != large:

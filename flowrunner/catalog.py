@@ -107,6 +107,11 @@ class Endpoint:
     resolve: dict[str, dict[str, Any]] = field(default_factory=dict)
     evidence: dict[str, str] = field(default_factory=dict)  # fact → how sure, and why
     origin: str = BUILT_IN  # "built in", or the recipe-local file it came from
+    # made once (it keys the memo tables every parameter check of every instance reads)
+    _identity: str = field(init=False, repr=False, compare=False, default="")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_identity", f"{self.origin}|{self.id}|{self.kind}")
 
     @property
     def unit(self) -> str:
@@ -116,7 +121,7 @@ class Endpoint:
     @property
     def identity(self) -> str:
         """Distinguishes variants of one id (kind, origin) in memo tables."""
-        return f"{self.origin}|{self.id}|{self.kind}"
+        return self._identity
 
     @property
     def confidence(self) -> str:
@@ -178,9 +183,15 @@ class Endpoint:
         """Whether the price depends on the parameters (a count, a vector model)."""
         return "per" in self.price or "vector_credits" in self.price
 
+    @property
+    def price_each(self) -> float:
+        """The catalog's price for one call, whatever its parameters (see
+        `priced_by_params`)."""
+        return float(self.price.get("credits", 0))
+
     def estimate_credits(self, params: dict[str, Any]) -> float:
         """The catalog's price for one call with these parameters."""
-        credits = float(self.price.get("credits", 0))
+        credits = self.price_each
         model = params.get("model")
         if "vector_credits" in self.price and isinstance(model, str) and "vector" in model:
             credits = float(self.price["vector_credits"])

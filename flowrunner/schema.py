@@ -148,16 +148,20 @@ _PROPERTY_CHECKS: dict[tuple[str, str], tuple[dict[str, Any], Any]] = {}
 _VALUE_PROBLEMS: dict[tuple[str, str, str], list[tuple[PathKey, str, str | None]]] = {}
 
 
-def _property_problems(endpoint: Endpoint, name: str, value: Any
+def _property_problems(endpoint: Endpoint, name: str, value: Any, *, remember: bool = True
                        ) -> list[tuple[PathKey, str, str | None]]:
-    """Problems of one parameter value, remembered per distinct value."""
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        memo_key = (endpoint.identity, name, f"{type(value).__name__}:{value}")
-    else:
-        memo_key = (endpoint.identity, name, canonical_json(value))
-    found = _VALUE_PROBLEMS.get(memo_key)
-    if found is not None:
-        return found
+    """Problems of one parameter value, remembered per distinct value (unless not
+    ``remember``: a value each instance has its own of, a prompt, would only fill the
+    table)."""
+    memo_key: tuple[str, str, str] | None = None
+    if remember:
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            memo_key = (endpoint.identity, name, f"{type(value).__name__}:{value}")
+        else:
+            memo_key = (endpoint.identity, name, canonical_json(value))
+        found = _VALUE_PROBLEMS.get(memo_key)
+        if found is not None:
+            return found
     fast = _PROPERTY_CHECKS.get((endpoint.identity, name))
     if fast is None:
         import fastjsonschema
@@ -183,7 +187,8 @@ def _property_problems(endpoint: Endpoint, name: str, value: Any
                 if leaf.validator == "additionalProperties":
                     message = message.replace("unknown key", "unknown parameter")
                 found.append(((name, *path), message, _sexagesimal_hint(value) or hint))
-    _VALUE_PROBLEMS[memo_key] = found
+    if memo_key is not None:
+        _VALUE_PROBLEMS[memo_key] = found
     return found
 
 
@@ -396,8 +401,9 @@ def _varying_problems(endpoint: Endpoint, params: dict[str, Any], varying: froze
         if name not in params:
             continue
         value = params[name]
-        if name in properties:
-            problems.extend(_property_problems(endpoint, name, value))
+        if name in properties:  # a long text is one instance's own: not worth a memo
+            problems.extend(_property_problems(
+                endpoint, name, value, remember=not (isinstance(value, str) and len(value) > 64)))
         if multipart and name not in endpoint.files and name not in endpoint.json_text and \
                 isinstance(value, (dict, list)):
             return check_params(endpoint, params)  # said in full there

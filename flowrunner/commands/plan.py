@@ -41,7 +41,7 @@ def _estimate(item: Survey, history: dict[tuple[str, str], float], plan: Plan,
     if known in history:
         return history[known]
     if not step.endpoint.priced_by_params:
-        return step.endpoint.estimate_credits({})
+        return step.endpoint.price_each
     params = item.call.params if item.call else known_params(plan, item.instance.matrix,
                                                               step.params)
     return step.endpoint.estimate_credits({k: v for k, v in params.items()
@@ -67,6 +67,10 @@ def show_plan(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | No
     history = _credit_history(cache) if any(s.state != "cached" for s in survey) else {}
     identities = {step_id: recipe.provider_of(step).identity(mock=mock)
                   for step_id, step in recipe.steps.items()}
+    # per step: what every one of its instances shows alike
+    units = {step_id: step.endpoint.unit if step.endpoint and not step.endpoint.local
+             else default_unit for step_id, step in recipe.steps.items()}
+    needs = {step_id: list(plan.depends_on[step_id]) for step_id in recipe.steps}
     rows: list[dict[str, Any]] = []
     for number, item in enumerate(survey, 1):
         step = item.instance.step
@@ -74,13 +78,12 @@ def show_plan(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | No
             float(item.entry.get("credits") or 0) if item.entry else \
             _estimate(item, history, plan, identities) if item.state not in ("skipped",) \
             else 0.0
-        unit = step.endpoint.unit if step.endpoint and not step.endpoint.local else default_unit
         params = item.call.material["params"] if item.call else \
             known_params(plan, item.instance.matrix, step.params)
         rows.append({"n": number, "instance": item.instance.id, "step": step.id,
                      "endpoint": step.uses, "state": item.state,
-                     "needs": list(plan.depends_on[step.id]), "params": params,
-                     "credits": credits, "unit": unit,
+                     "needs": needs[step.id], "params": params,
+                     "credits": credits, "unit": units[step.id],
                      "key": item.call.key if item.call else None,
                      "waits_for": item.waits_for,
                      "error": item.error.message if item.error else None})
