@@ -11,7 +11,9 @@ Layout under the cache root (default `.flow/cache` beside the recipe)::
     runs/<id>.json            stamps of successful runs (see stamp.py)
     tmp/                      partial files; renamed into place only when whole
 
-Every write is temp file + fsync + os.replace, so a kill never leaves a partial entry.
+Every write is temp file + os.replace, so a kill never leaves a partial entry; result
+entries (and the task journal) are fsynced first, so a power cut leaves each either whole
+or absent (an object lost with the power is noticed by its entry's size and sha256).
 """
 
 from __future__ import annotations
@@ -270,7 +272,12 @@ class Cache:
 
     def adopt_object(self, temp: Path, sha256: str, handle: BinaryIO) -> Path:
         """Move a verified temp file (from `temp_file`, still open as ``handle``) into
-        objects/ under its digest, on the disk first (a no-op if the object is there)."""
+        objects/ under its digest (a no-op if the object is there).
+
+        Not synced to the disk: one fsync per call goes to its result entry, which names
+        the object with its size and sha256. A power cut that loses the object's bytes
+        but keeps the entry is noticed at the next lookup ("cache object … was corrupt")
+        and fetched again; a kill cannot lose them (the rename comes after the write)."""
         target = self.object_file(sha256)
         try:
             if os.stat(target).st_size == os.fstat(handle.fileno()).st_size:
@@ -280,7 +287,6 @@ class Cache:
             pass
         try:
             handle.flush()
-            os.fsync(handle.fileno())
             try:
                 os.replace(temp, target)
             except FileNotFoundError:  # the object's folder is new

@@ -351,7 +351,8 @@ class Scheduler:
             entry["task_id"] = outcome.task_id
         if store:
             self.cache.put(call.key, entry)
-        self.cache.drop_task(call.key)
+        if outcome.task_id:  # its journal has served (an endpoint without tasks has none)
+            self.cache.drop_task(call.key)
         result.resumed = outcome.resumed
         return entry
 
