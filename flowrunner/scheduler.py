@@ -104,7 +104,8 @@ class Scheduler:
                  surveyed: dict[str, tuple[PreparedCall, dict[str, Any]]] | None = None,
                  shard: Shard | None = None, place: bool = True,
                  on_placing: Callable[[StepResult], None] | None = None,
-                 link: bool = False) -> None:
+                 link: bool = False,
+                 prepared: dict[str, PreparedCall] | None = None) -> None:
         self.plan = plan
         self.recipe = plan.recipe
         self.selected = set(plan.step_order) if selected is None else selected
@@ -123,6 +124,9 @@ class Scheduler:
         self.expect_calls = expect_calls  # instances the survey found uncached: no hit check
         # instances the survey found cached: their prepared call and entry, not read again
         self.surveyed = surveyed or {}
+        # calls the survey prepared for uncached instances of steps that read no other
+        # step (nothing a run can change): used once, not prepared again
+        self.prepared = prepared or {}
         # `--only banner[size=1024x1024]`: of that step, only the instances named
         self.only_instances = only_instances
         self.budget = budget or Budget(None)
@@ -197,7 +201,8 @@ class Scheduler:
             result.status, result.reason = "skipped", "condition is false"
             return True
         known = self.surveyed.get(instance.id) if hits_only else None
-        call = known[0] if known else prepare_call(
+        ready = None if hits_only else self.prepared.pop(instance.id, None)
+        call = known[0] if known else ready if ready is not None else prepare_call(
             self.recipe, instance, views, provider=self.routes[step.provider].identity,
             cache=self.cache, digests=self.digests, client=None if hits_only else self.client,
             deadline=deadline, allowed=self.allow_paths,
@@ -484,9 +489,11 @@ class Scheduler:
                 self.on_finished(outcome)
             step_id = instance.step_id
             if outcome.status in ("ok", "cached"):
-                step_views[step_id][instance.position] = step_view(
-                    {"outputs": outcome.outputs, "artifacts": outcome.artifacts,
-                     "response": outcome.response or {}}, self.cache)
+                if dependents[step_id]:  # what later templates read of it
+                    step_views[step_id][instance.position] = step_view(
+                        {"outputs": outcome.outputs, "artifacts": outcome.artifacts,
+                         "response": outcome.response or {}}, self.cache)
+                outcome.response = None  # kept for the views only: 50,000 answers add up
             elif step_id not in broken:
                 broken[step_id] = (f"{instance.id}, which failed"
                                    if outcome.status == "failed" else

@@ -368,7 +368,11 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
                               on_finished=keeper.add if keeper is not None else None,
                               on_placing=keeper.intend if keeper is not None else None,
                               shard=options.shard, place=options.shard is None,
-                              link=options.link == "hardlink")
+                              link=options.link == "hardlink",
+                              prepared={s.instance.id: s.call for s in survey
+                                        if s.state == "missing" and s.call is not None
+                                        and not plan.depends_on[s.instance.step_id]})
+        survey = []  # its calls and entries live on in the scheduler; the rest can go
         try:
             reporter.run_started(recipe.display, len(instances), concurrency)
             if limit is not None and estimate > limit:  # a dry run only says so
