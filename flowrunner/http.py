@@ -236,9 +236,6 @@ class Answer:
     def reason(self) -> str:
         return self.response.reason or ""
 
-    def close(self) -> None:
-        self.response.close()
-
 
 class HttpClient:
     """Calls the providers and streams downloads, over one connection pool.
