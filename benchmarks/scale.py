@@ -78,7 +78,9 @@ def measured(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float,
 
 
 def git(*args: str, cwd: Path) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+    # no automatic gc: it detaches and would still be writing when the folder goes
+    return subprocess.run(["git", "-c", "gc.auto=0", "-c", "maintenance.auto=false", *args],
+                          cwd=cwd, check=True, capture_output=True,
                           text=True).stdout
 
 
@@ -140,7 +142,9 @@ def main() -> None:
     try:
         assert server.stdout is not None
         base_url = f"http://127.0.0.1:{server.stdout.readline().strip()}"
-        with tempfile.TemporaryDirectory(prefix="flow-scale-") as tmp:
+        # (a git process of the kit's may still be writing in .git when it is removed)
+        with tempfile.TemporaryDirectory(prefix="flow-scale-",
+                                         ignore_cleanup_errors=True) as tmp:
             rows = [one_size(count, base_url, Path(tmp)) for count in sizes]
             planned = [plan_only(int(count), base_url, Path(tmp))
                        for count in args.plan_sizes.split(",") if count]
