@@ -72,12 +72,18 @@ def show_plan(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | No
              else default_unit for step_id, step in recipe.steps.items()}
     needs = {step_id: list(plan.depends_on[step_id]) for step_id in recipe.steps}
     rows: list[dict[str, Any]] = []
+    by_unit: dict[str, float] = {}
+    to_call = cached = 0
     for number, item in enumerate(survey, 1):
         step = item.instance.step
         credits = item.credits if item.credits is not None else \
             float(item.entry.get("credits") or 0) if item.entry else \
             _estimate(item, history, plan, identities) if item.state not in ("skipped",) \
             else 0.0
+        if item.state in ("missing", "blocked", "unknown"):
+            to_call += 1
+            by_unit[units[step.id]] = by_unit.get(units[step.id], 0.0) + credits
+        cached += item.state == "cached"
         params = item.call.material["params"] if item.call else \
             known_params(plan, item.instance.matrix, step.params)
         rows.append({"n": number, "instance": item.instance.id, "step": step.id,
@@ -87,15 +93,10 @@ def show_plan(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | No
                      "key": item.call.key if item.call else None,
                      "waits_for": item.waits_for,
                      "error": item.error.message if item.error else None})
-    to_call = [r for r in rows if r["state"] in ("missing", "blocked", "unknown")]
-    by_unit: dict[str, float] = {}
-    for row in to_call:
-        by_unit[row["unit"]] = by_unit.get(row["unit"], 0.0) + row["credits"]
     estimate = " + ".join(f"~{v:g} {u}" for u, v in by_unit.items()) or f"~0 {default_unit}"
     if as_json:
-        json.dump({"recipe": recipe.display, "instances": rows, "to_call": len(to_call),
-                   "cached": sum(1 for r in rows if r["state"] == "cached"),
-                   "estimated_credits": sum(by_unit.values()),
+        json.dump({"recipe": recipe.display, "instances": rows, "to_call": to_call,
+                   "cached": cached, "estimated_credits": sum(by_unit.values()),
                    "estimated_by_unit": by_unit}, out, indent=2, default=str)
         out.write("\n")
         return 0
@@ -107,7 +108,7 @@ def show_plan(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | No
         cost = f"~{row['credits']:g} {row['unit']}" if row["state"] != "cached" else \
             f"{row['credits']:g} {row['unit']} saved"
         lines.append(f"{row['n']:>4}. {row['instance']:<{width}}  {row['endpoint']:<26} "
-                  f"{word:<10} {cost}\n")
+                     f"{word:<10} {cost}\n")
         if row["needs"]:
             lines.append(f"      needs: {', '.join(row['needs'])}\n")
         for name, value in row["params"].items():
@@ -127,7 +128,6 @@ def show_plan(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | No
         if len(lines) > 4096:  # written in blocks: few writes, little memory
             out.write("".join(lines))
             lines.clear()
-    cached = sum(1 for r in rows if r["state"] == "cached")
-    lines.append(f"\n{cached} cached, {len(to_call)} to call, {estimate} estimated\n")
+    lines.append(f"\n{cached} cached, {to_call} to call, {estimate} estimated\n")
     out.write("".join(lines))
     return 0
