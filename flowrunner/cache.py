@@ -310,6 +310,15 @@ class Cache:
         """
         return self.lookup(key)[0]
 
+    def holds_nothing(self) -> bool:
+        """Whether a read-only look (plan, status) can tell at once that no result is
+        here (no results/ folder): then no key needs computing to miss."""
+        if not self.readable:
+            return True
+        if self._empty is None and not self.writable:
+            self._empty = not (self.root / "results").is_dir()
+        return bool(self._empty)
+
     def lookup(self, key: str, *, verify: bool = False) -> tuple[dict[str, Any] | None,
                                                                  str | None]:
         """(entry, problem): the entry when usable, else why not (None when simply absent).

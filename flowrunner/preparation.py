@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -35,10 +35,18 @@ class PreparedCall:
     method: str
     path: str
     material: dict[str, Any]
-    key: str
     uploads: tuple[Upload, ...] = ()
     # the JSON body as sent, when it differs from ``params`` (renamed or resolved fields)
     sent: dict[str, Any] | None = None
+    _key: str = field(default="", repr=False, compare=False)
+
+    @property
+    def key(self) -> str:
+        """The cache key (sha256 of the canonical material), computed when first asked:
+        `flow plan` before anything is cached never needs the keys of 100,000 calls."""
+        if not self._key:
+            object.__setattr__(self, "_key", cache_key(self.material))
+        return self._key
 
 
 def _check_headers(recipe: Recipe, instance: Instance, headers: dict[str, Any]) -> None:
@@ -162,7 +170,7 @@ def prepare_call(recipe: Recipe, instance: Instance, views: dict[str, Any], *,
     material = key_material(provider=provider, endpoint=endpoint.id, method=method, path=path,
                             params=keyed)
     return PreparedCall(instance=instance, endpoint=endpoint, params=params, method=method,
-                        path=path, material=material, key=cache_key(material),
+                        path=path, material=material,
                         uploads=tuple(uploads), sent=sent)
 
 

@@ -137,6 +137,9 @@ class RemoteCache(Cache):
             return super().lookup(key, verify=verify)
         return entry, problem
 
+    def holds_nothing(self) -> bool:
+        return False  # the store may hold what this machine has never seen
+
     def prefetch(self, keys: Iterable[str], *, threads: int = 16) -> None:
         """Pull, in parallel, every key the local cache lacks (a fresh clone's restore)."""
         missing = [k for k in dict.fromkeys(keys)  # (no zero-argument super() in here)

@@ -81,7 +81,7 @@ def survey_plan(plan: Plan, *, cache: Cache, mock: bool, selected: set[str] | No
                 continue
             prepared.append(Survey(instance, "unknown") if call is None else
                             Survey(instance, "missing", call=call))
-        usable = step.cache and step_id not in refresh
+        usable = step.cache and step_id not in refresh and not cache.holds_nothing()
         if usable and known and step_id not in read_by_others:
             for item in prepared:
                 vouched = known.get(item.instance.id)

@@ -90,7 +90,7 @@ def show_plan(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | No
                      "endpoint": step.uses, "state": item.state,
                      "needs": needs[step.id], "params": params,
                      "credits": credits, "unit": units[step.id],
-                     "key": item.call.key if item.call else None,
+                     "key": item.call.key if item.call and as_json else None,  # JSON only
                      "waits_for": item.waits_for,
                      "error": item.error.message if item.error else None})
     estimate = " + ".join(f"~{v:g} {u}" for u, v in by_unit.items()) or f"~0 {default_unit}"
