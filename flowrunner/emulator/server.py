@@ -27,7 +27,7 @@ import struct
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from collections.abc import Set as AbstractSet
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -796,15 +796,28 @@ class Handler(BaseHTTPRequestHandler):
             return
         self._json(200, midjourney.fetch(task, self._file_adder()))
 
-    # --- Kling (contracts/kling.json) ----------------------------------------------------
-    def _kling_submit(self, operation: str, body: bytes, record: dict[str, Any]) -> None:
+    def _json_submit(self, body: bytes, record: dict[str, Any],
+                     check: Callable[[dict[str, Any]], str | None],
+                     refuse: Callable[[str], None]) -> dict[str, Any] | None:
+        """A JSON submit's fields once ``check`` (the family's contract) finds nothing
+        wrong; else ``refuse`` answers in the provider's own shape, and None."""
         parsed = self._parse(body, record)
         if parsed is None:
-            return
+            return None
         fields, _uploads, as_json = parsed
-        problem = "expected application/json" if not as_json else kling.check(operation, fields)
+        problem = "expected application/json" if not as_json else check(fields)
         if problem:
-            self._json(400, {"code": 1201, "message": problem, "request_id": "emulated"})
+            refuse(problem)
+            return None
+        return fields
+
+    # --- Kling (contracts/kling.json) ----------------------------------------------------
+    def _kling_submit(self, operation: str, body: bytes, record: dict[str, Any]) -> None:
+        fields = self._json_submit(body, record, lambda f: kling.check(operation, f),
+                                   lambda problem: self._json(400, {
+                                       "code": 1201, "message": problem,
+                                       "request_id": "emulated"}))
+        if fields is None:
             return
         task_id = str(int.from_bytes(hashlib.sha256(
             (canonical_json(fields) + str(time.monotonic_ns())).encode()).digest()[:8], "big"))
@@ -863,13 +876,9 @@ class Handler(BaseHTTPRequestHandler):
         self._json(200, answer)
 
     def _video_submit(self, body: bytes, record: dict[str, Any]) -> None:
-        parsed = self._parse(body, record)
-        if parsed is None:
-            return
-        fields, _uploads, as_json = parsed
-        problem = "expected application/json" if not as_json else unified_video.check(fields)
-        if problem:
-            self._error(400, problem)
+        fields = self._json_submit(body, record, unified_video.check,
+                                   lambda problem: self._error(400, problem))
+        if fields is None:
             return
         task_id = "video_" + _uuid(canonical_json(fields) + str(time.monotonic_ns()))[:18]
         with self.state.lock:
@@ -880,13 +889,9 @@ class Handler(BaseHTTPRequestHandler):
         self._json(200, {"task_id": task_id, "status": "queued"})
 
     def _replicate_create(self, model: str, body: bytes, record: dict[str, Any]) -> None:
-        parsed = self._parse(body, record)
-        if parsed is None:
-            return
-        fields, _uploads, as_json = parsed
-        problem = "expected application/json" if not as_json else replicate.check(fields)
-        if problem:
-            self._json(422, {"detail": problem})
+        fields = self._json_submit(body, record, replicate.check,
+                                   lambda problem: self._json(422, {"detail": problem}))
+        if fields is None:
             return
         task_id = _uuid(canonical_json(fields) + model + str(time.monotonic_ns()))
         task_id = task_id.replace("-", "")[:26]
@@ -903,13 +908,10 @@ class Handler(BaseHTTPRequestHandler):
         spec = contract.load("minimax.json")
         if method == "POST" and path == spec["submit"]:
             record["operation"] = "minimax.video_generation"
-            parsed = self._parse(body, record)
-            if parsed is None:
-                return
-            fields, _uploads, as_json = parsed
-            problem = "expected application/json" if not as_json else minimax.check(fields)
-            if problem:
-                self._json(200, minimax.refused(problem))  # MiniMax says no in base_resp
+            fields = self._json_submit(  # MiniMax says no in base_resp, with HTTP 200
+                body, record, minimax.check,
+                lambda problem: self._json(200, minimax.refused(problem)))
+            if fields is None:
                 return
             task_id = str(int.from_bytes(hashlib.sha256((canonical_json(fields) + str(
                 time.monotonic_ns())).encode()).digest()[:6], "big"))
@@ -1058,14 +1060,9 @@ class Handler(BaseHTTPRequestHandler):
         return None
 
     def _video_task_submit(self, family: str, body: bytes, record: dict[str, Any]) -> None:
-        parsed = self._parse(body, record)
-        if parsed is None:
-            return
-        fields, _uploads, as_json = parsed
-        problem = "expected application/json" if not as_json else \
-            video_tasks.check(family, fields)
-        if problem:
-            self._error(400, problem)
+        fields = self._json_submit(body, record, lambda f: video_tasks.check(family, f),
+                                   lambda problem: self._error(400, problem))
+        if fields is None:
             return
         task_id = _uuid(canonical_json(fields) + family + str(time.monotonic_ns()))
         with self.state.lock:
@@ -1077,13 +1074,10 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- Suno (contracts/suno.json) ------------------------------------------------------
     def _suno_submit(self, action: str, body: bytes, record: dict[str, Any]) -> None:
-        parsed = self._parse(body, record)
-        if parsed is None:
-            return
-        fields, _uploads, as_json = parsed
-        problem = "expected a JSON body" if not as_json else suno.check_submit(action, fields)
-        if problem:
-            self._json(400, {"code": "error", "message": problem, "data": None})
+        fields = self._json_submit(body, record, lambda f: suno.check_submit(action, f),
+                                   lambda problem: self._json(400, {
+                                       "code": "error", "message": problem, "data": None}))
+        if fields is None:
             return
         task_id = _uuid(canonical_json(fields) + str(time.monotonic_ns()))
         task = suno.new_task(action, fields, task_id=task_id,
