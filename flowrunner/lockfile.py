@@ -1,8 +1,9 @@
 """The lock file `<recipe-stem>.lock` beside the recipe: what each instance resolved to.
 
-YAML inside (yaml.safe_dump through source.py, read back through source.py); sorted keys,
-no timestamps, no absolute paths, so it changes only when a result changes and is identical
-across runs and machines. (The file, not file locking: that is `Cache.lock`.)
+YAML inside (written by yaml_text.py, as yaml.safe_dump would; read back through
+source.py); sorted keys, no timestamps, no absolute paths, so it changes only when a
+result changes and is identical across runs and machines. (The file, not file locking:
+that is `Cache.lock`.)
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 
 from .cache import atomic_write_bytes, write_if_changed
 from .providers import is_mock_identity
-from .source import dump_yaml, load_plain_yaml
+from .source import load_plain_yaml
+from .yaml_text import dump_nested, dump_yaml
 
 LOCK_VERSION = 1
 _HEADER = """\
@@ -34,9 +36,9 @@ def lock_path_for(recipe_path: Path) -> Path:
 def render_lock(recipe_name: str, entries: dict[str, dict[str, Any]], provider: str) -> str:
     """The lock file's text for ``entries`` (instance id → entry)."""
     # the fields that say what the file is first, then the instances (sorted)
-    head = [{"version": LOCK_VERSION}, {"recipe": recipe_name}, {"provider": provider},
-            {"instances": entries}]
-    return _HEADER.format(recipe=recipe_name) + "".join(dump_yaml(part) for part in head)
+    head = [{"version": LOCK_VERSION}, {"recipe": recipe_name}, {"provider": provider}]
+    return (_HEADER.format(recipe=recipe_name) + "".join(dump_yaml(part) for part in head)
+            + dump_nested(entries, "instances"))
 
 
 def write_lock(path: Path, recipe_name: str, entries: dict[str, dict[str, Any]],

@@ -18,7 +18,7 @@ LAYERS: list[set[str]] = [
     # 1 values and small services over the leaves
     {"cache_key", "limits", "_resources", "source", "templating", "results", "budget",
      "imaging", "crashlog", "options", "gitrev", "diffpage", "changes", "objectstore",
-     "media"},
+     "media", "yaml_text"},
     # 2 stores and transports
     {"cache", "catalog", "reporting", "http"},
     # 3 files kept beside a recipe, artifacts, checks
@@ -60,7 +60,7 @@ THIRD_PARTY_OWNERS = {"click": {"cli"}, "requests": set(), "certifi": {"http"},
                       "urllib3": {"http", "objectstore"},
                       "jinja2": {"templating"}, "jsonschema": {"schema", "emulator.contract"},
                       "fastjsonschema": {"schema"}, "PIL": {"imaging", "emulator.contract"},
-                      "yaml": {"source"}, "boto3": {"objectstore"},
+                      "yaml": {"source", "yaml_text"}, "boto3": {"objectstore"},
                       "botocore": {"objectstore"}}
 
 
