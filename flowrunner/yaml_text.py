@@ -24,6 +24,7 @@ WIDTH = 100  # PyYAML's `width`: longer plain lines may be folded, so they are l
 _PLAIN = re.compile(r"[A-Za-z0-9_/][A-Za-z0-9 _./@+=,()\[\]-]*")
 _STR_TAG = "tag:yaml.org,2002:str"
 _RESOLVERS = yaml.resolver.Resolver.yaml_implicit_resolvers
+_PLAIN_SEEN: dict[str, bool] = {}  # by `_plain`: its answers, bounded
 
 
 class _Unsure(Exception):
@@ -97,12 +98,19 @@ def _sorted_keys(mapping: dict[Any, Any]) -> list[str]:
 def _plain(text: str) -> bool:
     """Whether PyYAML writes ``text`` as it is (a plain scalar that reads back as this
     string), as far as this module can tell without its emitter."""
-    if not _PLAIN.fullmatch(text) or text.endswith(" "):
-        return False
-    for tag, pattern in [*_RESOLVERS.get(text[0], ()), *_RESOLVERS.get(None, ())]:
-        if pattern.match(text):  # `yes`, `1_000`, `2024-01-01`, …: PyYAML quotes them
-            return tag == _STR_TAG
-    return True
+    known = _PLAIN_SEEN.get(text)
+    if known is not None:  # a lock file repeats its keys and many values
+        return known
+    plain = _PLAIN.fullmatch(text) is not None and not text.endswith(" ")
+    if plain:
+        for tag, pattern in [*_RESOLVERS.get(text[0], ()), *_RESOLVERS.get(None, ())]:
+            if pattern.match(text):  # `yes`, `1_000`, `2024-01-01`, …: PyYAML quotes them
+                plain = tag == _STR_TAG
+                break
+    if len(_PLAIN_SEEN) >= 4096:
+        _PLAIN_SEEN.clear()
+    _PLAIN_SEEN[text] = plain
+    return plain
 
 
 def _key(key: str, indent: int) -> str:
