@@ -8,7 +8,7 @@ Where things live (imports only point down this list; tests/unit/test_layers.py 
 - `errors` the exception hierarchy · `_json` canonical JSON · `providers` provider identity
   and API key · `throttle` request pacing · `watchdog` one deadline thread per run
 - `cache_key` the cache key · `limits` size limits · `_resources` the shipped schemas ·
-  `source` YAML with positions ·
+  `source` YAML with positions · `yaml_text` the YAML flowrunner writes ·
   `templating` Jinja · `results` run outcomes · `budget` credit budget · `imaging` Pillow ·
   `crashlog` crash reports · `options` `RunOptions` and the cache-root rule · `gitrev`
   files at a git revision · `diffpage` the review page · `changes` parameter changes in words ·

@@ -100,10 +100,11 @@ def _write_new(target: str | Path, blocks: Iterable[bytes], *, durable: bool,
         raise
 
 
-def atomic_write_bytes(target: Path, data: bytes, *, durable: bool = True) -> None:
+def atomic_write_bytes(target: Path | str, data: bytes, *, durable: bool = True) -> str:
     """Write ``data`` to ``target`` so that readers see the old file or the whole new one;
-    ``durable``: on the disk before it is renamed into place (survives a power cut)."""
-    _write_new(target, (data,), durable=durable)
+    ``durable``: on the disk before it is renamed into place (survives a power cut).
+    Returns the sha256 of ``data``."""
+    return _write_new(target, (data,), durable=durable)
 
 
 def write_if_changed(target: Path, text: str) -> bool:
@@ -197,6 +198,8 @@ class Cache:
         self.writable = writable
         self._ready = False
         self._empty: bool | None = None  # no results/ folder yet: every lookup misses
+        # sha256 of each entry this run read or wrote, for the run stamp (no second read)
+        self._entry_digests: dict[str, bytes] = {}
 
     def ensure(self) -> None:
         if self._ready:
@@ -301,7 +304,16 @@ class Cache:
 
     # --- results -------------------------------------------------------------------------
     def result_path(self, key: str) -> Path:
-        return self.root / "results" / key[:2] / f"{key}.json"
+        return Path(self.result_file(key))
+
+    def result_file(self, key: str) -> str:
+        """The entry's path as a string (cheaper: this runs several times per call)."""
+        return f"{self.root}/results/{key[:2]}/{key}.json"
+
+    def entry_sha256(self, key: str) -> str | None:
+        """The sha256 of ``key``'s entry as this run last read or wrote it, if it did."""
+        digest = self._entry_digests.get(key)
+        return digest.hex() if digest is not None else None
 
     def get(self, key: str) -> dict[str, Any] | None:
         """The stored result of ``key``, or None when missing, unreadable or incomplete.
@@ -334,7 +346,7 @@ class Cache:
         if self._empty:
             return None, None
         try:
-            with open(f"{self.root}/results/{key[:2]}/{key}.json", "rb") as handle:
+            with open(self.result_file(key), "rb") as handle:
                 raw = handle.read()
         except OSError:
             return None, None
@@ -351,6 +363,7 @@ class Cache:
             if not self.has_object(sha, artifact.get("bytes")) or (
                     verify and not self.verify_object(sha)):
                 return None, f"cache object {sha[:12]}… was corrupt"
+        self._entry_digests[key] = hashlib.sha256(raw).digest()
         return entry, None
 
     def close(self) -> None:
@@ -376,7 +389,8 @@ class Cache:
         data = json.dumps(entry, sort_keys=True, separators=(",", ":"),
                           ensure_ascii=False).encode()
         try:
-            atomic_write_bytes(self.result_path(key), data, durable=durable)
+            digest = atomic_write_bytes(self.result_file(key), data, durable=durable)
+            self._entry_digests[key] = bytes.fromhex(digest)
         except OSError as exc:
             raise CacheError(f"cannot write cache entry: {exc.strerror or exc}") from exc
 

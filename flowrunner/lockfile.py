@@ -74,7 +74,9 @@ def _remember(memo: Path, path: Path, text: str, data: dict[str, Any]) -> None:
             if old != target:
                 old.unlink(missing_ok=True)
         if not target.exists():
-            atomic_write_bytes(target, json.dumps(data, separators=(",", ":")).encode())
+            # not synced: a memo a power cut damaged fails to parse, and the YAML is read
+            atomic_write_bytes(target, json.dumps(data, separators=(",", ":")).encode(),
+                               durable=False)
     except OSError:
         pass  # a memo only saves time
 

@@ -46,6 +46,15 @@ def lock_entry(item: StepResult, recipe_folder: Path, output_dir: Path, *, mock:
     return entry
 
 
+def _same_outcome(before: StepResult, after: StepResult) -> bool:
+    """Whether ``after`` has what `lock_entry` reads of ``before`` (the same objects: a
+    result's parts are replaced, never changed in place)."""
+    return (before.saved == after.saved and before.key == after.key
+            and before.credits == after.credits and before.step_id == after.step_id
+            and before.endpoint == after.endpoint and before.params is after.params
+            and before.outputs is after.outputs and before.artifacts is after.artifacts)
+
+
 class LockKeeper:
     """Keeps the lock file describing the files on disk while a run places them.
 
@@ -85,6 +94,7 @@ class LockKeeper:
         self._journal_fd: int | None = None
         self._journal_lock = threading.Lock()
         self._journaled: dict[str, dict[str, Any]] = {}  # by `intend`, awaiting `add`
+        self._intended: dict[str, tuple[StepResult, dict[str, Any]]] = {}  # the same
 
     def _killed_run_entries(self) -> dict[str, dict[str, Any]]:
         """What a run that was killed before writing the lock file had placed: the latest
@@ -123,6 +133,7 @@ class LockKeeper:
         """Journal an outcome before its files are replaced (called from a worker)."""
         entry = lock_entry(item, self._folder, self._output_dir, mock=self._mock,
                            overrides=self._overrides)
+        self._intended[item.instance_id] = (item, entry)
         if entry != self.earlier.get(item.instance_id):
             self._journal_append(item.instance_id, entry)
             self._journaled[item.instance_id] = entry
@@ -131,8 +142,12 @@ class LockKeeper:
         """Take a finished instance's outcome (called from the scheduler's thread)."""
         if item.status not in ("ok", "cached"):
             return
-        entry = lock_entry(item, self._folder, self._output_dir, mock=self._mock,
-                           overrides=self._overrides)
+        intended = self._intended.pop(item.instance_id, None)
+        # the entry `intend` made, when nothing it was made of changed since (the usual
+        # case: the files went where they were meant to)
+        entry = intended[1] if intended is not None and _same_outcome(intended[0], item) \
+            else lock_entry(item, self._folder, self._output_dir, mock=self._mock,
+                            overrides=self._overrides)
         self.finished[item.instance_id] = entry
         # journaled already when its files were about to be placed: not twice
         if entry != self.earlier.get(item.instance_id) and \
@@ -192,7 +207,7 @@ def write_stamp(plan: Plan, result: RunResult, options: RunOptions, *, cache: Ca
     for item in sorted(result.results, key=lambda r: order.get(r.instance_id, 0)):
         if item.status not in ("ok", "cached") or not item.key:
             return  # skipped instances need their condition evaluated: no stamp
-        stamp.record(cache.result_path(item.key))
+        stamp.record(cache.result_file(item.key), sha256=cache.entry_sha256(item.key))
         for artifact in item.artifacts:  # what a run's lookup checks: there, of its size
             stamp.record(cache.object_file(artifact["sha256"]), size_only=True)
         for saved, artifact in zip(item.saved, item.artifacts, strict=False):

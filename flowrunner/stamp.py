@@ -43,6 +43,19 @@ def _sha256(path: str) -> str | None:
     return digest.hexdigest()
 
 
+def _inside(path: str, folder: str) -> str | None:
+    """``path`` relative to ``folder`` (absolute, ending in a separator) when it is an
+    absolute path below it with nothing to normalise (no `.`, `..` or empty part);
+    else None."""
+    if not path.startswith(folder):
+        return None
+    parts = path[len(folder):].split(os.sep)
+    if "" in parts or "." in parts or parts[0].startswith("..") or ".." in parts \
+            or (os.altsep and os.altsep in path):
+        return None
+    return "/".join(parts)
+
+
 def stamp_file(cache_root: Path, recipe: Path, context: dict[str, Any]) -> Path:
     """Where the stamp of this recipe, run with these options, lives: named by the recipe
     as seen from the cache (the same in every clone whose cache is restored beside it)."""
@@ -87,6 +100,9 @@ class Stamp:
 
     def key(self, path: str) -> str:
         """How ``path`` is written in the stamp."""
+        inside = _inside(path, f"{self.base}{os.sep}")
+        if inside is not None:  # what relpath says, in a tenth of its time
+            return inside
         relative = os.path.relpath(os.path.abspath(path), self.base)
         return path if relative.startswith("..") else relative.replace(os.sep, "/")
 

@@ -52,3 +52,25 @@ def test_same_size_other_bytes_or_a_missing_object_is_a_change(tmp_path: Path) -
     assert read_fresh_stamp(target, recipe) is not None
     (tmp_path / "kit" / "object").unlink()
     assert read_fresh_stamp(target, recipe) is None
+
+
+def test_a_paths_key_is_what_relpath_says_of_it(tmp_path: Path) -> None:
+    """The stamp's shortcut for paths inside the recipe's folder against the general rule
+    (relative when inside, as given when outside), on paths with every part that needs
+    normalising: `.`, `..`, `..name`, empty parts, a sibling folder with a longer name."""
+    import random
+
+    base = tmp_path / "kit"
+    stamp = Stamp(recipe_sha256="x", base=base)
+
+    def general(path: str) -> str:
+        relative = os.path.relpath(os.path.abspath(path), base)
+        return path if relative.startswith("..") else relative.replace(os.sep, "/")
+
+    rng = random.Random(7)
+    paths = [str(base / "assets" / "a.png"), f"{base}x/a", str(base), f"{base}/", "rel/a"]
+    for _ in range(5000):
+        paths.append(str(base) + "".join(rng.choice(["/", "a", ".", "..", "/.", "b/", "x"])
+                                         for _ in range(rng.randint(0, 7))))
+    for path in paths:
+        assert stamp.key(path) == general(path), path
