@@ -58,6 +58,14 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 _FILE_MODE = 0o666 & ~_UMASK
 _TEMP_NAMES = itertools.count()
+_PID = [os.getpid()]  # a system call each time otherwise; a forked child gets its own
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
+
+
+def _temp_name(folder: str, stem: str) -> str:
+    """A temp file's name in ``folder``, unique in this process (by pid and counter)."""
+    return os.path.join(folder, f"{stem}-{_PID[0]}-{next(_TEMP_NAMES)}")
 
 
 def _write_new(target: str | Path, blocks: Iterable[bytes], *, durable: bool,
@@ -68,16 +76,18 @@ def _write_new(target: str | Path, blocks: Iterable[bytes], *, durable: bool,
     sha256. Plain `os` calls: restores write thousands of these, and mkstemp plus a
     buffered file cost a third of it. Nothing is left behind when anything fails."""
     folder = os.path.dirname(target)
-    if folder and not os.path.isdir(folder):
-        os.makedirs(folder, exist_ok=True)
     while True:
-        tmp = os.path.join(folder, f".tmp-{os.getpid()}-{next(_TEMP_NAMES)}")
+        tmp = _temp_name(folder, ".tmp")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
                          _FILE_MODE)
             break
         except FileExistsError:
             continue
+        except FileNotFoundError:  # the folder is new (a first entry under its prefix)
+            if not folder or os.path.isdir(folder):
+                raise
+            os.makedirs(folder, exist_ok=True)
     digest = hashlib.sha256()
     try:
         try:
@@ -98,6 +108,13 @@ def _write_new(target: str | Path, blocks: Iterable[bytes], *, durable: bool,
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def write_all(handle: BinaryIO, data: bytes) -> None:
+    """Write all of ``data`` to an unbuffered file (which may take part of it per call)."""
+    view = memoryview(data)
+    while view:
+        view = view[handle.write(view):]
 
 
 def atomic_write_bytes(target: Path | str, data: bytes, *, durable: bool = True) -> str:
@@ -168,7 +185,7 @@ def place_file(source: str, target: str | Path, *, sha256: str, link: bool = Fal
         raise CacheError(f"cache object {source} is corrupt (sha256 {actual[:12]}…, "
                          f"expected {sha256[:12]}…)")
     folder = os.path.dirname(target)
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{next(_TEMP_NAMES)}")
+    tmp = _temp_name(folder, ".tmp")
     try:
         mode = os.stat(source).st_mode
         if mode & 0o222:  # another user's object stays writable: then a copy, below
@@ -244,16 +261,18 @@ class Cache:
 
     def temp_file(self) -> tuple[BinaryIO, Path]:
         """A new temp file inside the cache, on the same file system as objects/, with the
-        objects' mode (named by process and counter: cheaper than mkstemp's random names)."""
+        objects' mode (named by process and counter: cheaper than mkstemp's random names).
+        Unbuffered (its writes are the network's blocks; a buffer only adds seeks): a
+        write may take part of what it is given, so write with `write_all`."""
         self.ensure()
         while True:
-            name = f"{self.root}/tmp/part-{os.getpid()}-{next(_TEMP_NAMES)}"
+            name = _temp_name(f"{self.root}/tmp", "part")
             try:
                 fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL
                              | getattr(os, "O_BINARY", 0), _FILE_MODE)
             except FileExistsError:
                 continue
-            return os.fdopen(fd, "w+b"), Path(name)
+            return os.fdopen(fd, "w+b", buffering=0), Path(name)
 
     def receive_object(self, sha256: str, blocks: Iterable[bytes], *,
                        durable: bool = True) -> bool:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
-from .cache import Cache
+from .cache import Cache, write_all
 from .errors import DownloadError, TransportError
 from .http import Client
 from .limits import max_artifact_bytes
@@ -69,7 +69,7 @@ def _classify(handle: BinaryIO, size: int, claimed: str | None, origin: str
             claimed in EXTENSIONS and claimed != actual:
         raise DownloadError(f"{origin} claims to be {claimed} but is {actual}",
                             retryable=False)
-    problem = incomplete(actual, handle, size)
+    problem = incomplete(actual, handle, size, head=head)
     if problem:
         raise DownloadError(f"{origin}: {problem}", hint="run again: the file is fetched anew")
     width, height = dimensions(actual, head)
@@ -134,6 +134,7 @@ def fetch_artifact(client: Client, cache: Cache, url: str, *, deadline: float,
 def _fetch_once(client: Client, cache: Cache, url: str, *, deadline: float, origin: str,
                 max_bytes: int, provider: str | None) -> Artifact:
     handle, temp = cache.temp_file()
+    adopted: Artifact | None = None  # once moved into the cache, no temp file is left
     timeout = max(1.0, deadline - time.monotonic())
     streamed = client.stream(url, timeout=timeout, provider=provider) if provider \
         else client.stream(url, timeout=timeout)
@@ -158,15 +159,17 @@ def _fetch_once(client: Client, cache: Cache, url: str, *, deadline: float, orig
                     raise DownloadError(f"{origin}: download too slow; the step's timeout ran out",
                                         hint="raise the step's `timeout`")
                 digest.update(chunk)
-                handle.write(chunk)
+                write_all(handle, chunk)
             if expected is not None and size != expected:
                 raise DownloadError(f"{origin}: download truncated ({size:,} of {expected:,} "
                                     "bytes)", hint="run again: the file is fetched anew")
             claimed = headers.get("Content-Type", "").split(";")[0].strip().lower() or None
-            return _adopt(cache, handle, temp, digest.hexdigest(), size, claimed, origin)
+            adopted = _adopt(cache, handle, temp, digest.hexdigest(), size, claimed, origin)
     finally:
-        with contextlib.suppress(OSError):
-            temp.unlink()
+        if adopted is None:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+    return adopted
 
 
 def store_b64(cache: Cache, data: str, *, origin: str) -> Artifact:
@@ -185,7 +188,7 @@ def store_bytes(cache: Cache, raw: bytes, *, origin: str) -> Artifact:
     handle, temp = cache.temp_file()
     try:
         with handle:
-            handle.write(raw)
+            write_all(handle, raw)
             return _adopt(cache, handle, temp, hashlib.sha256(raw).hexdigest(), len(raw), None,
                           origin)
     finally:

@@ -63,10 +63,14 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
-def incomplete(media_type: str, handle: BinaryIO, size: int) -> str | None:
-    """Why the file open in ``handle`` (``size`` bytes) is not whole, or None."""
-    handle.seek(0)
-    head = handle.read(64)
+def incomplete(media_type: str, handle: BinaryIO, size: int, *,
+               head: bytes | None = None) -> str | None:
+    """Why the file open in ``handle`` (``size`` bytes) is not whole, or None.
+    ``head``: its first bytes, when already read."""
+    if head is None or len(head) < min(64, size):
+        handle.seek(0)
+        head = handle.read(64)
+    head = head[:64]
     handle.seek(max(0, size - 64))
     tail = handle.read(64)
     if media_type == "image/png":
