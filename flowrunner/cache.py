@@ -68,26 +68,32 @@ def _temp_name(folder: str, stem: str) -> str:
     return os.path.join(folder, f"{stem}-{_PID[0]}-{next(_TEMP_NAMES)}")
 
 
-def _write_new(target: str | Path, blocks: Iterable[bytes], *, durable: bool,
-               accept: Callable[[str], None] | None = None) -> str:
-    """Write ``blocks`` to a fresh file beside ``target`` (O_EXCL: never someone else's
-    file), hashing them; then, unless ``accept`` (given the sha256) raises, rename it into
-    place. ``durable``: on the disk before the rename (survives a power cut). Returns the
-    sha256. Plain `os` calls: restores write thousands of these, and mkstemp plus a
-    buffered file cost a third of it. Nothing is left behind when anything fails."""
+def _create_temp(target: str | Path) -> tuple[int, str]:
+    """A fresh file beside ``target`` (O_EXCL: never someone else's file), open for
+    writing: (descriptor, name). Its folder is made when the open says it is missing."""
     folder = os.path.dirname(target)
     while True:
         tmp = _temp_name(folder, ".tmp")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
                          _FILE_MODE)
-            break
+            return fd, tmp
         except FileExistsError:
             continue
         except FileNotFoundError:  # the folder is new (a first entry under its prefix)
             if not folder or os.path.isdir(folder):
                 raise
             os.makedirs(folder, exist_ok=True)
+
+
+def _write_new(target: str | Path, blocks: Iterable[bytes], *, durable: bool,
+               accept: Callable[[str], None] | None = None) -> str:
+    """Write ``blocks`` to a fresh file beside ``target``, hashing them; then, unless
+    ``accept`` (given the sha256) raises, rename it into place. ``durable``: on the disk
+    before the rename (survives a power cut). Returns the sha256. Plain `os` calls:
+    restores write thousands of these, and mkstemp plus a buffered file cost a third of
+    it. Nothing is left behind when anything fails."""
+    fd, tmp = _create_temp(target)
     digest = hashlib.sha256()
     try:
         try:
@@ -108,6 +114,51 @@ def _write_new(target: str | Path, blocks: Iterable[bytes], *, durable: bool,
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+# copy_file_range cannot copy here (an old kernel, another file system, a special file)
+_NO_RANGE_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP,
+                  errno.EBADF}
+
+
+def _copy_new(source: str, target: str | Path) -> None:
+    """Copy ``source`` to a fresh file beside ``target`` inside the kernel (no bytes
+    through Python), then rename it into place; no hashing: for an object this run has
+    just checked. Nothing is left behind when anything fails."""
+    src = os.open(source, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        fd, tmp = _create_temp(target)
+        try:
+            try:
+                _copy_fd(src, fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    finally:
+        os.close(src)
+
+
+def _copy_fd(src: int, dst: int) -> None:
+    copy_range = getattr(os, "copy_file_range", None)
+    if copy_range is not None:
+        try:
+            while copy_range(src, dst, 1 << 30):
+                pass
+            return
+        except OSError as exc:
+            if exc.errno not in _NO_RANGE_COPY:
+                raise
+        os.lseek(src, 0, os.SEEK_SET)  # start again, through Python
+        os.lseek(dst, 0, os.SEEK_SET)
+        os.ftruncate(dst, 0)
+    while block := os.read(src, 1 << 20):
+        view = memoryview(block)
+        while view:
+            view = view[os.write(dst, view):]
 
 
 def write_all(handle: BinaryIO, data: bytes) -> None:
@@ -164,9 +215,14 @@ LINK_MODES = ("copy", "hardlink")
 _NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
 
 
-def place_file(source: str, target: str | Path, *, sha256: str, link: bool = False) -> None:
+def place_file(source: str, target: str | Path, *, sha256: str, link: bool = False,
+               checked: bool = False) -> None:
     """Put cache object ``source`` (named by ``sha256``) at ``target``: atomically, and only
     once its bytes match ``sha256``; no fsync (a saved file can always be restored again).
+
+    ``checked``: the object's bytes were hashed by this run a moment ago (it was just
+    downloaded, or found in place and hashed, by `Cache.adopt_object`): copied inside the
+    kernel without hashing them again (a large video's copy costs no Python time).
 
     ``link``: a hard link to the object instead of a copy, as DVC's `hardlink` cache type:
     no new inode and no data written, which is most of a restore's cost. The object is made
@@ -178,7 +234,10 @@ def place_file(source: str, target: str | Path, *, sha256: str, link: bool = Fal
         CacheError: the object's bytes do not match ``sha256``.
     """
     if not link:
-        copy_atomic(source, target, expect_sha256=sha256, durable=False)
+        if checked:
+            _copy_new(source, target)
+        else:
+            copy_atomic(source, target, expect_sha256=sha256, durable=False)
         return
     actual = sha256_file(Path(source))
     if actual != sha256:
@@ -294,7 +353,8 @@ class Cache:
 
     def adopt_object(self, temp: Path, sha256: str, handle: BinaryIO) -> Path:
         """Move a verified temp file (from `temp_file`, still open as ``handle``) into
-        objects/ under its digest (a no-op if the object is there).
+        objects/ under its digest (a no-op if the object is there with these bytes; one
+        there with other bytes, damaged, is replaced).
 
         Not synced to the disk: one fsync per call goes to its result entry, which names
         the object with its size and sha256. A power cut that loses the object's bytes
@@ -302,7 +362,8 @@ class Cache:
         and fetched again; a kill cannot lose them (the rename comes after the write)."""
         target = self.object_file(sha256)
         try:
-            if os.stat(target).st_size == os.fstat(handle.fileno()).st_size:
+            if os.stat(target).st_size == os.fstat(handle.fileno()).st_size and \
+                    sha256_file(Path(target)) == sha256:
                 temp.unlink(missing_ok=True)
                 return Path(target)
         except OSError:

@@ -251,7 +251,8 @@ class Scheduler:
         _take_entry(result, entry)
         if not self.dry_run and self.place:
             with self._placing_files(instance):
-                result.saved = self._place(instance, entry, targets, result)
+                result.saved = self._place(instance, entry, targets, result,
+                                           fresh=result.status == "ok")
         return True
 
     @contextlib.contextmanager
@@ -407,9 +408,10 @@ class Scheduler:
         return Path(real).is_relative_to(self._output_root)
 
     def _place(self, instance: Instance, entry: dict[str, Any], targets: list[str],
-               result: StepResult | None = None) -> list[str]:
+               result: StepResult | None = None, *, fresh: bool = False) -> list[str]:
         """Copy the artifacts to their `save` targets (atomic, verified, unchanged skipped),
         and each file's poster beside it (`NAME.poster.EXT`) when every file is saved.
+        ``fresh``: this run just made the call, and hashed its objects as it stored them.
 
         The names come back in the entry's order of artifacts (files, then posters), which
         the lock file and the stamp pair them by."""
@@ -434,8 +436,10 @@ class Scheduler:
                 raise RenderFailed(f"{instance.id}: save path {rendered!r} escapes the output "
                                    "folder (through a symlink?)")
             if not _same_file(destination, artifact):
+                # a call's objects were hashed as they were stored, a moment ago
                 place_file(self.cache.object_file(artifact["sha256"]), destination,
-                           sha256=artifact["sha256"], link=self.link)
+                           sha256=artifact["sha256"], link=self.link,
+                           checked=fresh)
             saved.append(rendered)
         return saved
 

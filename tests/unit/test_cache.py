@@ -166,3 +166,29 @@ def test_key_locks_leave_no_file_behind_and_stay_exclusive(tmp_path: Path, monke
     # no file per key: the one shared file, or each key's file removed on release
     assert [p.name for p in (tmp_path / "cache" / "locks").iterdir()] == \
         (["keys.lock"] if range_locks else [])
+
+
+
+def test_a_download_replaces_a_damaged_object_of_the_same_size_and_is_copied_whole(
+        tmp_path: Path) -> None:
+    """An object already in the cache under the download's digest but with other bytes
+    (damaged on disk, same size) is replaced, not kept: the entry names good bytes, and
+    the saved file a fresh call copies (without hashing again) is those bytes."""
+    import hashlib
+
+    from flowrunner.cache import place_file, write_all
+
+    cache = Cache(tmp_path / "cache")
+    good = bytes(range(256)) * 4096  # 1 MB: more than one block of any copy loop
+    sha = hashlib.sha256(good).hexdigest()
+    cache.object_path(sha).parent.mkdir(parents=True)
+    cache.object_path(sha).write_bytes(b"\0" * len(good))
+    handle, temp = cache.temp_file()
+    with handle:
+        write_all(handle, good)
+        cache.adopt_object(temp, sha, handle)
+    assert cache.object_path(sha).read_bytes() == good
+    assert not temp.exists()
+    place_file(cache.object_file(sha), tmp_path / "out" / "a.bin", sha256=sha, checked=True)
+    assert (tmp_path / "out" / "a.bin").read_bytes() == good
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.bin"]  # no temp left
