@@ -276,6 +276,7 @@ class Cache:
         self._empty: bool | None = None  # no results/ folder yet: every lookup misses
         # sha256 of each entry this run read or wrote, for the run stamp (no second read)
         self._entry_digests: dict[str, bytes] = {}
+        self._lock_fds: list[int] = []  # opens of locks/keys.lock, free for the next lock
 
     def ensure(self) -> None:
         if self._ready:
@@ -447,7 +448,9 @@ class Cache:
         return entry, None
 
     def close(self) -> None:
-        """Let go of what this run holds beyond its own process (a shared cache's claims)."""
+        """Let go of what this run holds (a shared cache's claims, open lock files)."""
+        while self._lock_fds:
+            os.close(self._lock_fds.pop())
 
     def wait_for(self, key: str, deadline: float) -> dict[str, Any] | None:
         """``key``'s result once another machine has stored it; a local cache has no other
@@ -532,16 +535,26 @@ class Cache:
         deadline = time.monotonic() + max(0.0, timeout)
         waiting = _Waiting(key, deadline, timeout, on_wait)
         if _RANGE_LOCKS:
-            fd = os.open(f"{self.root}/locks/{RANGE_LOCK_FILE}", os.O_RDWR | os.O_CREAT,
-                         _FILE_MODE)
+            # an open of its own per lock held (locks of one open file description do not
+            # exclude each other), kept for the next lock once released: no open and close
+            # per call
+            fd = self._lock_fds.pop() if self._lock_fds else os.open(
+                f"{self.root}/locks/{RANGE_LOCK_FILE}", os.O_RDWR | os.O_CREAT, _FILE_MODE)
             offset = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=7).digest(),
                                     "big")  # a byte of its own per key (56 bits)
+            held = False
             try:
                 while not _range_lock(fd, offset, take=True):
                     waiting.wait()
+                held = True
                 yield
             finally:
-                os.close(fd)  # releases the lock with the open file description
+                try:
+                    if held:
+                        _range_lock(fd, offset, take=False)
+                    self._lock_fds.append(fd)
+                except OSError:
+                    os.close(fd)  # releases whatever it holds with the open file description
             return
         path = self.root / "locks" / f"{key}.lock"
         while True:

@@ -331,6 +331,7 @@ class RemoteCache(Cache):
             held = list(self._held)
         for key in held:
             self._release(key)
+        super().close()
 
     def _claim(self, key: str, deadline: float, on_wait: Callable[[str], None] | None
                ) -> bool:

@@ -168,7 +168,6 @@ def test_key_locks_leave_no_file_behind_and_stay_exclusive(tmp_path: Path, monke
         (["keys.lock"] if range_locks else [])
 
 
-
 def test_a_download_replaces_a_damaged_object_of_the_same_size_and_is_copied_whole(
         tmp_path: Path) -> None:
     """An object already in the cache under the download's digest but with other bytes
