@@ -441,6 +441,25 @@ def _mentioned(schema: Any) -> set[str]:
     return found
 
 
+class _CompiledWhenUsed:
+    """A `then` schema's check, compiled when first called: most rules' `when` never
+    holds in a run (they are about other models), and compiling costs half a millisecond
+    of every run's start."""
+
+    __slots__ = ("schema", "check")
+
+    def __init__(self, schema: Any) -> None:
+        self.schema = schema
+        self.check: Any = None
+
+    def __call__(self, params: Any) -> Any:
+        if self.check is None:
+            import fastjsonschema
+
+            self.check = fastjsonschema.compile(self.schema)
+        return self.check(params)
+
+
 def _compiled_rule(endpoint: Endpoint, number: int) -> tuple[tuple[str, ...], tuple[str, ...],
                                                               Any, Any, dict[str, Any]]:
     import fastjsonschema
@@ -451,7 +470,7 @@ def _compiled_rule(endpoint: Endpoint, number: int) -> tuple[tuple[str, ...], tu
         when = _inline_refs(rule.when, _resolve_shared)
         then = _inline_refs(rule.then, _resolve_shared)
         compiled = (tuple(sorted(_mentioned(when))), tuple(sorted(_mentioned(then))),
-                    fastjsonschema.compile(when), fastjsonschema.compile(then), then)
+                    fastjsonschema.compile(when), _CompiledWhenUsed(then), then)
         _RULES[(endpoint.identity, number)] = compiled
     return compiled
 
