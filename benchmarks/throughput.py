@@ -8,6 +8,7 @@ neither shares an interpreter lock with the server. Re-run it any time:
 
     python benchmarks/throughput.py                     # the issue's table
     python benchmarks/throughput.py --case 512:64:0.5 --rounds 5
+    TMPDIR=/dev/shm python benchmarks/throughput.py     # files in memory: no disk's cost
 
 Targets (issue 16): flowrunner within 1.1x of the pool's wall at 512 calls, C=64,
 L=0.5 s; client CPU per call within 1 ms of the pool's at L=0.
@@ -101,9 +102,10 @@ def _recipe(folder: Path, base: str, n: int, c: int, tag: str) -> Path:
     return path
 
 
-def run_case(case: str, rounds: int) -> dict[str, float]:
+def run_case(case: str, rounds: int, root: Path) -> dict[str, float]:
     n, c, latency = case.split(":")
     n_calls, concurrency = int(n), int(c)
+    folder = tempfile.mkdtemp(dir=root)  # kept until the end of the run (see main)
     emulator = subprocess.Popen([sys.executable, "-c", EMULATOR, KEY, latency],
                                 stdout=subprocess.PIPE, text=True)
     assert emulator.stdout is not None
@@ -111,21 +113,20 @@ def run_case(case: str, rounds: int) -> dict[str, float]:
     env = dict(os.environ, ELKAPI_API_KEY=KEY, FLOW_NO_STAMP="1")
     flow_walls, flow_cpus, pool_walls, pool_cpus = [], [], [], []
     try:
-        with tempfile.TemporaryDirectory() as folder:
-            for number in range(rounds):
-                tag = f"{case}-{number}".replace(":", "_").replace(".", "_")
-                recipe = _recipe(Path(folder), base, n_calls, concurrency, tag)
-                out = Path(folder) / f"pool-{tag}"
-                out.mkdir()
-                sides = [("flow", [sys.executable, "-m", "flowrunner", "run", str(recipe),
-                                   "--cache-dir", str(Path(folder) / f"cache-{tag}")]),
-                         ("pool", [sys.executable, "-c", POOL, base, KEY, n, c, str(out)])]
-                if number % 2:
-                    sides.reverse()  # alternate who goes first
-                for name, command in sides:
-                    wall, cpu = _timed(command, env)
-                    (flow_walls if name == "flow" else pool_walls).append(wall)
-                    (flow_cpus if name == "flow" else pool_cpus).append(cpu)
+        for number in range(rounds):
+            tag = f"{case}-{number}".replace(":", "_").replace(".", "_")
+            recipe = _recipe(Path(folder), base, n_calls, concurrency, tag)
+            out = Path(folder) / f"pool-{tag}"
+            out.mkdir()
+            sides = [("flow", [sys.executable, "-m", "flowrunner", "run", str(recipe),
+                               "--cache-dir", str(Path(folder) / f"cache-{tag}")]),
+                     ("pool", [sys.executable, "-c", POOL, base, KEY, n, c, str(out)])]
+            if number % 2:
+                sides.reverse()  # alternate who goes first
+            for name, command in sides:
+                wall, cpu = _timed(command, env)
+                (flow_walls if name == "flow" else pool_walls).append(wall)
+                (flow_cpus if name == "flow" else pool_cpus).append(cpu)
     finally:
         emulator.terminate()
         emulator.wait(10)
@@ -154,9 +155,27 @@ def main() -> None:
           f"{platform.python_version()}, {platform.system()}; medians of {args.rounds} "
           "alternating rounds", flush=True)
     started = time.perf_counter()
-    for case in args.case or CASES:
-        run_case(case, args.rounds)
+    # one folder for the whole run, removed at its end: on ext4 without a journal (this
+    # project's VM), inodes deleted in the last minute or more are skipped when new ones
+    # are allocated, so removing a case's 3,000 files made the next case's file creation
+    # measurably slower, and flowrunner (three files per call: object, entry, saved copy)
+    # three times more than the pool (one)
+    with tempfile.TemporaryDirectory() as root:
+        print(f"files in {root} ({_filesystem(root)})", flush=True)
+        for case in args.case or CASES:
+            run_case(case, args.rounds, Path(root))
     print(f"({time.perf_counter() - started:.0f} s in all)")
+
+
+def _filesystem(path: str) -> str:
+    """The type of the file system holding ``path`` (Linux), for the record."""
+    try:
+        mounts = [line.split() for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        return "file system unknown"
+    best = max((m for m in mounts if len(m) > 2 and (path + "/").startswith(
+        m[1].rstrip("/") + "/")), key=lambda m: len(m[1]), default=None)
+    return f"{best[2]} at {best[1]}" if best else "file system unknown"
 
 
 if __name__ == "__main__":
