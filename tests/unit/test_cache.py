@@ -191,3 +191,34 @@ def test_a_download_replaces_a_damaged_object_of_the_same_size_and_is_copied_who
     place_file(cache.object_file(sha), tmp_path / "out" / "a.bin", sha256=sha, checked=True)
     assert (tmp_path / "out" / "a.bin").read_bytes() == good
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.bin"]  # no temp left
+
+
+@pytest.mark.parametrize("kernel_copy", ["works", "refused", "stops"])
+def test_a_checked_object_is_copied_whole_by_the_kernel_or_without_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel_copy: str) -> None:
+    """`copy_file_range` copies a fresh call's file; where the kernel or the file system
+    refuses it (an old kernel: ENOSYS; across file systems: EXDEV), the bytes go through
+    Python instead, from the start (also after the kernel copied part of it)."""
+    import errno
+    import hashlib
+    import os
+
+    from flowrunner.cache import place_file
+
+    data = os.urandom(3 << 20)  # more than one block of the fallback's loop
+    source = tmp_path / "object"
+    source.write_bytes(data)
+    calls = []
+
+    def refuse(src: int, dst: int, count: int) -> int:
+        calls.append(count)
+        if kernel_copy == "stops" and len(calls) == 1:
+            return os.write(dst, os.read(src, 1000))  # a part, then a refusal
+        raise OSError(errno.EXDEV if kernel_copy == "stops" else errno.ENOSYS, "refused")
+
+    if kernel_copy != "works":
+        monkeypatch.setattr(os, "copy_file_range", refuse, raising=False)
+    place_file(str(source), tmp_path / "kit" / "a.bin",
+               sha256=hashlib.sha256(data).hexdigest(), checked=True)
+    assert (tmp_path / "kit" / "a.bin").read_bytes() == data
+    assert [p.name for p in (tmp_path / "kit").iterdir()] == ["a.bin"]
