@@ -161,7 +161,7 @@ def _copy_fd(src: int, dst: int) -> None:
             view = view[os.write(dst, view):]
 
 
-def write_all(handle: BinaryIO, data: bytes) -> None:
+def write_all(handle: BinaryIO, data: bytes | bytearray) -> None:
     """Write all of ``data`` to an unbuffered file (which may take part of it per call)."""
     view = memoryview(data)
     while view:

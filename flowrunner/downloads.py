@@ -131,6 +131,9 @@ def fetch_artifact(client: Client, cache: Cache, url: str, *, deadline: float,
     raise last
 
 
+_WRITE_BLOCK = 256 * 1024  # a download's bytes are written in blocks of about this size
+
+
 def _fetch_once(client: Client, cache: Cache, url: str, *, deadline: float, origin: str,
                 max_bytes: int, provider: str | None) -> Artifact:
     handle, temp = cache.temp_file()
@@ -150,6 +153,7 @@ def _fetch_once(client: Client, cache: Cache, url: str, *, deadline: float, orig
                                     f"({expected:,} > {max_bytes:,} bytes)", retryable=False)
             digest = hashlib.sha256()
             size = 0
+            pending = bytearray()  # the network's blocks, written a few at a time
             for chunk in chunks:
                 size += len(chunk)
                 if size > max_bytes:
@@ -159,7 +163,11 @@ def _fetch_once(client: Client, cache: Cache, url: str, *, deadline: float, orig
                     raise DownloadError(f"{origin}: download too slow; the step's timeout ran out",
                                         hint="raise the step's `timeout`")
                 digest.update(chunk)
-                write_all(handle, chunk)
+                pending += chunk
+                if len(pending) >= _WRITE_BLOCK:
+                    write_all(handle, pending)
+                    pending.clear()
+            write_all(handle, pending)
             if expected is not None and size != expected:
                 raise DownloadError(f"{origin}: download truncated ({size:,} of {expected:,} "
                                     "bytes)", hint="run again: the file is fetched anew")
