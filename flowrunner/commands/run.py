@@ -240,7 +240,6 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
     from ..lockfile import lock_path_for
     from ..planning import load_plan
     from ..providers import api_key_from_env
-    from ..remote import RemoteCache
     from ..reporting import JsonReporter, Reporter, TextReporter
     from ..results import RunResult
     from ..scheduler import Scheduler
@@ -401,9 +400,12 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
             write_stamp(plan, result, options, cache=cache, inputs=scheduler.digests.paths(),
                         lock_file=keeper.path, output_dir=output_dir,
                         concurrency=concurrency)
-    if isinstance(cache, RemoteCache):  # what the remote did: never silent
-        result.remote, result.remote_line = cache.report(), cache.summary()
-        reporter.note(result.remote_line)
+    if options.remote_cache:  # what the remote did: never silent
+        from ..remote import RemoteCache  # (only then: a plain run never imports it)
+
+        if isinstance(cache, RemoteCache):
+            result.remote, result.remote_line = cache.report(), cache.summary()
+            reporter.note(result.remote_line)
     reporter.run_finished(result)
     append_step_summary(result)
     if result.interrupted:
