@@ -148,7 +148,7 @@ class Scheduler:
         self._client_lock = threading.Lock()
         self._notes: dict[str, list[str]] = {}
         self._output_root = output_dir.resolve()
-        self._real_folders: dict[str, str] = {}  # output folder → its real path
+        self._inside_folders: dict[str, bool] = {}  # output folder → inside the real root
 
     @property
     def client(self) -> Client:
@@ -399,13 +399,14 @@ class Scheduler:
 
         Each folder is resolved once per run (a restore of thousands of files into a few
         folders would otherwise resolve every path component of every file)."""
-        folder = str(destination.parent)
-        real = self._real_folders.get(folder)
-        if real is None:
-            real = self._real_folders[folder] = os.path.realpath(folder)
         if os.path.islink(destination):
             return Path(os.path.realpath(destination)).is_relative_to(self._output_root)
-        return Path(real).is_relative_to(self._output_root)
+        folder = os.path.dirname(destination)
+        inside = self._inside_folders.get(folder)
+        if inside is None:
+            inside = self._inside_folders[folder] = Path(
+                os.path.realpath(folder)).is_relative_to(self._output_root)
+        return inside
 
     def _place(self, instance: Instance, entry: dict[str, Any], targets: list[str],
                result: StepResult | None = None, *, fresh: bool = False) -> list[str]:

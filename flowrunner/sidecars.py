@@ -3,6 +3,7 @@ entries, the run stamp, the gallery page and the CI step summary."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -19,6 +20,24 @@ from .results import RunResult, StepResult
 from .stamp import Stamp, stamp_file
 
 
+@functools.lru_cache(maxsize=64)
+def _folder_from_recipe(output_dir: Path, recipe_folder: Path) -> str | None:
+    """The output folder relative to the recipe's folder ("." when the same), or None
+    when it is outside it."""
+    relative = os.path.relpath(output_dir, recipe_folder)
+    return None if relative.startswith("..") else Path(relative).as_posix()
+
+
+def _lock_path(saved: str, output_dir: Path, recipe_folder: Path) -> str:
+    """How the lock file names a saved file (``saved`` is relative to the output folder):
+    relative to the recipe's folder when inside it, else as saved."""
+    folder = _folder_from_recipe(output_dir, recipe_folder)
+    if folder is not None and not {"", ".", ".."} & set(saved.split("/")) and "\\" not in saved:
+        return saved if folder == "." else f"{folder}/{saved}"
+    relative = os.path.relpath(output_dir / saved, recipe_folder)
+    return saved if relative.startswith("..") else Path(relative).as_posix()
+
+
 def lock_entry(item: StepResult, recipe_folder: Path, output_dir: Path, *, mock: bool,
                overrides: dict[str, Any]) -> dict[str, Any]:
     """The lock file's entry of one finished (called or cached) instance."""
@@ -28,9 +47,7 @@ def lock_entry(item: StepResult, recipe_folder: Path, output_dir: Path, *, mock:
         if artifact.get("role"):
             record["role"] = artifact["role"]
         if position < len(item.saved):
-            relative = os.path.relpath(output_dir / item.saved[position], recipe_folder)
-            record["path"] = item.saved[position] if relative.startswith("..") \
-                else Path(relative).as_posix()
+            record["path"] = _lock_path(item.saved[position], output_dir, recipe_folder)
         artifacts.append(record)
     # result URLs expire and differ per call: the lock keeps only stable outputs
     outputs = {k: v for k, v in item.outputs.items() if k != "credits" and not (

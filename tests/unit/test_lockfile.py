@@ -93,3 +93,30 @@ def test_a_lock_file_is_parsed_once_per_content_and_no_cache_is_made_for_it(
     path.write_text(path.read_text() + "\n")
     assert read_lock(path, memo=cache / "parsed").instances["logo"]["key"] == "k"
     assert len(list((cache / "parsed").iterdir())) == 1  # the old memo went
+
+
+def test_a_saved_files_lock_path_is_what_relpath_says_of_it(tmp_path: Path) -> None:
+    """The lock file's path of a saved file, by the shortcut for plain names, against the
+    general rule (relative to the recipe's folder when inside it, else as saved), for
+    output folders inside, equal to and outside the recipe's folder."""
+    import os
+    import random
+
+    from flowrunner.sidecars import _lock_path
+
+    def general(saved: str, output_dir: Path, recipe_folder: Path) -> str:
+        relative = os.path.relpath(output_dir / saved, recipe_folder)
+        return saved if relative.startswith("..") else Path(relative).as_posix()
+
+    recipe_folder = tmp_path / "kit"
+    outputs = [recipe_folder / "assets", recipe_folder, tmp_path / "elsewhere",
+               recipe_folder / "a" / "b", Path("relative/out")]
+    rng = random.Random(3)
+    names = ["a.png", "x/y.png", "..x/a.png", "./a.png", "a/../b.png", "a//b.png", ".hidden"]
+    for _ in range(3000):
+        names.append("/".join(rng.choice(["a", "..", ".", "", "b.png", "..c", "d e"])
+                              for _ in range(rng.randint(1, 4))))
+    for output_dir in outputs:
+        for saved in names:
+            assert _lock_path(saved, output_dir, recipe_folder) == \
+                general(saved, output_dir, recipe_folder), (saved, output_dir)
