@@ -86,34 +86,46 @@ def _create_temp(target: str | Path) -> tuple[int, str]:
             os.makedirs(folder, exist_ok=True)
 
 
-def _write_new(target: str | Path, blocks: Iterable[bytes], *, durable: bool,
-               accept: Callable[[str], None] | None = None) -> str:
-    """Write ``blocks`` to a fresh file beside ``target``, hashing them; then, unless
-    ``accept`` (given the sha256) raises, rename it into place. ``durable``: on the disk
-    before the rename (survives a power cut). Returns the sha256. Plain `os` calls:
-    restores write thousands of these, and mkstemp plus a buffered file cost a third of
-    it. Nothing is left behind when anything fails."""
+def _fill_new(target: str | Path, fill: Callable[[int], None], *, durable: bool,
+              accept: Callable[[], None] | None = None) -> None:
+    """Create a fresh file beside ``target``, let ``fill`` write it (given its descriptor),
+    then, unless ``accept`` raises, rename it into place. ``durable``: on the disk before
+    the rename (survives a power cut). Nothing is left behind when anything fails."""
     fd, tmp = _create_temp(target)
-    digest = hashlib.sha256()
     try:
         try:
-            for block in blocks:
-                digest.update(block)
-                view = memoryview(block)
-                while view:
-                    view = view[os.write(fd, view):]
+            fill(fd)
             if durable:
                 os.fsync(fd)
         finally:
             os.close(fd)
         if accept is not None:
-            accept(digest.hexdigest())
+            accept()
         os.replace(tmp, target)
-        return digest.hexdigest()
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _write_new(target: str | Path, blocks: Iterable[bytes], *, durable: bool,
+               accept: Callable[[str], None] | None = None) -> str:
+    """Write ``blocks`` to a fresh file beside ``target``, hashing them; then, unless
+    ``accept`` (given the sha256) raises, rename it into place (see `_fill_new`). Returns
+    the sha256. Plain `os` calls: restores write thousands of these, and mkstemp plus a
+    buffered file cost a third of it."""
+    digest = hashlib.sha256()
+
+    def fill(fd: int) -> None:
+        for block in blocks:
+            digest.update(block)
+            view = memoryview(block)
+            while view:
+                view = view[os.write(fd, view):]
+
+    _fill_new(target, fill, durable=durable,
+              accept=None if accept is None else lambda: accept(digest.hexdigest()))
+    return digest.hexdigest()
 
 
 # copy_file_range cannot copy here (an old kernel, another file system, a special file)
@@ -124,20 +136,10 @@ _NO_RANGE_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, err
 def _copy_new(source: str, target: str | Path) -> None:
     """Copy ``source`` to a fresh file beside ``target`` inside the kernel (no bytes
     through Python), then rename it into place; no hashing: for an object this run has
-    just checked. Nothing is left behind when anything fails."""
+    just checked."""
     src = os.open(source, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
-        fd, tmp = _create_temp(target)
-        try:
-            try:
-                _copy_fd(src, fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        _fill_new(target, lambda fd: _copy_fd(src, fd), durable=False)
     finally:
         os.close(src)
 
