@@ -9,6 +9,7 @@ neither shares an interpreter lock with the server. Re-run it any time:
     python benchmarks/throughput.py                     # the issue's table
     python benchmarks/throughput.py --case 512:64:0.5 --rounds 5
     TMPDIR=/dev/shm python benchmarks/throughput.py     # files in memory: no disk's cost
+    python benchmarks/throughput.py --case 512:64:0 --deleted 20000   # after deletions
 
 Targets (issue 16): flowrunner within 1.1x of the pool's wall at 512 calls, C=64,
 L=0.5 s; client CPU per call within 1 ms of the pool's at L=0.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -102,7 +104,15 @@ def _recipe(folder: Path, base: str, n: int, c: int, tag: str) -> Path:
     return path
 
 
-def run_case(case: str, rounds: int, root: Path) -> dict[str, float]:
+def _delete_files(folder: Path, count: int) -> None:
+    """Create and delete ``count`` empty files in a folder of their own."""
+    scratch = Path(tempfile.mkdtemp(dir=folder))
+    for number in range(count):
+        (scratch / str(number)).touch()
+    shutil.rmtree(scratch)
+
+
+def run_case(case: str, rounds: int, root: Path, *, deleted: int = 0) -> dict[str, float]:
     n, c, latency = case.split(":")
     n_calls, concurrency = int(n), int(c)
     folder = tempfile.mkdtemp(dir=root)  # kept until the end of the run (see main)
@@ -124,6 +134,8 @@ def run_case(case: str, rounds: int, root: Path) -> dict[str, float]:
             if number % 2:
                 sides.reverse()  # alternate who goes first
             for name, command in sides:
+                if deleted:
+                    _delete_files(root, deleted)
                 wall, cpu = _timed(command, env)
                 (flow_walls if name == "flow" else pool_walls).append(wall)
                 (flow_cpus if name == "flow" else pool_cpus).append(cpu)
@@ -149,6 +161,9 @@ def main() -> None:
                         help="calls:concurrency:latency; may be repeated (default: the "
                              "issue's table)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--deleted", type=int, default=0, metavar="N",
+                        help="create and delete N empty files before each side runs (shows what "
+                             "recent deletions cost file creation on this file system)")
     args = parser.parse_args()
     as_installed()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
@@ -163,7 +178,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as root:
         print(f"files in {root} ({_filesystem(root)})", flush=True)
         for case in args.case or CASES:
-            run_case(case, args.rounds, Path(root))
+            run_case(case, args.rounds, Path(root), deleted=args.deleted)
     print(f"({time.perf_counter() - started:.0f} s in all)")
 
 
