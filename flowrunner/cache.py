@@ -223,8 +223,8 @@ def place_file(source: str, target: str | Path, *, sha256: str, link: bool = Fal
     once its bytes match ``sha256``; no fsync (a saved file can always be restored again).
 
     ``checked``: the object's bytes were hashed by this run a moment ago (it was just
-    downloaded, or found in place and hashed, by `Cache.adopt_object`): copied inside the
-    kernel without hashing them again (a large video's copy costs no Python time).
+    downloaded, or found in place and hashed, by `Cache.adopt_object`): not hashed again;
+    a copy is made inside the kernel (a large video's copy costs no Python time).
 
     ``link``: a hard link to the object instead of a copy, as DVC's `hardlink` cache type:
     no new inode and no data written, which is most of a restore's cost. The object is made
@@ -241,7 +241,7 @@ def place_file(source: str, target: str | Path, *, sha256: str, link: bool = Fal
         else:
             copy_atomic(source, target, expect_sha256=sha256, durable=False)
         return
-    actual = sha256_file(Path(source))
+    actual = sha256 if checked else sha256_file(Path(source))
     if actual != sha256:
         raise CacheError(f"cache object {source} is corrupt (sha256 {actual[:12]}…, "
                          f"expected {sha256[:12]}…)")
