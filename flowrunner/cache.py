@@ -119,9 +119,7 @@ def _write_new(target: str | Path, blocks: Iterable[bytes], *, durable: bool,
     def fill(fd: int) -> None:
         for block in blocks:
             digest.update(block)
-            view = memoryview(block)
-            while view:
-                view = view[os.write(fd, view):]
+            _write_fd(fd, block)
 
     _fill_new(target, fill, durable=durable,
               accept=None if accept is None else lambda: accept(digest.hexdigest()))
@@ -158,16 +156,19 @@ def _copy_fd(src: int, dst: int) -> None:
         os.lseek(dst, 0, os.SEEK_SET)
         os.ftruncate(dst, 0)
     while block := os.read(src, 1 << 20):
-        view = memoryview(block)
-        while view:
-            view = view[os.write(dst, view):]
+        _write_fd(dst, block)
+
+
+def _write_fd(fd: int, data: bytes | bytearray) -> None:
+    """Write all of ``data`` (a write may take part of what it is given)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def write_all(handle: BinaryIO, data: bytes | bytearray) -> None:
     """Write all of ``data`` to an unbuffered file (which may take part of it per call)."""
-    view = memoryview(data)
-    while view:
-        view = view[handle.write(view):]
+    _write_fd(handle.fileno(), data)
 
 
 def atomic_write_bytes(target: Path | str, data: bytes, *, durable: bool = True) -> str:
