@@ -35,6 +35,7 @@ from typing import Any, BinaryIO
 from ._json import canonical_json
 from .cache_key import CACHE_VERSION
 from .errors import CacheError
+from .records import TaskRecord, entry_problem, is_sha256
 
 _README = """This folder is flowrunner's cache.
 
@@ -68,10 +69,21 @@ def _temp_name(folder: str, stem: str) -> str:
     return os.path.join(folder, f"{stem}-{_PID[0]}-{next(_TEMP_NAMES)}")
 
 
+FOLDER_ATTEMPTS = 3  # opens retried after making a missing folder (it may vanish again)
+
+
+def make_folder(folder: str | Path) -> None:
+    """Make ``folder`` and its parents; one that exists (made meanwhile by another thread
+    or process) is fine. No check first: the make itself is the check."""
+    os.makedirs(folder, exist_ok=True)
+
+
 def _create_temp(target: str | Path) -> tuple[int, str]:
     """A fresh file beside ``target`` (O_EXCL: never someone else's file), open for
-    writing: (descriptor, name). Its folder is made when the open says it is missing."""
+    writing: (descriptor, name). When the open says the folder is missing, the folder is
+    made (or found made by someone else meanwhile) and the open tried again."""
     folder = os.path.dirname(target)
+    attempts = 0
     while True:
         tmp = _temp_name(folder, ".tmp")
         try:
@@ -81,9 +93,10 @@ def _create_temp(target: str | Path) -> tuple[int, str]:
         except FileExistsError:
             continue
         except FileNotFoundError:  # the folder is new (a first entry under its prefix)
-            if not folder or os.path.isdir(folder):
+            attempts += 1
+            if not folder or attempts > FOLDER_ATTEMPTS:
                 raise
-            os.makedirs(folder, exist_ok=True)
+            make_folder(folder)
 
 
 def _fill_new(target: str | Path, fill: Callable[[int], None], *, durable: bool,
@@ -252,9 +265,13 @@ def place_file(source: str, target: str | Path, *, sha256: str, link: bool = Fal
         mode = os.stat(source).st_mode
         if mode & 0o222:  # another user's object stays writable: then a copy, below
             os.chmod(source, mode & ~0o222)
-        if folder and not os.path.isdir(folder):
-            os.makedirs(folder, exist_ok=True)
-        os.link(source, tmp)
+        try:
+            os.link(source, tmp)
+        except FileNotFoundError:
+            if not folder:
+                raise
+            make_folder(folder)  # a new folder (or a missing source: the link says again)
+            os.link(source, tmp)
     except OSError as exc:
         if exc.errno not in _NO_LINK:
             raise
@@ -377,7 +394,7 @@ class Cache:
             try:
                 os.replace(temp, target)
             except FileNotFoundError:  # the object's folder is new
-                os.makedirs(os.path.dirname(target), exist_ok=True)
+                make_folder(os.path.dirname(target))
                 os.replace(temp, target)
         except OSError as exc:
             temp.unlink(missing_ok=True)
@@ -438,8 +455,11 @@ class Cache:
             entry = json.loads(raw)
         except ValueError:
             return None, f"cache entry {key[:12]}… is unreadable"
-        if not isinstance(entry, dict) or entry.get("format") != CACHE_VERSION:
-            return None, None
+        if isinstance(entry, dict) and entry.get("format") != CACHE_VERSION:
+            return None, None  # another version's entry: not ours to read
+        problem = entry_problem(entry, key, version=CACHE_VERSION)
+        if problem is not None:
+            return None, f"cache entry {key[:12]}… is invalid ({problem})"
         for artifact in entry.get("artifacts", []):
             sha = artifact["sha256"]
             if not self.has_object(sha):
@@ -484,31 +504,34 @@ class Cache:
         self.result_path(key).unlink(missing_ok=True)
 
     def discard(self, key: str) -> None:
-        """Drop a damaged entry and those of its objects that fail their digest."""
+        """Drop a damaged entry and those of its objects that fail their digest (only
+        objects the entry names by a well-formed sha256: never a path it makes up)."""
         try:
             entry = json.loads(self.result_path(key).read_bytes())
             artifacts = entry.get("artifacts", []) if isinstance(entry, dict) else []
         except (OSError, ValueError):
             artifacts = []
-        for artifact in artifacts:
-            if not self.verify_object(artifact["sha256"]):
-                self.object_path(artifact["sha256"]).unlink(missing_ok=True)
+        for artifact in artifacts if isinstance(artifacts, list) else []:
+            sha = artifact.get("sha256") if isinstance(artifact, dict) else None
+            if is_sha256(sha) and not self.verify_object(sha):
+                self.object_path(sha).unlink(missing_ok=True)
         self.forget(key)
 
     # --- task journal --------------------------------------------------------------------
     def task_path(self, key: str) -> Path:
         return self.root / "tasks" / f"{key}.json"
 
-    def read_task(self, key: str) -> dict[str, Any] | None:
+    def read_task(self, key: str) -> TaskRecord | None:
+        """``key``'s journal, when there is a usable one (see `records.TaskRecord`)."""
         try:
             data = json.loads(self.task_path(key).read_bytes())
         except (OSError, ValueError):
             return None
-        return data if isinstance(data, dict) else None
+        return TaskRecord.parse(data)
 
-    def write_task(self, key: str, task: dict[str, Any]) -> None:
+    def write_task(self, key: str, task: TaskRecord) -> None:
         self.ensure()
-        atomic_write_bytes(self.task_path(key), canonical_json(task).encode())
+        atomic_write_bytes(self.task_path(key), canonical_json(task.to_json()).encode())
 
     def drop_task(self, key: str) -> None:
         self.task_path(key).unlink(missing_ok=True)

@@ -22,6 +22,7 @@ from .inputs import FileDigests
 from .local_steps import perform_local
 from .polling import poll_task
 from .preparation import PreparedCall
+from .records import TaskRecord
 from .request import build_request
 from .spec import Recipe
 
@@ -110,8 +111,8 @@ def perform_call(call: PreparedCall, *, client: Client, cache: Cache, base_url: 
     submit_body: Any = None
     if task is not None:
         journal = cache.read_task(call.key)
-        if journal and journal.get("id"):
-            task_id, poll_url, resumed = str(journal["id"]), journal.get("poll_url"), True
+        if journal is not None and journal.id is not None:
+            task_id, poll_url, resumed = journal.id, journal.poll_url, True
         else:
             submitted = client.call(build_request(call, base_url, submit=True), retries=retries,
                                     deadline=deadline, step_id=instance_id)
@@ -123,8 +124,7 @@ def perform_call(call: PreparedCall, *, client: Client, cache: Cache, base_url: 
                                  f"{task.id_path!r}")
             task_id = str(task_id)
             poll_url = extract(submitted.body, task.poll_url_from) if task.poll_url_from else None
-            cache.write_task(call.key, {"id": task_id, "poll_url": poll_url,
-                                        "endpoint": endpoint.id})
+            cache.write_task(call.key, TaskRecord(task_id, poll_url, endpoint.id))
         try:
             response = poll_task(call, client, base_url, task_id, poll_url, deadline=deadline,
                                  retries=retries).body

@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .cache import atomic_write_bytes, write_if_changed
 from .providers import is_mock_identity
+from .records import artifact_problem
 from .source import load_plain_yaml
 from .yaml_text import dump_nested, dump_yaml
 
@@ -83,10 +84,13 @@ def _remember(memo: Path, path: Path, text: str, data: dict[str, Any]) -> None:
 
 @dataclass(frozen=True, slots=True)
 class LockFile:
-    """A lock file as read: the default provider it names and its instances."""
+    """A lock file as read: the default provider it names and its instances. An instance
+    whose entry is malformed (a path that leaves the recipe's folder, a sha256 that is not
+    one) is not among them: it is in ``invalid``, with the reason."""
 
     provider: str | None
     instances: dict[str, dict[str, Any]]
+    invalid: dict[str, str] = field(default_factory=dict)
 
     def emulated(self, instance_id: str) -> bool:
         """Whether the emulator (`--mock`) made this instance's entry."""
@@ -134,12 +138,45 @@ def read_lock(path: Path, *, memo: Path | None = None) -> LockFile:
             return LockFile(None, {})
         if memo is not None and isinstance(data, dict):
             _remember(memo, path, text, data)
+    return parse_lock(data)
+
+
+def parse_lock(data: Any) -> LockFile:
+    """A lock file's parsed YAML (or its memo's JSON) as a LockFile, every instance's
+    artifacts checked (see `records.artifact_problem`)."""
     if not isinstance(data, dict) or not isinstance(data.get("instances"), dict):
         return LockFile(None, {})
     provider = data.get("provider") if isinstance(data.get("provider"), str) else None
-    instances = {str(k): v for k, v in data["instances"].items() if isinstance(v, dict)}
+    instances: dict[str, dict[str, Any]] = {}
+    invalid: dict[str, str] = {}
+    for name, entry in data["instances"].items():
+        problem = entry_problem(entry)
+        if problem is None:
+            instances[str(name)] = entry
+        else:
+            invalid[str(name)] = problem
     if is_mock_identity(provider):
         # written before entries said who made them: the file's provider says it for all
         for entry in instances.values():
             entry.setdefault("emulated", True)
-    return LockFile(provider, instances)
+    return LockFile(provider, instances, invalid)
+
+
+def invalid_lines(lock: LockFile, name: str) -> list[str]:
+    """One warning per instance of ``lock`` that was ignored, with the reason."""
+    return [f"{name}: instance {instance} ignored: {problem}"
+            for instance, problem in sorted(lock.invalid.items())]
+
+
+def entry_problem(entry: Any) -> str | None:
+    """Why a lock entry may not be used (its artifacts' paths and digests); None if it may."""
+    if not isinstance(entry, dict):
+        return "its entry is not a mapping"
+    artifacts = entry.get("artifacts", [])
+    if not isinstance(artifacts, list):
+        return "its artifacts are not a list"
+    for artifact in artifacts:
+        problem = artifact_problem(artifact, with_path=True)
+        if problem is not None:
+            return problem
+    return None

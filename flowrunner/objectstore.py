@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from urllib.parse import ParseResult, unquote, urlparse
 
 from .errors import UsageError
+from .records import relative_path
 
 
 class StoreError(Exception):
@@ -89,6 +90,10 @@ class DiskStore:
         self.root = root
 
     def _path(self, name: str) -> Path:
+        """The file of blob ``name``: always inside the folder (a name with `..`, an
+        absolute one or a backslash is refused, whoever made it up)."""
+        if relative_path(name) is None:
+            raise StoreError(f"refused a blob name that leaves the store: {name[:120]!r}")
         return self.root / name
 
     def probe(self) -> None:
@@ -161,7 +166,7 @@ class DiskStore:
             self._path(name).unlink()
 
     def names(self, prefix: str) -> Iterator[tuple[str, int]]:
-        base = self._path(prefix)
+        base = self._path(prefix.rstrip("/"))
         if not base.is_dir():
             return
         for path in sorted(base.rglob("*")):

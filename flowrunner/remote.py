@@ -38,6 +38,7 @@ from .cache import Cache
 from .cache_key import CACHE_VERSION
 from .errors import CacheError
 from .objectstore import Store, StoreError
+from .records import TaskRecord, entry_problem
 
 SECRET_ENV = "FLOW_CACHE_SECRET"
 LEASE_ENV = "FLOW_REMOTE_LEASE"
@@ -205,9 +206,11 @@ class RemoteCache(Cache):
             entry = None
         if isinstance(entry, dict) and entry.get("format") != CACHE_VERSION:
             return None  # written by another version of flowrunner: not ours to read
-        if not isinstance(entry, dict) or entry.get("key") != key:
-            self._say_once("unreadable", f"remote cache: entry {key[:12]}… is unreadable or "
-                           "names another key"
+        problem = "it is unreadable" if entry is None else \
+            entry_problem(entry, key, version=CACHE_VERSION)
+        if problem is not None:
+            self._say_once("unreadable", f"remote cache: entry {key[:12]}… is invalid "
+                           f"({problem})"
                            + (f", so its signature ({SECRET_ENV}) cannot hold"
                               if self.secret is not None else "")
                            + ": not used; the instance counts as not cached")
@@ -235,6 +238,8 @@ class RemoteCache(Cache):
         started = time.monotonic()
         try:
             entry = json.loads(self.result_path(key).read_bytes())
+            if entry_problem(entry, key, version=CACHE_VERSION) is not None:
+                return  # not a usable entry (the lookup says why): nothing to share
             sent = 0
             for artifact in entry.get("artifacts", []):
                 name = f"objects/{artifact['sha256']}"
@@ -258,7 +263,7 @@ class RemoteCache(Cache):
                        seconds=time.monotonic() - started)
 
     # --- the shared task journal ---------------------------------------------------------
-    def read_task(self, key: str) -> dict[str, Any] | None:
+    def read_task(self, key: str) -> TaskRecord | None:
         task = super().read_task(key)
         if task is not None or not self.available:
             return task
@@ -268,15 +273,15 @@ class RemoteCache(Cache):
             self._lost(exc)
             return None
         with contextlib.suppress(ValueError):
-            data = json.loads(raw) if raw else None
-            return data if isinstance(data, dict) else None
+            return TaskRecord.parse(json.loads(raw)) if raw else None
         return None
 
-    def write_task(self, key: str, task: dict[str, Any]) -> None:
+    def write_task(self, key: str, task: TaskRecord) -> None:
         super().write_task(key, task)
         if self.writes:
             try:
-                self.store.put(f"tasks/{key}.json", json.dumps(task, sort_keys=True).encode())
+                self.store.put(f"tasks/{key}.json",
+                               json.dumps(task.to_json(), sort_keys=True).encode())
             except StoreError as exc:
                 self._lost(exc)
 

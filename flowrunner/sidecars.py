@@ -14,7 +14,7 @@ from typing import Any
 from .cache import Cache, sha256_file
 from .catalog import CREDIT_UNITS
 from .graph import Plan
-from .lockfile import merge_entries, read_lock, write_lock
+from .lockfile import entry_problem, invalid_lines, merge_entries, read_lock, write_lock
 from .options import RunOptions, display
 from .results import RunResult, StepResult
 from .stamp import Stamp, stamp_file
@@ -99,6 +99,7 @@ class LockKeeper:
         self._overrides = overrides
         self._memo = memo  # the cache's folder of parsed lock files
         earlier = read_lock(lock_file, memo=memo)
+        self.problems = invalid_lines(earlier, lock_file.name)  # said by the run
         # what the file holds now, when it is in this version's shape for this provider
         # (else it is rewritten even if its entries are the same)
         self._on_disk = earlier.instances if earlier.provider == provider else None
@@ -129,7 +130,7 @@ class LockKeeper:
                 record = json.loads(line)
             except ValueError:
                 continue  # a line the kill cut short
-            if isinstance(record, dict) and isinstance(record.get("entry"), dict) and \
+            if isinstance(record, dict) and entry_problem(record.get("entry")) is None and \
                     self._on_disk_as(record["entry"]):
                 found[str(record.get("id"))] = record["entry"]
         return found

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ._json import canonical_json
+from .records import is_sha256, is_size, relative_path
 
 STAMP_VERSION = 2
 
@@ -136,8 +137,8 @@ def read_fresh_stamp(target: Path, recipe: Path, *,
     if hashlib.sha256(recipe_bytes).hexdigest() != doc.get("recipe_sha256"):
         return None
     files = doc.get("files")
-    if not isinstance(files, dict):
-        return None
+    if not _well_formed(doc) or not isinstance(files, dict):
+        return None  # a damaged or forged stamp: the normal run decides
     stamp = Stamp(recipe_sha256=doc["recipe_sha256"], base=recipe.resolve().parent,
                   files=files, instances=list(doc.get("instances", [])),
                   summary=dict(doc.get("summary", {})))
@@ -156,7 +157,8 @@ def read_fresh_stamp(target: Path, recipe: Path, *,
             recorded[1] = found[1]
             retimed = True
             continue
-        if len(recorded) > 3 and objects is not None and digest is not None and \
+        if len(recorded) > 3 and objects is not None and is_sha256(digest) and \
+                relative_path(key) is not None and \
                 _stat(f"{objects}/{digest[:2]}/{digest}") is not None:
             stamp.restore.append((path, digest))
             continue
@@ -167,6 +169,30 @@ def read_fresh_stamp(target: Path, recipe: Path, *,
         except OSError:
             pass  # the next run checks contents again
     return stamp
+
+
+def _well_formed(doc: dict[str, Any]) -> bool:
+    """Whether a stamp's fields have the shapes this module writes: each file's record
+    [size, mtime_ns, sha256 (, 1)], each instance's names, an output folder inside the
+    recipe's folder. A stamp is read from the cache, which a CI job may restore from
+    elsewhere: none of its fields is used before this says yes."""
+    files, instances, summary = doc.get("files"), doc.get("instances"), doc.get("summary")
+    if not isinstance(files, dict) or not isinstance(instances, list) or \
+            not isinstance(summary, dict):
+        return False
+    for recorded in files.values():
+        if not isinstance(recorded, list) or not 3 <= len(recorded) <= 4 or not (
+                recorded[0] is None or is_size(recorded[0])) or not (
+                recorded[1] is None or is_size(abs(recorded[1]) if isinstance(
+                    recorded[1], int) else None)) or not (
+                recorded[2] is None or is_sha256(recorded[2])):
+            return False
+    for item in instances:
+        if not isinstance(item, dict) or not all(
+                isinstance(item.get(name), str) for name in ("id", "step", "endpoint")):
+            return False
+    output = summary.get("output_dir")
+    return output is None or output == "." or relative_path(output) is not None
 
 
 def fresh_stamp(recipe: Path, cache_root: Path, context: dict[str, Any]) -> Stamp | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -17,10 +18,11 @@ from ..errors import SpecError
 from ..gitrev import Revision
 from ..graph import Plan
 from ..imaging import difference
-from ..lockfile import lock_path_for, read_lock
+from ..lockfile import LockFile, invalid_lines, lock_path_for, parse_lock, read_lock
 from ..media import EXTENSIONS, sniff
 from ..options import cache_root_for, display
 from ..planning import load_plan
+from ..records import is_sha256
 from ..source import parse_text
 from ..survey import survey_plan
 
@@ -43,7 +45,12 @@ def show_diff(path: Path, *, base: str, var_overrides: dict[str, Any],
     lock_file = lock_path_for(recipe.path)
     base_lock = _lock_from(revision.read(lock_file), str(lock_file))
     cache = Cache(cache_root_for(recipe.path, cache_dir), writable=False)
-    current = _planned(plan, cache) if against_plan else read_lock(lock_file).instances
+    if against_plan:
+        current = _planned(plan, cache)
+    else:
+        lock = read_lock(lock_file)
+        _warn_invalid(lock, display(lock_file))
+        current = lock.instances
     base_vars = _vars_from(revision.read(recipe.path))
     changes = compare(base_lock, current, plan=plan,
                       variables=changed_variables(base_vars, recipe.vars))
@@ -71,8 +78,14 @@ def _lock_from(raw: bytes | None, name: str) -> dict[str, dict[str, Any]]:
         data, _ = parse_text(raw.decode("utf-8"), name)
     except (SpecError, UnicodeDecodeError):  # a broken base lock reads as empty
         return {}
-    instances = data.get("instances") if isinstance(data, dict) else None
-    return instances if isinstance(instances, dict) else {}
+    lock = parse_lock(data)
+    _warn_invalid(lock, f"{name} at the base")
+    return lock.instances
+
+
+def _warn_invalid(lock: LockFile, name: str) -> None:
+    for line in invalid_lines(lock, name):
+        sys.stderr.write(f"flow: warning: {line}\n")
 
 
 def _vars_from(raw: bytes | None) -> dict[str, Any]:
@@ -118,8 +131,12 @@ def _side(label: str, artifact: dict[str, Any] | None, *, revision: Revision | N
           cache: Cache, recipe_folder: Path) -> Side:
     if artifact is None:
         return Side(label, missing="none (the instance did not exist)")
-    name = str(artifact.get("path") or artifact.get("sha256", "")[:12])
-    sha = str(artifact.get("sha256", ""))
+    name = str(artifact.get("path") or str(artifact.get("sha256", ""))[:12])
+    sha = artifact.get("sha256")
+    if not is_sha256(sha):
+        # only bytes that match a real sha256 are ever shown: a lock entry can never make
+        # this page carry a file nobody recorded (`flow diff` runs on pull requests)
+        return Side(label, name, missing="the lock entry has no valid sha256")
     data: bytes | None = None
     source = cache.object_path(sha)
     if source.is_file() and source.stat().st_size <= MAX_INLINE_BYTES:
@@ -135,7 +152,7 @@ def _side(label: str, artifact: dict[str, Any] | None, *, revision: Revision | N
                                          "run `flow run` on the base to see it")
     import hashlib
 
-    if sha and hashlib.sha256(data).hexdigest() != sha:
+    if hashlib.sha256(data).hexdigest() != sha:
         return Side(label, name, missing="the stored file does not match the lock's sha256")
     media = sniff(data[:4096]) or _MEDIA_BY_EXT.get(name.rsplit(".", 1)[-1], "image/png")
     return Side(label, name, data=data, media_type=media)

@@ -374,6 +374,8 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
         survey = []  # its calls and entries live on in the scheduler; the rest can go
         try:
             reporter.run_started(recipe.display, len(instances), concurrency)
+            for line in keeper.problems if keeper is not None else []:
+                reporter.note(f"warning: {line}")
             if limit is not None and estimate > limit:  # a dry run only says so
                 reporter.note(f"the calls to make are estimated at ~{estimate:g} {unit}, over "
                               f"the budget of {limit:g} {unit}: a run would call nothing")

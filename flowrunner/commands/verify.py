@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TextIO
 
 from ..cache import sha256_file
 from ..errors import SpecError, UsageError
-from ..lockfile import lock_path_for, read_lock
+from ..lockfile import invalid_lines, lock_path_for, read_lock
 from ..options import cache_root_for
 from ..spec import load_recipe
 
@@ -24,6 +25,8 @@ def verify_outputs(path: Path, *, output_dir: Path | None, out: TextIO,
     lock_file = lock_path_for(recipe.path)
     locked = read_lock(lock_file, memo=cache_root_for(recipe.path, None) / "parsed")
     lock = locked.instances
+    for line in invalid_lines(locked, lock_file.name):
+        sys.stderr.write(f"flow: warning: {line}\n")
     if not lock:
         raise UsageError(f"no lock file at {lock_file}", hint="run `flow run` first")
     drifted = checked = 0

@@ -222,3 +222,32 @@ def test_a_checked_object_is_copied_whole_by_the_kernel_or_without_it(
                sha256=hashlib.sha256(data).hexdigest(), checked=True)
     assert (tmp_path / "kit" / "a.bin").read_bytes() == data
     assert [p.name for p in (tmp_path / "kit").iterdir()] == ["a.bin"]
+
+
+def test_threads_making_their_first_file_in_a_new_folder_never_fail(tmp_path: Path) -> None:
+    """Defect 1 of issue 24: a thread whose open found the folder missing, then saw it
+    made by another thread, used to give up ("No such file or directory")."""
+    import threading
+
+    from flowrunner.cache import atomic_write_bytes
+
+    threads, rounds = 8, 200
+    failures: list[BaseException] = []
+    barrier = threading.Barrier(threads)
+
+    def writer(number: int) -> None:
+        for round_ in range(rounds):
+            barrier.wait()
+            try:
+                atomic_write_bytes(tmp_path / f"r{round_}" / "a" / f"{number}", b"x",
+                                   durable=False)
+            except BaseException as exc:  # noqa: BLE001 - counted, then asserted
+                failures.append(exc)
+
+    workers = [threading.Thread(target=writer, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert failures == []
+    assert sum(1 for _ in tmp_path.rglob("*") if _.is_file()) == threads * rounds

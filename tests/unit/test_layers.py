@@ -14,7 +14,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "flowrunner"
 
 LAYERS: list[set[str]] = [
     # 0 leaves
-    {"errors", "_json", "providers", "throttle", "watchdog", "emulator.faults", "__init__"},
+    {"errors", "_json", "providers", "throttle", "watchdog", "emulator.faults", "__init__",
+     "records"},
     # 1 values and small services over the leaves
     {"cache_key", "limits", "_resources", "source", "templating", "results", "budget",
      "imaging", "crashlog", "options", "gitrev", "diffpage", "changes", "objectstore",

@@ -7,7 +7,7 @@ from flowrunner.lockfile import lock_path_for, read_lock, render_lock, write_loc
 ENTRIES = {
     "banner[size=1:1]": {"step": "banner", "key": "k2", "credits": 40.0, "outputs": {},
                          "params": {"prompt": "a \"quoted\" fox: yes", "n": 1, "flag": True},
-                         "artifacts": [{"sha256": "ab", "bytes": 3, "path": "assets/b.png"}]},
+                         "artifacts": [{"sha256": "ab" * 32, "bytes": 3, "path": "assets/b.png"}]},
     "logo": {"step": "logo", "key": "k1", "credits": 4, "outputs": {"style_id": "s"},
              "params": {"colors": [[1, 2, 3]], "c": {"rgb": [1, 2, 3]}}, "artifacts": []},
 }

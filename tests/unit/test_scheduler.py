@@ -174,7 +174,7 @@ def test_a_submit_that_may_have_been_billed_is_journaled_and_not_sent_again(
     assert results["hero"].status == "failed"
     journal = Cache(tmp_path / "cache").read_task(next(iter(
         p.stem for p in (tmp_path / "cache" / "tasks").glob("*.json"))))
-    assert journal is not None and journal["id"] == "task-1"
+    assert journal is not None and journal.id == "task-1"
 
     def poll_ok(step_id: str, request: ApiRequest) -> ApiResponse | Exception:
         if request.submit:
