@@ -34,6 +34,7 @@ from typing import Any, BinaryIO
 
 from ._json import canonical_json
 from .cache_key import CACHE_VERSION
+from .cancellation import Cancellation
 from .errors import CacheError
 from .records import TaskRecord, entry_problem, is_sha256
 
@@ -288,10 +289,12 @@ def place_file(source: str, target: str | Path, *, sha256: str, link: bool = Fal
 class Cache:
     """A cache folder. ``readable``/``writable`` implement --no-cache and `cache: false`."""
 
-    def __init__(self, root: Path, *, readable: bool = True, writable: bool = True) -> None:
+    def __init__(self, root: Path, *, readable: bool = True, writable: bool = True,
+                 cancel: Cancellation | None = None) -> None:
         self.root = root
         self.readable = readable
         self.writable = writable
+        self.cancel = cancel or Cancellation()  # ends waits for locks (and claims)
         self._ready = False
         self._empty: bool | None = None  # no results/ folder yet: every lookup misses
         # sha256 of each entry this run read or wrote, for the run stamp (no second read)
@@ -559,7 +562,7 @@ class Cache:
             return
         self.ensure()
         deadline = time.monotonic() + max(0.0, timeout)
-        waiting = _Waiting(key, deadline, timeout, on_wait)
+        waiting = _Waiting(key, deadline, timeout, on_wait, self.cancel)
         if _RANGE_LOCKS:
             # an open of its own per lock held (locks of one open file description do not
             # exclude each other), kept for the next lock once released: no open and close
@@ -671,13 +674,15 @@ class _Waiting:
     """Waiting for a lock another run holds: said once, bounded by the deadline."""
 
     def __init__(self, key: str, deadline: float, timeout: float,
-                 on_wait: Callable[[str], None] | None) -> None:
+                 on_wait: Callable[[str], None] | None, cancel: Cancellation) -> None:
         self.key, self.deadline, self.timeout, self.on_wait = key, deadline, timeout, on_wait
+        self.cancel = cancel
         self.said = False
 
     def wait(self) -> None:
         """Raises:
             CacheError: the deadline passed.
+            Cancelled: the run was cancelled.
         """
         if self.on_wait is not None and not self.said:
             self.on_wait(f"waiting for another flow run ({self.key[:12]}…)")
@@ -686,7 +691,7 @@ class _Waiting:
             raise CacheError(f"another flow run held the lock of {self.key[:12]}… for "
                              f"{self.timeout:.0f} s", hint="wait for the other run to "
                              "finish, or raise the step's `timeout`")
-        time.sleep(0.05)
+        self.cancel.sleep(0.05, f"waiting for the lock of {self.key[:12]}…")
 
 
 def _same_inode(handle: BinaryIO, path: Path) -> bool:

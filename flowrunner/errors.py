@@ -16,7 +16,8 @@ Leaf module: imports nothing from flowrunner. The CLI maps each branch to its ex
     │   │   └── RenderFailed   a template or rendered parameter is wrong at run time
     │   ├── BudgetExceeded     a call would take the run past its credit budget
     │   ├── TransportError     the call could not happen (connect, timeout)
-    │   └── DownloadError      an artifact was truncated, oversized or not what it claims
+    │   ├── DownloadError      an artifact was truncated, oversized or not what it claims
+    │   └── Cancelled          the run was interrupted while this instance waited
     ├── FrozenError            `--frozen` found work to do (exit 4)
     ├── CacheError             a cache entry is corrupt or unreadable
     └── Interrupted            SIGINT / SIGTERM stopped the run (exit 130 / 143)
@@ -203,6 +204,11 @@ class DownloadError(RunError):
                  retryable: bool = True) -> None:
         super().__init__(message, hint=hint)
         self.retryable = retryable
+
+
+class Cancelled(RunError):
+    """Raised inside a worker when the run is interrupted: its wait (a poll's pause, a
+    backoff, a slot, a lock, a claim) ends at once. A submitted task stays journaled."""
 
 
 class FrozenError(FlowError):

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import __version__
+from .cancellation import Cancellation
 from .errors import FlowError, StepFailed, TransportError
 from .limits import max_answer_bytes
 from .throttle import Throttle
@@ -87,9 +88,17 @@ class ApiResponse:
 
 
 class Client(Protocol):
-    """What the scheduler needs of a client: API calls, streamed downloads, redaction."""
+    """What the scheduler needs of a client: API calls, streamed downloads, redaction,
+    and pauses that end when the run is cancelled."""
 
     redact: Callable[[str], str]
+
+    def pause(self, seconds: float, step_id: str) -> None:
+        """Wait ``seconds`` (between polls).
+
+        Raises:
+            Cancelled: the run was cancelled first.
+        """
 
     def call(self, request: ApiRequest, *, retries: int, deadline: float,
              step_id: str) -> ApiResponse: ...
@@ -248,13 +257,17 @@ class HttpClient:
     """
 
     def __init__(self, *, credentials: dict[str, tuple[str, str]], secrets: list[str],
-                 throttles: dict[str, Throttle], pool_size: int, log: Any = None) -> None:
+                 throttles: dict[str, Throttle], pool_size: int, log: Any = None,
+                 cancel: Cancellation | None = None) -> None:
         import urllib3
 
         self.redact: Callable[[str], str] = Redactor(*secrets)
         self._credentials = credentials
         self._throttles = throttles
         self._watchdog = Watchdog()
+        # once the run is cancelled, every answer and download being read is closed
+        self.cancel = cancel or Cancellation()
+        self.cancel.on_cancel(self._watchdog.fire_all)
         self.log = log
         secret_headers = {header for header, _ in credentials.values()}
         # retries are this module's (backoff, deadlines, paid submits never resent); the
@@ -268,6 +281,9 @@ class HttpClient:
 
     def close(self) -> None:
         self._pool.clear()
+
+    def pause(self, seconds: float, step_id: str) -> None:
+        self.cancel.sleep(seconds, step_id)
 
     def throttle(self, request: ApiRequest) -> Throttle:
         return self._throttles.get(request.provider) or self._throttles["default"]
@@ -344,12 +360,13 @@ class HttpClient:
                                   "never put it in `headers:`")
         attempts = 0
         while True:
+            self.cancel.check(step_id)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TransportError(f"{step_id}: gave up after {attempts} attempt(s): the step's "
                                      "timeout ran out", hint="raise the step's `timeout`")
             throttle = self.throttle(request)
-            if not throttle.acquire(deadline):
+            if not throttle.acquire(deadline, self.cancel):
                 raise TransportError(f"{step_id}: timed out waiting for a free slot",
                                      hint="raise the step's `timeout` or lower the load")
             attempts += 1
@@ -393,7 +410,7 @@ class HttpClient:
                 raise failure
             raise TransportError(f"{step_id}: {why}; retrying would pass the step's timeout",
                                  hint="raise the step's `timeout`, or run again later")
-        time.sleep(max(0.0, seconds))
+        self.cancel.sleep(seconds, step_id)
 
     def _read_body(self, answer: Answer, deadline: float, step_id: str) -> None:
         """Read the answer's body within the deadline and the size cap.
@@ -488,6 +505,7 @@ class HttpClient:
         """
         import urllib3
 
+        self.cancel.check("download")
         headers = {**_BASE_HEADERS, "Accept": "*/*"}
         credential = self._credentials.get(provider) if provider else None
         if credential is not None:

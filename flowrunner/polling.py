@@ -53,5 +53,5 @@ def poll_task(call: PreparedCall, client: Client, base_url: str, task_id: str,
                                  "timeout ran out",
                                  hint="raise the step's `timeout`; a re-run resumes polling "
                                       "the same task instead of paying for a new one")
-        time.sleep(interval)
+        client.pause(interval, call.instance.id)
         interval = min(interval * 1.5, 10.0)

@@ -36,6 +36,7 @@ from typing import Any
 
 from .cache import Cache
 from .cache_key import CACHE_VERSION
+from .cancellation import Cancellation
 from .errors import CacheError
 from .objectstore import Store, StoreError
 from .records import TaskRecord, entry_problem
@@ -82,8 +83,9 @@ class RemoteCache(Cache):
 
     def __init__(self, root: Path, store: Store, *, mode: str = "write",
                  secret: str | None = None, warn: Callable[[str], None] | None = None,
-                 readable: bool = True, writable: bool = True) -> None:
-        super().__init__(root, readable=readable, writable=writable)
+                 readable: bool = True, writable: bool = True,
+                 cancel: Cancellation | None = None) -> None:
+        super().__init__(root, readable=readable, writable=writable, cancel=cancel)
         self.store = store
         self.mode = mode
         self.secret = secret
@@ -382,7 +384,7 @@ class RemoteCache(Cache):
                     raise CacheError(f"another machine held the claim of {key[:12]}… until "
                                      "this step's timeout", hint="raise the step's `timeout`, "
                                      "or delete claims/ in the remote if no machine runs")
-                time.sleep(pause)
+                self.cancel.sleep(pause, f"waiting for the claim of {key[:12]}…")
                 pause = min(CLAIM_POLL[1], pause * 1.5)
         except StoreError as exc:
             self._lost(exc)
@@ -396,7 +398,7 @@ class RemoteCache(Cache):
             entry, _ = self.lookup(key)
             if entry is not None or time.monotonic() >= deadline:
                 return entry
-            time.sleep(pause)
+            self.cancel.sleep(pause, f"waiting for the result of {key[:12]}…")
             pause = min(CLAIM_POLL[1], pause * 1.5)
         return None
 
@@ -500,7 +502,8 @@ def _size(count: float) -> str:
 
 def open_remote(root: Path, url: str, *, mode: str = "write",
                 warn: Callable[[str], None] | None = None, readable: bool = True,
-                writable: bool = True, threads: int = 16) -> RemoteCache:
+                writable: bool = True, threads: int = 16,
+                cancel: Cancellation | None = None) -> RemoteCache:
     """The local cache at ``root`` with the store ``url`` names behind it, checked once.
 
     Raises:
@@ -510,7 +513,7 @@ def open_remote(root: Path, url: str, *, mode: str = "write",
 
     cache = RemoteCache(root, open_store(url, connections=threads), mode=mode,
                         secret=os.environ.get(SECRET_ENV) or None, warn=warn,
-                        readable=readable, writable=writable)
+                        readable=readable, writable=writable, cancel=cancel)
     cache.check()
     return cache
 

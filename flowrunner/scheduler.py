@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FuturesTimeout
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from typing import Any
 from .budget import Budget
 from .cache import Cache, place_file, sha256_file
 from .calls import perform_call
+from .cancellation import Cancellation
 from .context import condition_holds, render_context, render_field, step_view
 from .errors import CacheError, RenderFailed, RunError, StepFailed
 from .graph import Instance, Plan
@@ -36,12 +37,17 @@ from .providers import Route
 from .reporting import Reporter
 from .results import SHARD_REASON, RunResult, Status, StepResult
 from .spec import check_save_path
+from .workers import WorkerPool
 
 
 class Signals:
     """Turn SIGTERM into an interruption of the main thread, like Ctrl-C; both wait for the
     end of a `held()` section (recording a finished instance), so an interruption never
-    falls between a file placed and its lock entry."""
+    falls between a file placed and its lock entry.
+
+    A second signal exits at once (status 130 or 143), as a kill would: every write is a
+    temp file renamed into place, submitted tasks are journaled, and the lock file's
+    journal records the files placed, so the next run finds everything consistent."""
 
     _active: Signals | None = None
 
@@ -50,6 +56,7 @@ class Signals:
         self._previous: dict[int, Any] = {}
         self._holding = 0
         self._pending = False
+        self._count = 0
 
     def __enter__(self) -> Signals:
         if threading.current_thread() is threading.main_thread():
@@ -60,6 +67,11 @@ class Signals:
 
     def _handle(self, signum: int, _frame: Any) -> None:
         self.signal_number = signum if signum != signal.SIGINT else self.signal_number
+        self._count += 1
+        if self._count > 1:
+            os.write(2, b"\nflow: interrupted again: exiting now; finished steps are cached, "
+                        b"run again to resume\n")
+            os._exit(128 + signum)
         if self._holding:
             self._pending = True
             return
@@ -105,7 +117,8 @@ class Scheduler:
                  shard: Shard | None = None, place: bool = True,
                  on_placing: Callable[[StepResult], None] | None = None,
                  link: bool = False,
-                 prepared: dict[str, PreparedCall] | None = None) -> None:
+                 prepared: dict[str, PreparedCall] | None = None,
+                 cancel: Cancellation | None = None) -> None:
         self.plan = plan
         self.recipe = plan.recipe
         self.selected = set(plan.step_order) if selected is None else selected
@@ -136,6 +149,8 @@ class Scheduler:
         self.link = link  # `--link hardlink`: saved files are hard links to cache objects
         self.views: dict[str, Any] = {}
         self.cancelled = threading.Event()
+        # the run's cancellation: set on Ctrl-C, it ends every wait of every worker
+        self.cancel = cancel or Cancellation()
         # once cancelled, no worker starts replacing a file: an interrupted run's lock file
         # records every file it placed (see `_placing`)
         self._placement = threading.Condition()
@@ -470,7 +485,7 @@ class Scheduler:
         # a shard's instances of other shards wait for their results without calling: room
         # for them, while the per-provider throttle still caps the calls at `concurrency`
         workers = self.concurrency * (self.shard.count if self.shard else 1)
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flow")
+        pool = WorkerPool(workers, name="flow")
 
         def skip_dependents(step_id: str, why: str) -> None:
             for other in dependents[step_id]:
@@ -551,6 +566,7 @@ class Scheduler:
                     complete(instance, outcome)
                 launch_ready()
         except KeyboardInterrupt:
+            self.cancel.cancel()  # every worker's wait ends, every read is closed
             self._cancel(wait=2.0)
             in_flight = {future for future in running if future.running()}
             pool.shutdown(wait=False, cancel_futures=True)

@@ -10,6 +10,10 @@ from __future__ import annotations
 import threading
 import time
 
+from .cancellation import Cancellation
+
+SLICE = 0.2  # seconds: a wait for a slot looks at the cancellation this often
+
 
 class Throttle:
     def __init__(self, max_concurrency: int, *, per_minute: float | None = None) -> None:
@@ -20,20 +24,35 @@ class Throttle:
         self._next_start = 0.0
         self._cond = threading.Condition()
 
-    def acquire(self, deadline: float | None = None) -> bool:
-        """Wait for a slot; False when ``deadline`` (monotonic) passes first."""
+    def acquire(self, deadline: float | None = None,
+                cancel: Cancellation | None = None) -> bool:
+        """Wait for a slot; False when ``deadline`` (monotonic) passes first.
+
+        Raises:
+            Cancelled: ``cancel`` was set while waiting (no slot is held then).
+        """
         with self._cond:
             while self.in_flight >= int(self.limit):
+                if cancel is not None:
+                    cancel.check()
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
-                self._cond.wait(timeout=remaining if remaining is not None else 1.0)
+                self._cond.wait(timeout=min(SLICE, remaining) if remaining is not None
+                                else SLICE)
             self.in_flight += 1
             start = max(time.monotonic(), self._next_start)
             self._next_start = start + self.interval
         delay = start - time.monotonic()
         if delay > 0:
-            time.sleep(delay)
+            try:
+                if cancel is not None:
+                    cancel.sleep(delay)
+                else:
+                    time.sleep(delay)
+            except BaseException:
+                self.release()
+                raise
         return True
 
     def release(self, *, throttled: bool = False) -> None:

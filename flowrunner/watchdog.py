@@ -30,10 +30,23 @@ class Watchdog:
         self._thread: threading.Thread | None = None
         self._idle = threading.Event()  # set while the thread sleeps for want of deadlines
         self._wake = threading.Event()
+        self._stopped = False  # after `fire_all`: every new deadline fires at once
+
+    def fire_all(self) -> None:
+        """Run every armed action now, and any armed later at once (the run is cancelled:
+        what is being read is closed)."""
+        self._stopped = True
+        for handle in list(self._armed):
+            armed = self._armed.pop(handle, None)
+            if armed is not None:
+                _fire(armed[1])
 
     def watch(self, deadline: float, action: Callable[[], object]) -> int:
         """Arm a deadline; the returned handle cancels it."""
         handle = next(self._counter)
+        if self._stopped:
+            _fire(action)
+            return handle
         self._armed[handle] = (deadline, action)
         if self._thread is None:
             with self._start:
@@ -65,7 +78,11 @@ class Watchdog:
                 if deadline <= now:
                     armed = self._armed.pop(handle, None)  # None: cancelled meanwhile
                     if armed is not None:
-                        try:
-                            armed[1]()
-                        except Exception:  # noqa: BLE001, S110 - closing a dead connection may fail
-                            pass
+                        _fire(armed[1])
+
+
+def _fire(action: Callable[[], object]) -> None:
+    try:
+        action()
+    except Exception:  # noqa: BLE001, S110 - closing a dead connection may fail
+        pass

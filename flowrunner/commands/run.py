@@ -234,6 +234,7 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
          signals: Any) -> int:
     from ..budget import Budget
     from ..cache import Cache
+    from ..cancellation import Cancellation
     from ..catalog import CREDIT_UNITS
     from ..errors import FrozenError, Interrupted, UsageError
     from ..http import Client, HttpClient
@@ -249,6 +250,7 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
     from ..throttle import Throttle
 
     started = time.monotonic()
+    cancel = Cancellation()  # set on Ctrl-C: every wait in the run ends
     overrides = parse_var_overrides(list(options.var_pairs), list(options.vars_files))
     plan = load_plan(path, var_overrides=overrides)
     recipe = plan.recipe
@@ -288,6 +290,7 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
                              reporter)
     else:
         cache = Cache(cache_root_for(recipe.path, options.cache_dir))
+    cache.cancel = cancel
     instances = [i for i in plan.instances if i.step_id in selected and not (
         only_instances and i.step_id in {n.split("[")[0] for n in only_instances}
         and i.id not in only_instances)]
@@ -344,7 +347,7 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
             return HttpClient(
                 credentials={p.name: p.credential(keys[p.name]) for p in profiles
                              if p.name in keys},
-                secrets=list(keys.values()), pool_size=concurrency, log=log,
+                secrets=list(keys.values()), pool_size=concurrency, log=log, cancel=cancel,
                 throttles={p.name: Throttle(concurrency, per_minute=p.rate_limit)
                            for p in profiles})
 
@@ -370,7 +373,8 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
                               link=options.link == "hardlink",
                               prepared={s.instance.id: s.call for s in survey
                                         if s.state == "missing" and s.call is not None
-                                        and not plan.depends_on[s.instance.step_id]})
+                                        and not plan.depends_on[s.instance.step_id]},
+                              cancel=cancel)
         survey = []  # its calls and entries live on in the scheduler; the rest can go
         try:
             reporter.run_started(recipe.display, len(instances), concurrency)

@@ -14,10 +14,11 @@ PACKAGE = Path(__file__).resolve().parents[2] / "flowrunner"
 
 LAYERS: list[set[str]] = [
     # 0 leaves
-    {"errors", "_json", "providers", "throttle", "watchdog", "emulator.faults", "__init__",
-     "records"},
+    {"errors", "_json", "emulator.faults", "__init__", "workers"},
+    # 0b leaves over the error types: checked records, the run's cancellation
+    {"providers", "records", "watchdog", "cancellation"},
     # 1 values and small services over the leaves
-    {"cache_key", "limits", "_resources", "source", "templating", "results", "budget",
+    {"throttle", "cache_key", "limits", "_resources", "source", "templating", "results", "budget",
      "imaging", "crashlog", "options", "gitrev", "diffpage", "changes", "objectstore",
      "media", "yaml_text"},
     # 2 stores and transports

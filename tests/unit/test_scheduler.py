@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -78,6 +79,9 @@ class FakeClient:
 
     def close(self) -> None:
         pass
+
+    def pause(self, seconds: float, step_id: str) -> None:
+        time.sleep(seconds)
 
 
 class Recorder:
