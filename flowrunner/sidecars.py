@@ -217,6 +217,10 @@ def write_stamp(plan: Plan, result: RunResult, options: RunOptions, *, cache: Ca
     recipe = plan.recipe
     stamp = Stamp(recipe_sha256=recipe.digest, base=recipe.folder.resolve())
     stamp.record(lock_file)
+    for read in recipe.read_files:  # local catalog entries: what the recipe means
+        stamp.record(read)
+    for folder in recipe.read_folders:
+        stamp.record_folder(folder)
     for vars_file in options.vars_files:
         stamp.record(vars_file.resolve())
     for input_path in inputs:

@@ -81,6 +81,10 @@ class Recipe:
     var_overrides: dict[str, Any] = field(default_factory=dict)
     budget: float | None = None
     description: str = ""
+    # every file loading it read besides the recipe (its local catalog entries), and the
+    # folders whose listing decided which (a `catalog:` folder): what a stamp must watch
+    read_files: tuple[Path, ...] = ()
+    read_folders: tuple[Path, ...] = ()
 
     @property
     def folder(self) -> Path:
@@ -305,7 +309,8 @@ def load_recipe(path: Path, *, display: str | None = None,
     data, smap = source.data, source.map
     issues = check_recipe_data(data, smap)
     providers = _providers(data)
-    catalog = catalog_with(_local_catalog(data, smap, path.resolve().parent, issues))
+    read = LocalCatalog()
+    catalog = catalog_with(_local_catalog(data, smap, path.resolve().parent, issues, read))
     defaults = _mapping(data.get("defaults"))
     variables = dict(_mapping(data.get("vars")))
     overrides = var_overrides or {}
@@ -343,6 +348,7 @@ def load_recipe(path: Path, *, display: str | None = None,
         output_dir=(path.resolve().parent / output_dir),
         steps=steps, source_map=smap, digest=source.digest, var_overrides=overrides,
         budget=_num(data.get("budget"), -1.0) if _num(data.get("budget"), -1.0) >= 0 else None,
+        read_files=tuple(read.files), read_folders=tuple(read.folders),
     )
     return recipe, issues
 
@@ -362,9 +368,26 @@ def _providers(data: dict[str, Any]) -> dict[str, Provider]:
 CATALOG_SUFFIXES = (".json", ".yaml", ".yml")
 
 
+@dataclass(slots=True)
+class LocalCatalog:
+    """What reading a recipe's `catalog:` read: its entry files and its folders."""
+
+    files: list[Path] = field(default_factory=list)
+    folders: list[Path] = field(default_factory=list)
+
+
+def catalog_files(folder: Path) -> list[Path]:
+    """The entry files of a `catalog:` folder, in order (shared `_*` files left out)."""
+    return sorted(p for p in folder.rglob("*") if p.suffix in CATALOG_SUFFIXES
+                  and not p.name.startswith("_"))
+
+
 def _local_catalog(data: dict[str, Any], smap: SourceMap, folder: Path,
-                   issues: list[Issue]) -> dict[str, Endpoint]:
-    """The recipe's own catalog entries (`catalog:` files or folders, beside the recipe)."""
+                   issues: list[Issue], read: LocalCatalog | None = None
+                   ) -> dict[str, Endpoint]:
+    """The recipe's own catalog entries (`catalog:` files or folders, beside the recipe);
+    ``read`` hears every file and folder read."""
+    read = read if read is not None else LocalCatalog()
     listed = data.get("catalog")
     if not isinstance(listed, list):
         return {}
@@ -379,8 +402,8 @@ def _local_catalog(data: dict[str, Any], smap: SourceMap, folder: Path,
                                        "folder", "keep catalog entries beside the recipe"))
             continue
         if target.is_dir():
-            files = sorted(p for p in target.rglob("*") if p.suffix in CATALOG_SUFFIXES
-                           and not p.name.startswith("_"))
+            files = catalog_files(target)
+            read.folders.append(target)
         elif target.is_file():
             files = [target]
         else:
@@ -388,6 +411,7 @@ def _local_catalog(data: dict[str, Any], smap: SourceMap, folder: Path,
                                 "paths are relative to the recipe's folder"))
             continue
         for file in files:
+            read.files.append(file)
             shown = posixpath.join(name, file.relative_to(target).as_posix()) \
                 if target.is_dir() else name
             entry = _local_entry(file, shown, issues)

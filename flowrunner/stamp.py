@@ -22,7 +22,7 @@ from typing import Any
 from ._json import canonical_json
 from .records import is_sha256, is_size, relative_path
 
-STAMP_VERSION = 2
+STAMP_VERSION = 3  # 3: the folders a run read (`catalog:` folders) are recorded
 
 
 def _stat(path: str) -> tuple[int, int] | None:
@@ -57,6 +57,24 @@ def _inside(path: str, folder: str) -> str | None:
     return "/".join(parts)
 
 
+def listing_digest(folder: str) -> str | None:
+    """The sha256 of the sorted names of every file below ``folder`` (None when it cannot
+    be listed): a file added, removed or renamed there changes it."""
+    names: list[str] = []
+    try:
+        for top, dirs, files in os.walk(folder, onerror=_raise):
+            dirs.sort()
+            relative = os.path.relpath(top, folder)
+            names.extend(os.path.join(relative, name) for name in files)
+    except OSError:
+        return None
+    return hashlib.sha256("\0".join(sorted(names)).encode()).hexdigest()
+
+
+def _raise(exc: OSError) -> None:
+    raise exc
+
+
 def stamp_file(cache_root: Path, recipe: Path, context: dict[str, Any]) -> Path:
     """Where the stamp of this recipe, run with these options, lives: named by the recipe
     as seen from the cache (the same in every clone whose cache is restored beside it)."""
@@ -79,6 +97,8 @@ class Stamp:
     recipe_sha256: str
     base: Path
     files: dict[str, list[Any]] = field(default_factory=dict)
+    # folders whose listing a run depended on (a `catalog:` folder): key → `listing_digest`
+    folders: dict[str, str | None] = field(default_factory=dict)
     instances: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     # saved assets that are missing or changed: (path, sha256 of the cache object to copy)
@@ -99,6 +119,10 @@ class Stamp:
         self.files[self.key(text)] = [found[0], None if size_only else found[1], digest] + \
             ([1] if object_of else [])
 
+    def record_folder(self, path: Path | str) -> None:
+        """Record the listing of folder ``path`` (its files' names, recursively)."""
+        self.folders[self.key(str(path))] = listing_digest(str(path))
+
     def key(self, path: str) -> str:
         """How ``path`` is written in the stamp."""
         inside = _inside(path, f"{self.base}{os.sep}")
@@ -114,7 +138,8 @@ class Stamp:
         from .cache import atomic_write_bytes
 
         doc = {"v": STAMP_VERSION, "recipe_sha256": self.recipe_sha256, "files": self.files,
-               "instances": self.instances, "summary": self.summary}
+               "folders": self.folders, "instances": self.instances,
+               "summary": self.summary}
         atomic_write_bytes(target, json.dumps(doc, separators=(",", ":")).encode())
 
 
@@ -140,8 +165,12 @@ def read_fresh_stamp(target: Path, recipe: Path, *,
     if not _well_formed(doc) or not isinstance(files, dict):
         return None  # a damaged or forged stamp: the normal run decides
     stamp = Stamp(recipe_sha256=doc["recipe_sha256"], base=recipe.resolve().parent,
-                  files=files, instances=list(doc.get("instances", [])),
+                  files=files, folders=dict(doc.get("folders", {})),
+                  instances=list(doc.get("instances", [])),
                   summary=dict(doc.get("summary", {})))
+    for key, digest in stamp.folders.items():
+        if listing_digest(stamp.path_of(key)) != digest:
+            return None  # a file was added to or removed from a folder the run read
     retimed = False
     for key, recorded in files.items():
         size, mtime, digest = recorded[:3]
@@ -177,8 +206,10 @@ def _well_formed(doc: dict[str, Any]) -> bool:
     recipe's folder. A stamp is read from the cache, which a CI job may restore from
     elsewhere: none of its fields is used before this says yes."""
     files, instances, summary = doc.get("files"), doc.get("instances"), doc.get("summary")
+    folders = doc.get("folders", {})
     if not isinstance(files, dict) or not isinstance(instances, list) or \
-            not isinstance(summary, dict):
+            not isinstance(summary, dict) or not isinstance(folders, dict) or not all(
+                digest is None or is_sha256(digest) for digest in folders.values()):
         return False
     for recorded in files.values():
         if not isinstance(recorded, list) or not 3 <= len(recorded) <= 4 or not (
