@@ -60,7 +60,7 @@ def test_a_signal_stops_polling_at_once_and_the_next_run_resumes_the_task(
     path = recipe(tmp_path, emulator.base_url, FLUX)
     path.write_text(path.read_text().replace("timeout: 30", "timeout: 600"))
     run = _start(path)
-    polls = lambda: [r for r in emulator.requests() if r["method"] == "GET"]  # noqa: E731
+    polls = lambda: [r for r in emulator.requests() if r["method"] == "GET"]
     _wait_for(lambda: len(polls()) >= 2)
     took, out, err = _stop(run, sig)
     assert run.returncode == code, (out, err)
