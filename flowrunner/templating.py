@@ -3,29 +3,150 @@
 The only module that imports `jinja2`. Templates run in an immutable sandbox with undefined
 names as errors; a value that is exactly one ``{{ expression }}`` keeps its native type.
 No environment variables, no clock: a recipe renders the same everywhere.
+
+A recipe may come from a pull request, so rendering is bounded *while* it runs, not after:
+every loop iteration and call spends from a budget (`MAX_STEPS`), every string built by
+`*`, `+`, `~`, `join` or `replace` from another (`MAX_BUILT_CHARS`), output stops at
+`MAX_RENDERED_CHARS`, and width arguments (`center`, `indent`, `wordwrap`, `truncate`,
+`format`, str methods) are clamped or refused before anything is allocated.
 """
 
 from __future__ import annotations
 
 import posixpath
 import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import TemplateProblem
 
 MAX_RENDERED_CHARS = 1_000_000
+MAX_STEPS = 100_000  # loop iterations and calls in one render (Jinja's own range() cap)
+MAX_BUILT_CHARS = 10_000_000  # characters of strings built in one render
+MAX_WIDTH = MAX_RENDERED_CHARS  # a width or padding argument beyond this is clamped
+MAX_CPU_SECONDS = 2.0  # a backstop: no template of a real recipe comes near it
 _MARKERS = ("{{", "{%", "{#")
 _NATIVE = re.compile(r"^\s*\{\{([-+]?)(.*?)([-+]?)\}\}\s*$", re.S)
 
 Ref = tuple[str | int, ...]
 
 
+class _Budget(threading.local):
+    """What the render running in this thread may still spend (None: no render)."""
+
+    steps: int | None = None
+    chars: int = 0
+    cpu_deadline: float = 0.0
+
+
+_BUDGET = _Budget()
+
+
+def _spend(steps: int = 1, chars: int = 0) -> None:
+    """Take ``steps`` (loop iterations, calls) and ``chars`` (characters built) from this
+    render's budget.
+
+    Raises:
+        TemplateProblem: the budget is spent.
+    """
+    budget = _BUDGET
+    if budget.steps is None:
+        return
+    budget.steps -= steps
+    budget.chars -= chars
+    if budget.steps < 0:
+        raise TemplateProblem(f"template does too much work (limit: {MAX_STEPS:,} loop "
+                              "iterations and calls per value)")
+    if budget.chars < 0:
+        raise TemplateProblem(f"template builds too many strings (limit: "
+                              f"{MAX_BUILT_CHARS:,} characters per value)")
+    if budget.steps % 256 == 0 and time.thread_time() > budget.cpu_deadline:
+        raise TemplateProblem(f"template takes too long to render (limit: "
+                              f"{MAX_CPU_SECONDS:g} s of CPU per value)")
+
+
+def _counted(iterable: Iterable[Any]) -> Iterator[Any]:
+    """A `{% for %}` loop's iterable, one step of the budget per item."""
+    for item in iterable:
+        _spend()
+        yield item
+
+
+def _sized(value: Any) -> Any:
+    """A `~` concatenation's result, counted against the budget of built characters."""
+    if isinstance(value, str):
+        _check_size(len(value))
+        _spend(0, len(value))
+    return value
+
+
+def _check_size(size: int) -> None:
+    if size > MAX_RENDERED_CHARS:
+        raise TemplateProblem(f"template would build a value of {size:,} items "
+                              f"(limit {MAX_RENDERED_CHARS:,})")
+
+
+_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
+
+
+def _check_percent_format(text: str) -> None:
+    """Refuse a `%` format whose width or precision would allocate beyond the caps."""
+    for width, precision in _PERCENT_SPEC.findall(text):
+        for value in (width, precision):
+            if value == "*" or (value and int(value) > MAX_WIDTH):
+                raise TemplateProblem(f"format width {value} is too large in a template "
+                                      f"(limit {MAX_WIDTH:,})")
+
+
+def _check_brace_format(text: str) -> None:
+    """Refuse a `str.format` field whose width or precision would allocate beyond the caps."""
+    import string
+
+    try:
+        fields = list(string.Formatter().parse(text))
+    except ValueError:
+        return  # str.format says what is wrong with it
+    for _, _, spec, _ in fields:
+        if not spec:
+            continue
+        if "{" in spec or any(int(n) > MAX_WIDTH for n in re.findall(r"\d+", spec)):
+            raise TemplateProblem(f"format spec {spec!r} is too wide for a template "
+                                  f"(limit {MAX_WIDTH:,})")
+
+
+def _str_method_checked(owner: str, name: str, args: tuple[Any, ...],
+                        kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    """The arguments of a str method call, with widths clamped; refused when the result
+    would be too large (checked before the method allocates it)."""
+    if name in ("center", "ljust", "rjust", "zfill") and args and isinstance(args[0], int):
+        if args[0] > MAX_WIDTH:
+            raise TemplateProblem(f"{name} width {args[0]:,} is over the limit of "
+                                  f"{MAX_WIDTH:,} in a template")
+    elif name == "expandtabs":
+        size = args[0] if args else kwargs.get("tabsize", 8)
+        if isinstance(size, int):
+            _check_size(len(owner) * max(1, size))
+    elif name == "replace" and len(args) >= 2 and all(isinstance(a, str) for a in args[:2]):
+        old, new = args[0], args[1]
+        count = owner.count(old) if old else len(owner) + 1
+        if len(args) > 2 and isinstance(args[2], int) and args[2] >= 0:
+            count = min(count, args[2])
+        grown = len(owner) + count * (len(new) - len(old))
+        _check_size(grown)
+        _spend(0, max(0, grown))
+    elif name in ("format", "format_map"):
+        _check_brace_format(owner)
+    return args
+
+
 def _environment_class() -> type:
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     class _Environment(ImmutableSandboxedEnvironment):
-        intercepted_binops = frozenset(["*", "**", "+"])
+        intercepted_binops = frozenset(["*", "**", "+", "%"])
 
         def getattr(self, obj: Any, attribute: str) -> Any:
             # Recipe data is mappings: `vars.items` must mean the variable, not dict.items.
@@ -33,22 +154,62 @@ def _environment_class() -> type:
                 return obj[attribute]
             return super().getattr(obj, attribute)
 
+        def compile(self, source: Any, name: str | None = None,
+                    filename: str | None = None, raw: bool = False,
+                    defer_init: bool = False) -> Any:
+            # every template and expression passes here: its loops and `~` get counted
+            if isinstance(source, str):
+                source = self._parse(source, name, filename)
+            return super().compile(_bounded(source), name, filename, raw,  # type: ignore[call-overload]
+                                   defer_init)
+
+        def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+            _spend()
+            target = getattr(obj, "__wrapped__", obj)  # a sandboxed str.format
+            owner = getattr(target, "__self__", None)
+            if isinstance(owner, str):
+                args = _str_method_checked(owner, getattr(target, "__name__", ""), args,
+                                           kwargs)
+            return super().call(context, obj, *args, **kwargs)
+
         def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
             if operator_name == "**" and isinstance(right, int) and right > 64:
                 raise TemplateProblem("exponent too large in template")
             if operator_name == "*":
+                if isinstance(left, int) and isinstance(right, int) and \
+                        abs(left).bit_length() + abs(right).bit_length() > 4096:
+                    raise TemplateProblem("number too large in template")
                 size = _sequence_size(left, right)
-                if size > MAX_RENDERED_CHARS:
-                    raise TemplateProblem(f"template would build a value of {size:,} items "
-                                          f"(limit {MAX_RENDERED_CHARS:,})")
+                _check_size(size)
+                _spend(0, size)
             if operator_name == "+" and isinstance(left, (str, list)) and \
                     isinstance(right, type(left)):
-                if len(left) + len(right) > MAX_RENDERED_CHARS:
-                    raise TemplateProblem(
-                        f"template output exceeds {MAX_RENDERED_CHARS:,} characters")
+                _check_size(len(left) + len(right))
+                _spend(0, len(left) + len(right))
+            if operator_name == "%" and isinstance(left, str):
+                _check_percent_format(left)
             return super().call_binop(context, operator_name, left, right)
 
     return _Environment
+
+
+def _bounded(ast: Any) -> Any:
+    """``ast`` with every `{% for %}` iterable counted and every `~` result sized."""
+    from jinja2 import nodes
+    from jinja2.visitor import NodeTransformer
+
+    class Bound(NodeTransformer):
+        def visit_For(self, node: Any) -> Any:
+            self.generic_visit(node)
+            node.iter = nodes.Filter(node.iter, "_flow_counted", [], [], None, None,
+                                     lineno=node.lineno)
+            return node
+
+        def visit_Concat(self, node: Any) -> Any:
+            self.generic_visit(node)
+            return nodes.Filter(node, "_flow_sized", [], [], None, None, lineno=node.lineno)
+
+    return Bound().visit(ast)
 
 
 def _sequence_size(left: Any, right: Any) -> int:
@@ -56,6 +217,81 @@ def _sequence_size(left: Any, right: Any) -> int:
         if isinstance(seq, (str, list, tuple)) and isinstance(count, int):
             return len(seq) * count
     return 0
+
+
+def _clamped(filter_: Callable[..., Any], *, position: int, name: str,
+             refuse: bool = False) -> Callable[..., Any]:
+    """``filter_`` with its width argument (at ``position`` after the value, or keyword
+    ``name``) clamped to `MAX_WIDTH`; with ``refuse``, a width beyond it (which the filter
+    would allocate: padding, indentation) is refused instead."""
+    import functools
+
+    # a filter that takes Jinja's context or environment first has the value second
+    index = position + 1 + (1 if hasattr(filter_, "jinja_pass_arg") else 0)
+
+    def bounded(width: int) -> int:
+        if refuse and width > MAX_WIDTH:
+            raise TemplateProblem(f"{name} {width:,} is over the limit of {MAX_WIDTH:,} in a "
+                                  "template")
+        return min(width, MAX_WIDTH)
+
+    @functools.wraps(filter_)  # keeps Jinja's marker of what the filter is passed first
+    def clamped(*args: Any, **kwargs: Any) -> Any:
+        if len(args) > index and isinstance(args[index], int):
+            args = (*args[:index], bounded(args[index]), *args[index + 1:])
+        if isinstance(kwargs.get(name), int):
+            kwargs[name] = bounded(kwargs[name])
+        return filter_(*args, **kwargs)
+
+    return clamped
+
+
+def _bounded_filters(filters: dict[str, Any]) -> None:
+    """Clamp the width arguments of Jinja's filters, and size what `join`, `replace` and
+    `format` would build, before they build it."""
+    filters["center"] = _clamped(filters["center"], position=0, name="width", refuse=True)
+    filters["indent"] = _clamped(filters["indent"], position=0, name="width", refuse=True)
+    filters["wordwrap"] = _clamped(filters["wordwrap"], position=0, name="width")
+    filters["truncate"] = _clamped(filters["truncate"], position=0, name="length")
+    filters["tojson"] = _clamped(filters["tojson"], position=0, name="indent", refuse=True)
+    filters["batch"] = _clamped(filters["batch"], position=0, name="linecount", refuse=True)
+    filters["slice"] = _clamped(filters["slice"], position=0, name="slices", refuse=True)
+    join, replace, format_ = filters["join"], filters["replace"], filters["format"]
+
+    def checked_join(context: Any, value: Any, d: str = "", attribute: Any = None) -> Any:
+        items = list(_counted(value))
+        size = sum(len(str(i)) for i in items) + len(str(d)) * max(0, len(items) - 1)
+        _check_size(size)
+        _spend(0, size)
+        return join(context, items, d, attribute)
+
+    def checked_replace(context: Any, value: Any, old: Any, new: Any,
+                        count: Any = None) -> Any:
+        _str_method_checked(str(value), "replace", (str(old), str(new))
+                            + ((count,) if isinstance(count, int) else ()), {})
+        return replace(context, value, old, new, count)
+
+    def checked_format(value: Any, *args: Any, **kwargs: Any) -> Any:
+        _check_percent_format(str(value))
+        return format_(value, *args, **kwargs)
+
+    for name, new, old in (("join", checked_join, join), ("replace", checked_replace, replace)):
+        setattr(new, "jinja_pass_arg", old.jinja_pass_arg)  # noqa: B010 - Jinja's marker
+        filters[name] = new
+    filters["format"] = checked_format
+    filters["_flow_counted"] = _counted
+    filters["_flow_sized"] = _sized
+
+
+def _range(*args: int) -> range:
+    """Jinja's sandboxed `range` (at most 100,000 items), said in our words."""
+    from jinja2.sandbox import MAX_RANGE, safe_range
+
+    try:
+        return safe_range(*args)
+    except OverflowError:
+        raise TemplateProblem(f"range of {len(range(*args)):,} items is over the limit of "
+                              f"{MAX_RANGE:,} in a template") from None
 
 
 def _slug(value: Any) -> str:
@@ -72,11 +308,12 @@ def _make_environment() -> Any:
 
     env = _environment_class()(undefined=jinja2.StrictUndefined, autoescape=False,
                                keep_trailing_newline=True)
+    _bounded_filters(env.filters)
     env.filters["basename"] = lambda v: posixpath.basename(str(v))
     env.filters["stem"] = lambda v: posixpath.splitext(posixpath.basename(str(v)))[0]
     env.filters["slug"] = _slug
     env.globals.clear()
-    env.globals.update(range=env.globals.get("range", range))
+    env.globals["range"] = _range
     return env
 
 
@@ -181,11 +418,15 @@ def render_with_jinja(source: str, context: dict[str, Any], *, native: bool) -> 
     """
     import jinja2
 
+    outer = _BUDGET.steps, _BUDGET.chars, _BUDGET.cpu_deadline
+    if outer[0] is None:  # a render inside a render (a macro) spends the outer budget
+        _BUDGET.steps, _BUDGET.chars = MAX_STEPS, MAX_BUILT_CHARS
+        _BUDGET.cpu_deadline = time.thread_time() + MAX_CPU_SECONDS
     try:
         if native:
             value = _compiled_expression(source)(**context)
         else:
-            value = _compiled_template(source).render(context)
+            value = _streamed(_compiled_template(source), context)
     except TemplateProblem:
         raise
     except jinja2.UndefinedError as exc:
@@ -194,16 +435,37 @@ def render_with_jinja(source: str, context: dict[str, Any], *, native: bool) -> 
         raise TemplateProblem(f"not allowed in a template: {exc}") from None
     except jinja2.TemplateError as exc:
         raise TemplateProblem(str(exc), getattr(exc, "lineno", None)) from None
-    except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+    except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError,
+            AssertionError) as exc:  # Jinja checks some filter arguments with assert
         raise TemplateProblem(f"{type(exc).__name__}: {exc}") from None
     except RecursionError:
         raise TemplateProblem("template recursion too deep") from None
+    except MemoryError:
+        raise TemplateProblem("template needs more memory than there is") from None
+    finally:
+        _BUDGET.steps, _BUDGET.chars, _BUDGET.cpu_deadline = outer
     if isinstance(value, jinja2.Undefined):
         raise TemplateProblem(_undefined_message(str(value._undefined_message)))
     if isinstance(value, str) and len(value) > MAX_RENDERED_CHARS:
         raise TemplateProblem(f"template output exceeds {MAX_RENDERED_CHARS:,} characters")
     return value
 
+
+
+def _streamed(template: Any, context: dict[str, Any]) -> str:
+    """Render ``template``, stopping as soon as its output passes the cap.
+
+    Raises:
+        TemplateProblem: the output passed `MAX_RENDERED_CHARS`.
+    """
+    parts: list[str] = []
+    size = 0
+    for part in template.generate(context):
+        size += len(part)
+        if size > MAX_RENDERED_CHARS:
+            raise TemplateProblem(f"template output exceeds {MAX_RENDERED_CHARS:,} characters")
+        parts.append(part)
+    return "".join(parts)
 
 
 def _lookup(context: dict[str, Any], path: Ref) -> Any:

@@ -137,6 +137,16 @@ def test_artifact_urls_must_be_http(tmp_path: Path, emulator) -> None:
     "{{ ''.__class__.__mro__[1].__subclasses__() }}",
     "{{ vars.brand.__class__.__init__.__globals__ }}",
     "{{ 'x' * 100000000 }}",
+    # issue 24: bounded while rendering, not after (these ran 10 s, forever, or allocated)
+    "{% for i in range(2000) %}{% for j in range(2000) %}x{% endfor %}{% endfor %}",
+    "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+    "{{ 'x'|center(3000000) }}",
+    "{{ 'x'.ljust(3000000) }}",
+    "{{ '%3000000s' % 'x' }}",
+    "{{ '{:>3000000}'.format('x') }}",
+    "{% set a = 'x' * 900000 %}{{ a ~ a }}",
+    "{% macro f(n) %}{% if n %}{{ f(n-1) }}{{ f(n-1) }}{% endif %}{% endmacro %}{{ f(40) }}",
+    "{{ range(1000000000)|join }}",
 ])
 def test_template_escapes_and_bombs_are_invalid_recipes(tmp_path: Path, emulator,
                                                         template: str) -> None:
@@ -147,7 +157,8 @@ def test_template_escapes_and_bombs_are_invalid_recipes(tmp_path: Path, emulator
 """)
     result = flow("validate", path, timeout=60)
     assert result.code == 3, result
-    assert "brand.yaml:" in result.err and ("not allowed" in result.err or "limit" in result.err)
+    assert "brand.yaml:12:" in result.err  # located at the prompt's line
+    assert "not allowed" in result.err or "limit" in result.err or "too large" in result.err
     assert "Traceback" not in result.both
 
 

@@ -85,3 +85,48 @@ def test_mutated_examples(tmp_path: Path, capsys: pytest.CaptureFixture[str], ex
         elif action == "indent":
             lines[index] = "  " + lines[index]
     _check(tmp_path, capsys, "".join(lines).encode())
+
+
+# templates from an alphabet of loops, filters and ranges, with numbers small and huge:
+# whatever they build, validation answers (0 or 3, located) and never hangs or runs out
+# of memory (a hypothesis deadline per example is the hang guard)
+_NUMBERS = st.sampled_from(["3", "2000", "100000", "3000000", "10**9", "-1"])
+_LEAVES = st.one_of(
+    st.sampled_from(["'x'", "vars.brand", "'ab' * 1000", "range(5)|list", "loop.index"]),
+    _NUMBERS.map(lambda n: f"range({n})|join"),
+)
+
+
+def _expression(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.tuples(inner, st.sampled_from(["center", "indent", "wordwrap", "truncate",
+                                          "batch", "slice"]), _NUMBERS).map(
+            lambda t: f"({t[0]})|{t[1]}({t[2]})"),
+        st.tuples(inner, _NUMBERS).map(lambda t: f"({t[0]}) * {t[1]}"),
+        st.tuples(inner, inner).map(lambda t: f"({t[0]}) ~ ({t[1]})"),
+        st.tuples(inner, inner).map(lambda t: f"({t[0]})|replace('x', {t[1]})"),
+        _NUMBERS.map(lambda n: f"'%{n}s' % 'x'"),
+        _NUMBERS.map(lambda n: "'{:>" + n + "}'.format('x')"),
+    )
+
+
+_EXPRESSIONS = st.recursive(_LEAVES, _expression, max_leaves=6)
+_BODIES = st.recursive(
+    _EXPRESSIONS.map(lambda e: "{{ " + e + " }}"),
+    lambda inner: st.one_of(
+        st.tuples(_NUMBERS, inner).map(
+            lambda t: "{% for i in range(" + t[0] + ") %}" + t[1] + "{% endfor %}"),
+        st.tuples(_EXPRESSIONS, inner).map(
+            lambda t: "{% set v = " + t[0] + " %}" + t[1]),
+        st.lists(inner, min_size=2, max_size=3).map("".join)),
+    max_leaves=5)
+
+
+@settings(max_examples=120, deadline=5000,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(template=_BODIES)
+def test_hostile_templates_are_answered_without_hanging(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], template: str) -> None:
+    document = {"version": 1, "vars": {"brand": "Acme"}, "steps": {"logo": {
+        "uses": "recraft.generate_image", "with": {"prompt": template}}}}
+    _check(tmp_path, capsys, yaml.safe_dump(document).encode())
