@@ -10,11 +10,14 @@ SSO, instance roles), all read by botocore itself.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import ParseResult, unquote, urlparse
@@ -29,6 +32,16 @@ class StoreError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Versioned:
+    """A blob read with its version (S3: its ETag; a folder: its content's sha256) and
+    when it was last written (seconds since the epoch, by the store's clock)."""
+
+    data: bytes
+    version: str
+    modified: float
 
 
 class Store(Protocol):
@@ -49,8 +62,19 @@ class Store(Protocol):
 
     def put_file(self, name: str, path: str) -> None: ...
 
-    def create(self, name: str, data: bytes) -> bool:
-        """Write only if absent (S3 `If-None-Match: *`); False when it already exists."""
+    def create(self, name: str, data: bytes) -> str | None:
+        """Write only if absent (S3 `If-None-Match: *`), whole or not at all: the new
+        version, or None when the blob already exists."""
+
+    def read(self, name: str) -> Versioned | None:
+        """The blob with its version, or None when there is none."""
+
+    def replace(self, name: str, data: bytes, version: str) -> str | None:
+        """Write only if the blob is still at ``version`` (S3 `If-Match`): the new version,
+        or None when it changed or went meanwhile."""
+
+    def remove(self, name: str, version: str) -> bool:
+        """Delete only if the blob is still at ``version``; False when it changed."""
 
     def delete(self, name: str) -> None: ...
 
@@ -148,18 +172,82 @@ class DiskStore:
         with open(path, "rb") as handle:
             self.put(name, handle.read())
 
-    def create(self, name: str, data: bytes) -> bool:
+    def create(self, name: str, data: bytes) -> str | None:
+        """A temp file, whole, then linked into place: `link` fails when the name exists
+        (atomic on local and NFS file systems), and nobody ever sees it empty."""
         target = self._path(name)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                os.link(tmp, target)
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
         except FileExistsError:
-            return False
+            return None
         except OSError as exc:
             raise StoreError(f"{exc.strerror or exc}: {target}") from exc
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        return True
+        return _digest(data)
+
+    def read(self, name: str) -> Versioned | None:
+        target = self._path(name)
+        try:
+            with open(target, "rb") as handle:
+                data = handle.read()
+                modified = os.fstat(handle.fileno()).st_mtime
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"{exc.strerror or exc}: {target}") from exc
+        return Versioned(data, _digest(data), modified)
+
+    def replace(self, name: str, data: bytes, version: str) -> str | None:
+        with self._mutex(name) as held:
+            current = self.read(name) if held else None
+            if current is None or current.version != version:
+                return None
+            self.put(name, data)
+            return _digest(data)
+
+    def remove(self, name: str, version: str) -> bool:
+        with self._mutex(name) as held:
+            current = self.read(name) if held else None
+            if current is None or current.version != version:
+                return False
+            self.delete(name)
+            return True
+
+    @contextlib.contextmanager
+    def _mutex(self, name: str) -> Iterator[bool]:
+        """Hold `NAME.lock` (a folder: `mkdir` is atomic, on NFS too) for a
+        compare-and-replace; yields False when it could not be had within `MUTEX_WAIT` (the
+        caller then treats the blob as changed). One left by a process that died (older
+        than `MUTEX_STALE`) is removed."""
+        lock = self._path(name + ".lock")
+        deadline = time.monotonic() + MUTEX_WAIT
+        while True:
+            try:
+                os.mkdir(lock)
+                break
+            except FileExistsError:
+                with contextlib.suppress(OSError):
+                    if time.time() - os.stat(lock).st_mtime > MUTEX_STALE:
+                        os.rmdir(lock)
+                        continue
+                if time.monotonic() > deadline:
+                    yield False
+                    return
+                time.sleep(0.005)
+            except OSError as exc:
+                raise StoreError(f"{exc.strerror or exc}: {lock}") from exc
+        try:
+            yield True
+        finally:
+            with contextlib.suppress(OSError):
+                os.rmdir(lock)
 
     def delete(self, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -172,6 +260,14 @@ class DiskStore:
         for path in sorted(base.rglob("*")):
             if path.is_file() and not path.name.startswith(".tmp-"):
                 yield path.relative_to(self.root).as_posix(), path.stat().st_size
+
+
+MUTEX_WAIT = 2.0  # seconds a folder's compare-and-replace waits for another's to finish
+MUTEX_STALE = 30.0  # seconds after which a compare-and-replace lock is a dead process's
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 BLOCK = 1 << 20  # bytes read or written at a time when streaming an object
@@ -358,16 +454,45 @@ class S3Store:
         with open(path, "rb") as handle:
             self._call("put_object", Key=self.prefix + name, Body=handle)
 
-    def create(self, name: str, data: bytes) -> bool:
+    def create(self, name: str, data: bytes) -> str | None:
+        return self._conditional_put(name, data, IfNoneMatch="*")
+
+    def replace(self, name: str, data: bytes, version: str) -> str | None:
+        return self._conditional_put(name, data, IfMatch=version)
+
+    def _conditional_put(self, name: str, data: bytes, **condition: str) -> str | None:
         from botocore.exceptions import ClientError
 
         try:
-            self._call("put_object", Key=self.prefix + name, Body=data, IfNoneMatch="*")
-            return True
+            answer = self._call("put_object", Key=self.prefix + name, Body=data, **condition)
         except ClientError as exc:
-            if self._status(exc) == 412:
-                return False
+            if self._status(exc) in (404, 409, 412):  # changed, gone, or a concurrent write
+                return None
             raise StoreError(f"conditional write refused: HTTP {self._status(exc)}") from exc
+        return str(answer.get("ETag") or "")
+
+    def read(self, name: str) -> Versioned | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            answer = self._call("get_object", Key=self.prefix + name)
+            data: bytes = answer["Body"].read()
+        except ClientError:
+            return None
+        except BotoCoreError as exc:
+            raise StoreError(str(exc)) from exc
+        modified = answer.get("LastModified")
+        return Versioned(data, str(answer.get("ETag") or ""),
+                         modified.timestamp() if modified is not None else 0.0)
+
+    def remove(self, name: str, version: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._call("delete_object", Key=self.prefix + name, IfMatch=version)
+        except ClientError:
+            return False  # changed (412) or gone (404)
+        return True
 
     def delete(self, name: str) -> None:
         from botocore.exceptions import ClientError

@@ -38,8 +38,8 @@ from .cache import Cache
 from .cache_key import CACHE_VERSION
 from .cancellation import Cancellation
 from .errors import CacheError
-from .objectstore import Store, StoreError
-from .records import TaskRecord, entry_problem
+from .objectstore import Store, StoreError, Versioned
+from .records import Claim, TaskRecord, entry_problem
 
 SECRET_ENV = "FLOW_CACHE_SECRET"
 LEASE_ENV = "FLOW_REMOTE_LEASE"
@@ -97,7 +97,7 @@ class RemoteCache(Cache):
         self._absent: set[str] = set()  # keys the store was just asked for and lacked
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease = _lease_seconds()
-        self._held: set[str] = set()  # keys this process has claimed
+        self._held: dict[str, str] = {}  # keys this process has claimed → claim's version
         self._held_lock = threading.Lock()
         self._renewer: threading.Thread | None = None
         self._closed = threading.Event()
@@ -315,20 +315,40 @@ class RemoteCache(Cache):
     def _claim_body(self) -> bytes:
         return json.dumps({"owner": self._owner, "expires": time.time() + self.lease}).encode()
 
+    def _hold(self, key: str, version: str) -> None:
+        with self._held_lock:
+            self._held[key] = version
+            if self._renewer is None:
+                self._renewer = threading.Thread(target=self._renew, daemon=True,
+                                                 name="flow-claims")
+                self._renewer.start()
+
     def _release(self, key: str) -> None:
         with self._held_lock:
-            self._held.discard(key)
-        with contextlib.suppress(StoreError):
-            self.store.delete(f"claims/{key}.json")
+            version = self._held.pop(key, None)
+        if version is not None:
+            with contextlib.suppress(StoreError):  # only our own claim: never a newer one
+                self.store.remove(f"claims/{key}.json", version)
 
     def _renew(self) -> None:
-        """Keep this process's claims alive; a machine that dies lets them run out."""
+        """Keep this process's claims alive (each only while it is still ours: a claim
+        another machine took over after it ran out is theirs); a machine that dies lets
+        them run out."""
         while not self._closed.wait(self.lease / 3):
             with self._held_lock:
-                held = list(self._held)
-            for key in held:
-                with contextlib.suppress(StoreError):
-                    self.store.put(f"claims/{key}.json", self._claim_body())
+                held = list(self._held.items())
+            for key, version in held:
+                try:
+                    renewed = self.store.replace(f"claims/{key}.json", self._claim_body(),
+                                                 version)
+                except StoreError:
+                    continue  # the next round tries again
+                with self._held_lock:
+                    if renewed is not None and key in self._held:
+                        self._held[key] = renewed
+                    elif renewed is None and self._held.pop(key, None) is not None:
+                        self.warn(f"remote cache: another machine took over the claim of "
+                                  f"{key[:12]}… (this one could not renew it in time)")
 
     def close(self) -> None:
         """Release the claims still held (an interrupted run): another machine takes the
@@ -345,8 +365,14 @@ class RemoteCache(Cache):
         """True once this machine holds the claim; False when it need not (the result is
         in the store, or the store is read-only or gone).
 
+        A claim is created only where none is (whole or not at all), and one whose lease
+        ran out is taken over only by a conditional write on the version read (S3
+        `If-Match`): of two machines taking it over at once, one wins. A claim that cannot
+        be read is held until it is older than a lease.
+
         Raises:
             CacheError: another machine's claim outlived ``deadline``.
+            Cancelled: the run was cancelled while waiting.
         """
         if not self.writes:
             return False
@@ -354,26 +380,23 @@ class RemoteCache(Cache):
         pause, said = CLAIM_POLL[0], False
         try:
             while True:
-                if self.store.create(name, self._claim_body()):
-                    with self._held_lock:
-                        self._held.add(key)
-                        if self._renewer is None:
-                            self._renewer = threading.Thread(target=self._renew, daemon=True,
-                                                             name="flow-claims")
-                            self._renewer.start()
+                created = self.store.create(name, self._claim_body())
+                if created is not None:
+                    self._hold(key, created)
                     return True
                 if self.store.exists(f"results/{key}.json"):
                     return False
-                held = self.store.get(name)
-                expires = _expiry(held)
-                if held is not None and expires < time.time():
-                    # its machine stopped without releasing it: take it over, unless
-                    # somebody already has (the claim changed meanwhile)
-                    if self.store.get(name) == held:
-                        self.store.delete(name)
-                    continue
-                if held is None:
+                current = self.store.read(name)
+                if current is None:
                     continue  # released meanwhile: claim it (or find its result)
+                if _ran_out(current, self.lease):
+                    # its machine stopped without releasing it: take it over, unless
+                    # somebody already has (the claim changed since it was read)
+                    taken = self.store.replace(name, self._claim_body(), current.version)
+                    if taken is not None:
+                        self._hold(key, taken)
+                        return True
+                    continue
                 if not said:
                     self.stats.add(waited=1)
                     if on_wait is not None:
@@ -486,11 +509,13 @@ def _lease_seconds() -> float:
         return LEASE
 
 
-def _expiry(raw: bytes | None) -> float:
-    try:
-        return float(json.loads(raw or b"")["expires"])
-    except (ValueError, KeyError, TypeError):
-        return 0.0  # unreadable: treat as run out
+def _ran_out(claim: Versioned, lease: float) -> bool:
+    """Whether a claim's lease has run out: by the time it names, or, when it cannot be
+    read, by its age in the store (a claim being written is never taken for run out)."""
+    parsed = Claim.parse(claim.data)
+    if parsed is not None:
+        return parsed.expires < time.time()
+    return time.time() - claim.modified > lease
 
 
 def _size(count: float) -> str:

@@ -137,6 +137,18 @@ def flow_in_process(*args: str | Path, cwd: Path | None = None) -> Completed:
     return Completed(int(code or 0), out.getvalue(), err.getvalue())
 
 
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A real S3-compatible store (SeaweedFS) on loopback, for the whole session."""
+    from seaweed import running_seaweed, why_not_runnable
+
+    reason = why_not_runnable()
+    if reason:
+        pytest.skip(reason)
+    with running_seaweed(tmp_path_factory.mktemp("seaweed")) as store:
+        yield store
+
+
 @pytest.fixture
 def run_flow() -> Any:
     return flow

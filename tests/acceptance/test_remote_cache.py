@@ -26,15 +26,6 @@ SIZES = "[1024x1024, 2048x1024, 1820x1024, 1365x1024, 1024x1365, 1536x1024]"
 BUCKET = "flowtest"
 
 
-@pytest.fixture(scope="session")
-def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    reason = why_not_runnable()
-    if reason:
-        pytest.skip(reason)
-    with running_seaweed(tmp_path_factory.mktemp("seaweed")) as store:
-        yield store
-
-
 @pytest.fixture
 def remote(seaweed: Seaweed) -> tuple[str, dict[str, str]]:
     """A fresh prefix in the bucket, and the environment a user would set for it."""
