@@ -49,6 +49,15 @@ def _machine(tmp_path: Path, store: Store, number: int) -> RemoteCache:
     return RemoteCache(tmp_path / f"machine{number}", store)
 
 
+def _take(machine: RemoteCache, key: str, barrier: threading.Barrier,
+          won: list[bool]) -> None:
+    barrier.wait()
+    try:
+        won.append(machine._claim(key, time.monotonic() + 0.3, None))
+    except CacheError:
+        won.append(False)  # waited out the winner's claim
+
+
 def test_of_many_machines_taking_over_an_expired_claim_one_wins(
         tmp_path: Path, stores: Callable[[], Store]) -> None:
     for round_ in range(ROUNDS):
@@ -59,14 +68,8 @@ def test_of_many_machines_taking_over_an_expired_claim_one_wins(
         barrier = threading.Barrier(TAKERS)
         won: list[bool] = []
 
-        def take(machine: RemoteCache) -> None:
-            barrier.wait()
-            try:
-                won.append(machine._claim(key, time.monotonic() + 0.3, None))
-            except CacheError:
-                won.append(False)  # waited out the winner's claim
-
-        threads = [threading.Thread(target=take, args=(m,)) for m in machines]
+        threads = [threading.Thread(target=_take, args=(m, key, barrier, won))
+                   for m in machines]
         for thread in threads:
             thread.start()
         for thread in threads:
