@@ -27,6 +27,7 @@ from . import __version__
 from .cancellation import Cancellation
 from .errors import FlowError, StepFailed, TransportError
 from .limits import max_answer_bytes
+from .proxies import NetworkSettings
 from .throttle import Throttle
 from .watchdog import Watchdog
 
@@ -166,14 +167,26 @@ def _in_chain(exc: BaseException, kind: type[BaseException]) -> bool:
 
 
 def _retryable(exc: BaseException) -> bool:
-    """A failure of the connection or of a read, worth trying again (not a bad URL, nor
-    too many redirects)."""
+    """A failure of the connection or of a read, worth trying again (not a bad URL, too
+    many redirects, nor a certificate that is not trusted: trying again cannot help)."""
     import urllib3
 
     if isinstance(exc, (urllib3.exceptions.LocationValueError,
                         urllib3.exceptions.ProxySchemeUnknown)):
         return False
-    return not _in_chain(exc, urllib3.exceptions.ResponseError)  # too many redirects
+    return not (_in_chain(exc, urllib3.exceptions.ResponseError)  # too many redirects
+                or _untrusted(exc))
+
+
+def _untrusted(exc: BaseException) -> bool:
+    """Whether the TLS handshake failed because a certificate was not trusted."""
+    import ssl
+
+    import urllib3
+
+    reason = getattr(exc, "reason", None)
+    return isinstance(exc, ssl.SSLCertVerificationError) or isinstance(
+        reason, urllib3.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(reason)
 
 
 MIN_REDACTED = 8  # a shorter "key" is no secret, and replacing it would mangle any text
@@ -258,10 +271,14 @@ class HttpClient:
 
     def __init__(self, *, credentials: dict[str, tuple[str, str]], secrets: list[str],
                  throttles: dict[str, Throttle], pool_size: int, log: Any = None,
-                 cancel: Cancellation | None = None) -> None:
+                 cancel: Cancellation | None = None,
+                 network: NetworkSettings | None = None) -> None:
         import urllib3
 
-        self.redact: Callable[[str], str] = Redactor(*secrets)
+        # the environment's proxies and TLS roots (HTTPS_PROXY, NO_PROXY, SSL_CERT_FILE…)
+        self.network = network or NetworkSettings.from_environment()
+        proxy_passwords = [p.password for p in self.network.proxies.values()]
+        self.redact: Callable[[str], str] = Redactor(*secrets, *proxy_passwords)
         self._credentials = credentials
         self._throttles = throttles
         self._watchdog = Watchdog()
@@ -276,11 +293,45 @@ class HttpClient:
             total=None, connect=0, read=0, status=0, other=0, redirect=MAX_REDIRECTS,
             raise_on_status=False, remove_headers_on_redirect=(
                 {"Authorization", "Cookie", "Proxy-Authorization"} | secret_headers))
-        self._pool = urllib3.PoolManager(num_pools=8, maxsize=max(4, pool_size),
-                                         retries=self._retry, **_trust())
+        self._pool_size = max(4, pool_size)
+        self._pool = urllib3.PoolManager(num_pools=8, maxsize=self._pool_size,
+                                         retries=self._retry, **self._trust())
+        self._via: dict[str, urllib3.ProxyManager] = {}  # a pool per proxy
 
     def close(self) -> None:
         self._pool.clear()
+        for pool in self._via.values():
+            pool.clear()
+
+    def _trust(self) -> dict[str, Any]:
+        """TLS roots: the environment's CA bundle or folder when set (REQUESTS_CA_BUNDLE,
+        CURL_CA_BUNDLE, SSL_CERT_FILE, SSL_CERT_DIR), else certifi's bundle when installed
+        (as requests uses), else the system's."""
+        if self.network.ca_file or self.network.ca_dir:
+            return {"ca_certs": self.network.ca_file, "ca_cert_dir": self.network.ca_dir}
+        try:
+            import certifi
+        except ImportError:
+            return {}
+        return {"ca_certs": certifi.where()}
+
+    def _manager(self, url: str) -> urllib3.PoolManager:
+        """The pool a request to ``url`` goes through: direct, or its proxy's (tunnelled
+        with CONNECT for https://, as every HTTP client does)."""
+        proxy = self.network.proxy_for(url)
+        if proxy is None:
+            return self._pool
+        manager = self._via.get(proxy.url)
+        if manager is None:
+            import urllib3
+
+            headers = urllib3.util.make_headers(
+                proxy_basic_auth=f"{proxy.username}:{proxy.password or ''}") \
+                if proxy.username is not None else None
+            manager = self._via.setdefault(proxy.url, urllib3.ProxyManager(
+                proxy.url, num_pools=8, maxsize=self._pool_size, retries=self._retry,
+                proxy_headers=headers, **self._trust()))
+        return manager
 
     def pause(self, seconds: float, step_id: str) -> None:
         self.cancel.sleep(seconds, step_id)
@@ -319,7 +370,7 @@ class HttpClient:
         import urllib3
 
         started = time.monotonic()
-        response = self._pool.urlopen(
+        response = self._manager(url).urlopen(
             method, url, body=body, headers=headers, preload_content=False,
             decode_content=True, redirect=True, retries=self._retry,
             timeout=urllib3.Timeout(connect=min(CONNECT_TIMEOUT, timeout), read=timeout))
@@ -484,9 +535,17 @@ class HttpClient:
 
     def _transport(self, step_id: str, request: ApiRequest, exc: BaseException, *,
                    maybe_sent: bool) -> TransportError:
+        import urllib3
+
         reason = self.redact(_short_reason(exc))
         hint = "check provider.base_url and the network, then run again"
-        if request.submit and maybe_sent:
+        if _untrusted(exc):
+            hint = ("the server's certificate is not trusted; behind a TLS-inspecting proxy, "
+                    "set SSL_CERT_FILE or REQUESTS_CA_BUNDLE to its CA bundle")
+        elif _in_chain(exc, urllib3.exceptions.ProxyError):
+            hint = ("the proxy could not be reached or refused the request: check "
+                    "HTTPS_PROXY / HTTP_PROXY, or NO_PROXY for hosts to reach directly")
+        elif request.submit and maybe_sent:
             hint = ("the submit may have reached the provider and been billed; check before "
                     "running again")
         return TransportError(f"{step_id}: {request.method} {self.redact(request.url)} failed: "
@@ -555,15 +614,6 @@ def _finish(response: urllib3.BaseHTTPResponse, whole: bool) -> None:
     else:
         response.close()
         response.release_conn()
-
-
-def _trust() -> dict[str, Any]:
-    """TLS roots: certifi's bundle when installed (as requests uses), else the system's."""
-    try:
-        import certifi
-    except ImportError:
-        return {}
-    return {"ca_certs": certifi.where()}
 
 
 def _short_reason(exc: BaseException) -> str:

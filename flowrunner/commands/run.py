@@ -241,6 +241,7 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
     from ..lockfile import lock_path_for
     from ..planning import load_plan
     from ..providers import api_key_from_env
+    from ..proxies import NetworkSettings
     from ..reporting import JsonReporter, Reporter, TextReporter
     from ..results import RunResult
     from ..scheduler import Scheduler
@@ -343,11 +344,16 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
         log = (lambda line: sys.stderr.write(f"  http: {line}\n")) \
             if options.verbosity >= 2 else None
 
+        # the environment's proxies and CA roots (the local emulator is always direct);
+        # a wrong setting is a usage error before anything is called
+        network = NetworkSettings.from_environment(proxies=not options.mock)
+
         def make_client() -> Client:
             return HttpClient(
                 credentials={p.name: p.credential(keys[p.name]) for p in profiles
                              if p.name in keys},
                 secrets=list(keys.values()), pool_size=concurrency, log=log, cancel=cancel,
+                network=network,
                 throttles={p.name: Throttle(concurrency, per_minute=p.rate_limit)
                            for p in profiles})
 

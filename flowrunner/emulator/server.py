@@ -23,6 +23,7 @@ import hashlib
 import json
 import re
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -147,7 +148,7 @@ class Handler(BaseHTTPRequestHandler):
     # --- plumbing ------------------------------------------------------------------------
     def _base(self) -> str:
         host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])  # type: ignore[index]
-        return f"http://{host}"
+        return f"{'https' if isinstance(self.connection, ssl.SSLSocket) else 'http'}://{host}"
 
     def _send(self, status: int, body: bytes, content_type: str,
               headers: dict[str, str] | None = None) -> None:
@@ -207,7 +208,8 @@ class Handler(BaseHTTPRequestHandler):
         record: dict[str, Any] = {"method": method, "path": path, "query": url.query,
                                   "authorization": self.headers.get("Authorization"),
                                   "x_key": self.headers.get("x-key"),
-                                  "content_type": self.headers.get("Content-Type", "")}
+                                  "content_type": self.headers.get("Content-Type", ""),
+                                  "via": self.headers.get("Via")}  # a forward proxy's mark
         with self.state.lock:
             self.state.requests.append(record)
         self._respond_at = time.monotonic() + self.state.latency if self.state.latency else 0.0
