@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .crashlog import EXIT_CRASH, write_crash_log
+from .crashlog import EXIT_CRASH, redact_secrets, write_crash_log
 from .emulator.faults import FAULT_HELP
 from .errors import FlowError, SpecError, format_issues
 
@@ -571,13 +571,14 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         code = 0
     except Exception as exc:  # noqa: BLE001 - the one place that catches broadly
-        log = write_crash_log(exc, list(sys.argv[1:] if argv is None else argv))
+        args = list(sys.argv[1:] if argv is None else argv)
+        log = write_crash_log(exc, args)
         if _state["traceback"]:
             import traceback
 
-            traceback.print_exc()
-        click.echo(f"flow: an unexpected error occurred (a bug in flowrunner): "
-                   f"{type(exc).__name__}: {exc}", err=True)
+            click.echo(redact_secrets(traceback.format_exc(), args), err=True, nl=False)
+        click.echo(redact_secrets(f"flow: an unexpected error occurred (a bug in flowrunner): "
+                                  f"{type(exc).__name__}: {exc}", args), err=True)
         click.echo(f"  the details are in {log}: please attach that file to a bug report"
                    if log else "  hint: `flow --traceback ...` prints the details", err=True)
         code = EXIT_CRASH

@@ -13,10 +13,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # imported lazily: a valid recipe never needs jsonschema's messages
     import jsonschema
 
-from pathlib import Path
 
 from ._json import canonical_json
-from .cache import atomic_write_bytes
 from .catalog import Endpoint, recipe_schema, shared_definitions
 from .errors import Issue
 from .source import PathKey, SourceMap, dotted
@@ -85,39 +83,11 @@ def _recipe_validator() -> jsonschema.Draft202012Validator:
 @cache
 def _recipe_fast_check() -> Any:
     """fastjsonschema's compiled check of the same schema: it only says valid or not, but
-    five times faster than jsonschema; jsonschema then explains any failure in full.
-
-    Its code object is kept in the package's `__pycache__` (like Python's own bytecode), by
-    the digest of the schema, fastjsonschema's and Python's versions: generating and
-    compiling the check costs ~75 ms, loading it back ~0.1 ms. Where that folder is not
-    writable, it is compiled each time."""
-    import hashlib
-    import marshal
-    import sys
-
+    faster than jsonschema; jsonschema then explains any failure in full. Compiled in
+    memory once per process (about 15 ms); nothing is written anywhere."""
     import fastjsonschema
 
-    schema = _recipe_schema_inlined()
-    digest = hashlib.sha256("\n".join((
-        canonical_json(schema), fastjsonschema.VERSION, sys.version)).encode()).hexdigest()
-    stored = Path(__file__).parent / "__pycache__" / f"recipe-check-{digest[:24]}.marshal"
-    try:
-        name, code = marshal.loads(stored.read_bytes())
-    except (OSError, ValueError, EOFError, TypeError):
-        import re
-
-        source = fastjsonschema.compile_to_code(schema)
-        # the entry point is the first function (named after the schema's $id)
-        name = re.findall(r"^def (\w+)\(", source, re.M)[0]
-        code = compile(source, "<recipe schema check>", "exec")
-        try:
-            stored.parent.mkdir(exist_ok=True)
-            atomic_write_bytes(stored, marshal.dumps((name, code)))
-        except OSError:
-            pass  # a read-only installation compiles it each time
-    namespace: dict[str, Any] = {}
-    exec(code, namespace)  # fastjsonschema's own generated check, as its compile() does
-    return namespace[name]
+    return fastjsonschema.compile(_recipe_schema_inlined())
 
 
 def _recipe_looks_valid(data: Any) -> bool:

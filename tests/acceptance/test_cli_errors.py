@@ -36,6 +36,82 @@ def test_an_unexpected_error_writes_a_crash_log_and_exits_70(
     assert "run again" not in result.err  # never advise paying twice
 
 
+def _crash_validate(monkeypatch: pytest.MonkeyPatch) -> None:
+    import flowrunner.commands.validate as validate
+
+    def broken(*_: object, **__: object) -> int:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(validate, "validate_files", broken)
+
+
+def test_the_crash_log_blanks_the_variables_a_recipe_names_and_proxy_passwords(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import flowrunner.commands.validate as validate
+
+    monkeypatch.setenv("TEAM_RECRAFT_CRED", "rc-team-value-4242")  # not a key-like name
+    monkeypatch.setenv("HTTPS_PROXY", "http://me:proxy-pass-77@proxy.corp:3128")
+
+    def leaky(*_: object, **__: object) -> int:  # a bug whose message holds both
+        raise RuntimeError("a bug near rc-team-value-4242 via "
+                           "http://me:proxy-pass-77@proxy.corp:3128")
+
+    monkeypatch.setattr(validate, "validate_files", leaky)
+    path = recipe(tmp_path, "http://127.0.0.1:9", LOGO_CHAIN,
+                  extra="providers:\n  team: {base_url: 'http://127.0.0.1:9', "
+                        "api_key_env: TEAM_RECRAFT_CRED}\n")
+    result = flow_in_process("--traceback", "validate", path)
+    assert result.code == 70
+    text = (tmp_path / ".flow" / "crash.log").read_text()
+    assert "a bug near" in text and "a bug near" in result.err
+    for shown in (text, result.err):
+        assert "rc-team-value-4242" not in shown and "proxy-pass-77" not in shown
+
+
+def test_a_crash_log_never_writes_through_a_planted_link(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _crash_validate(monkeypatch)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    path = recipe(tmp_path, "http://127.0.0.1:9", LOGO_CHAIN)
+    (tmp_path / ".flow").mkdir()
+    (tmp_path / ".flow" / "crash.log").symlink_to(victim)
+    assert flow_in_process("validate", path).code == 70
+    assert victim.read_text() == "precious"
+    assert not (tmp_path / ".flow" / "crash.log").is_symlink()
+    # with no folder of its own to write in, a new file in the temp folder (never a
+    # fixed name another user could plant)
+    import tempfile
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    import flowrunner.crashlog as crashlog
+
+    monkeypatch.setattr(crashlog, "_candidates", lambda argv: [])
+    (tmp_path / "tmp" / "crash.log").symlink_to(victim)
+    written = crashlog.write_crash_log(RuntimeError("x"), ["validate"])
+    assert written is not None and written.parent == tmp_path / "tmp"
+    assert written.name != "crash.log" and oct(written.stat().st_mode)[-3:] == "600"
+    assert victim.read_text() == "precious"
+
+
+def test_nothing_is_written_into_the_installed_package(tmp_path: Path) -> None:
+    """The package's folder is pip's: a run never adds files there (issue 24, defect 9)."""
+    import flowrunner
+
+    package = Path(flowrunner.__file__).parent
+    before = {p for p in package.rglob("*") if "__pycache__" not in p.parts or
+              not p.name.endswith(".pyc")}
+    result = flow("validate", EXAMPLES / "brand_assets.yaml",
+                  env={"PYTHONDONTWRITEBYTECODE": "1"})
+    assert result.code == 0, result
+    after = {p for p in package.rglob("*") if "__pycache__" not in p.parts or
+             not p.name.endswith(".pyc")}
+    assert after == before
+    assert not list(package.rglob("*.marshal"))  # nor left by an older version
+
+
 def test_traceback_flag_prints_it_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import flowrunner.commands.schema as schema
 
