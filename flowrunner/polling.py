@@ -10,9 +10,28 @@ import time
 from urllib.parse import quote, urlsplit
 
 from .catalog import extract
-from .errors import TaskFailed, TransportError
+from .errors import StepFailed, TaskFailed, TransportError
 from .http import ApiRequest, ApiResponse, Client
 from .preparation import PreparedCall
+
+
+UNREADABLE_POLLS = 3  # answers in a row without a status before the shape is called wrong
+
+
+def _unreadable(call: PreparedCall, task_id: str, body: object, path: str,
+                count: int) -> StepFailed:
+    """The failure of a task whose answers carry nothing at the catalog's status path: the
+    gateway changed its answer's shape (or the entry is wrong); waiting cannot help."""
+    if isinstance(body, dict):
+        shape = "its top-level keys: " + (", ".join(sorted(map(str, body))[:12]) or "none")
+    else:
+        shape = f"the answer is a JSON {type(body).__name__}, not an object"
+    return StepFailed(f"{call.instance.id}: task {task_id}: {count} answers in a row have no "
+                      f"status at {path!r} ({shape})",
+                      hint=f"the answer's shape is not what the entry of "
+                           f"{call.endpoint.id} expects: fix its task status path, or override "
+                           "the entry with `catalog:`; the task stays journaled, so the next "
+                           "run resumes it without paying again")
 
 
 def poll_task(call: PreparedCall, client: Client, base_url: str, task_id: str,
@@ -33,6 +52,7 @@ def poll_task(call: PreparedCall, client: Client, base_url: str, task_id: str,
     task_deadline = min(deadline, time.monotonic() + spec.timeout)
     # a quick first look (short tasks finish in a second or two), then less and less often
     interval = spec.interval / 4
+    unreadable = 0  # answers in a row with nothing at the status path
     while True:
         answer = client.call(ApiRequest(method="GET", url=poll_url,
                                         provider=call.instance.step.provider,
@@ -42,6 +62,9 @@ def poll_task(call: PreparedCall, client: Client, base_url: str, task_id: str,
         status = extract(answer.body, spec.status_path)
         if status in spec.success:
             return answer
+        unreadable = unreadable + 1 if status is None else 0
+        if unreadable >= UNREADABLE_POLLS:
+            raise _unreadable(call, task_id, answer.body, spec.status_path, unreadable)
         if status in spec.failure:
             message = extract(answer.body, spec.error_path) if spec.error_path else None
             raise TaskFailed(f"{call.instance.id}: task {task_id} ended with status {status!r}"

@@ -1,7 +1,8 @@
-"""Ctrl-C and SIGTERM stop a run while it polls, waits for a stalled answer or backs off:
-the process exits at once, the submitted task stays journaled, and the next run resumes
-it without paying again; a second Ctrl-C exits at once, without a traceback (issue 24,
-defect 4)."""
+"""Runs that stop when they should (issue 24, defects 4 and 10): Ctrl-C and SIGTERM stop a
+run while it polls, waits for a stalled answer or backs off, at once, and the submitted
+task stays journaled for the next run to resume without paying again; a second Ctrl-C
+exits at once, without a traceback; a task whose status cannot be read fails after a few
+polls instead of at the timeout."""
 
 from __future__ import annotations
 
@@ -119,3 +120,40 @@ def test_a_second_ctrl_c_exits_at_once_without_a_traceback(tmp_path: Path,
     assert took < EXIT_WITHIN
     assert "Traceback" not in err
     assert "Exception ignored" not in err
+
+
+def test_a_task_whose_status_cannot_be_read_fails_fast_and_a_fixed_entry_resumes_it(
+        tmp_path: Path, emulator) -> None:
+    """Issue 24, defect 10: a status path that finds nothing in the answers (the gateway
+    reshaped them) used to be polled until the timeout, 20-30 minutes after paying."""
+    import json
+
+    from flowrunner._resources import read_json
+
+    entry = read_json("endpoints", "flux", "generate.json")
+    entry["id"] = "team.flux"
+    right = entry["task"]["status"]
+    entry["task"]["status"] = "state.value"  # the answers have no such field
+    (tmp_path / "flux.json").write_text(json.dumps(entry))
+    path = recipe(tmp_path, emulator.base_url, """
+  hero:
+    uses: team.flux
+    with: {model: flux-dev, prompt: "A fox"}
+    save: hero.png
+""", extra="catalog: [flux.json]\n")
+    path.write_text(path.read_text().replace("timeout: 30", "timeout: 600"))
+    started = time.monotonic()
+    failed = flow("run", path, env=KEY_ENV, timeout=120)
+    assert failed.code == 1, failed
+    assert time.monotonic() - started < 60  # a hang guard: three polls, not ten minutes
+    assert "3 answers in a row have no status at 'state.value'" in failed.out
+    assert "top-level keys: " in failed.out and "status" in failed.out
+    assert "resumes it without paying again" in failed.out
+    assert len(list((tmp_path / ".flow" / "cache" / "tasks").glob("*.json"))) == 1
+    entry["task"]["status"] = right  # the entry fixed
+    (tmp_path / "flux.json").write_text(json.dumps(entry))
+    emulator.reset()
+    fixed = flow("run", path, env=KEY_ENV)
+    assert fixed.code == 0, fixed
+    assert [r for r in emulator.requests() if r["method"] == "POST"] == []  # no new submit
+    assert (tmp_path / "assets" / "hero.png").is_file()
