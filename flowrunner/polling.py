@@ -14,7 +14,6 @@ from .errors import StepFailed, TaskFailed, TransportError
 from .http import ApiRequest, ApiResponse, Client
 from .preparation import PreparedCall
 
-
 UNREADABLE_POLLS = 3  # answers in a row without a status before the shape is called wrong
 
 
