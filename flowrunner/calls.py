@@ -7,6 +7,8 @@ answered, so an interrupted run resumes polling instead of paying again.
 from __future__ import annotations
 
 import dataclasses
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -16,7 +18,15 @@ from .cache import Cache
 from .catalog import extract
 from .context import render_context, render_field
 from .downloads import Artifact, fetch_artifact, store_b64, store_bytes
-from .errors import DownloadError, RunError, StepFailed, TaskFailed, TransportError
+from .errors import (
+    CacheError,
+    Cancelled,
+    DownloadError,
+    RunError,
+    StepFailed,
+    TaskFailed,
+    TransportError,
+)
 from .http import ApiRequest, Client
 from .inputs import FileDigests
 from .local_steps import perform_local
@@ -90,92 +100,118 @@ def _then(call: PreparedCall, client: Client, base_url: str, answer: Any, *,
                        retries=retries, deadline=deadline, step_id=call.instance.id).body
 
 
+@dataclass(slots=True)
+class _Call:
+    """What one call needs besides the prepared call (passed along, not re-assembled)."""
+
+    client: Client
+    cache: Cache
+    base_url: str
+    deadline: float
+    retries: int
+
+
 def perform_call(call: PreparedCall, *, client: Client, cache: Cache, base_url: str,
                  digests: FileDigests, recipe: Recipe, views: dict[str, Any],
                  deadline: float, retries: int) -> CallOutcome:
-    """Call the endpoint (or resume its task), extract outputs and store every artifact.
+    """Call the endpoint (or resume its task, or take the answer a run that could not
+    store it kept), extract outputs and store every artifact.
 
     Raises:
         RunError: the call failed, its answer is unusable, or an artifact is broken.
+        CacheError: an artifact could not be stored (a paid answer is then kept, see
+            `keep_answer`).
     """
-    endpoint = call.endpoint
-    instance_id = call.instance.id
     _verify_uploads(call, digests)
-    if endpoint.local:
+    if call.endpoint.local:
         answer, made = perform_local(call, cache)
         return CallOutcome(response=answer, artifacts=made, outputs={"credits": 0.0},
                            credits=0.0)
-    task = endpoint.task
-    task_id = None
-    resumed = False
-    submit_body: Any = None
-    if task is not None:
-        journal = cache.read_task(call.key)
-        if journal is not None and journal.id is not None:
-            task_id, poll_url, resumed = journal.id, journal.poll_url, True
-        else:
-            submitted = client.call(build_request(call, base_url, submit=True), retries=retries,
-                                    deadline=deadline, step_id=instance_id)
-            submit_body = submitted.body
-            _check_accepted(call, submitted.body)
-            task_id = extract(submitted.body, task.id_path)
-            if not task_id:
-                raise StepFailed(f"{instance_id}: the submit answer has no task id at "
-                                 f"{task.id_path!r}")
-            task_id = str(task_id)
-            poll_url = extract(submitted.body, task.poll_url_from) if task.poll_url_from else None
-            cache.write_task(call.key, TaskRecord(task_id, poll_url, endpoint.id))
+    how = _Call(client, cache, base_url, deadline, retries)
+    if call.endpoint.task is not None:
+        response, task_id, resumed, submit_body = _run_task(call, how)
+        return _finish(call, how, response, recipe=recipe, views=views, task_id=task_id,
+                       resumed=resumed, submit_body=submit_body)
+    kept = cache.read_task(call.key)
+    if kept is not None and kept.answer is not None:
+        # a run paid for this answer and could not store what it names: taken from here
         try:
-            response = poll_task(call, client, base_url, task_id, poll_url, deadline=deadline,
-                                 retries=retries).body
-        except TaskFailed:
-            # the task ended in failure: forget it, so the next run submits anew (a task
-            # still running when time ran out stays journaled, and is resumed)
-            cache.drop_task(call.key)
-            raise
-        except StepFailed as exc:
-            if not (resumed and exc.status == 404):
+            return _finish(call, how, kept.answer, recipe=recipe, views=views, resumed=True)
+        except (StepFailed, DownloadError) as exc:
+            if isinstance(exc, DownloadError) and exc.retryable:
                 raise
-            # a journaled task the provider no longer knows (expired; or an emulator that
-            # was restarted): resuming cannot succeed, so forget it
-            cache.drop_task(call.key)
-            raise StepFailed(f"{instance_id}: the provider no longer knows task {task_id} "
-                             "(HTTP 404 when resuming it)", hint="run again: the task is "
-                             "submitted anew (and paid for again)") from None
-        if task.then_path is not None:
-            response = {**response, **_then(call, client, base_url, response,
-                                            deadline=deadline, retries=retries)}
-    elif endpoint.binary:  # the answer is the file: stored, and described in the entry
-        answered = client.call(build_request(call, base_url, submit=False), retries=retries,
-                               deadline=deadline, step_id=instance_id)
-        stored = store_bytes(cache, answered.body, origin=f"{instance_id} answer")
-        response = {"content_type": answered.headers.get("Content-Type"),
-                    "bytes": stored.bytes}
-        return CallOutcome(response=response, artifacts=[stored],
+            cache.drop_task(call.key)  # its files are gone (the URLs expired): call anew
+            raise StepFailed(f"{exc.message}; the kept answer of an earlier run cannot be "
+                             "used any more", hint="run again: the endpoint is called anew "
+                             "(and paid for again)") from None
+    request = build_request(call, base_url, submit=False)
+    answered = client.call(request, retries=retries, deadline=deadline,
+                           step_id=call.instance.id)
+    if call.endpoint.binary:  # the answer is the file: stored, and described in the entry
+        stored = store_bytes(cache, answered.body, origin=f"{call.instance.id} answer")
+        return CallOutcome(response={"content_type": answered.headers.get("Content-Type"),
+                                     "bytes": stored.bytes}, artifacts=[stored],
                            outputs={"credits": 0.0}, credits=0.0)
+    try:
+        return _finish(call, how, answered.body, recipe=recipe, views=views)
+    except (CacheError, OSError, TransportError, DownloadError, Cancelled) as exc:
+        if isinstance(exc, DownloadError) and not exc.retryable:
+            raise  # the answer names a broken file: a new call may do better
+        raise _kept(call, how, answered.body, exc) from None
+
+
+def _run_task(call: PreparedCall, how: _Call) -> tuple[Any, str, bool, Any]:
+    """Submit the task (or resume the journaled one) and poll it to its end:
+    (final answer, task id, resumed, submit answer)."""
+    task = call.endpoint.task
+    assert task is not None
+    instance_id, cache = call.instance.id, how.cache
+    journal = cache.read_task(call.key)
+    submit_body: Any = None
+    if journal is not None and journal.id is not None:
+        task_id, poll_url, resumed = journal.id, journal.poll_url, True
     else:
-        response = client.call(build_request(call, base_url, submit=False), retries=retries,
-                               deadline=deadline, step_id=instance_id).body
-    artifacts = []
-    for index, (kind, value) in enumerate(artifact_refs(call, response)):
-        origin = f"{instance_id} artifact {index + 1}"
-        if kind == "url":
-            artifacts.append(fetch_artifact(client, cache, value, deadline=deadline,
-                                            origin=origin))
-        elif kind == "api":  # streamed to the cache with the provider's credential
-            url = base_url.rstrip("/") + value.replace("{id}", quote(task_id or "", safe=""))
-            artifacts.append(fetch_artifact(client, cache, url, deadline=deadline,
-                                            origin=origin,
-                                            provider=call.instance.step.provider))
-        else:
-            artifacts.append(store_b64(cache, value, origin=origin))
-    for url in poster_urls(call, response):
-        try:  # decoration: a cover that cannot be fetched is left out, the step goes on
-            poster = fetch_artifact(client, cache, url, deadline=deadline,
-                                    origin=f"{instance_id} poster")
-        except (DownloadError, TransportError):
-            continue
-        artifacts.append(dataclasses.replace(poster, role="poster"))
+        submitted = how.client.call(build_request(call, how.base_url, submit=True),
+                                    retries=how.retries, deadline=how.deadline,
+                                    step_id=instance_id)
+        submit_body = submitted.body
+        _check_accepted(call, submitted.body)
+        found = extract(submitted.body, task.id_path)
+        if not found:
+            raise StepFailed(f"{instance_id}: the submit answer has no task id at "
+                             f"{task.id_path!r}")
+        task_id, resumed = str(found), False
+        poll_url = extract(submitted.body, task.poll_url_from) if task.poll_url_from else None
+        cache.write_task(call.key, TaskRecord(task_id, poll_url, call.endpoint.id))
+    try:
+        response = poll_task(call, how.client, how.base_url, task_id, poll_url,
+                             deadline=how.deadline, retries=how.retries).body
+    except TaskFailed:
+        # the task ended in failure: forget it, so the next run submits anew (a task
+        # still running when time ran out stays journaled, and is resumed)
+        cache.drop_task(call.key)
+        raise
+    except StepFailed as exc:
+        if not (resumed and exc.status == 404):
+            raise
+        # a journaled task the provider no longer knows (expired; or an emulator that
+        # was restarted): resuming cannot succeed, so forget it
+        cache.drop_task(call.key)
+        raise StepFailed(f"{instance_id}: the provider no longer knows task {task_id} "
+                         "(HTTP 404 when resuming it)", hint="run again: the task is "
+                         "submitted anew (and paid for again)") from None
+    if task.then_path is not None:
+        response = {**response, **_then(call, how.client, how.base_url, response,
+                                        deadline=how.deadline, retries=how.retries)}
+    return response, task_id, resumed, submit_body
+
+
+def _finish(call: PreparedCall, how: _Call, response: Any, *, recipe: Recipe,
+            views: dict[str, Any], task_id: str | None = None, resumed: bool = False,
+            submit_body: Any = None) -> CallOutcome:
+    """Store every artifact the answer names and extract the outputs."""
+    artifacts = _store_artifacts(call, how, response, task_id)
+    endpoint = call.endpoint
     outputs = {name: extract(response, path) for name, path in endpoint.outputs.items()}
     outputs["credits"] = credits_of(endpoint, response, submit_body)
     if call.instance.step.outputs:
@@ -186,3 +222,64 @@ def perform_call(call: PreparedCall, *, client: Client, cache: Cache, base_url: 
                                          {name: template}, context)[name]
     return CallOutcome(response=response, artifacts=artifacts, outputs=outputs,
                        credits=float(outputs["credits"] or 0), task_id=task_id, resumed=resumed)
+
+
+def _store_artifacts(call: PreparedCall, how: _Call, response: Any,
+                     task_id: str | None) -> list[Artifact]:
+    instance_id, client, cache = call.instance.id, how.client, how.cache
+    artifacts = []
+    for index, (kind, value) in enumerate(artifact_refs(call, response)):
+        origin = f"{instance_id} artifact {index + 1}"
+        if kind == "url":
+            artifacts.append(fetch_artifact(client, cache, value, deadline=how.deadline,
+                                            origin=origin))
+        elif kind == "api":  # streamed to the cache with the provider's credential
+            url = how.base_url.rstrip("/") + value.replace("{id}", quote(task_id or "",
+                                                                         safe=""))
+            artifacts.append(fetch_artifact(client, cache, url, deadline=how.deadline,
+                                            origin=origin,
+                                            provider=call.instance.step.provider))
+        else:
+            artifacts.append(store_b64(cache, value, origin=origin))
+    for url in poster_urls(call, response):
+        try:  # decoration: a cover that cannot be fetched is left out, the step goes on
+            poster = fetch_artifact(client, cache, url, deadline=how.deadline,
+                                    origin=f"{instance_id} poster")
+        except (DownloadError, TransportError):
+            continue
+        artifacts.append(dataclasses.replace(poster, role="poster"))
+    return artifacts
+
+
+def keep_answer(cache: Cache, call: PreparedCall, response: Any,
+                redact: Callable[[str], str]) -> str | None:
+    """Keep a paid answer whose results could not be stored, in the call's journal, where
+    the next run takes it instead of paying again (the API key redacted, as in a cache
+    entry); None when kept, else why not."""
+    if not isinstance(response, dict):
+        return "the answer is not a JSON object"
+    text = json.dumps(response)
+    if redact(text) != text:
+        response = json.loads(redact(text))
+    try:
+        cache.write_task(call.key, TaskRecord(None, endpoint=call.endpoint.id,
+                                              answer=response))
+    except (OSError, CacheError) as exc:
+        return getattr(exc, "strerror", None) or str(exc)
+    return None
+
+
+def _kept(call: PreparedCall, how: _Call, response: Any, exc: Exception) -> CacheError:
+    """The error of a paid call whose results could not be stored: its answer kept (or
+    why not), said in the message."""
+    reason = getattr(exc, "message", None) or getattr(exc, "strerror", None) or str(exc)
+    problem = keep_answer(how.cache, call, response, how.client.redact)
+    if problem is None:
+        return CacheError(f"{call.instance.id}: its paid answer could not be stored "
+                          f"({reason}); the answer is kept in the cache, and the next run "
+                          "takes it from there instead of paying again",
+                          hint="fix the cause (disk space, permissions, the network), then "
+                               "run again")
+    return CacheError(f"{call.instance.id}: its paid answer could not be stored ({reason}), "
+                      f"nor kept ({problem}): the next run calls again",
+                      hint="free some disk space, or move the cache with --cache-dir")

@@ -145,7 +145,9 @@ def _fetch_once(client: Client, cache: Cache, url: str, *, deadline: float, orig
         with handle, streamed as (
                 status, headers, chunks):
             if status != 200:
-                raise DownloadError(f"{origin}: download answered HTTP {status}")
+                # gone or refused (an expired URL) is final; a server's trouble may pass
+                raise DownloadError(f"{origin}: download answered HTTP {status}",
+                                    retryable=status >= 500 or status in (408, 429))
             declared = headers.get("Content-Length")
             expected = int(declared) if declared and declared.isdigit() else None
             if expected is not None and expected > max_bytes:

@@ -24,7 +24,7 @@ from typing import Any
 
 from .budget import Budget
 from .cache import Cache, place_file, sha256_file
-from .calls import perform_call
+from .calls import keep_answer, perform_call
 from .cancellation import Cancellation
 from .context import condition_holds, render_context, render_field, step_view
 from .errors import CacheError, RenderFailed, RunError, StepFailed
@@ -371,8 +371,18 @@ class Scheduler:
         if outcome.task_id:
             entry["task_id"] = outcome.task_id
         if store:
-            self.cache.put(call.key, entry)
-        if outcome.task_id:  # its journal has served (an endpoint without tasks has none)
+            try:
+                self.cache.put(call.key, entry)
+            except CacheError as exc:
+                # a task's journal still names it; any other paid answer is kept there
+                problem = None if outcome.task_id else keep_answer(
+                    self.cache, call, response, self.client.redact)
+                raise CacheError(f"{call.instance.id}: {exc.message}; " + (
+                    "the paid answer is kept in the cache, and the next run takes it from "
+                    "there instead of paying again" if problem is None else
+                    f"the paid answer could not be kept either ({problem})"),
+                    hint="fix the cause (disk space, permissions), then run again") from None
+        if outcome.task_id or outcome.resumed:  # its journal has served
             self.cache.drop_task(call.key)
         result.resumed = outcome.resumed
         return entry
