@@ -123,3 +123,26 @@ def kit_disagreements(recipe_path: Path, output_dir: str = "assets") -> list[str
         problems.append(f"gallery shows {sorted(shown - first_files)} beyond the lock file and "
                         f"lacks {sorted(first_files - shown)}")
     return problems
+
+
+STRESS_INSTANCES = 256
+
+
+def stress_recipe(folder: Path, base_url: str, *, nested: bool) -> Path:
+    """A recipe of STRESS_INSTANCES calls at concurrency 64 into a fresh folder."""
+    save = '"tiles/{{ matrix.i % 16 }}/{{ matrix.i }}/tile.png"' if nested else \
+        '"tile-{{ matrix.i }}.png"'
+    path = folder / "tiles.yaml"
+    path.write_text(f"""version: 1
+name: tiles
+provider: {{base_url: "{base_url}"}}
+concurrency: 64
+defaults: {{timeout: 120, retries: 3}}
+steps:
+  tile:
+    uses: recraft.generate_image
+    matrix: {{i: "{{{{ range({STRESS_INSTANCES}) | list }}}}"}}
+    with: {{prompt: "tile {{{{ matrix.i }}}}", size: 1024x1024}}
+    save: {save}
+""")
+    return path
