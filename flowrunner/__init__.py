@@ -5,8 +5,12 @@ with Jinja-templated parameters; `flow` validates, plans, runs, caches and locks
 
 Where things live (imports only point down this list; tests/unit/test_layers.py checks it):
 
-- `errors` the exception hierarchy · `_json` canonical JSON · `providers` provider identity
-  and API key · `throttle` request pacing · `watchdog` one deadline thread per run
+- `errors` the exception hierarchy · `_json` canonical JSON · `workers` the run's daemon
+  worker threads · `providers` provider identity and API key · `records` checks of records
+  read back from stores (digests, sizes, relative paths, task journals, claims) ·
+  `cancellation` the run's one Ctrl-C signal, which ends every wait · `proxies` the
+  environment's proxies and CA bundles · `watchdog` one deadline thread per run ·
+  `throttle` request pacing
 - `cache_key` the cache key · `limits` size limits · `_resources` the shipped schemas ·
   `source` YAML with positions · `yaml_text` the YAML flowrunner writes ·
   `templating` Jinja · `results` run outcomes · `budget` credit budget · `imaging` Pillow ·
