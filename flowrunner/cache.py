@@ -192,6 +192,26 @@ def atomic_write_bytes(target: Path | str, data: bytes, *, durable: bool = True)
     return _write_new(target, (data,), durable=durable)
 
 
+def create_new(target: Path | str, data: bytes) -> bool:
+    """Create ``target`` holding ``data`` unless it exists: a temp file written whole, then
+    linked into place (the link fails when the name is taken; no check first). False when
+    it existed."""
+    fd, tmp = _create_temp(target)
+    try:
+        try:
+            _write_fd(fd, data)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
 def write_if_changed(target: Path, text: str) -> bool:
     """Write ``text`` atomically unless the file already holds exactly it (so committed
     files keep their bytes and mtimes when nothing changed); True when written."""
@@ -307,13 +327,10 @@ class Cache:
         try:
             for sub in ("objects", "results", "tasks", "locks", "tmp"):
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
-            readme = self.root / "README"
-            if not readme.exists():
-                atomic_write_bytes(readme, _README.encode())
+            create_new(self.root / "README", _README.encode())
             if self.root.parent.name == ".flow":
-                ignore = self.root.parent / ".gitignore"
-                if not ignore.exists():
-                    atomic_write_bytes(ignore, b"# flowrunner's cache: never commit it\n*\n")
+                create_new(self.root.parent / ".gitignore",
+                           b"# flowrunner's cache: never commit it\n*\n")
         except OSError as exc:
             raise CacheError(f"cannot create the cache at {self.root}: {exc.strerror or exc}",
                              hint="pass a writable folder with --cache-dir or FLOW_CACHE_DIR"

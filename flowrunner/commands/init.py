@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import TextIO
 
+from ..cache import create_new
 from ..catalog import recipe_schema
 from ..editorschema import editor_schema
 from ..errors import UsageError
@@ -64,13 +65,12 @@ def init_recipe(name: str, *, folder: Path, out: TextIO) -> int:
     relative = name[:-5] if name.endswith(".yaml") else name
     target = (folder / f"{relative}.yaml").resolve()
     stem = target.stem
-    if target.exists():
-        raise UsageError(f"{os.path.relpath(target)} exists already",
-                         hint="pick another name: flow init NAME")
     title = stem.replace("_", " ").replace("-", " ").title()
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(STARTER.format(file=target.name, name=stem, title=title),
-                      encoding="utf-8")
+    text = STARTER.format(file=target.name, name=stem, title=title)
+    if not create_new(target, text.encode()):  # never over a file that is there
+        raise UsageError(f"{os.path.relpath(target)} exists already",
+                         hint="pick another name: flow init NAME")
     # beside the recipe, where git keeps it (`.flow/` is ignored), so teammates' editors
     # find it too
     schema_file = target.parent / "recipe.schema.json"

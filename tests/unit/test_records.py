@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from flowrunner.records import Claim, TaskRecord, artifact_problem, is_sha256, relative_path
@@ -163,3 +163,45 @@ def test_the_checks_accept_exactly_well_formed_values(value: Any) -> None:
     claim = Claim.parse(json.dumps({"owner": "m", "expires": value}).encode()
                         if not isinstance(value, float) else b"")
     assert claim is None or isinstance(claim.expires, float)
+
+
+FORGED = __import__("hashlib").sha256(b"forged").hexdigest()  # a genuine object's name
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(key=HOSTILE, digest=st.one_of(HOSTILE, st.just(FORGED)), output=HOSTILE)
+@example(key="../outside/victim.txt", digest=FORGED, output="..")
+@example(key="../victim.txt", digest=FORGED, output="/")
+def test_a_hostile_run_stamp_restores_nothing_outside_the_output_folder(
+        key: Any, digest: Any, output: Any) -> None:
+    """A stamp is read from the cache (which CI may restore from elsewhere): its paths and
+    digests never steer a restore out of the recipe's output folder."""
+    from flowrunner.commands.run import _restore_from_stamp
+    from flowrunner.stamp import STAMP_VERSION, read_fresh_stamp
+
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(os.path.realpath(folder))
+        places = _layout(root)
+        recipe = places["out"] / "kit.yaml"
+        recipe.write_bytes(b"version: 1\n")
+        import hashlib
+
+        obj = places["cache"] / "objects" / FORGED[:2] / FORGED
+        obj.parent.mkdir(parents=True)
+        obj.write_bytes(b"forged")  # what a poisoned cache would copy over the victim
+        stamp_path = places["cache"] / "runs" / "s.json"
+        stamp_path.parent.mkdir()
+        stamp_path.write_text(json.dumps({
+            "v": STAMP_VERSION, "recipe_sha256": hashlib.sha256(b"version: 1\n").hexdigest(),
+            "files": {str(key): [6, 1, digest, 1]}, "folders": {}, "instances": [],
+            "summary": {"output_dir": output}}))
+        stamp = read_fresh_stamp(stamp_path, recipe, objects=places["cache"] / "objects")
+        if stamp is not None:
+            _restore_from_stamp(stamp, places["cache"], stamp_path, link=False)
+        # reads of the files a stamp names only compare sizes and digests; whatever it
+        # restores lands inside the recipe's output folder
+        assert (places["outside"] / "victim.txt").read_bytes() == b"victim"
+        assert (root / "victim.txt").read_bytes() == b"victim"
+        outside = [p for p in root.rglob("*") if p.is_file()
+                   and not _inside(str(p), places["cache"], places["out"])]
+        assert sorted(p.name for p in outside) == ["victim.txt", "victim.txt"]
