@@ -266,6 +266,8 @@ class RemoteCache(Cache):
 
     # --- the shared task journal ---------------------------------------------------------
     def read_task(self, key: str) -> TaskRecord | None:
+        """The local journal, else the store's: only a submitted task's id and poll URL
+        are taken from there (signed, when a secret is set), never an answer."""
         task = super().read_task(key)
         if task is not None or not self.available:
             return task
@@ -274,16 +276,31 @@ class RemoteCache(Cache):
         except StoreError as exc:
             self._lost(exc)
             return None
-        with contextlib.suppress(ValueError):
-            return TaskRecord.parse(json.loads(raw)) if raw else None
-        return None
+        try:
+            data = json.loads(raw) if raw else None
+        except ValueError:
+            return None
+        if self.secret is not None and not (
+                isinstance(data, dict) and isinstance(data.get("signature"), str)
+                and hmac.compare_digest(data["signature"], sign(data, self.secret))):
+            self._say_once("task-signature", f"remote cache: the task journal of {key[:12]}… "
+                           f"is not signed with {SECRET_ENV}: not used")
+            return None
+        shared = TaskRecord.parse(data)
+        if shared is None or shared.id is None:
+            return None
+        return TaskRecord(shared.id, shared.poll_url, shared.endpoint)
 
     def write_task(self, key: str, task: TaskRecord) -> None:
+        """Journal locally; a submitted task (not a kept answer: that stays on this
+        machine) is shared, so another machine can resume it."""
         super().write_task(key, task)
-        if self.writes:
+        if self.writes and task.id is not None:
+            shared = TaskRecord(task.id, task.poll_url, task.endpoint).to_json()
+            if self.secret is not None:
+                shared["signature"] = sign(shared, self.secret)
             try:
-                self.store.put(f"tasks/{key}.json",
-                               json.dumps(task.to_json(), sort_keys=True).encode())
+                self.store.put(f"tasks/{key}.json", json.dumps(shared, sort_keys=True).encode())
             except StoreError as exc:
                 self._lost(exc)
 

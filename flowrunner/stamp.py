@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,9 @@ class Stamp:
     summary: dict[str, Any] = field(default_factory=dict)
     # saved assets that are missing or changed: (path, sha256 of the cache object to copy)
     restore: list[tuple[str, str]] = field(default_factory=list)
+    # the output folder the recipe itself declares (None: it cannot be told from its text);
+    # never the stamp's word for it: a stamp lives in a cache others may have written
+    declared_output: str | None = None
 
     def record(self, path: Path | str, *, sha256: str | None = None,
                size_only: bool = False, object_of: bool = False) -> None:
@@ -167,7 +171,8 @@ def read_fresh_stamp(target: Path, recipe: Path, *,
     stamp = Stamp(recipe_sha256=doc["recipe_sha256"], base=recipe.resolve().parent,
                   files=files, folders=dict(doc.get("folders", {})),
                   instances=list(doc.get("instances", [])),
-                  summary=dict(doc.get("summary", {})))
+                  summary=dict(doc.get("summary", {})),
+                  declared_output=declared_output_dir(recipe_bytes))
     for key, digest in stamp.folders.items():
         if listing_digest(stamp.path_of(key)) != digest:
             return None  # a file was added to or removed from a folder the run read
@@ -200,16 +205,42 @@ def read_fresh_stamp(target: Path, recipe: Path, *,
     return stamp
 
 
+DEFAULT_OUTPUT_DIR = "assets"  # as spec.py's: a recipe without `output_dir:`
+_OUTPUT_LINE = re.compile(rb"^output_dir:[ \t]*(?P<value>[^#\r\n]*?)[ \t]*(?:#[^\r\n]*)?\r?$",
+                          re.M)
+_PLAIN_FOLDER = re.compile(r"[A-Za-z0-9_./ -]+")
+
+
+def declared_output_dir(recipe: bytes) -> str | None:
+    """The recipe's `output_dir:` read from its text, without parsing it (the stamp's path
+    never loads YAML): the one top-level line that sets it, plain or quoted, else the
+    default; None when its text leaves any doubt (another mention, escapes, flow style)."""
+    lines = _OUTPUT_LINE.findall(recipe)
+    mentions = recipe.count(b"output_dir")
+    if not lines:
+        return DEFAULT_OUTPUT_DIR if mentions == 0 else None
+    if len(lines) != 1 or mentions != 1:
+        return None
+    try:
+        value = lines[0].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        value = value[1:-1]
+    return value if value and _PLAIN_FOLDER.fullmatch(value) else None
+
+
 def _well_formed(doc: dict[str, Any]) -> bool:
     """Whether a stamp's fields have the shapes this module writes: each file's record
-    [size, mtime_ns, sha256 (, 1)], each instance's names, an output folder inside the
-    recipe's folder. A stamp is read from the cache, which a CI job may restore from
+    [size, mtime_ns, sha256 (, 1)], each instance's names, the summary's names as strings,
+    the folders as relative paths inside the recipe's folder. A stamp is read from the cache, which a CI job may restore from
     elsewhere: none of its fields is used before this says yes."""
     files, instances, summary = doc.get("files"), doc.get("instances"), doc.get("summary")
     folders = doc.get("folders", {})
     if not isinstance(files, dict) or not isinstance(instances, list) or \
             not isinstance(summary, dict) or not isinstance(folders, dict) or not all(
-                digest is None or is_sha256(digest) for digest in folders.values()):
+                (digest is None or is_sha256(digest)) and relative_path(key) is not None
+                for key, digest in folders.items()):
         return False
     for recorded in files.values():
         if not isinstance(recorded, list) or not 3 <= len(recorded) <= 4 or not (
@@ -222,8 +253,10 @@ def _well_formed(doc: dict[str, Any]) -> bool:
         if not isinstance(item, dict) or not all(
                 isinstance(item.get(name), str) for name in ("id", "step", "endpoint")):
             return False
-    output = summary.get("output_dir")
-    return output is None or output == "." or relative_path(output) is not None
+    # the summary's names are shown, never followed (the restore takes the output folder
+    # from the recipe's own text): strings, or none
+    return all(value is None or isinstance(value, str) for value in
+               (summary.get("output_dir"), summary.get("lock"), summary.get("gallery")))
 
 
 def fresh_stamp(recipe: Path, cache_root: Path, context: dict[str, Any]) -> Stamp | None:

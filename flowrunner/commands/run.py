@@ -36,8 +36,7 @@ def run_recipe(path: Path, *, options: RunOptions, stream: TextIO) -> int:
                             options.stamp_context(path))
         root = cache_root_for(path, options.cache_dir)
         stamp = read_fresh_stamp(target, path, objects=root / "objects")
-        if stamp is not None and _restore_from_stamp(stamp, root, target,
-                                                     link=options.link == "hardlink"):
+        if stamp is not None and _restore_from_stamp(stamp, root, target, options=options):
             return _report_unchanged(path, stamp, options, stream)
     from ..errors import Interrupted
     from ..limits import max_answer_bytes, max_artifact_bytes
@@ -71,23 +70,32 @@ def run_recipe(path: Path, *, options: RunOptions, stream: TextIO) -> int:
                 shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _restore_from_stamp(stamp: Any, cache_root: Path, target: Path, *, link: bool) -> bool:
+def _restore_from_stamp(stamp: Any, cache_root: Path, target: Path, *,
+                        options: RunOptions) -> bool:
     """Copy back the saved assets the stamp found missing or changed, each from its cache
-    object (verified as it is copied), inside the output folder only. False when any
-    cannot be: the normal run then decides (and notices a corrupt object)."""
+    object (verified as it is copied), inside the output folder only: the one the command
+    line or the recipe's own text names, never the stamp's word for it, and never a folder
+    that holds the recipe (a stamp lives in a cache a CI job may restore from elsewhere).
+    False when any cannot be: the normal run then decides."""
     if not stamp.restore:
         return True
     from ..cache import place_file
     from ..errors import CacheError
 
-    output = os.path.realpath(stamp.path_of(stamp.summary.get("output_dir") or "."))
+    declared = str(options.output_dir.resolve()) if options.output_dir else \
+        stamp.declared_output and stamp.path_of(stamp.declared_output)
+    if not declared:
+        return False  # the recipe's output folder cannot be told without parsing it
+    output = os.path.realpath(declared)
+    if (os.path.realpath(stamp.base) + os.sep).startswith(output + os.sep):
+        return False  # it holds the recipe (and the repository's files): not from a stamp
     folders = {os.path.realpath(f) for f in {os.path.dirname(path) for path, _ in stamp.restore}}
     if any(not (f + os.sep).startswith(output + os.sep) for f in folders):
         return False  # a folder now leads elsewhere (a symlink): the normal run refuses it
     try:  # one after another: four threads measured 40 % slower (interpreter lock)
         for path, digest in stamp.restore:
             place_file(f"{cache_root}/objects/{digest[:2]}/{digest}", path, sha256=digest,
-                       link=link)
+                       link=options.link == "hardlink")
     except (CacheError, OSError):
         return False
     for path, digest in stamp.restore:

@@ -120,3 +120,25 @@ def test_a_lock_file_in_a_pull_request_cannot_put_a_file_into_the_diff_page(
         assert leaked not in html and "ghp_abcdef" not in html, forged
         assert base64.b64encode(b"PATH=").decode()[:6] not in html, forged
         assert "ignored: an artifact's sha256" in result.err
+
+
+def test_a_task_journal_planted_in_a_shared_folder_is_not_taken_as_an_answer(
+        tmp_path: Path, emulator) -> None:
+    """A store's tasks/KEY.json may resume another machine's submitted task; it may not
+    hand a run an answer (which it would then sign and share as its own result)."""
+    store = tmp_path / "shared"
+    (store / "tasks").mkdir(parents=True)
+    first = recipe(tmp_path, emulator.base_url, LOGO)
+    from flowrunner.cache import Cache
+    from flowrunner.planning import load_plan
+    from flowrunner.survey import survey_plan
+
+    [item] = survey_plan(load_plan(first), cache=Cache(tmp_path / "c"), mock=False)
+    key = item.call.key
+    evil = {"endpoint": "recraft.generate_image",
+            "answer": {"data": [{"url": f"{emulator.base_url}/files/nothing.png"}]}}
+    (store / "tasks" / f"{key}.json").write_text(json.dumps(evil))
+    result = flow("run", first, "--remote-cache", store.as_uri(),
+                  env={**KEY_ENV, "FLOW_CACHE_SECRET": "team-secret-123456"})
+    assert result.code == 0, result
+    assert [r["path"] for r in emulator.requests()][:1] == ["/recraft/v1/images/generations"]

@@ -172,18 +172,21 @@ FORGED = __import__("hashlib").sha256(b"forged").hexdigest()  # a genuine object
 @given(key=HOSTILE, digest=st.one_of(HOSTILE, st.just(FORGED)), output=HOSTILE)
 @example(key="../outside/victim.txt", digest=FORGED, output="..")
 @example(key="../victim.txt", digest=FORGED, output="/")
+@example(key="Makefile", digest=FORGED, output=".")  # a file beside the recipe
 def test_a_hostile_run_stamp_restores_nothing_outside_the_output_folder(
         key: Any, digest: Any, output: Any) -> None:
     """A stamp is read from the cache (which CI may restore from elsewhere): its paths and
     digests never steer a restore out of the recipe's output folder."""
     from flowrunner.commands.run import _restore_from_stamp
+    from flowrunner.options import RunOptions
     from flowrunner.stamp import STAMP_VERSION, read_fresh_stamp
 
     with tempfile.TemporaryDirectory() as folder:
         root = Path(os.path.realpath(folder))
         places = _layout(root)
-        recipe = places["out"] / "kit.yaml"
+        recipe = places["out"] / "kit.yaml"  # its output folder: out/assets (the default)
         recipe.write_bytes(b"version: 1\n")
+        (places["out"] / "Makefile").write_bytes(b"victim")
         import hashlib
 
         obj = places["cache"] / "objects" / FORGED[:2] / FORGED
@@ -197,11 +200,13 @@ def test_a_hostile_run_stamp_restores_nothing_outside_the_output_folder(
             "summary": {"output_dir": output}}))
         stamp = read_fresh_stamp(stamp_path, recipe, objects=places["cache"] / "objects")
         if stamp is not None:
-            _restore_from_stamp(stamp, places["cache"], stamp_path, link=False)
+            _restore_from_stamp(stamp, places["cache"], stamp_path, options=RunOptions())
         # reads of the files a stamp names only compare sizes and digests; whatever it
         # restores lands inside the recipe's output folder
         assert (places["outside"] / "victim.txt").read_bytes() == b"victim"
         assert (root / "victim.txt").read_bytes() == b"victim"
+        assert (places["out"] / "Makefile").read_bytes() == b"victim"
         outside = [p for p in root.rglob("*") if p.is_file()
-                   and not _inside(str(p), places["cache"], places["out"])]
+                   and not _inside(str(p), places["cache"], places["out"] / "assets")
+                   and p.name not in ("kit.yaml", "Makefile")]
         assert sorted(p.name for p in outside) == ["victim.txt", "victim.txt"]
