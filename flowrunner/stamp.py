@@ -233,8 +233,9 @@ def declared_output_dir(recipe: bytes) -> str | None:
 def _well_formed(doc: dict[str, Any]) -> bool:
     """Whether a stamp's fields have the shapes this module writes: each file's record
     [size, mtime_ns, sha256 (, 1)], each instance's names, the summary's names as strings,
-    the folders as relative paths inside the recipe's folder. A stamp is read from the cache, which a CI job may restore from
-    elsewhere: none of its fields is used before this says yes."""
+    the folders as relative paths inside the recipe's folder. A stamp is read from the
+    cache, which a CI job may restore from elsewhere: none of its fields is used before
+    this says yes."""
     files, instances, summary = doc.get("files"), doc.get("instances"), doc.get("summary")
     folders = doc.get("folders", {})
     if not isinstance(files, dict) or not isinstance(instances, list) or \
