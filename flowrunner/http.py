@@ -16,6 +16,7 @@ import contextlib
 import json
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -285,6 +286,8 @@ class HttpClient:
         # once the run is cancelled, every answer and download being read is closed
         self.cancel = cancel or Cancellation()
         self.cancel.on_cancel(self._watchdog.fire_all)
+        self.submits_in_flight = 0  # paid submits sent and not yet answered
+        self._submits_lock = threading.Lock()
         self.log = log
         secret_headers = {header for header, _ in credentials.values()}
         # retries are this module's (backoff, deadlines, paid submits never resent); the
@@ -422,7 +425,10 @@ class HttpClient:
                                      hint="raise the step's `timeout` or lower the load")
             attempts += 1
             try:
-                answer = self._send_once(request, remaining)
+                with self._submitting(request.submit):
+                    answer = self._send_once(request, remaining)
+                    self._read_body(answer, deadline, step_id,
+                                    cancellable=not request.submit)
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 throttle.release()
                 never_sent = _never_sent(exc)
@@ -434,8 +440,6 @@ class HttpClient:
                     else _short_reason(exc)
                 self._sleep(backoff_delay(attempts), deadline, step_id, self.redact(why))
                 continue
-            try:
-                self._read_body(answer, deadline, step_id)
             except (StepFailed, TransportError):
                 throttle.release()
                 raise
@@ -463,7 +467,22 @@ class HttpClient:
                                  hint="raise the step's `timeout`, or run again later")
         self.cancel.sleep(seconds, step_id)
 
-    def _read_body(self, answer: Answer, deadline: float, step_id: str) -> None:
+    @contextlib.contextmanager
+    def _submitting(self, submit: bool) -> Iterator[None]:
+        """Count a paid submit while it waits for its answer (an interrupted run says so)."""
+        if not submit:
+            yield
+            return
+        with self._submits_lock:
+            self.submits_in_flight += 1
+        try:
+            yield
+        finally:
+            with self._submits_lock:
+                self.submits_in_flight -= 1
+
+    def _read_body(self, answer: Answer, deadline: float, step_id: str, *,
+                   cancellable: bool = True) -> None:
         """Read the answer's body within the deadline and the size cap.
 
         Per-read timeouts do not stop a server that drips a byte at a time, so a watchdog
@@ -471,7 +490,7 @@ class HttpClient:
         the connection back to the pool; any other ending closes it.
         """
         response = answer.response
-        watch = self._watchdog.watch(deadline, response.close)
+        watch = self._watchdog.watch(deadline, response.close, cancellable=cancellable)
         chunks: list[bytes] = []
         size = 0
         limit = max_answer_bytes()

@@ -598,6 +598,11 @@ class Scheduler:
                         complete(instance, outcome)
             result.stopped = len(in_flight & set(running))
             result.interrupted = True
+            unanswered = getattr(self._client, "submits_in_flight", 0)
+            if unanswered:
+                self.reporter.note(f"{unanswered} paid submit(s) had no answer yet when the "
+                                   "run stopped: they may have been billed; check the "
+                                   "provider's dashboard before running again")
             return
         pool.shutdown(wait=True)
 

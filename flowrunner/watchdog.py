@@ -24,6 +24,7 @@ class Watchdog:
 
     def __init__(self, tick: float = TICK) -> None:
         self._armed: dict[int, tuple[float, Callable[[], object]]] = {}
+        self._kept: set[int] = set()  # deadlines `fire_all` leaves alone (a paid submit's)
         self._counter = itertools.count()
         self._tick = tick
         self._start = threading.Lock()
@@ -34,19 +35,26 @@ class Watchdog:
 
     def fire_all(self) -> None:
         """Run every armed action now, and any armed later at once (the run is cancelled:
-        what is being read is closed)."""
+        what is being read is closed), except those armed with ``cancellable=False``."""
         self._stopped = True
         for handle in list(self._armed):
+            if handle in self._kept:
+                continue
             armed = self._armed.pop(handle, None)
             if armed is not None:
                 _fire(armed[1])
 
-    def watch(self, deadline: float, action: Callable[[], object]) -> int:
-        """Arm a deadline; the returned handle cancels it."""
+    def watch(self, deadline: float, action: Callable[[], object], *,
+              cancellable: bool = True) -> int:
+        """Arm a deadline; the returned handle cancels it. ``cancellable=False``: only the
+        deadline fires it, never `fire_all` (the answer to a paid submit is worth its
+        reading to the end: it names the task the next run resumes)."""
         handle = next(self._counter)
-        if self._stopped:
+        if self._stopped and cancellable:
             _fire(action)
             return handle
+        if not cancellable:
+            self._kept.add(handle)
         self._armed[handle] = (deadline, action)
         if self._thread is None:
             with self._start:
@@ -60,6 +68,7 @@ class Watchdog:
 
     def cancel(self, handle: int) -> None:
         self._armed.pop(handle, None)
+        self._kept.discard(handle)
 
     def _run(self) -> None:
         while True:
@@ -77,6 +86,7 @@ class Watchdog:
             for handle, (deadline, _) in list(self._armed.items()):
                 if deadline <= now:
                     armed = self._armed.pop(handle, None)  # None: cancelled meanwhile
+                    self._kept.discard(handle)
                     if armed is not None:
                         _fire(armed[1])
 

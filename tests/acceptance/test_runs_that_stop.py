@@ -157,3 +157,22 @@ def test_a_task_whose_status_cannot_be_read_fails_fast_and_a_fixed_entry_resumes
     assert fixed.code == 0, fixed
     assert [r for r in emulator.requests() if r["method"] == "POST"] == []  # no new submit
     assert (tmp_path / "assets" / "hero.png").is_file()
+
+
+def test_ctrl_c_while_a_submit_is_answered_keeps_its_task(tmp_path: Path, emulator) -> None:
+    """A paid submit whose answer arrives within the interruption's grace is read to its
+    end and journaled (the watchdog used to close it): the next run resumes the task."""
+    emulator.state.latency = 1.0
+    path = recipe(tmp_path, emulator.base_url, FLUX)
+    run = _start(path)
+    _wait_for(lambda: any(r["method"] == "POST" for r in emulator.requests()))
+    time.sleep(0.3)  # the submit is at the provider; its answer comes 0.7 s later
+    took, out, err = _stop(run, signal.SIGINT)
+    assert run.returncode == 130, (out, err)
+    assert took < EXIT_WITHIN and "Traceback" not in err
+    assert len(list((tmp_path / ".flow" / "cache" / "tasks").glob("*.json"))) == 1, out
+    emulator.state.latency = 0
+    emulator.reset()
+    resumed = flow("run", path, env=KEY_ENV)
+    assert resumed.code == 0, resumed
+    assert [r for r in emulator.requests() if r["method"] == "POST"] == []
