@@ -28,6 +28,7 @@ MAX_STEPS = 100_000  # loop iterations and calls in one render (Jinja's own rang
 MAX_BUILT_CHARS = 10_000_000  # characters of strings built in one render
 MAX_WIDTH = MAX_RENDERED_CHARS  # a width or padding argument beyond this is clamped
 MAX_CPU_SECONDS = 2.0  # a backstop: no template of a real recipe comes near it
+MAX_INT_BITS = 10_000  # about 3,000 digits: a number no parameter needs
 _MARKERS = ("{{", "{%", "{#")
 _NATIVE = re.compile(r"^\s*\{\{([-+]?)(.*?)([-+]?)\}\}\s*$", re.S)
 
@@ -173,11 +174,12 @@ def _environment_class() -> type:
             return super().call(context, obj, *args, **kwargs)
 
         def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
-            if operator_name == "**" and isinstance(right, int) and right > 64:
+            if operator_name == "**" and isinstance(right, int) and (right > 64 or (
+                    isinstance(left, int) and abs(left).bit_length() * right > MAX_INT_BITS)):
                 raise TemplateProblem("exponent too large in template")
             if operator_name == "*":
                 if isinstance(left, int) and isinstance(right, int) and \
-                        abs(left).bit_length() + abs(right).bit_length() > 4096:
+                        abs(left).bit_length() + abs(right).bit_length() > MAX_INT_BITS:
                     raise TemplateProblem("number too large in template")
                 size = _sequence_size(left, right)
                 _check_size(size)
@@ -213,10 +215,37 @@ def _bounded(ast: Any) -> Any:
 
 
 def _sequence_size(left: Any, right: Any) -> int:
+    """How many items (and characters) ``left * right`` would hold, nested ones counted:
+    `[[0] * 999999] * 999999` is a trillion, not a million."""
     for seq, count in ((left, right), (right, left)):
         if isinstance(seq, (str, list, tuple)) and isinstance(count, int):
-            return len(seq) * count
+            items = _weight(seq) - (0 if isinstance(seq, str) else 1)  # its items, repeated
+            return items * max(0, count)
     return 0
+
+
+def _weight(value: Any, limit: int = MAX_RENDERED_CHARS) -> int:
+    """Scalars, characters and containers in ``value``, nested ones counted, stopping just
+    past ``limit`` (a shared inner list counts each time it appears, as its text would)."""
+    total = 0
+    stack = [value]
+    while stack and total <= limit:
+        item = stack.pop()
+        if isinstance(item, (str, bytes)):
+            total += len(item) or 1
+        elif isinstance(item, dict):
+            total += 1
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            total += 1
+            stack.extend(item)
+        elif isinstance(item, int) and not isinstance(item, bool) and \
+                item.bit_length() > MAX_INT_BITS:
+            raise TemplateProblem("number too large in template")
+        else:
+            total += 1
+    return total
 
 
 def _clamped(filter_: Callable[..., Any], *, position: int, name: str,
@@ -279,6 +308,25 @@ def _bounded_filters(filters: dict[str, Any]) -> None:
         setattr(new, "jinja_pass_arg", old.jinja_pass_arg)  # noqa: B010 - Jinja's marker
         filters[name] = new
     filters["format"] = checked_format
+    sum_ = filters["sum"]
+
+    def checked_sum(context: Any, iterable: Any, attribute: Any = None, start: Any = 0) -> Any:
+        if isinstance(start, (int, float)) and not isinstance(start, bool):
+            return sum_(context, _counted(iterable), attribute, start)
+        # lists or strings added up: sized first, then joined once (adding them one by one
+        # copies the growing total each time)
+        items = list(_counted(iterable))
+        _check_size(_weight(items) + _weight(start))
+        if attribute is None and isinstance(start, list) and \
+                all(isinstance(item, (list, tuple)) for item in items):
+            return [*start, *(part for item in items for part in item)]
+        if attribute is None and isinstance(start, str) and \
+                all(isinstance(item, str) for item in items):
+            return start + "".join(items)
+        return sum_(context, items, attribute, start)
+
+    setattr(checked_sum, "jinja_pass_arg", sum_.jinja_pass_arg)  # noqa: B010 - Jinja's marker
+    filters["sum"] = checked_sum
     filters["_flow_counted"] = _counted
     filters["_flow_sized"] = _sized
 
@@ -446,6 +494,9 @@ def render_with_jinja(source: str, context: dict[str, Any], *, native: bool) -> 
         _BUDGET.steps, _BUDGET.chars, _BUDGET.cpu_deadline = outer
     if isinstance(value, jinja2.Undefined):
         raise TemplateProblem(_undefined_message(str(value._undefined_message)))
+    if native and _weight(value) > MAX_RENDERED_CHARS:  # a list or mapping: sized too
+        raise TemplateProblem(f"template would build a value of over "
+                              f"{MAX_RENDERED_CHARS:,} items")
     if isinstance(value, str) and len(value) > MAX_RENDERED_CHARS:
         raise TemplateProblem(f"template output exceeds {MAX_RENDERED_CHARS:,} characters")
     return value

@@ -147,6 +147,12 @@ def test_artifact_urls_must_be_http(tmp_path: Path, emulator) -> None:
     "{% set a = 'x' * 900000 %}{{ a ~ a }}",
     "{% macro f(n) %}{% if n %}{{ f(n-1) }}{{ f(n-1) }}{% endif %}{% endmacro %}{{ f(40) }}",
     "{{ range(1000000000)|join }}",
+    # found by review: towers of powers, nested repetition, sums of lists
+    "{{ ((((9**64)**64)**64)**64)**64 }}",
+    "{{ [[0]*999999]*999999 }}",
+    "{{ ([[0]*999999]*999999) | tojson }}",
+    "{{ ([[1]*1000]*1000) | sum(start=[]) | length }}",
+    "x{{ (['x'*999999]*999999) ~ '' }}",
 ])
 def test_template_escapes_and_bombs_are_invalid_recipes(tmp_path: Path, emulator,
                                                         template: str) -> None:
