@@ -112,13 +112,18 @@ class DiskStore:
     def __init__(self, url: str, root: Path) -> None:
         self.url = url
         self.root = root
+        self._real_root = os.path.realpath(root)
 
     def _path(self, name: str) -> Path:
-        """The file of blob ``name``: always inside the folder (a name with `..`, an
-        absolute one or a backslash is refused, whoever made it up)."""
+        """The file of blob ``name``: always inside the folder, links followed (a name
+        with `..`, an absolute one, a backslash, or a link planted in the folder that
+        leads out of it is refused, whoever made it up)."""
         if relative_path(name) is None:
             raise StoreError(f"refused a blob name that leaves the store: {name[:120]!r}")
-        return self.root / name
+        path = self.root / name
+        if not os.path.realpath(path).startswith(self._real_root + os.sep):
+            raise StoreError(f"refused {name[:120]!r}: a link in the store leads out of it")
+        return path
 
     def probe(self) -> None:
         if not self.root.is_dir():
@@ -222,21 +227,21 @@ class DiskStore:
 
     @contextlib.contextmanager
     def _mutex(self, name: str) -> Iterator[bool]:
-        """Hold `NAME.lock` (a folder: `mkdir` is atomic, on NFS too) for a
-        compare-and-replace; yields False when it could not be had within `MUTEX_WAIT` (the
-        caller then treats the blob as changed). One left by a process that died (older
-        than `MUTEX_STALE`) is removed."""
+        """Hold `NAME.lock` (a file created exclusively: atomic on local and NFSv3+ file
+        systems) for a compare-and-replace; yields False when it could not be had within
+        `MUTEX_WAIT` (the caller then treats the blob as changed). One left by a process
+        that died (older than `MUTEX_STALE`) is broken: moved aside under a name of its
+        own, and put back if what was moved is not the stale one (a fresh lock taken
+        meanwhile)."""
         lock = self._path(name + ".lock")
         deadline = time.monotonic() + MUTEX_WAIT
         while True:
             try:
-                os.mkdir(lock)
+                os.close(os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
                 break
             except FileExistsError:
-                with contextlib.suppress(OSError):
-                    if time.time() - os.stat(lock).st_mtime > MUTEX_STALE:
-                        os.rmdir(lock)
-                        continue
+                if _break_stale(lock):
+                    continue
                 if time.monotonic() > deadline:
                     yield False
                     return
@@ -247,7 +252,7 @@ class DiskStore:
             yield True
         finally:
             with contextlib.suppress(OSError):
-                os.rmdir(lock)
+                os.unlink(lock)
 
     def delete(self, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -258,12 +263,38 @@ class DiskStore:
         if not base.is_dir():
             return
         for path in sorted(base.rglob("*")):
-            if path.is_file() and not path.name.startswith(".tmp-"):
+            if path.is_file() and not path.name.startswith(".tmp-") and \
+                    not path.name.endswith(".lock") and ".lock.stale-" not in path.name:
                 yield path.relative_to(self.root).as_posix(), path.stat().st_size
 
 
+def _break_stale(lock: Path) -> bool:
+    """Remove a compare-and-replace lock older than `MUTEX_STALE`; True when it is gone
+    (or was already). Moved aside first, its inode compared: only the stale one goes."""
+    try:
+        stale = os.stat(lock)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    if time.time() - stale.st_mtime <= MUTEX_STALE:
+        return False
+    aside = f"{lock}.stale-{os.getpid()}-{threading.get_ident()}"
+    try:
+        os.rename(lock, aside)
+    except OSError:
+        return True  # somebody else broke it first
+    with contextlib.suppress(OSError):
+        moved = os.stat(aside)
+        if (moved.st_ino, moved.st_dev) != (stale.st_ino, stale.st_dev):
+            os.link(aside, lock)  # a fresh lock taken meanwhile: give it back
+    with contextlib.suppress(OSError):
+        os.unlink(aside)
+    return True
+
+
 MUTEX_WAIT = 2.0  # seconds a folder's compare-and-replace waits for another's to finish
-MUTEX_STALE = 30.0  # seconds after which a compare-and-replace lock is a dead process's
+MUTEX_STALE = 60.0  # seconds after which a compare-and-replace lock is a dead process's
 
 
 def _digest(data: bytes) -> str:
@@ -339,7 +370,9 @@ class S3Store:
         except ClientError as exc:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             code = exc.response.get("Error", {}).get("Code", "")
-            if status in (404, 412) and code not in ("NoSuchBucket",):
+            # answers the caller asks for: absent (404), changed (412), or a conditional
+            # write that met another at the same moment (409 ConditionalRequestConflict)
+            if status in (404, 409, 412) and code not in ("NoSuchBucket",):
                 raise
             message = exc.response.get("Error", {}).get("Message") or code
             raise StoreError(f"{code or status}: {message}") from exc

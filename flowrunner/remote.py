@@ -404,17 +404,17 @@ class RemoteCache(Cache):
                 if self.store.exists(f"results/{key}.json"):
                     return False
                 current = self.store.read(name)
-                if current is None:
-                    continue  # released meanwhile: claim it (or find its result)
-                if _ran_out(current, self.lease):
+                if current is not None and _ran_out(current, self.lease):
                     # its machine stopped without releasing it: take it over, unless
                     # somebody already has (the claim changed since it was read)
                     taken = self.store.replace(name, self._claim_body(), current.version)
                     if taken is not None:
                         self._hold(key, taken)
                         return True
-                    continue
-                if not said:
+                # else held, or released (or taken over) meanwhile: look again after a
+                # pause, within the deadline (a store that keeps answering "there" to the
+                # create and "not there" to the read never spins this loop)
+                if current is not None and not said:
                     self.stats.add(waited=1)
                     if on_wait is not None:
                         on_wait(f"waiting for another machine's call of {key[:12]}… "

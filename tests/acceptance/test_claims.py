@@ -144,3 +144,62 @@ def test_a_claim_in_a_folder_is_never_seen_half_written(tmp_path: Path) -> None:
     stop.set()
     thread.join()
     assert all(data == body for data in seen)
+
+
+def test_a_link_planted_in_a_shared_folder_is_refused_not_spun_on(tmp_path: Path) -> None:
+    store = _disk(tmp_path)()
+    key = "12" * 32
+    claims = tmp_path / "shared" / "claims"
+    claims.mkdir()
+    (claims / f"{key}.json").symlink_to("/nonexistent")  # create: "there"; read: "not"
+    (tmp_path / "shared" / "objects").symlink_to(tmp_path)  # leads out of the store
+    machine = _machine(tmp_path, store, 1)
+    warned: list[str] = []
+    machine.warn = warned.append
+    started = time.monotonic()
+    assert machine._claim(key, time.monotonic() + 30, None) is False
+    assert time.monotonic() - started < 5  # refused at once, not a loop until the deadline
+    assert "leads out of it" in " ".join(warned)
+    from flowrunner.objectstore import StoreError
+
+    local = tmp_path / "object.bin"
+    local.write_bytes(b"bytes")
+    with pytest.raises(StoreError, match="leads out of it"):
+        store.put_file(f"objects/{key}", str(local))
+    assert not (tmp_path / key).exists()  # nothing written through the link
+
+
+def test_a_stale_compare_and_replace_lock_is_broken(tmp_path: Path) -> None:
+    store = _disk(tmp_path)()
+    version = store.create("claims/k.json", b"one")
+    assert version is not None
+    lock = tmp_path / "shared" / "claims" / "k.json.lock"
+    lock.write_bytes(b"")
+    assert store.replace("claims/k.json", b"two", version) is None  # held: not now
+    old = time.time() - 3600
+    os.utime(lock, (old, old))  # its process died an hour ago
+    assert store.replace("claims/k.json", b"two", version) is not None
+    assert not lock.exists()
+    assert not [p for p in lock.parent.iterdir() if ".stale-" in p.name]
+
+
+def test_a_conditional_write_that_meets_another_is_a_lost_race_not_a_dead_store(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """S3 answers 409 ConditionalRequestConflict to one of two conditional writes that
+    meet: that machine lost the race; the store is fine."""
+    import boto3
+    from botocore.stub import Stubber
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+    store = S3Store("s3://bucket/p", "bucket", "p", connections=2)
+    client = boto3.session.Session().client("s3", region_name="us-east-1",
+                                            endpoint_url="http://127.0.0.1:9")
+    stubber = Stubber(client)
+    for _ in range(2):
+        stubber.add_client_error("put_object", service_error_code="ConditionalRequestConflict",
+                                 http_status_code=409)
+    stubber.activate()
+    store._client = client
+    assert store.replace("claims/k.json", b"x", '"etag"') is None
+    assert store.create("claims/k.json", b"x") is None
