@@ -73,12 +73,6 @@ def _temp_name(folder: str, stem: str) -> str:
 FOLDER_ATTEMPTS = 3  # opens retried after making a missing folder (it may vanish again)
 
 
-def make_folder(folder: str | Path) -> None:
-    """Make ``folder`` and its parents; one that exists (made meanwhile by another thread
-    or process) is fine. No check first: the make itself is the check."""
-    os.makedirs(folder, exist_ok=True)
-
-
 def _create_temp(target: str | Path) -> tuple[int, str]:
     """A fresh file beside ``target`` (O_EXCL: never someone else's file), open for
     writing: (descriptor, name). When the open says the folder is missing, the folder is
@@ -97,7 +91,7 @@ def _create_temp(target: str | Path) -> tuple[int, str]:
             attempts += 1
             if not folder or attempts > FOLDER_ATTEMPTS:
                 raise
-            make_folder(folder)
+            os.makedirs(folder, exist_ok=True)  # made meanwhile by another: fine
 
 
 def _fill_new(target: str | Path, fill: Callable[[int], None], *, durable: bool,
@@ -291,7 +285,7 @@ def place_file(source: str, target: str | Path, *, sha256: str, link: bool = Fal
         except FileNotFoundError:
             if not folder:
                 raise
-            make_folder(folder)  # a new folder (or a missing source: the link says again)
+            os.makedirs(folder, exist_ok=True)  # new (a missing source: the link says again)
             os.link(source, tmp)
     except OSError as exc:
         if exc.errno not in _NO_LINK:
@@ -414,7 +408,7 @@ class Cache:
             try:
                 os.replace(temp, target)
             except FileNotFoundError:  # the object's folder is new
-                make_folder(os.path.dirname(target))
+                os.makedirs(os.path.dirname(target), exist_ok=True)
                 os.replace(temp, target)
         except OSError as exc:
             temp.unlink(missing_ok=True)

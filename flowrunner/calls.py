@@ -157,7 +157,7 @@ def perform_call(call: PreparedCall, *, client: Client, cache: Cache, base_url: 
     except (CacheError, OSError, TransportError, DownloadError, Cancelled) as exc:
         if isinstance(exc, DownloadError) and not exc.retryable:
             raise  # the answer names a broken file: a new call may do better
-        raise _kept(call, how, answered.body, exc) from None
+        raise unstored_answer(call, cache, answered.body, exc, redact=client.redact) from None
 
 
 def _run_task(call: PreparedCall, how: _Call) -> tuple[Any, str, bool, Any]:
@@ -269,11 +269,12 @@ def keep_answer(cache: Cache, call: PreparedCall, response: Any,
     return None
 
 
-def _kept(call: PreparedCall, how: _Call, response: Any, exc: Exception) -> CacheError:
-    """The error of a paid call whose results could not be stored: its answer kept (or
-    why not), said in the message."""
+def unstored_answer(call: PreparedCall, cache: Cache, response: Any, exc: Exception, *,
+                    redact: Callable[[str], str], keep: bool = True) -> CacheError:
+    """The error of a paid call whose results could not be stored, its answer kept (with
+    ``keep``; a submitted task's journal names its task already), said in the message."""
     reason = getattr(exc, "message", None) or getattr(exc, "strerror", None) or str(exc)
-    problem = keep_answer(how.cache, call, response, how.client.redact)
+    problem = keep_answer(cache, call, response, redact) if keep else None
     if problem is None:
         return CacheError(f"{call.instance.id}: its paid answer could not be stored "
                           f"({reason}); the answer is kept in the cache, and the next run "

@@ -83,7 +83,7 @@ def _write_new(folder: Path, data: bytes, *, keep_name: str | None) -> Path:
 
 _KEY_LIKE = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "CREDENTIALS",
              "AUTH")
-_NAMED = re.compile(r"api_key_env\s*:\s*['\"]?([A-Za-z_][A-Za-z0-9_]*)")
+_NAMED = re.compile(r"api_key_env['\"]?\s*:\s*['\"]?([A-Za-z_][A-Za-z0-9_]*)")  # YAML or JSON
 _USERINFO = re.compile(r"(://[^:/@\s]+:)[^@/\s]+@")
 
 

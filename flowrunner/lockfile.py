@@ -150,7 +150,7 @@ def parse_lock(data: Any) -> LockFile:
     instances: dict[str, dict[str, Any]] = {}
     invalid: dict[str, str] = {}
     for name, entry in data["instances"].items():
-        problem = entry_problem(entry)
+        problem = lock_entry_problem(entry)
         if problem is None:
             instances[str(name)] = entry
         else:
@@ -168,7 +168,7 @@ def invalid_lines(lock: LockFile, name: str) -> list[str]:
             for instance, problem in sorted(lock.invalid.items())]
 
 
-def entry_problem(entry: Any) -> str | None:
+def lock_entry_problem(entry: Any) -> str | None:
     """Why a lock entry may not be used (its artifacts' paths and digests); None if it may."""
     if not isinstance(entry, dict):
         return "its entry is not a mapping"

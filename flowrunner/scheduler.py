@@ -24,7 +24,7 @@ from typing import Any
 
 from .budget import Budget
 from .cache import Cache, place_file, sha256_file
-from .calls import keep_answer, perform_call
+from .calls import perform_call, unstored_answer
 from .cancellation import Cancellation
 from .context import condition_holds, render_context, render_field, step_view
 from .errors import CacheError, RenderFailed, RunError, StepFailed
@@ -148,8 +148,8 @@ class Scheduler:
         self.place = place
         self.link = link  # `--link hardlink`: saved files are hard links to cache objects
         self.views: dict[str, Any] = {}
-        self.cancelled = threading.Event()
-        # the run's cancellation: set on Ctrl-C, it ends every wait of every worker
+        # the run's cancellation: set on Ctrl-C, it ends every wait of every worker, and no
+        # worker starts replacing files after it
         self.cancel = cancel or Cancellation()
         # once cancelled, no worker starts replacing a file: an interrupted run's lock file
         # records every file it placed (see `_placing`)
@@ -274,7 +274,7 @@ class Scheduler:
     def _placing_files(self, instance: Instance) -> Any:
         """Hold off an interruption's bookkeeping while files are replaced."""
         with self._placement:
-            if self.cancelled.is_set():
+            if self.cancel.cancelled:
                 raise RunError(f"{instance.id}: its files were not replaced: the run was "
                                "interrupted (the result is cached; run again to place them)")
             self._placing += 1
@@ -290,17 +290,18 @@ class Scheduler:
                 self._placement.notify_all()
 
     def _cancel(self, wait: float) -> None:
-        """Stop workers from starting to replace files; wait (bounded) for those that are."""
+        """Cancel the run (no worker starts replacing files after it: `_placing_files`
+        looks under the same condition); wait (bounded) for those that are."""
         deadline = time.monotonic() + wait
+        self.cancel.cancel()  # every wait ends, every read is closed
         with self._placement:
-            self.cancelled.set()
             while self._placing and time.monotonic() < deadline:
                 self._placement.wait(max(0.0, deadline - time.monotonic()))
 
     def _call_once(self, call: PreparedCall, views: dict[str, Any], deadline: float,
                    result: StepResult, *, use_cache: bool) -> dict[str, Any]:
         """Call under the per-key lock (another run may have made it meanwhile)."""
-        if self.cancelled.is_set():
+        if self.cancel.cancelled:
             raise RunError(f"{call.instance.id}: not started: the run was interrupted")
         # a budget counts its own unit: a call to a provider that bills in another is not held
         counted = call.endpoint.local or call.endpoint.unit == self.budget.unit
@@ -375,13 +376,9 @@ class Scheduler:
                 self.cache.put(call.key, entry)
             except CacheError as exc:
                 # a task's journal still names it; any other paid answer is kept there
-                problem = None if outcome.task_id else keep_answer(
-                    self.cache, call, response, self.client.redact)
-                raise CacheError(f"{call.instance.id}: {exc.message}; " + (
-                    "the paid answer is kept in the cache, and the next run takes it from "
-                    "there instead of paying again" if problem is None else
-                    f"the paid answer could not be kept either ({problem})"),
-                    hint="fix the cause (disk space, permissions), then run again") from None
+                raise unstored_answer(call, self.cache, response, exc,
+                                      redact=self.client.redact,
+                                      keep=not outcome.task_id) from None
         if outcome.task_id or outcome.resumed:  # its journal has served
             self.cache.drop_task(call.key)
         result.resumed = outcome.resumed
@@ -576,7 +573,6 @@ class Scheduler:
                     complete(instance, outcome)
                 launch_ready()
         except KeyboardInterrupt:
-            self.cancel.cancel()  # every worker's wait ends, every read is closed
             self._cancel(wait=2.0)
             in_flight = {future for future in running if future.running()}
             pool.shutdown(wait=False, cancel_futures=True)

@@ -14,7 +14,13 @@ from typing import Any
 from .cache import Cache, sha256_file
 from .catalog import CREDIT_UNITS
 from .graph import Plan
-from .lockfile import entry_problem, invalid_lines, merge_entries, read_lock, write_lock
+from .lockfile import (
+    invalid_lines,
+    lock_entry_problem,
+    merge_entries,
+    read_lock,
+    write_lock,
+)
 from .options import RunOptions, display
 from .results import RunResult, StepResult
 from .stamp import Stamp, stamp_file
@@ -130,7 +136,7 @@ class LockKeeper:
                 record = json.loads(line)
             except ValueError:
                 continue  # a line the kill cut short
-            if isinstance(record, dict) and entry_problem(record.get("entry")) is None and \
+            if isinstance(record, dict) and lock_entry_problem(record.get("entry")) is None and \
                     self._on_disk_as(record["entry"]):
                 found[str(record.get("id"))] = record["entry"]
         return found

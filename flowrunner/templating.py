@@ -120,8 +120,9 @@ def _check_brace_format(text: str) -> None:
 
 def _str_method_checked(owner: str, name: str, args: tuple[Any, ...],
                         kwargs: dict[str, Any]) -> tuple[Any, ...]:
-    """The arguments of a str method call, with widths clamped; refused when the result
-    would be too large (checked before the method allocates it)."""
+    """The arguments of a str method call, refused when the result would be too large
+    (a width past `MAX_WIDTH`, a replace or expandtabs that would grow past the cap),
+    checked before the method allocates it."""
     if name in ("center", "ljust", "rjust", "zfill") and args and isinstance(args[0], int):
         if args[0] > MAX_WIDTH:
             raise TemplateProblem(f"{name} width {args[0]:,} is over the limit of "

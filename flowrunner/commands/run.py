@@ -193,7 +193,7 @@ def _check_steps(plan: Any, names: tuple[str, ...], option: str) -> set[str]:
     return {name.split("[")[0] for name in names}
 
 
-def _open_remote(root: Path, options: RunOptions, reporter: Any) -> Any:
+def _open_remote(root: Path, options: RunOptions, reporter: Any, cancel: Any) -> Any:
     """The local cache with the remote behind it; a remote that does not answer is a
     warning (the run goes on from the local cache), except under --frozen.
 
@@ -206,7 +206,7 @@ def _open_remote(root: Path, options: RunOptions, reporter: Any) -> Any:
     assert options.remote_cache is not None
     cache = open_remote(root, options.remote_cache, mode=options.remote_mode,
                         warn=lambda line: reporter.note(f"warning: {line}"),
-                        threads=max(16, options.concurrency or 0))
+                        threads=max(16, options.concurrency or 0), cancel=cancel)
     if not cache.available and options.frozen:
         raise FrozenError(f"--frozen: the remote cache {options.remote_cache} cannot be used: "
                           f"{cache.problem}", hint="check AWS_ENDPOINT_URL, the credentials "
@@ -291,15 +291,14 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
                          "remote cache", hint="add --remote-cache s3://BUCKET/PREFIX (or set "
                                               "FLOW_REMOTE_CACHE) on every shard")
     if scratch is not None:
-        cache = Cache(scratch, readable=False, writable=False)
+        cache = Cache(scratch, readable=False, writable=False, cancel=cancel)
         if options.remote_cache:
             reporter.note("--no-cache: the remote cache is neither read nor written either")
     elif options.remote_cache:
         cache = _open_remote(cache_root_for(recipe.path, options.cache_dir), options,
-                             reporter)
+                             reporter, cancel)
     else:
-        cache = Cache(cache_root_for(recipe.path, options.cache_dir))
-    cache.cancel = cancel
+        cache = Cache(cache_root_for(recipe.path, options.cache_dir), cancel=cancel)
     instances = [i for i in plan.instances if i.step_id in selected and not (
         only_instances and i.step_id in {n.split("[")[0] for n in only_instances}
         and i.id not in only_instances)]

@@ -25,7 +25,7 @@ FLUX = """
     save: hero.png
 """
 # a hang guard for a loaded CI machine; the figure itself (a few hundred ms) is measured
-# by benchmarks/interrupt.py
+# by benchmarks/hardening.py
 EXIT_WITHIN = 5.0
 
 
