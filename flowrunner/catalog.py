@@ -18,6 +18,7 @@ from typing import Any
 
 from ._resources import iter_endpoint_files, read_json
 from .errors import UnknownEndpointError
+from .models import Model
 
 DEFAULT_BASE_URL = "https://api.elkapi.com"
 DEFAULT_KEY_ENV = "ELKAPI_API_KEY"
@@ -32,6 +33,9 @@ class FileParam:
     name: str
     field: str
     multiple: bool = False
+    # the field name when a list of several files is sent (OpenAI's edits: `image[]`, as
+    # its SDK sends an array); one file goes under `field`
+    list_field: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +110,10 @@ class Endpoint:
     # parameters resolved from an earlier step's stored answer (midjourney.action's button)
     resolve: dict[str, dict[str, Any]] = field(default_factory=dict)
     evidence: dict[str, str] = field(default_factory=dict)  # fact → how sure, and why
+    # the models the entry knows, with their lifecycle (models.py), and the parameter
+    # that names the model (`model`, Suno's `mv`)
+    models: dict[str, Model] = field(default_factory=dict)
+    model_param: str = "model"
     origin: str = BUILT_IN  # "built in", or the recipe-local file it came from
     # made once (it keys the memo tables every parameter check of every instance reads)
     _identity: str = field(init=False, repr=False, compare=False, default="")
@@ -237,12 +245,16 @@ class Endpoint:
             json_text=tuple(doc.get("json_text", ())),
             resolve=dict(doc.get("resolve", {})),
             evidence=dict(doc.get("evidence", {})),
+            models={name: Model.from_dict(name, spec)
+                    for name, spec in doc.get("models", {}).items()},
+            model_param=doc.get("model_param", "model"),
             origin=origin,
         ).for_kind(kinds[0])
 
 
 def _file_params(doc: dict[str, Any]) -> dict[str, FileParam]:
-    return {name: FileParam(name, spec["field"], spec.get("multiple", False))
+    return {name: FileParam(name, spec["field"], spec.get("multiple", False),
+                            spec.get("list_field"))
             for name, spec in doc.items()}
 
 

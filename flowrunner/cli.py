@@ -259,19 +259,26 @@ def graph(recipe: Path, fmt: str, var_pairs: tuple[str, ...], vars_files: tuple[
 @click.argument("endpoint_id", required=False, metavar="[ID]")
 @click.option("--recipe", type=_RECIPE,
               help="Include this recipe's own catalog entries (its `catalog:`).")
+@click.option("--models", is_flag=True,
+              help="List each endpoint's known models: current, deprecated (with the day it "
+                   "shuts down) or retired, and what to use instead. FLOW_TODAY=YYYY-MM-DD "
+                   "judges them on another day.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def endpoints(endpoint_id: str | None, recipe: Path | None, as_json: bool) -> int:
+def endpoints(endpoint_id: str | None, recipe: Path | None, models: bool,
+              as_json: bool) -> int:
     """List the endpoint catalog, or show one endpoint's parameters and allowed values.
 
     \b
     Example:
       flow endpoints
       flow endpoints recraft.generate_image
+      flow endpoints --models
       flow endpoints --recipe brand.yaml
     """
     from .commands.endpoints import show_endpoints
 
-    return show_endpoints(endpoint_id, as_json=as_json, out=_out(), recipe=recipe)
+    return show_endpoints(endpoint_id, as_json=as_json, out=_out(), recipe=recipe,
+                          models=models)
 
 
 @cli.command()

@@ -44,6 +44,8 @@ class Plan:
     by_step: dict[str, tuple[Instance, ...]]
     # parameters already rendered (those that read no step results), by instance id
     rendered: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # what is worth saying but does not stop a run (a model that shuts down soon)
+    warnings: tuple[Issue, ...] = ()
 
     def dependents(self, step_id: str) -> set[str]:
         """Every step that depends on ``step_id``, directly or not."""

@@ -31,9 +31,46 @@ def load_plan(path: Path, *, var_overrides: dict[str, Any] | None = None) -> Pla
     rendered: dict[str, dict[str, Any]] = {}
     if not issues:
         issues.extend(_render_known_params(plan, rendered))
+    warnings: list[Issue] = []
+    if not issues:
+        for found in model_issues(plan, rendered):
+            (issues if found.severity == "error" else warnings).append(found)
     if issues:
         raise SpecError(_dedupe(issues))
-    return dataclasses.replace(plan, rendered=rendered)
+    return dataclasses.replace(plan, rendered=rendered, warnings=tuple(_dedupe(warnings)))
+
+
+def model_issues(plan: Plan, rendered: dict[str, dict[str, Any]]) -> list[Issue]:
+    """A retired model (an error) or one that shuts down soon (a warning), for each step
+    that names one or leaves its entry's default (`models.py`), located at the model
+    parameter (or at `uses` for a default)."""
+    from .models import today
+
+    on = today()
+    smap = plan.recipe.source_map
+    found: list[Issue] = []
+    for step_id in plan.step_order:
+        step = plan.recipe.steps[step_id]
+        endpoint = step.endpoint
+        if endpoint is None or not endpoint.models:
+            continue
+        param = endpoint.model_param
+        names = {str(rendered[i.id].get(param)) for i in plan.by_step[step_id]
+                 if i.id in rendered} or {str(step.params.get(param, endpoint.defaults.get(
+                     param, "")))}
+        for name in sorted(names):
+            model = endpoint.models.get(name)
+            problem = model.problem(on) if model is not None else None
+            if problem is None:
+                continue
+            severity, message, hint = problem
+            given = param in step.params
+            where = smap.at(("steps", step_id, "with", param) if given
+                            else ("steps", step_id, "uses"))
+            label = f"steps.{step_id}.with.{param}" if given else \
+                f"steps.{step_id}: {endpoint.id}'s default {param}"
+            found.append(Issue(where, f"{label}: {message}", hint, severity=severity))
+    return found
 
 
 def _render_known_params(plan: Plan, rendered: dict[str, dict[str, Any]]) -> list[Issue]:

@@ -112,7 +112,10 @@ def prepare_call(recipe: Recipe, instance: Instance, views: dict[str, Any], *,
                 return None
             uploads.append(upload)
             digests_here.append({"sha256": upload.sha256})
-        keyed[name] = digests_here if spec.multiple else digests_here[0]
+        # one file of an entry that takes a list under its own field is keyed as one file
+        # (as before the entry took lists: the same cache key); other lists as lists
+        keyed[name] = digests_here if many or (spec.multiple and spec.list_field is None) \
+            else digests_here[0]
     if endpoint.generic:
         method = str(params.get("method", "POST")).upper()
         path = str(params["path"])

@@ -8,6 +8,7 @@ parameters as data-URL fields, as Recraft's spec defines) the call is sent as JS
 from __future__ import annotations
 
 import base64
+import collections
 import dataclasses
 import json
 from typing import Any
@@ -76,9 +77,12 @@ def _request(call: PreparedCall, base_url: str, *, submit: bool) -> ApiRequest:
                         else _form_value(v)) for k, v in body_params.items()
                        if k not in file_names)
         parts = []
+        counts = collections.Counter(upload.param for upload in call.uploads)
         for upload in call.uploads:
             spec = endpoint.files[upload.param]
-            parts.append(FilePart(spec.field, f"{upload.param}.{upload.ext}", upload.path,
+            field = spec.list_field if spec.list_field and counts[upload.param] > 1 \
+                else spec.field
+            parts.append(FilePart(field, f"{upload.param}.{upload.ext}", upload.path,
                                   upload.media_type))
         return ApiRequest(method=call.method, url=url, fields=fields, files=tuple(parts),
                           submit=submit, provider=provider)

@@ -7,6 +7,7 @@ The only module that imports `jsonschema` / `referencing`. Returns problems as v
 from __future__ import annotations
 
 import difflib
+import re
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -426,7 +427,7 @@ class _CompiledWhenUsed:
         if self.check is None:
             import fastjsonschema
 
-            self.check = fastjsonschema.compile(self.schema)
+            self.check = fastjsonschema.compile(self.schema, formats=_rule_formats(self.schema))
         return self.check(params)
 
 
@@ -440,9 +441,45 @@ def _compiled_rule(endpoint: Endpoint, number: int) -> tuple[tuple[str, ...], tu
         when = _inline_refs(rule.when, _resolve_shared)
         then = _inline_refs(rule.then, _resolve_shared)
         compiled = (tuple(sorted(_mentioned(when))), tuple(sorted(_mentioned(then))),
-                    fastjsonschema.compile(when), _CompiledWhenUsed(then), then)
+                    fastjsonschema.compile(when, formats=_rule_formats(when)),
+                    _CompiledWhenUsed(then), then)
         _RULES[(endpoint.identity, number)] = compiled
     return compiled
+
+
+_SIZE_FORMAT = re.compile(r"size/(\d+)/(\d+)/(\d+)x(\d+)")
+
+
+def _rule_formats(schema: Any) -> dict[str, Any]:
+    """The formats a rule may use beyond JSON Schema's, found in ``schema``:
+    `size/M/R/WxH`, an image size `WIDTHxHEIGHT` whose sides are multiples of M, whose
+    aspect ratio is at most R:1 either way, and which fits W×H pixels with no side over
+    max(W, H) (OpenAI's gpt-image-2 sizes: `size/16/3/3840x2160`)."""
+    found: dict[str, Any] = {}
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            name = node.get("format")
+            if isinstance(name, str) and _SIZE_FORMAT.fullmatch(name):
+                found[name] = _size_check(*map(int, _SIZE_FORMAT.fullmatch(name).groups()))  # type: ignore[union-attr]
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def _size_check(multiple: int, ratio: int, width: int, height: int) -> Any:
+    def check(value: str) -> bool:
+        match = re.fullmatch(r"(\d+)x(\d+)", value)
+        if not match:
+            return False
+        w, h = int(match.group(1)), int(match.group(2))
+        return (w > 0 and h > 0 and w % multiple == 0 and h % multiple == 0
+                and max(w, h) <= ratio * min(w, h) and w * h <= width * height
+                and max(w, h) <= max(width, height))
+
+    return check
 
 
 def _memo_value(value: Any) -> Any:
@@ -541,9 +578,11 @@ def rule_problems(endpoint: Endpoint, params: dict[str, Any], *,
         import jsonschema
 
         rule = endpoint.rules[number]
-        then = _RULES[(endpoint.identity, number)][4]
-        error = next(iter(jsonschema.Draft202012Validator(then).iter_errors(params)))
-        at: PathKey = (rule.at,) if rule.at else tuple(error.absolute_path)[:1]
+        at: PathKey = (rule.at,) if rule.at else ()
+        if not rule.at:  # where: jsonschema's first error (it knows no custom formats)
+            then = _RULES[(endpoint.identity, number)][4]
+            error = next(iter(jsonschema.Draft202012Validator(then).iter_errors(params)), None)
+            at = tuple(error.absolute_path)[:1] if error is not None else ()
         shown = _Shown({k: v if isinstance(v, str) else canonical_json(v)
                         for k, v in params.items()})
         problems.append((at, rule.message.format_map(shown),

@@ -157,12 +157,19 @@ def _template_issues(value: Any, base: PathKey, smap: SourceMap,
 
 
 def _strip_templates(value: Any) -> Any:
-    """The literal part of a parameter tree: templated strings are dropped."""
+    """The literal part of a parameter tree: templated values are dropped, and so is a
+    list that holds one (its length and items are only known once rendered)."""
     if isinstance(value, dict):
-        return {k: _strip_templates(v) for k, v in value.items() if not is_template(v)}
+        return {k: _strip_templates(v) for k, v in value.items() if not _templated(v)}
     if isinstance(value, list):
-        return [_strip_templates(v) for v in value if not is_template(v)]
+        return [_strip_templates(v) for v in value]
     return value
+
+
+def _templated(value: Any) -> bool:
+    if isinstance(value, list):
+        return any(_templated(v) for v in value)
+    return is_template(value)
 
 
 def check_literal_params(endpoint: Endpoint, params: dict[str, Any], base: PathKey,
@@ -172,7 +179,7 @@ def check_literal_params(endpoint: Endpoint, params: dict[str, Any], base: PathK
     # declared defaults (a pinned model) take part, except where a template decides
     literal = endpoint.coerced(
         {**{k: v for k, v in endpoint.defaults.items() if k not in params}, **literal})
-    templated = {k for k, v in params.items() if is_template(v)}
+    templated = {k for k, v in params.items() if _templated(v)}
     issues = []
     for path, message, hint in check_params(endpoint, literal):
         if message.startswith("missing required key"):

@@ -29,7 +29,7 @@ STAMP_VERSION = 3  # 3: the folders a run read (`catalog:` folders) are recorded
 def _stat(path: str) -> tuple[int, int] | None:
     try:
         info = os.stat(path)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL in a name a damaged stamp recorded
         return None
     return info.st_size, info.st_mtime_ns
 
@@ -40,7 +40,7 @@ def _sha256(path: str) -> str | None:
         with open(path, "rb", buffering=0) as handle:
             while block := handle.read(1 << 20):
                 digest.update(block)
-    except OSError:
+    except (OSError, ValueError):
         return None
     return digest.hexdigest()
 
@@ -67,7 +67,7 @@ def listing_digest(folder: str) -> str | None:
             dirs.sort()
             relative = os.path.relpath(top, folder)
             names.extend(os.path.join(relative, name) for name in files)
-    except OSError:
+    except (OSError, ValueError):
         return None
     return hashlib.sha256("\0".join(sorted(names)).encode()).hexdigest()
 

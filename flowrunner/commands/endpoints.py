@@ -30,15 +30,49 @@ def _summary(endpoint: Endpoint) -> dict[str, Any]:
             "confidence": endpoint.confidence}
 
 
+def _models(endpoint: Endpoint, on: Any) -> list[dict[str, Any]]:
+    return [{"name": m.name, "state": m.state(on),
+             "deprecated": m.deprecated.isoformat() if m.deprecated else None,
+             "retired": m.retired.isoformat() if m.retired else None,
+             "successor": m.successor, "source": m.source,
+             "default": endpoint.defaults.get(endpoint.model_param) == m.name}
+            for m in endpoint.models.values()]
+
+
+def show_models(catalog: dict[str, Endpoint], *, as_json: bool, out: TextIO) -> int:
+    """`flow endpoints --models`: each endpoint's known models and their state today."""
+    from ..models import today
+
+    on = today()
+    listed = {e.id: _models(e, on) for e in catalog.values() if e.models}
+    if as_json:
+        json.dump({"date": on.isoformat(), "endpoints": listed}, out, indent=2)
+        out.write("\n")
+        return 0
+    out.write(f"models as of {on.isoformat()} (FLOW_TODAY=YYYY-MM-DD shows another day):\n")
+    for endpoint_id in listed:
+        endpoint = catalog[endpoint_id]
+        out.write(f"\n{endpoint_id} ({endpoint.model_param}):\n")
+        for model in endpoint.models.values():
+            default = "  (default)" if endpoint.defaults.get(endpoint.model_param) == \
+                model.name else ""
+            out.write(f"  {model.describe(on)}{default}\n")
+    return 0
+
+
 def show_endpoints(endpoint_id: str | None, *, as_json: bool, out: TextIO,
-                   recipe: Path | None = None) -> int:
-    """`flow endpoints [ID] [--recipe R]`: the catalog, or one endpoint in full.
+                   recipe: Path | None = None, models: bool = False) -> int:
+    """`flow endpoints [ID] [--recipe R] [--models]`: the catalog, one endpoint in full,
+    or every endpoint's models with their state.
 
     Raises:
         UnknownEndpointError: no such id.
         SpecError: the recipe's own catalog entries are broken.
     """
     catalog = load_recipe_catalog(recipe) if recipe is not None else load_catalog()
+    if models:
+        chosen = {endpoint_id: find_endpoint(endpoint_id, catalog)} if endpoint_id else catalog
+        return show_models(chosen, as_json=as_json, out=out)
     if endpoint_id is None:
         if as_json:
             json.dump([_summary(e) for e in catalog.values()], out, indent=2)
@@ -74,6 +108,12 @@ def show_endpoints(endpoint_id: str | None, *, as_json: bool, out: TextIO,
     if endpoint.defaults:
         shown = ", ".join(f"{k}: {v}" for k, v in endpoint.defaults.items())
         out.write(f"  sent unless the recipe says otherwise: {shown}\n")
+    if endpoint.models:
+        from ..models import today
+
+        out.write(f"  models ({endpoint.model_param}), as of {today().isoformat()}:\n")
+        for model in endpoint.models.values():
+            out.write(f"    {model.describe(today())}\n")
     out.write("\n")
     out.write("parameters:\n")
     required = set(endpoint.params_schema.get("required", []))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -32,6 +33,13 @@ def _credit_history(cache: Cache) -> dict[tuple[str, str], float]:
     return {key: sum(v) / len(v) for key, v in totals.items() if v}
 
 
+def _with_defaults(step: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with the entry's defaults the step leaves out (what will be sent)."""
+    if step.endpoint is None:
+        return params
+    return {**{k: v for k, v in step.endpoint.defaults.items() if k not in params}, **params}
+
+
 def _estimate(item: Survey, history: dict[tuple[str, str], float], plan: Plan,
               identities: dict[str, str]) -> float:
     step = item.instance.step
@@ -56,6 +64,8 @@ def show_plan(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | No
     With ``stamp_context`` (what `flow run` with the same options would stamp), results a
     fresh run stamp vouches for are known cached without reading their entries."""
     plan = load_plan(path, var_overrides=var_overrides)
+    for warning in plan.warnings:  # a model that shuts down soon
+        sys.stderr.write(warning.format() + "\n")
     recipe = plan.recipe
     root = cache_root_for(plan.recipe.path, cache_dir)
     cache = inspection_cache(root, remote_cache)
@@ -85,7 +95,7 @@ def show_plan(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | No
             by_unit[units[step.id]] = by_unit.get(units[step.id], 0.0) + credits
         cached += item.state == "cached"
         params = item.call.material["params"] if item.call else \
-            known_params(plan, item.instance.matrix, step.params)
+            _with_defaults(step, known_params(plan, item.instance.matrix, step.params))
         rows.append({"n": number, "instance": item.instance.id, "step": step.id,
                      "endpoint": step.uses, "state": item.state,
                      "needs": needs[step.id], "params": params,
@@ -102,6 +112,10 @@ def show_plan(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | No
         return 0
     lines = [f"plan for {recipe.display}: {len(rows)} instances in {len(plan.step_order)} "
              f"steps\n"]
+    # parameters the entry fills in (a pinned model): shown, and said to be defaults, so
+    # a default that changes in a new release shows up as a change
+    defaults = {step_id: set(step.endpoint.defaults) - set(step.params)
+                if step.endpoint else set() for step_id, step in recipe.steps.items()}
     width = max(len(r["instance"]) for r in rows) if rows else 10
     for row in rows:
         word = STATE_WORDS[row["state"]]
@@ -111,9 +125,11 @@ def show_plan(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | No
                      f"{word:<10} {cost}\n")
         if row["needs"]:
             lines.append(f"      needs: {', '.join(row['needs'])}\n")
+        defaulted = defaults[row["step"]]
         for name, value in row["params"].items():
             if isinstance(value, str):
-                lines.append(f"      {name}: {value if len(value) <= 90 else value[:89] + '…'}\n")
+                lines.append(f"      {name}: {value if len(value) <= 90 else value[:89] + '…'}"
+                             + (" (default)" if name in defaulted else "") + "\n")
                 continue
             if isinstance(value, dict) and set(value) == {"sha256"}:
                 value = f"file sha256:{value['sha256'][:12]}"

@@ -393,6 +393,8 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
             reporter.run_started(recipe.display, len(instances), concurrency)
             for line in keeper.problems if keeper is not None else []:
                 reporter.note(f"warning: {line}")
+            for warning in plan.warnings:  # a model that shuts down soon
+                reporter.note(f"{warning.location}: warning: {warning.message}")
             if limit is not None and estimate > limit:  # a dry run only says so
                 reporter.note(f"the calls to make are estimated at ~{estimate:g} {unit}, over "
                               f"the budget of {limit:g} {unit}: a run would call nothing")

@@ -30,10 +30,14 @@ def validate_files(paths: list[Path], *, as_json: bool, out: TextIO, err: TextIO
                         print(github_annotation(str(issue.location), issue.message), file=out)
             continue
         results.append({"file": str(path), "valid": True, "errors": [],
+                        "warnings": [i.to_json() for i in plan.warnings],
                         "steps": len(plan.step_order), "instances": len(plan.instances)})
         if not as_json:
-            print(f"{path}: ok ({len(plan.step_order)} steps, {len(plan.instances)} instances)",
-                  file=out)
+            for warning in plan.warnings:  # said, but valid: exit 0
+                print(warning.format(), file=err)
+            print(f"{path}: ok ({len(plan.step_order)} steps, {len(plan.instances)} instances)"
+                  + (f", {len(plan.warnings)} warning{'s' * (len(plan.warnings) != 1)}"
+                     if plan.warnings else ""), file=out)
     if as_json:
         json.dump({"valid": not failed, "files": results}, out, indent=2)
         out.write("\n")

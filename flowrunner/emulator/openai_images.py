@@ -42,24 +42,68 @@ def check(operation: str, fields: dict[str, Any], files: dict[str, list[bytes]],
         if not fields.get(name):
             return f"Missing required parameter: '{name}'"
     if operation == "edits":
-        for name in files:
-            if name not in spec["files"]:
-                return f"Unrecognized file field: {name}"
-        if not (files.get("image") or files.get("image[]")):
-            return "Missing required parameter: 'image'"
+        problem = _edit_files(spec, files)
+        if problem:
+            return problem
     model = str(fields.get("model", doc["default_model"]))
+    if model in doc["retired"]:
+        return f"The model `{model}` does not exist or you do not have access to it."
     rules = doc["models"].get(model)
     if rules is None:
-        return f"The model '{model}' does not exist"
-    if "size" in fields and fields["size"] not in rules["sizes"]:
-        return f"Invalid size '{fields['size']}' for {model}: one of {', '.join(rules['sizes'])}"
+        return f"The model `{model}` does not exist or you do not have access to it."
+    return _model_problem(model, rules, fields, operation)
+
+
+def _edit_files(spec: dict[str, Any], files: dict[str, list[bytes]]) -> str | None:
+    for name in files:
+        if name not in spec["files"]:
+            return f"Unrecognized file field: {name}"
+    images = [*files.get("image", []), *files.get("image[]", [])]
+    if not images:
+        return "Missing required parameter: 'image'"
+    if len(images) > spec["max_images"]:
+        return f"Too many images: at most {spec['max_images']}"
+    return None
+
+
+def _model_problem(model: str, rules: dict[str, Any], fields: dict[str, Any],
+                   operation: str) -> str | None:
+    if "size" in fields and not _size_ok(rules, str(fields["size"])):
+        free = rules.get("free_sizes")
+        allowed = ", ".join(rules["sizes"]) + (
+            f", or WIDTHxHEIGHT with sides divisible by {free['multiple']}, aspect up to "
+            f"{free['max_ratio']}:1, at most {free['max_width']}x{free['max_height']}"
+            if free else "")
+        return f"Invalid size '{fields['size']}' for {model}: {allowed}"
     if not 1 <= int(fields.get("n", 1)) <= rules["n"]:
         return f"n must be 1 to {rules['n']} for {model}"
     if "quality" in fields and fields["quality"] not in rules["quality"]:
         return f"Invalid quality '{fields['quality']}' for {model}"
     if rules["b64_only"] and "response_format" in fields:
         return f"response_format is not supported for {model} (it always answers b64_json)"
+    if fields.get("background") == "transparent" and \
+            fields.get("output_format", "png") not in ("png", "webp"):
+        return "Transparent background requires output_format png or webp"
+    if operation == "edits" and "input_fidelity" in fields and \
+            fields["input_fidelity"] not in rules.get("input_fidelity", []):
+        return f"input_fidelity '{fields['input_fidelity']}' is not supported for {model}"
     return None
+
+
+def _size_ok(rules: dict[str, Any], size: str) -> bool:
+    if size in rules["sizes"]:
+        return True
+    free = rules.get("free_sizes")
+    match = re.fullmatch(r"(\d+)x(\d+)", size)
+    if not free or not match:
+        return False
+    width, height = int(match.group(1)), int(match.group(2))
+    most = max(free["max_width"], free["max_height"])
+    return (width > 0 and height > 0 and width % free["multiple"] == 0
+            and height % free["multiple"] == 0
+            and max(width, height) <= free["max_ratio"] * min(width, height)
+            and width * height <= free["max_width"] * free["max_height"]
+            and max(width, height) <= most)
 
 
 def answer(fields: dict[str, Any], add_file: AddFile) -> dict[str, Any]:

@@ -389,13 +389,13 @@ def test_openai_format_images_decode_b64_and_upload_edits(tmp_path: Path, emulat
     assert result.code == 0, result
     generate, edit = _api(emulator)
     assert generate["path"] == "/v1/images/generations"
-    assert generate["json"] == {"model": "gpt-image-1", "prompt": "a coffee cup for Acme",
+    assert generate["json"] == {"model": "gpt-image-1.5", "prompt": "a coffee cup for Acme",
                                 "size": "1536x1024", "n": 2}
     assert edit["path"] == "/v1/images/edits"
     assert edit["content_type"].startswith("multipart/form-data")
     assert [f["field"] for f in edit["files"]] == ["image"]
     assert edit["files"][0]["sha256"] == sha256(tmp_path / "assets" / "hero-a.png")
-    assert edit["fields"] == {"prompt": "add steam", "model": "gpt-image-1"}
+    assert edit["fields"] == {"prompt": "add steam", "model": "gpt-image-1.5"}
     for name in ("hero-a.png", "hero-b.png", "retouched.png"):
         with Image.open(tmp_path / "assets" / name) as image:  # decoded from b64_json
             assert image.format == "PNG"
@@ -403,6 +403,75 @@ def test_openai_format_images_decode_b64_and_upload_edits(tmp_path: Path, emulat
         (tmp_path / "assets" / "hero-b.png").read_bytes()
     emulator.reset()
     assert flow("run", path, env=KEY_ENV).code == 0 and _api(emulator) == []
+
+
+def test_gpt_image_2_takes_free_sizes_and_edits_take_several_images(tmp_path: Path,
+                                                                    emulator) -> None:
+    """Issue 25, fix 1: the gpt-image-2 family takes any WIDTHxHEIGHT with sides divisible
+    by 16 (aspect 1:3 to 3:1, up to 3840x2160); an edit takes up to 16 images, sent as
+    `image[]` as OpenAI's SDK sends a list."""
+    path = recipe(tmp_path, emulator.base_url, """
+  wide:
+    uses: openai.generate_image
+    with: {model: gpt-image-2.5-flare, prompt: "a skyline", size: 2048x1152, quality: xhigh}
+    save: wide
+  collage:
+    uses: openai.edit_image
+    with:
+      model: gpt-image-2
+      prompt: "one poster from these"
+      image: ["{{ steps.wide.files[0] }}", "{{ steps.wide.files[0] }}", "{{ steps.wide.files[0] }}"]
+      size: 3840x2160
+    save: collage
+""")
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 0, result
+    generate, edit = _api(emulator)
+    assert generate["json"]["size"] == "2048x1152"
+    assert [f["field"] for f in edit["files"]] == ["image[]"] * 3
+    for bad, words in (("2000x1000", "divisible by 16"), ("4096x1024", "aspect ratio"),
+                       ("4096x2304", "3840x2160")):
+        wrong = recipe(tmp_path, emulator.base_url, f"""
+  wide:
+    uses: openai.generate_image
+    with: {{model: gpt-image-2, prompt: "a skyline", size: {bad}}}
+""", name="wrong.yaml")
+        refused = flow("validate", wrong)
+        assert refused.code == 3 and words in refused.err, (bad, refused)
+    standard = recipe(tmp_path, emulator.base_url, """
+  wide:
+    uses: openai.generate_image
+    with: {model: gpt-image-1.5, prompt: "a skyline", size: 2048x1152, quality: max}
+""", name="standard.yaml")
+    refused = flow("validate", standard)
+    assert refused.code == 3 and "1024x1024, 1536x1024, 1024x1536 or auto" in refused.err
+    assert "for gpt-image-2.5-sunburst and gpt-image-2.5-flare only" in refused.err
+
+
+def test_a_retired_model_is_refused_and_a_deprecated_one_warned_by_date(
+        tmp_path: Path, emulator) -> None:
+    """Issue 25, models with a lifecycle: judged by today's date (FLOW_TODAY moves it)."""
+    path = recipe(tmp_path, emulator.base_url, """
+  hero:
+    uses: openai.generate_image
+    with: {model: gpt-image-1, prompt: "a cup"}
+""")
+    refused = flow("validate", path)
+    assert refused.code == 3, refused
+    assert "brand.yaml:12:" in refused.err  # located at the model
+    assert "gpt-image-1 was shut down on 2026-10-23; use gpt-image-1.5" in refused.err
+    before = flow("validate", path, env={"FLOW_TODAY": "2026-10-22"})
+    assert before.code == 0, before  # the day before, it was served
+    run = flow("run", path, env=KEY_ENV)
+    assert run.code == 3 and emulator.requests() == []  # refused before paying
+    default = recipe(tmp_path, emulator.base_url, """
+  hero:
+    uses: openai.generate_image
+    with: {prompt: "a cup"}
+""", name="default.yaml")
+    later = flow("validate", default, env={"FLOW_TODAY": "2099-01-01"})
+    assert later.code == 0  # gpt-image-1.5 has no announced end
+    assert flow("validate", path, env={"FLOW_TODAY": "soon"}).code == 2
 
 
 def test_ideogram_poster_goes_as_multipart_even_without_a_file(tmp_path: Path,

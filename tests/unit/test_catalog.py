@@ -145,3 +145,38 @@ def test_path_language() -> None:
     assert extract(doc, "metadata.credits|credits") == 2
     assert extract({"credits": 5}, "metadata.credits|credits") == 5
     assert extract(doc, "nothing.here") is None
+
+
+def test_no_shipped_default_or_example_names_a_retired_model() -> None:
+    """Issue 25: a default or an example that the provider no longer serves fails a paid
+    run. Judged by the day the test runs, so a retirement date passing fails CI."""
+    import datetime
+
+    from flowrunner.catalog import load_catalog
+
+    today = datetime.date.today()
+    for endpoint in load_catalog().values():
+        param = endpoint.model_param
+        default = endpoint.defaults.get(param)
+        if endpoint.models and default is not None:
+            assert default in endpoint.models, f"{endpoint.id}: its default {default} is unjudged"
+            assert endpoint.models[default].state(today) != "retired", endpoint.id
+        schema = endpoint.params_schema.get("properties", {}).get(param, {})
+        for example in schema.get("examples", []):
+            model = endpoint.models.get(example)
+            assert model is None or model.state(today) != "retired", (endpoint.id, example)
+        for model in endpoint.models.values():
+            assert model.source.startswith(("verified:", "inferred:")), (endpoint.id, model)
+            if model.successor is not None:
+                assert model.successor in endpoint.models, (endpoint.id, model.successor)
+                assert endpoint.models[model.successor].state(today) == "current"
+
+
+def test_examples_use_no_model_that_is_retired_or_shutting_down() -> None:
+    from pathlib import Path
+
+    from flowrunner.planning import load_plan
+
+    for path in sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml")):
+        plan = load_plan(path)  # a retired model would be an error here
+        assert [w.message for w in plan.warnings] == [], path.name

@@ -16,7 +16,7 @@ LAYERS: list[set[str]] = [
     # 0 leaves
     {"errors", "_json", "emulator.faults", "__init__", "workers"},
     # 0b leaves over the error types: checked records, the run's cancellation
-    {"providers", "records", "watchdog", "cancellation", "proxies"},
+    {"providers", "records", "watchdog", "cancellation", "proxies", "models"},
     # 1 values and small services over the leaves
     {"throttle", "cache_key", "limits", "_resources", "source", "templating", "results", "budget",
      "imaging", "crashlog", "options", "gitrev", "diffpage", "changes", "objectstore",
