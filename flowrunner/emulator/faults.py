@@ -23,8 +23,10 @@ FAULTS = {
     "moderate-task": "end the next task moderated (Flux: Request Moderated; Suno: a "
                      "sensitive word)",
     "stuck-task": "keep the next task Pending",
-    "reshaped": "answer the next Kling task in the gateway family's reshaped form "
-                "({task_id, status, url})",
+    "reshaped": "answer the next Kling or unified video task in the gateway family's "
+                "documented form ({task_id, status, url})",
+    "kling-native": "answer the next Kling task in Kling's own form, as a passthrough "
+                    "gateway would ({code: 0, data: {task_status, task_result}})",
 }
 STATUS_FAULTS = frozenset({"429", "500", "502", "503", "504", "524"})
 API_FAULTS = STATUS_FAULTS | {"bad-json", "echo-auth", "redirect", "slow-json", "huge-json",

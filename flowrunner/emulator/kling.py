@@ -1,7 +1,9 @@
 """Kling as the gateway family serves it (contracts/kling.json): text to video, image to
-video and images, each a task polled on its own route. Answers come in Kling's own shape
-(`{code: 0, data: {task_id, task_status, task_result}}`) or, when asked, in the gateway
-family's reshaped one (`{task_id, status, url, …}`). The emulator's own model."""
+video and images, each a task polled on its own route. Answers come in new-api's task
+envelope (newapi.py: `{code: "success", data: {status: SUCCESS, result_url, data: <Kling's
+answer>}}`), the gateway family's default; when asked, in Kling's own shape (`{code: 0,
+data: {task_id, task_status, task_result}}`, a passthrough gateway) or the documented
+reshaped one (`{task_id, status, url, …}`). The emulator's own model."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from . import contract
+from . import contract, newapi
 from .images import poster
 from .video import mp4
 
@@ -44,8 +46,13 @@ def check(operation: str, body: dict[str, Any]) -> str | None:
     return None
 
 
-def submitted(task_id: str, reshaped: bool) -> dict[str, Any]:
-    if reshaped:
+SHAPES = ("gateway", "upstream", "reshaped")  # new-api's envelope, Kling's own, swagger's
+
+
+def submitted(task_id: str, shape: str, model: str) -> dict[str, Any]:
+    if shape == "gateway":
+        return newapi.submitted(task_id, model)
+    if shape == "reshaped":
         return {"task_id": task_id, "status": "queued"}
     return {"code": 0, "message": "SUCCEED", "request_id": "emulated",
             "data": {"task_id": task_id, "task_status": "submitted",
@@ -53,7 +60,33 @@ def submitted(task_id: str, reshaped: bool) -> dict[str, Any]:
 
 
 def poll(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
-    """The poll answer for the task's state, advancing it by one poll."""
+    """The poll answer for the task's state, advancing it by one poll, in its shape."""
+    native = _native(task, add_file)
+    if task["shape"] == "upstream":
+        return native
+    data = native["data"]
+    status = {"submitted": "queued", "processing": "processing", "succeed": "succeeded",
+              "failed": "failed"}[data["task_status"]]
+    result = data.get("task_result", {})
+    url = next((item["url"] for item in (result.get("videos") or result.get("images") or [])),
+               "")
+    message = data.get("task_status_msg", "")
+    if task["shape"] == "reshaped":
+        words = {"queued": "queued", "processing": "in_progress", "succeeded": "completed",
+                 "failed": "failed"}
+        return {"task_id": task["id"], "status": words[status], "url": url,
+                "format": "mp4" if url and task["operation"] != "images" else "",
+                "metadata": {"duration": float(task["body"].get("duration", 5))} if url
+                else {}, "error": {"code": "failed", "message": message} if message
+                else None}
+    action = {"text2video": "textGenerate", "image2video": "generate"}.get(task["operation"],
+                                                                           "generate")
+    return newapi.fetched(task["id"], action, status, url=url, reason=message,
+                          upstream=native)
+
+
+def _native(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
+    """Kling's own answer for the task's state, advancing it by one poll."""
     task["polls"] += 1
     status = "processing"
     result: dict[str, Any] = {}
@@ -71,13 +104,6 @@ def poll(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
                 result = {"videos": [{"id": task["id"] + "-0", "url": url,
                                       "duration": str(body.get("duration", "5"))}]}
     message = "emulated task failure" if status == "failed" else ""
-    if task["reshaped"]:
-        words = {"processing": "in_progress", "succeed": "completed", "failed": "failed"}
-        return {"task_id": task["id"], "status": words[status], "url": url,
-                "format": "mp4" if url and task["operation"] != "images" else "",
-                "metadata": {"duration": float(task["body"].get("duration", 5))} if url
-                else {}, "error": {"code": "failed", "message": message} if message
-                else None}
     data = {"task_id": task["id"], "task_status": status, "task_status_msg": message,
             "created_at": 1722769557708, "updated_at": 1722769557708}
     if result:

@@ -42,6 +42,7 @@ from . import (
     kling,
     midjourney,
     minimax,
+    newapi,
     openai_images,
     replicate,
     sora,
@@ -821,16 +822,19 @@ class Handler(BaseHTTPRequestHandler):
                                        "request_id": "emulated"}))
         if fields is None:
             return
-        task_id = str(int.from_bytes(hashlib.sha256(
-            (canonical_json(fields) + str(time.monotonic_ns())).encode()).digest()[:8], "big"))
-        reshaped = self.state.take_fault({"reshaped"}) is not None
+        digest = hashlib.sha256((canonical_json(fields) + str(time.monotonic_ns())).encode())
+        shape = "reshaped" if self.state.take_fault({"reshaped"}) is not None else \
+            "upstream" if self.state.take_fault({"kling-native"}) is not None else "gateway"
+        # the gateway's own task id (new-api); a passthrough forwards Kling's numeric one
+        task_id = newapi.task_id(digest.hexdigest()) if shape == "gateway" else \
+            str(int.from_bytes(digest.digest()[:8], "big"))
         task = {"family": "kling", "id": task_id, "operation": operation, "body": fields,
-                "polls": 0, "reshaped": reshaped,
+                "polls": 0, "shape": shape,
                 "fail": self.state.take_fault({"fail-task"}) is not None,
                 "stuck": self.state.take_fault({"stuck-task"}) is not None}
         with self.state.lock:
             self.state.tasks[task_id] = task
-        self._json(200, kling.submitted(task_id, reshaped))
+        self._json(200, kling.submitted(task_id, shape, str(fields.get("model_name", ""))))
 
     def _kling_poll(self, operation: str, task_id: str) -> None:
         with self.state.lock:
@@ -882,13 +886,16 @@ class Handler(BaseHTTPRequestHandler):
                                    lambda problem: self._error(400, problem))
         if fields is None:
             return
-        task_id = "video_" + _uuid(canonical_json(fields) + str(time.monotonic_ns()))[:18]
+        digest = hashlib.sha256((canonical_json(fields) + str(time.monotonic_ns())).encode())
+        task_id = newapi.task_id(digest.hexdigest())
         with self.state.lock:
-            self.state.tasks[task_id] = {
+            task = self.state.tasks[task_id] = {
                 "family": "video", "id": task_id, "body": fields, "polls": 0,
+                "shape": "reshaped" if self.state.take_fault_locked({"reshaped"}) is not None
+                else "gateway",
                 "fail": self.state.take_fault_locked({"fail-task"}) is not None,
                 "stuck": self.state.take_fault_locked({"stuck-task"}) is not None}
-        self._json(200, {"task_id": task_id, "status": "queued"})
+        self._json(200, unified_video.submitted(task))
 
     def _replicate_create(self, model: str, body: bytes, record: dict[str, Any]) -> None:
         fields = self._json_submit(body, record, replicate.check,

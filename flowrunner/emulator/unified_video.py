@@ -1,6 +1,8 @@
 """The gateway family's unified video route (contracts/video.json): one submit for every
-video model it routes, then `GET /v1/video/generations/{task_id}` until completed. The
-emulator's own model, not flowrunner's catalog."""
+video model it routes, then `GET /v1/video/generations/{task_id}` until done, answered in
+new-api's task envelope (newapi.py) or, when asked, the documented swagger shape
+(`{task_id, status: completed, url}`). The emulator's own model, not flowrunner's
+catalog."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from . import contract
+from . import contract, newapi
 from .video import mp4
 
 TASK_PENDING_POLLS = 2
@@ -21,6 +23,24 @@ def check(fields: dict[str, Any]) -> str | None:
 
 
 def poll(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
+    """The fetch answer for the task's state, advancing it by one poll, in its shape."""
+    answer = _swagger(task, add_file)
+    if task.get("shape") == "reshaped":
+        return answer
+    state = {"queued": "queued", "in_progress": "processing", "completed": "succeeded",
+             "failed": "failed"}[answer["status"]]
+    reason = (answer.get("error") or {}).get("message", "")
+    return newapi.fetched(task["id"], "generate", state, url=answer["url"], reason=reason,
+                          upstream={"status": answer["status"]})
+
+
+def submitted(task: dict[str, Any]) -> dict[str, Any]:
+    if task.get("shape") == "reshaped":
+        return {"task_id": task["id"], "status": "queued"}
+    return newapi.submitted(task["id"], str(task["body"].get("model", "")))
+
+
+def _swagger(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
     task["polls"] += 1
     body = task["body"]
     answer: dict[str, Any] = {"task_id": task["id"], "status": "in_progress", "url": "",

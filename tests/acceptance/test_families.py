@@ -326,7 +326,7 @@ def test_kling_image_then_video_on_the_wire_and_on_disk(tmp_path: Path, emulator
     assert [c["path"] for c in posts] == ["/kling/v1/images/generations",
                                           "/kling/v1/videos/image2video"]
     # written as a number in the recipe, sent as the text Kling takes; the model pinned
-    assert posts[1]["json"]["duration"] == "5" and posts[1]["json"]["model_name"] == "kling-v1"
+    assert posts[1]["json"]["duration"] == "5" and posts[1]["json"]["model_name"] == "kling-v3"
     assert posts[1]["json"]["image"].startswith(emulator.base_url + "/files/")
     polls = [c["path"] for c in _api(emulator) if c["method"] == "GET"]
     assert all(p.startswith(("/kling/v1/images/generations/", "/kling/v1/videos/image2video/"))
@@ -472,6 +472,53 @@ def test_a_retired_model_is_refused_and_a_deprecated_one_warned_by_date(
     later = flow("validate", default, env={"FLOW_TODAY": "2099-01-01"})
     assert later.code == 0  # gpt-image-1.5 has no announced end
     assert flow("validate", path, env={"FLOW_TODAY": "soon"}).code == 2
+
+
+@pytest.mark.parametrize("shape", ["gateway", "kling-native", "reshaped"])
+def test_kling_and_the_unified_route_read_every_answer_shape(tmp_path: Path, emulator,
+                                                             shape: str) -> None:
+    """Issue 25, fix 2: new-api answers its Kling and unified video fetches in its task
+    envelope ({code: success, data: {status: SUCCESS, result_url, data: <Kling's>}}); a
+    passthrough gateway answers Kling's own shape, the docs print a third. The teaser is
+    saved in each; the text-to-video model and aspect ratio are sent explicitly."""
+    if shape != "gateway":
+        emulator.fault(shape)
+    if shape == "reshaped":
+        emulator.fault("reshaped")  # the unified route's task too
+    path = recipe(tmp_path, emulator.base_url, """
+  teaser:
+    uses: kling.text_to_video
+    with: {prompt: "steam over a cup", duration: 5}
+    save: teaser
+  clip:
+    uses: video.generate
+    with: {model: kling-v2-master, prompt: "a cup", size: 1280x720, duration: 5}
+    save: clip
+""")
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 0, result
+    submit = next(c for c in _api(emulator) if c["path"] == "/kling/v1/videos/text2video")
+    assert submit["json"]["model_name"] == "kling-v3"
+    assert submit["json"]["aspect_ratio"] == "16:9"  # new-api would otherwise send 1:1
+    for name in ("teaser.mp4", "clip.mp4"):
+        assert (tmp_path / "assets" / name).read_bytes()[4:8] == b"ftyp"
+    if shape == "gateway":
+        polls = [c["path"] for c in _api(emulator) if c["method"] == "GET"]
+        assert any(p.startswith("/kling/v1/videos/text2video/task_") for p in polls)
+
+
+def test_a_failed_kling_task_reads_its_reason_not_a_url(tmp_path: Path, emulator) -> None:
+    """new-api puts a failed task's reason in result_url when it stored no URL: the
+    failure is read as a failure, with its reason."""
+    emulator.fault("fail-task")
+    path = recipe(tmp_path, emulator.base_url, """
+  teaser:
+    uses: kling.text_to_video
+    with: {prompt: "steam over a cup"}
+""")
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 1, result
+    assert "ended with status 'FAILURE': emulated task failure" in result.out
 
 
 def test_ideogram_poster_goes_as_multipart_even_without_a_file(tmp_path: Path,

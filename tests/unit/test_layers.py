@@ -26,7 +26,8 @@ LAYERS: list[set[str]] = [
     # 3 files kept beside a recipe, artifacts, checks
     {"schema", "stamp", "lockfile", "gallery", "downloads", "editorschema", "remote"},
     # 4 the recipe model; the emulator's media and the providers' contracts
-    {"spec", "emulator.images", "emulator.contract", "emulator.sounds", "emulator.video"},
+    {"spec", "emulator.images", "emulator.contract", "emulator.sounds", "emulator.video",
+     "emulator.newapi"},
     # the emulator's task families
     {"emulator.suno", "emulator.midjourney", "emulator.kling", "emulator.openai_images",
      "emulator.ideogram", "emulator.unified_video",
