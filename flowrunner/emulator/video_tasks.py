@@ -22,8 +22,10 @@ def check(family: str, fields: dict[str, Any]) -> str | None:
 
 
 def submitted(family: str, task_id: str) -> dict[str, Any]:
-    if family == "luma":
-        return {"id": task_id, "state": "pending", "failure_reason": None, "assets": None}
+    if family == "luma":  # the gateway's Luma format (Luma-API), not Luma's official one
+        return {"id": task_id, "prompt": "", "state": "pending", "video": None,
+                "created_at": "2026-12-03T00:00:00Z", "liked": None,
+                "estimate_wait_seconds": None}
     if family == "veo":
         return {"id": task_id, "status": "pending"}
     return {"id": task_id}
@@ -39,9 +41,12 @@ def poll(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
                        "video/mp4")
     if family == "luma":
         state = "processing" if not done else "failed" if task["fail"] else "completed"
-        return {"id": task["id"], "state": state,
+        return {"id": task["id"], "prompt": task["body"].get("user_prompt", ""),
+                "state": state, "created_at": "2026-12-03T00:00:00Z", "liked": None,
+                "estimate_wait_seconds": None,
                 "failure_reason": "emulated task failure" if state == "failed" else None,
-                "assets": {"video": url} if url else None}
+                "video": {"url": url, "download_url": url, "width": 144, "height": 80,
+                          "thumbnail": None} if url else None}
     if family == "veo":
         status = "running" if not done else "failed" if task["fail"] else "succeeded"
         answer: dict[str, Any] = {"id": task["id"], "status": status}
