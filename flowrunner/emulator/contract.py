@@ -43,7 +43,7 @@ def load(name: str) -> dict[str, Any]:
 
 _JSON_TYPES: dict[str, type | tuple[type, ...]] = {
     "string": str, "boolean": bool, "integer": int, "number": (int, float), "object": dict,
-    "array": list}
+    "array": list, "any": (str, bool, int, float, dict, list)}
 
 
 def field_problem(fields: dict[str, Any], types: dict[str, str], *,

@@ -45,6 +45,7 @@ from . import (
     newapi,
     openai_images,
     replicate,
+    runway,
     sora,
     sounds,
     suno,
@@ -968,14 +969,7 @@ class Handler(BaseHTTPRequestHandler):
             if parsed is None:
                 return
             fields, _uploads, as_json = parsed
-            problem = contract.field_problem(fields, spec["fields"]) if as_json \
-                else "expected application/json"
-            for name in spec["required"]:
-                if problem is None and not fields.get(name):
-                    problem = f"{name} is required"
-            for name, allowed in spec["values"].items():
-                if problem is None and name in fields and fields[name] not in allowed:
-                    problem = f"{name} must be one of {', '.join(map(str, allowed))}"
+            problem = runway.check(fields) if as_json else "expected application/json"
             if problem:
                 self._json(400, {"error": problem})
                 return
@@ -984,7 +978,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.state.tasks[task_id] = {
                     "family": "runway", "id": task_id, "body": fields, "polls": 0,
                     "fail": self.state.take_fault_locked({"fail-task"}) is not None}
-            self._json(200, {"id": task_id})
+            self._json(200, {"id": task_id, "estimatedCost": {"credits": 25}})
             return
         task_id = path.rsplit("/", 1)[1]
         with self.state.lock:

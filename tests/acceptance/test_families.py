@@ -677,18 +677,58 @@ def test_runway_sends_its_version_header_on_every_call(tmp_path: Path, emulator)
     path = recipe(tmp_path, emulator.base_url, """
   shot:
     uses: runway.image_to_video
-    with: {promptImage: "https://example.com/key.png", ratio: "1280:768", duration: 5}
+    with: {promptImage: "https://example.com/key.png", duration: 5}
     save: shot
 """)
     result = flow("run", path, env=KEY_ENV)
     assert result.code == 0, result
     calls = _api(emulator)
     assert calls[0]["path"] == "/runwayml/v1/image_to_video"
+    # Runway requires a ratio for gen4_turbo: the entry's default goes with the model
     assert calls[0]["json"] == {"promptImage": "https://example.com/key.png",
-                                "ratio": "1280:768", "duration": 5, "model": "gen4_turbo"}
+                                "ratio": "1280:720", "duration": 5, "model": "gen4_turbo"}
     # the emulator answers 400 to any call without it, polls included: every call had it
     assert all(c["path"].startswith("/runwayml/v1/tasks/") for c in calls[1:])
     assert sniff((tmp_path / "assets" / "shot.mp4").read_bytes()[:64]) == "video/mp4"
+
+
+@pytest.mark.parametrize(("params", "words"), [
+    ("{model: gen4.5, promptImage: x, ratio: '1280:720'}", "gen4.5 needs a duration"),
+    ("{model: veo3.1, promptImage: x, ratio: '1104:832'}", "veo3.1 takes a ratio of 1280:720"),
+    ("{model: veo3.1, promptImage: x, ratio: '1280:720', duration: 5}", "4, 6 or 8"),
+    ("{model: gen3a_turbo, promptImage: x}", "gen3a_turbo was shut down on 2026-12-03"),
+])
+def test_runway_rules_per_model_refuse_before_paying(tmp_path: Path, params: str,
+                                                    words: str) -> None:
+    path = recipe(tmp_path, "https://api.elkapi.com", f"""
+  shot:
+    uses: runway.image_to_video
+    with: {params}
+""")
+    refused = flow("validate", path)
+    assert refused.code == 3 and words in refused.err, refused
+
+
+def test_the_emulator_refuses_a_runway_entry_without_a_ratio(tmp_path: Path,
+                                                            emulator) -> None:
+    """The emulator models Runway (its SDK), not the catalog: an entry that does not send
+    the ratio gen4_turbo requires is refused there, as Runway would."""
+    import json
+
+    from flowrunner._resources import read_json
+
+    entry = read_json("endpoints", "runway", "image_to_video.json")
+    entry["id"] = "my.runway"
+    entry["defaults"] = {"model": "gen4_turbo"}
+    entry["rules"] = []
+    (tmp_path / "runway.json").write_text(json.dumps(entry))
+    path = recipe(tmp_path, emulator.base_url, """
+  shot:
+    uses: my.runway
+    with: {promptImage: "https://example.com/key.png"}
+""", extra="catalog: [runway.json]\n")
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 1 and "ratio is required for gen4_turbo" in result.out, result
 
 
 def test_a_journaled_task_the_provider_no_longer_knows_is_forgotten(tmp_path: Path,
