@@ -32,7 +32,7 @@ LAYERS: list[set[str]] = [
     {"emulator.suno", "emulator.midjourney", "emulator.kling", "emulator.openai_images",
      "emulator.ideogram", "emulator.unified_video",
      "emulator.replicate", "emulator.video_tasks", "emulator.sora",
-     "emulator.minimax"},
+     "emulator.minimax", "emulator.runway"},
     # 5 the step graph; the emulator (models providers, imports nothing of the run)
     {"graph", "emulator.server", "emulator"},
     # 6 one instance's template context
