@@ -114,6 +114,8 @@ class Endpoint:
     # that names the model (`model`, Suno's `mv`)
     models: dict[str, Model] = field(default_factory=dict)
     model_param: str = "model"
+    # the route itself has a lifecycle (a provider API shut down): judged like a model
+    lifecycle: Model | None = None
     origin: str = BUILT_IN  # "built in", or the recipe-local file it came from
     # made once (it keys the memo tables every parameter check of every instance reads)
     _identity: str = field(init=False, repr=False, compare=False, default="")
@@ -248,6 +250,8 @@ class Endpoint:
             models={name: Model.from_dict(name, spec)
                     for name, spec in doc.get("models", {}).items()},
             model_param=doc.get("model_param", "model"),
+            lifecycle=Model.from_dict(doc["id"], doc["lifecycle"]) if doc.get("lifecycle")
+            else None,
             origin=origin,
         ).for_kind(kinds[0])
 

@@ -52,6 +52,12 @@ def model_issues(plan: Plan, rendered: dict[str, dict[str, Any]]) -> list[Issue]
     for step_id in plan.step_order:
         step = plan.recipe.steps[step_id]
         endpoint = step.endpoint
+        retired = endpoint.lifecycle.problem(on) if endpoint and endpoint.lifecycle else None
+        if retired is not None:  # the route itself (a provider API shut down)
+            severity, message, hint = retired
+            found.append(Issue(smap.at(("steps", step_id, "uses")),
+                               f"steps.{step_id}.uses: {message}", hint, severity=severity))
+            continue
         if endpoint is None or not endpoint.models:
             continue
         param = endpoint.model_param

@@ -334,7 +334,8 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 with self.state.lock:
                     task = self.state.tasks.get(task_id)
-                if task is None or task.get("family_kind") != name:
+                shared = {"sora_reverse"} if name == "veo" else set()  # one query route
+                if task is None or task.get("family_kind") not in {name} | shared:
                     self._error(404, "task not found")
                 else:
                     self._json(200, video_tasks.poll(task, self._file_adder()))
@@ -1062,12 +1063,22 @@ class Handler(BaseHTTPRequestHandler):
                     return name, path[len(prefix):]
         return None
 
-    def _video_task_submit(self, family: str, body: bytes, record: dict[str, Any]) -> None:
-        fields = self._json_submit(body, record, lambda f: video_tasks.check(family, f),
+    def _video_task_submit(self, route_family: str, body: bytes,
+                           record: dict[str, Any]) -> None:
+        chosen: list[str] = []
+
+        def check(fields: dict[str, Any]) -> str | None:
+            chosen.append(video_tasks.family_of(route_family, fields))
+            return video_tasks.check(chosen[0], fields)
+
+        fields = self._json_submit(body, record, check,
                                    lambda problem: self._error(400, problem))
         if fields is None:
             return
+        family = chosen[0]
         task_id = _uuid(canonical_json(fields) + family + str(time.monotonic_ns()))
+        if family == "sora_reverse":
+            task_id = f"{fields['model']}:task_{task_id.replace('-', '')[:26]}"
         with self.state.lock:
             self.state.tasks[task_id] = {
                 "family": "video_task", "family_kind": family, "id": task_id, "body": fields,

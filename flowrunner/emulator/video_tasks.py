@@ -1,6 +1,7 @@
-"""Luma, Veo and Pika as gateways relay them (contracts/video_tasks.json): a submit, then a
-poll until the video is done, each family with its own words and shapes. The emulator's own
-model, not flowrunner's catalog."""
+"""Luma, Veo, Pika and reverse-format Sora as gateways relay them
+(contracts/video_tasks.json): a submit, then a poll until the video is done, each family
+with its own words and shapes (Veo and Sora share `/v1/video/create`, told apart by the
+model). The emulator's own model, not flowrunner's catalog."""
 
 from __future__ import annotations
 
@@ -15,10 +16,26 @@ TASK_PENDING_POLLS = 2
 AddFile = Callable[[bytes, str], str]
 
 
+def family_of(route_family: str, fields: dict[str, Any]) -> str:
+    """The family a submit belongs to: on the shared create route, Sora's models are
+    Sora's."""
+    if route_family == "veo" and str(fields.get("model", "")).startswith("sora-"):
+        return "sora_reverse"
+    return route_family
+
+
 def check(family: str, fields: dict[str, Any]) -> str | None:
     spec = contract.load("video_tasks.json")[family]
-    return contract.field_problem(fields, spec["fields"], required=spec["required"],
-                                  values=spec.get("values"))
+    problem = contract.field_problem(fields, spec["fields"], required=spec["required"],
+                                     values=spec.get("values"))
+    if problem is None and family == "sora_reverse":
+        model = fields["model"]
+        allowed = spec["durations"][model]
+        if "duration" in fields and fields["duration"] not in allowed:
+            problem = f"duration must be one of {', '.join(map(str, allowed))} for {model}"
+        elif fields.get("size") == "large" and model not in spec["large_only"]:
+            problem = f"size large needs {' or '.join(spec['large_only'])}"
+    return problem
 
 
 def submitted(family: str, task_id: str) -> dict[str, Any]:
@@ -28,6 +45,8 @@ def submitted(family: str, task_id: str) -> dict[str, Any]:
                 "estimate_wait_seconds": None}
     if family == "veo":
         return {"id": task_id, "status": "pending"}
+    if family == "sora_reverse":
+        return {"id": task_id, "status": "pending", "status_update_time": 1764720000000}
     return {"id": task_id}
 
 
@@ -47,6 +66,17 @@ def poll(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
                 "failure_reason": "emulated task failure" if state == "failed" else None,
                 "video": {"url": url, "download_url": url, "width": 144, "height": 80,
                           "thumbnail": None} if url else None}
+    if family == "sora_reverse":
+        status = "processing" if not done else "failed" if task["fail"] else "completed"
+        sora: dict[str, Any] = {"id": task["id"], "object": "video",
+                                "model": task["body"]["model"], "status": status,
+                                "progress": "100" if done else "40", "created_at": 1764720000,
+                                "status_update_time": 1764720000000}
+        if url:
+            sora["video_url"] = url
+        if status == "failed":
+            sora["error"] = "emulated task failure"
+        return sora
     if family == "veo":
         status = "running" if not done else "failed" if task["fail"] else "succeeded"
         answer: dict[str, Any] = {"id": task["id"], "status": status}

@@ -650,16 +650,64 @@ def test_video_task_families_submit_poll_and_save(tmp_path: Path, emulator, step
     assert flow("run", path, env=KEY_ENV).code == 0 and _api(emulator) == []
 
 
-def test_sora_streams_the_video_from_content_with_the_key(tmp_path: Path, emulator) -> None:
+def test_sora_in_the_reverse_format_and_the_official_route_refused(tmp_path: Path,
+                                                                   emulator) -> None:
+    """Issue 25, fix 5: OpenAI's Sora API shut down on 2026-09-24; ElkAPI lists Sora in its
+    reverse format (/v1/video/create, /v1/video/query?id=)."""
+    old = recipe(tmp_path, emulator.base_url, """
+  spot:
+    uses: sora.generate_video
+    with: {prompt: "a fox"}
+""", name="old.yaml")
+    refused = flow("validate", old)
+    assert refused.code == 3, refused
+    assert "sora.generate_video was shut down on 2026-09-24; use sora.create_video" in \
+        refused.err
+    path = recipe(tmp_path, emulator.base_url, """
+  spot:
+    uses: sora.create_video
+    with: {prompt: "a fox", orientation: portrait, duration: 15}
+    save: spot
+""")
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 0, result
+    create, *polls = _api(emulator)
+    assert create["path"] == "/v1/video/create" and create["json"] == {
+        "prompt": "a fox", "orientation": "portrait", "duration": 15, "model": "sora-2",
+        "size": "small", "images": []}
+    assert polls and all(p["path"] == "/v1/video/query" and
+                         p["query"].startswith("id=sora-2%3Atask_") for p in polls)
+    assert sniff((tmp_path / "assets" / "spot.mp4").read_bytes()[:64]) == "video/mp4"
+    long = recipe(tmp_path, emulator.base_url, """
+  spot:
+    uses: sora.create_video
+    with: {prompt: "a fox", duration: 25, size: large}
+""", name="long.yaml")
+    refused = flow("validate", long)
+    assert refused.code == 3 and "sora-2 makes 10 or 15 second videos" in refused.err
+    assert "size large needs sora-2-pro" in refused.err
+
+
+def test_a_video_api_streams_its_file_from_content_with_the_key(tmp_path: Path,
+                                                                emulator) -> None:
+    """OpenAI's video format (new-api's /v1/videos, kept for gateways that serve it with
+    another upstream): the file is fetched from /content with the key."""
+    import json
+
+    from flowrunner._resources import read_json
     from flowrunner.emulator.images import png
 
+    entry = read_json("endpoints", "sora", "generate_video.json")
+    entry["id"] = "team.videos"
+    del entry["lifecycle"]
+    (tmp_path / "videos.json").write_text(json.dumps(entry))
     (tmp_path / "first-frame.png").write_bytes(png(128, 72, "frame"))
     path = recipe(tmp_path, emulator.base_url, """
   spot:
-    uses: sora.generate_video
+    uses: team.videos
     with: {prompt: "a fox", seconds: 4, size: 1280x720, input_reference: first-frame.png}
     save: spot
-""")
+""", extra="catalog: [videos.json]\n")
     result = flow("run", path, env=KEY_ENV)
     assert result.code == 0, result
     calls = emulator.requests()
@@ -930,7 +978,7 @@ EVERY_FAMILY = """
     with: {model: some-model, prompt: a fox}
     save: unified
   sora:
-    uses: sora.generate_video
+    uses: sora.create_video
     with: {prompt: a fox}
     save: sora
   veo:
@@ -981,7 +1029,8 @@ def test_every_gateway_family_validates_plans_runs_and_reruns_from_the_cache(
     path = recipe(tmp_path, emulator.base_url, EVERY_FAMILY, extra="concurrency: 8\n")
     families = {"midjourney", "ideogram", "replicate", "openai", "kling", "video", "sora",
                 "veo", "luma", "runway", "minimax", "pika", "suno", "audio"}
-    shipped = {e for e in load_catalog() if e.split(".")[0] in families}
+    shipped = {e for e, endpoint in load_catalog().items() if e.split(".")[0] in families
+               and endpoint.lifecycle is None}  # a route shut down upstream is refused
     assert shipped == set(re.findall(r"uses: (\S+)", EVERY_FAMILY))  # every id is here
     assert flow("validate", path).code == 0
     planned = json.loads(flow("plan", path, "--json").out)
