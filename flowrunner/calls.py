@@ -47,6 +47,7 @@ class CallOutcome:
     credits: float
     task_id: str | None = None
     resumed: bool = False
+    note: str | None = None  # said with the instance's result (a task awaiting the user)
 
 
 def _verify_uploads(call: PreparedCall, digests: FileDigests) -> None:
@@ -130,6 +131,13 @@ def perform_call(call: PreparedCall, *, client: Client, cache: Cache, base_url: 
     how = _Call(client, cache, base_url, deadline, retries)
     if call.endpoint.task is not None:
         response, task_id, resumed, submit_body = _run_task(call, how)
+        waiting = _awaits_user(call, response, task_id)
+        if waiting is not None:  # no files yet: its outputs (the task id) for a next step
+            outcome = _finish(call, how, response, recipe=recipe, views=views,
+                              task_id=task_id, resumed=resumed, submit_body=submit_body,
+                              files=False)
+            outcome.note = waiting
+            return outcome
         return _finish(call, how, response, recipe=recipe, views=views, task_id=task_id,
                        resumed=resumed, submit_body=submit_body)
     kept = cache.read_task(call.key)
@@ -206,11 +214,31 @@ def _run_task(call: PreparedCall, how: _Call) -> tuple[Any, str, bool, Any]:
     return response, task_id, resumed, submit_body
 
 
+def _awaits_user(call: PreparedCall, response: Any, task_id: str) -> str | None:
+    """What to do when the task ended in a status it waits for the user in (Midjourney's
+    MODAL); None when it finished. A step that saves files cannot end so.
+
+    Raises:
+        StepFailed: the step saves files, and the task has none yet.
+    """
+    task = call.endpoint.task
+    assert task is not None
+    status = str(extract(response, task.status_path))
+    advice = dict(task.attention).get(status)
+    if advice is None:
+        return None
+    said = f"task {task_id} is {status}: " + advice.replace("{task_id}", task_id)
+    if call.instance.step.save:
+        raise StepFailed(f"{call.instance.id}: {said}",
+                         hint="drop `save:` from this step and save the modal step's files")
+    return said
+
+
 def _finish(call: PreparedCall, how: _Call, response: Any, *, recipe: Recipe,
             views: dict[str, Any], task_id: str | None = None, resumed: bool = False,
-            submit_body: Any = None) -> CallOutcome:
-    """Store every artifact the answer names and extract the outputs."""
-    artifacts = _store_artifacts(call, how, response, task_id)
+            submit_body: Any = None, files: bool = True) -> CallOutcome:
+    """Store every artifact the answer names (with ``files``) and extract the outputs."""
+    artifacts = _store_artifacts(call, how, response, task_id) if files else []
     endpoint = call.endpoint
     outputs = {name: extract(response, path) for name, path in endpoint.outputs.items()}
     outputs["credits"] = credits_of(endpoint, response, submit_body)

@@ -58,6 +58,9 @@ class TaskSpec:
     # one more GET after success, its {placeholders} from the final answer (MiniMax's file)
     then_path: str | None = None
     then_from: tuple[tuple[str, str], ...] = ()
+    # statuses that end polling because the task waits for the user (Midjourney's MODAL):
+    # status → what to do; the task stays journaled
+    attention: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,7 +276,8 @@ def _task_spec(task: dict[str, Any]) -> TaskSpec:
         accept_values=frozenset(str(v) for v in (task.get("accept") or {}).get("values", [])),
         accept_error=(task.get("accept") or {}).get("error"),
         then_path=(task.get("then") or {}).get("path"),
-        then_from=tuple(sorted(((task.get("then") or {}).get("from") or {}).items())))
+        then_from=tuple(sorted(((task.get("then") or {}).get("from") or {}).items())),
+        attention=tuple(sorted((task.get("attention") or {}).items())))
 
 
 def _task_doc(task: TaskSpec | None) -> dict[str, Any]:
@@ -288,6 +292,8 @@ def _task_doc(task: TaskSpec | None) -> dict[str, Any]:
             doc[name] = value
     if task.then_path is not None:
         doc["then"] = {"path": task.then_path, "from": dict(task.then_from)}
+    if task.attention:
+        doc["attention"] = dict(task.attention)
     if task.accept_path is not None:
         doc["accept"] = {"path": task.accept_path, "values": sorted(task.accept_values),
                          **({"error": task.accept_error} if task.accept_error else {})}

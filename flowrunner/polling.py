@@ -35,7 +35,8 @@ def _unreadable(call: PreparedCall, task_id: str, body: object, path: str,
 
 def poll_task(call: PreparedCall, client: Client, base_url: str, task_id: str,
               poll_url: str | None, *, deadline: float, retries: int) -> ApiResponse:
-    """Poll ``task_id`` until the catalog's success status; its final answer.
+    """Poll ``task_id`` until the catalog's success status, or a status the task waits
+    for the user in (`attention`: Midjourney's MODAL); its last answer.
 
     Raises:
         TaskFailed: the task ended in a failure status (with the provider's reason).
@@ -60,6 +61,8 @@ def poll_task(call: PreparedCall, client: Client, base_url: str, task_id: str,
                              deadline=task_deadline, step_id=call.instance.id)
         status = extract(answer.body, spec.status_path)
         if status in spec.success:
+            return answer
+        if str(status) in dict(spec.attention):  # it waits for the user: polling ends
             return answer
         unreadable = unreadable + 1 if status is None else 0
         if unreadable >= UNREADABLE_POLLS:

@@ -382,6 +382,8 @@ class Scheduler:
         if outcome.task_id or outcome.resumed:  # its journal has served
             self.cache.drop_task(call.key)
         result.resumed = outcome.resumed
+        if outcome.note:
+            result.notes.append(outcome.note)
         return entry
 
     def _save_targets(self, instance: Instance, context: dict[str, Any]) -> list[str]:

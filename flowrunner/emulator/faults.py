@@ -25,6 +25,8 @@ FAULTS = {
     "stuck-task": "keep the next task Pending",
     "reshaped": "answer the next Kling or unified video task in the gateway family's "
                 "documented form ({task_id, status, url})",
+    "remix": "answer the next Midjourney button as an account in remix mode would: its "
+             "task waits in MODAL for /mj/submit/modal",
     "kling-native": "answer the next Kling task in Kling's own form, as a passthrough "
                     "gateway would ({code: 0, data: {task_status, task_result}})",
 }

@@ -1,8 +1,10 @@
 """Midjourney as the gateway family relays it (the midjourney-proxy protocol,
 contracts/midjourney.json): a submit answers a code and a task id; the task is fetched until
 SUCCESS, FAILURE or CANCEL; a finished task offers buttons (U1…U4, V1…V4, 🔄, and after an
-upscale Upscale (Subtle) / (Creative), Vary (Subtle) / (Strong)) that an `action` submit
-presses by their customId. The emulator's own model, not flowrunner's catalog."""
+upscale Upscale (Subtle) / (Creative), Vary (Subtle) / (Strong), Custom Zoom) that an
+`action` submit presses by their customId (or a `change` submit by action and index). A
+Custom Zoom, or any button in remix mode, leaves its task MODAL until a `modal` submit
+answers it. The emulator's own model, not flowrunner's catalog."""
 
 from __future__ import annotations
 
@@ -21,9 +23,11 @@ AddFile = Callable[[bytes, str], str]
 
 
 def submit(action: str, body: dict[str, Any], tasks: dict[str, dict[str, Any]], *,
-           task_id: str, fail: bool) -> tuple[dict[str, Any], dict[str, Any] | None]:
+           task_id: str, fail: bool, remix: bool = False
+           ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """(the submit answer, the new task or None). The answer's HTTP status is 200 either
-    way: midjourney-proxy says yes or no in `code`."""
+    way: midjourney-proxy says yes or no in `code`. ``remix``: the account is in remix
+    mode, so a pressed button waits for its modal."""
     doc = contract.load("midjourney.json")
     spec = doc["actions"].get(action)
     codes = doc["codes"]
@@ -35,6 +39,13 @@ def submit(action: str, body: dict[str, Any], tasks: dict[str, dict[str, Any]], 
     for name in spec["required"]:
         if not body.get(name):
             return _refuse(4, f"{name} cannot be empty"), None
+    if action == "modal":
+        return _modal(body, tasks), None
+    if action == "change":
+        button = _change_button(body, tasks, doc)
+        if isinstance(button, dict):
+            return button, None
+        action, body = "action", {"customId": button, "taskId": body["taskId"]}
     if body.get("botType") is not None and body["botType"] not in doc["bot_types"]:
         return _refuse(4, f"botType must be one of {', '.join(doc['bot_types'])}"), None
     if action == "blend" and body.get("dimensions", "SQUARE") not in doc["dimensions"]:
@@ -51,10 +62,9 @@ def submit(action: str, body: dict[str, Any], tasks: dict[str, dict[str, Any]], 
                 isinstance(i, str) and i.startswith("data:image/") for i in images):
             return _refuse(4, f"base64Array takes {low} to {high} images as data URLs"), None
     if action == "video":
-        if body.get("motion", "low") not in doc["motions"]:
-            return _refuse(4, f"motion must be one of {', '.join(doc['motions'])}"), None
-        if not body.get("image") and not body.get("taskId"):
-            return _refuse(4, "image (or taskId and index to extend) cannot be empty"), None
+        problem = _video_problem(body, doc)
+        if problem:
+            return _refuse(4, problem), None
     prompt = str(body.get("prompt", ""))
     banned = [w for w in doc["banned_words"] if w in prompt.lower()]
     if banned:
@@ -74,12 +84,70 @@ def submit(action: str, body: dict[str, Any], tasks: dict[str, dict[str, Any]], 
     task = {"family": "midjourney", "id": task_id, "action": action.upper(), "body": body,
             "polls": 0, "fail": fail, "status": "NOT_START", "seed": seed, "kind": kind,
             "prompt": prompt or (parent or {}).get("prompt", "")}
+    if parent is not None and (remix or body["customId"].startswith(
+            tuple(doc["modal_buttons"]))):
+        task["status"] = "MODAL"  # waits for /mj/submit/modal
+        # new-api passes code 21 (with the task id) for Custom Zoom and Vary (Region) only
+        code = codes["exists"] if body["customId"].startswith(tuple(doc["modal_buttons"])) \
+            else codes["accepted"]
+        return {"code": code, "description": "Waiting for window confirm",
+                "properties": {"finalPrompt": task["prompt"], "remix": True},
+                "result": task_id}, task
     queued = len([t for t in tasks.values() if t.get("family") == "midjourney"
                   and t["status"] in ("NOT_START", "IN_PROGRESS")]) >= 3
     code = codes["queued"] if queued else codes["accepted"]
     return {"code": code, "description": "In queue, there are 1 tasks ahead" if queued
             else "Submit success", "properties": {"discordInstanceId": "emulated"},
             "result": task_id}, task
+
+
+def _video_problem(body: dict[str, Any], doc: dict[str, Any]) -> str | None:
+    if body.get("motion", "low") not in doc["motions"]:
+        return f"motion must be one of {', '.join(doc['motions'])}"
+    if body.get("videoType", doc["video_types"][0]) not in doc["video_types"]:
+        return f"videoType must be one of {', '.join(doc['video_types'])}"
+    if body.get("batchSize", 4) not in doc["batch_sizes"]:
+        return f"batchSize must be one of {', '.join(map(str, doc['batch_sizes']))}"
+    if body.get("action") == "extend":
+        if not body.get("taskId") or body.get("index") not in (0, 1, 2, 3):
+            return "extend needs taskId and index 0-3"
+    elif not body.get("image"):
+        return "image (or taskId and index to extend) cannot be empty"
+    return None
+
+
+def _modal(body: dict[str, Any], tasks: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Answer the modal a MODAL task waits for: it then runs on (the same task id)."""
+    task = tasks.get(str(body["taskId"]))
+    if task is None or task.get("family") != "midjourney":
+        return _refuse(4, "task does not exist")
+    if task["status"] != "MODAL":
+        return _refuse(4, f"task {body['taskId']} is not waiting for a modal")
+    task["status"] = "NOT_START"
+    if body.get("prompt"):
+        task["prompt"] = str(body["prompt"])
+        task["seed"] += "#" + task["prompt"]
+    return {"code": 1, "description": "Submit success", "properties": {},
+            "result": task["id"]}
+
+
+def _change_button(body: dict[str, Any], tasks: dict[str, dict[str, Any]],
+                   doc: dict[str, Any]) -> str | dict[str, Any]:
+    """The customId a change {action, index} presses, or the refusal."""
+    if body["action"] not in doc["change_actions"]:
+        return _refuse(4, f"action must be one of {', '.join(doc['change_actions'])}")
+    parent = tasks.get(str(body["taskId"]))
+    if parent is None or parent.get("family") != "midjourney":
+        return _refuse(4, "task does not exist")
+    word = {"UPSCALE": "upsample", "VARIATION": "variation", "REROLL": "reroll"}[body["action"]]
+    index = int(body.get("index") or 0)
+    if body["action"] != "REROLL" and not 1 <= index <= 4:
+        return _refuse(4, "index must be 1-4")
+    for button in parent.get("buttons", []):
+        parts = button["customId"].split("::")
+        if len(parts) > 3 and parts[2] == word and (word == "reroll" or parts[3] == str(index)):
+            return str(button["customId"])
+    return _refuse(4, f"task {body['taskId']} has no {body['action']} {index}")
 
 
 def _refuse(code: int, description: str, properties: dict[str, Any] | None = None
@@ -94,13 +162,17 @@ def _kind(custom_id: str) -> str:
 
 
 def fetch(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
-    """The task object for the task's state, advancing it by one fetch."""
-    task["polls"] += 1
+    """The task object for the task's state, advancing it by one fetch (a MODAL task
+    stays so until its modal is answered)."""
     answer: dict[str, Any] = {
         "id": task["id"], "action": task["action"], "status": "NOT_START", "progress": "0%",
         "prompt": task["prompt"], "promptEn": task["prompt"], "description": "",
         "submitTime": 1716191749000, "startTime": 0, "finishTime": 0, "imageUrl": "",
         "failReason": "", "buttons": [], "properties": {}}
+    if task["status"] == "MODAL":
+        answer.update(status="MODAL", properties={"finalPrompt": task["prompt"]})
+        return answer
+    task["polls"] += 1
     if task["polls"] == 1:
         return answer
     if task["polls"] <= TASK_PENDING_POLLS:
@@ -131,7 +203,8 @@ def fetch(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
         return answer
     if task["kind"] == "upscale":
         image = poster(1024, 1024, task["seed"], prompt=task["prompt"], endpoint="mj upscale")
-        buttons = [_button(f"MJ::JOB::upsample_v6_2x_subtle::1::{digest}::SOLO",
+        buttons = [_button(f"MJ::CustomZoom::{digest}", "Custom Zoom", emoji="🔍"),
+                   _button(f"MJ::JOB::upsample_v6_2x_subtle::1::{digest}::SOLO",
                            "Upscale (Subtle)"),
                    _button(f"MJ::JOB::upsample_v6_2x_creative::1::{digest}::SOLO",
                            "Upscale (Creative)"),

@@ -788,7 +788,9 @@ class Handler(BaseHTTPRequestHandler):
         with self.state.lock:
             answer, task = midjourney.submit(
                 action, fields, self.state.tasks, task_id=task_id,
-                fail=self.state.take_fault_locked({"fail-task"}) is not None)
+                fail=self.state.take_fault_locked({"fail-task"}) is not None,
+                remix=action in ("action", "change")
+                and self.state.take_fault_locked({"remix"}) is not None)
             if task is not None:
                 self.state.tasks[task_id] = task
         self._json(200, answer)

@@ -233,6 +233,67 @@ MOODBOARD = """
 """
 
 
+def test_midjourney_modal_ends_polling_and_a_modal_step_answers_it(tmp_path: Path,
+                                                                    emulator) -> None:
+    """Issue 25, fix 6: a Custom Zoom waits in MODAL for /mj/submit/modal (its submit
+    answers code 21 with the task id): polling ends there (it used to wait out 900 s), the
+    step gives its task id, and a midjourney.modal step answers it and saves the image."""
+    path = recipe(tmp_path, emulator.base_url, MOODBOARD + """
+  zoom:
+    uses: midjourney.action
+    with: {task_id: "{{ steps.hero.outputs.task_id }}", button: Custom Zoom}
+  zoomed:
+    uses: midjourney.modal
+    with: {task_id: "{{ steps.zoom.outputs.task_id }}", prompt: "a cosy cafe --zoom 2"}
+    save: zoomed
+  change:
+    uses: midjourney.change
+    with: {task_id: "{{ steps.board.outputs.task_id }}", action: UPSCALE, index: 3}
+    save: change
+""")
+    started = time.monotonic()
+    result = flow("run", path, env=KEY_ENV, timeout=120)
+    assert result.code == 0, result
+    assert time.monotonic() - started < 60  # a hang guard: no 900 s wait on MODAL
+    assert "waits for a modal window" in result.out  # said with the zoom step
+    posts = [c for c in _api(emulator) if c["method"] == "POST"]
+    modal = next(c for c in posts if c["path"] == "/mj/submit/modal")
+    zoom = next(c for c in posts if c["path"] == "/mj/submit/action"
+                and c["json"]["customId"].startswith("MJ::CustomZoom::"))
+    assert modal["json"]["prompt"] == "a cosy cafe --zoom 2"
+    assert modal["json"]["taskId"]
+    change = next(c for c in posts if c["path"] == "/mj/submit/change")
+    assert change["json"]["action"] == "UPSCALE" and change["json"]["index"] == 3
+    for name in ("zoomed.png", "change.png"):
+        assert sniff((tmp_path / "assets" / name).read_bytes()[:64]) == "image/png"
+    assert zoom["json"]["taskId"]
+
+
+def test_a_remix_account_says_what_to_do_when_a_saved_step_waits_for_a_modal(
+        tmp_path: Path, emulator) -> None:
+    emulator.fault("remix")  # in remix mode, every button waits for its modal
+    path = recipe(tmp_path, emulator.base_url, MOODBOARD)
+    result = flow("run", path, env=KEY_ENV, timeout=120)
+    assert result.code == 1, result
+    assert "is MODAL: it waits for a modal window" in result.out
+    assert "uses: midjourney.modal" in result.out
+
+
+@pytest.mark.parametrize(("params", "words"), [
+    ("{image: x.png}", "missing required parameter 'prompt'"),
+    ("{image: x.png, prompt: p, batchSize: 3}", "batchSize"),
+    ("{prompt: p, action: extend, taskId: t}", "missing required parameter"),
+])
+def test_midjourney_video_fields_are_checked(tmp_path: Path, params: str, words: str) -> None:
+    path = recipe(tmp_path, "https://api.elkapi.com", f"""
+  clip:
+    uses: midjourney.video
+    with: {params}
+""")
+    refused = flow("validate", path)
+    assert refused.code == 3 and words in refused.err, refused
+
+
 def test_midjourney_board_then_buttons_on_the_wire_and_on_disk(tmp_path: Path,
                                                                emulator) -> None:
     from PIL import Image
@@ -920,8 +981,19 @@ EVERY_FAMILY = """
     with: {image: ref.png}
   mj_video:
     uses: midjourney.video
-    with: {image: "{{ steps.upscale.outputs.url }}"}
+    with: {image: "{{ steps.upscale.outputs.url }}", prompt: slow pan}
     save: [mj-a, mj-b]
+  variation:
+    uses: midjourney.change
+    with: {task_id: "{{ steps.board.outputs.task_id }}", action: VARIATION, index: 3}
+    save: variation
+  zoom:
+    uses: midjourney.action
+    with: {task_id: "{{ steps.upscale.outputs.task_id }}", button: Custom Zoom}
+  zoomed:
+    uses: midjourney.modal
+    with: {task_id: "{{ steps.zoom.outputs.task_id }}", prompt: "a fox --zoom 2"}
+    save: zoomed
   poster:
     uses: ideogram.generate
     with: {prompt: 'a poster that reads "Acme"'}
@@ -1034,7 +1106,7 @@ def test_every_gateway_family_validates_plans_runs_and_reruns_from_the_cache(
     assert shipped == set(re.findall(r"uses: (\S+)", EVERY_FAMILY))  # every id is here
     assert flow("validate", path).code == 0
     planned = json.loads(flow("plan", path, "--json").out)
-    assert len(planned["instances"]) == len(shipped)
+    assert len(planned["instances"]) == len(re.findall(r"uses: ", EVERY_FAMILY))
     result = flow("run", path, env=KEY_ENV, timeout=300)
     assert result.code == 0, result
     lock = yaml.safe_load((tmp_path / "brand.lock").read_text())["instances"]
