@@ -23,7 +23,9 @@ def check_submit(action: str, body: dict[str, Any]) -> str | None:
     spec = contract.load("suno.json")["actions"].get(action)
     if spec is None:
         return f"unknown action {action.upper()!r}"
-    problem = contract.field_problem(body, spec["types"])
+    # fields new-api accepts and drops before Suno sees them
+    types = {**spec["types"], **{name: "any" for name in spec.get("dropped", [])}}
+    problem = contract.field_problem(body, types)
     if problem:
         return problem
     if not any(all(body.get(name) for name in group) for group in spec["one_of"]):

@@ -62,7 +62,7 @@ def test_suno_lyrics_then_music_on_the_wire_and_on_disk(tmp_path: Path, emulator
     assert lyrics["json"] == {"prompt": "a cheerful jingle about Acme coffee"}
     assert music["path"] == "/suno/submit/music"
     # the lyrics' text and title feed the music; the model's default is sent explicitly
-    assert music["json"]["prompt"].startswith("[Verse]") and music["json"]["mv"] == "chirp-v3-0"
+    assert music["json"]["prompt"].startswith("[Verse]") and music["json"]["mv"] == "chirp-crow"
     assert music["json"]["title"] == "A Cheerful Jingle About Acme Coffee"
 
     saved = [tmp_path / "assets" / name for name in ("jingle-a.wav", "jingle-b.wav")]
@@ -1168,3 +1168,28 @@ def test_a_200_mb_video_streams_to_disk_in_bounded_memory(tmp_path: Path, emulat
     assert int(peak.read_text()) < 60 * 1024  # KiB: the file never sits in memory
     lock = yaml.safe_load((tmp_path / "brand.lock").read_text())["instances"]["film"]
     assert lock["artifacts"][0]["bytes"] == size
+
+
+def test_suno_current_default_and_an_old_model_warned(tmp_path: Path, emulator) -> None:
+    """Issue 25, fix 7: a current default model; chirp-v3-0 is warned about (not refused);
+    the extend and cover fields are checked (they reach Suno only through a gateway that
+    keeps them: mainline new-api drops them, and so does the emulator)."""
+    old = recipe(tmp_path, emulator.base_url, """
+  song:
+    uses: suno.generate_music
+    with: {gpt_description_prompt: a jingle, mv: chirp-v3-0, negative_tags: metal}
+    save: [a, b]
+""")
+    checked = flow("validate", old)
+    assert checked.code == 0, checked
+    assert "warning: steps.song.with.mv: chirp-v3-0 is deprecated since 2026-12-03; use " \
+           "chirp-crow" in checked.err
+    ran = flow("run", old, env=KEY_ENV)
+    assert ran.code == 0 and "chirp-v3-0 is deprecated" in ran.out, ran
+    cover = recipe(tmp_path, emulator.base_url, """
+  song:
+    uses: suno.generate_music
+    with: {prompt: "[Verse] la", task: cover}
+""", name="cover.yaml")
+    refused = flow("validate", cover)
+    assert refused.code == 3 and "task cover needs cover_clip_id" in refused.err
