@@ -5,6 +5,7 @@ points at api.replicate.com. The emulator's own model, not flowrunner's catalog.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -15,14 +16,26 @@ TASK_PENDING_POLLS = 2
 AddFile = Callable[[bytes, str], str]
 
 
-def check(fields: dict[str, Any]) -> str | None:
-    spec = contract.load("replicate.json")["body"]
+def check(fields: dict[str, Any], *, by_version: bool = False) -> str | None:
+    """Why Replicate refuses a create on a model's route (or, ``by_version``, on the
+    predictions route with a version id), or None."""
+    doc = contract.load("replicate.json")
+    spec = doc["version_body"] if by_version else doc["body"]
     for name in fields:
         if name not in spec["fields"]:
             return f"unknown field {name!r}"
     if not isinstance(fields.get("input"), dict):
         return "input is required and must be an object"
+    if by_version and not re.fullmatch(spec["version"], str(fields.get("version", ""))):
+        return "version must be a model version's 64-character id"
     return None
+
+
+def version(owner_name: str, version_id: str) -> dict[str, Any]:
+    """A model version record (what the client reads before it runs one)."""
+    return {"id": version_id, "created_at": "2025-05-01T00:00:00Z", "cog_version": "0.9.0",
+            "openapi_schema": {"components": {"schemas": {"Output": {
+                "type": "array", "items": {"type": "string", "format": "uri"}}}}}}
 
 
 def prediction(task: dict[str, Any], *, status: str, output: Any = None,

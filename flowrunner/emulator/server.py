@@ -341,7 +341,18 @@ class Handler(BaseHTTPRequestHandler):
                     self._json(200, video_tasks.poll(task, self._file_adder()))
             return
         replicate_call = re.match(r"^/replicate/v1/(?:models/([\w.-]+/[\w.-]+)/predictions|"
-                                  r"predictions/([^/]+))$", path)
+                                  r"predictions/([^/]+)|(predictions)|"
+                                  r"models/([\w.-]+/[\w.-]+)/versions/([0-9a-f]+))$", path)
+        if kind == "gateway" and replicate_call and method == "POST" and \
+                replicate_call.group(3):
+            record["operation"] = "replicate.create_version"
+            self._replicate_create(None, body, record)
+            return
+        if kind == "gateway" and replicate_call and method == "GET" and \
+                replicate_call.group(5):
+            record["operation"] = "replicate.version"
+            self._json(200, replicate.version(replicate_call.group(4), replicate_call.group(5)))
+            return
         if kind == "gateway" and replicate_call:
             if method == "POST" and replicate_call.group(1):
                 record["operation"] = "replicate.create"
@@ -901,11 +912,15 @@ class Handler(BaseHTTPRequestHandler):
                 "stuck": self.state.take_fault_locked({"stuck-task"}) is not None}
         self._json(200, unified_video.submitted(task))
 
-    def _replicate_create(self, model: str, body: bytes, record: dict[str, Any]) -> None:
-        fields = self._json_submit(body, record, replicate.check,
+    def _replicate_create(self, model: str | None, body: bytes,
+                          record: dict[str, Any]) -> None:
+        """A prediction on ``model``'s route, or (None) by version id."""
+        fields = self._json_submit(body, record,
+                                   lambda f: replicate.check(f, by_version=model is None),
                                    lambda problem: self._json(422, {"detail": problem}))
         if fields is None:
             return
+        model = model or f"version:{str(fields['version'])[:12]}"
         task_id = _uuid(canonical_json(fields) + model + str(time.monotonic_ns()))
         task_id = task_id.replace("-", "")[:26]
         with self.state.lock:

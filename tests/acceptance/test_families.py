@@ -649,6 +649,32 @@ def test_the_unified_video_route_submits_polls_and_saves_the_mp4(tmp_path: Path,
     assert sniff((tmp_path / "assets" / "clips" / "clip.mp4").read_bytes()[:64]) == "video/mp4"
 
 
+def test_a_community_model_version_runs_on_the_predictions_route(tmp_path: Path,
+                                                                 emulator) -> None:
+    """Issue 25, fix 9: owner/name:VERSION models run by version id on
+    POST /replicate/v1/predictions {version, input}."""
+    version = "5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa"
+    path = recipe(tmp_path, emulator.base_url, f"""
+  fox:
+    uses: replicate.predict_version
+    with: {{version: {version}, input: {{prompt: a fox}}}}
+    save: fox
+""")
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 0, result
+    create, *polls = _api(emulator)
+    assert create["path"] == "/replicate/v1/predictions"
+    assert create["json"] == {"version": version, "input": {"prompt": "a fox"}}
+    assert polls and all(p["path"].startswith("/replicate/v1/predictions/") for p in polls)
+    assert sniff((tmp_path / "assets" / "fox.png").read_bytes()[:64]) == "image/png"
+    short = recipe(tmp_path, emulator.base_url, """
+  fox:
+    uses: replicate.predict_version
+    with: {version: someone/fox:abc, input: {}}
+""", name="short.yaml")
+    assert flow("validate", short).code == 3
+
+
 def test_replicate_predicts_through_the_gateway_and_polls_there(tmp_path: Path,
                                                                 emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, """
@@ -1025,6 +1051,12 @@ EVERY_FAMILY = """
     uses: replicate.predict
     with: {model: owner/model, input: {prompt: a fox}}
     save: replicate
+  community:
+    uses: replicate.predict_version
+    with:
+      version: 5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa
+      input: {prompt: a fox}
+    save: community
   gpt_image:
     uses: openai.generate_image
     with: {prompt: a fox}
