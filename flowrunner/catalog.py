@@ -55,6 +55,7 @@ class TaskSpec:
     accept_path: str | None = None
     accept_values: frozenset[str] = frozenset()
     accept_error: str | None = None
+    accept_polls: bool = False  # every poll answer too (MiniMax's base_resp): else a failure
     # one more GET after success, its {placeholders} from the final answer (MiniMax's file)
     then_path: str | None = None
     then_from: tuple[tuple[str, str], ...] = ()
@@ -275,6 +276,7 @@ def _task_spec(task: dict[str, Any]) -> TaskSpec:
         accept_path=(task.get("accept") or {}).get("path"),
         accept_values=frozenset(str(v) for v in (task.get("accept") or {}).get("values", [])),
         accept_error=(task.get("accept") or {}).get("error"),
+        accept_polls=bool((task.get("accept") or {}).get("polls", False)),
         then_path=(task.get("then") or {}).get("path"),
         then_from=tuple(sorted(((task.get("then") or {}).get("from") or {}).items())),
         attention=tuple(sorted((task.get("attention") or {}).items())))
@@ -296,6 +298,7 @@ def _task_doc(task: TaskSpec | None) -> dict[str, Any]:
         doc["attention"] = dict(task.attention)
     if task.accept_path is not None:
         doc["accept"] = {"path": task.accept_path, "values": sorted(task.accept_values),
+                         **({"polls": True} if task.accept_polls else {}),
                          **({"error": task.accept_error} if task.accept_error else {})}
     return doc
 

@@ -33,6 +33,27 @@ def _unreadable(call: PreparedCall, task_id: str, body: object, path: str,
                            "run resumes it without paying again")
 
 
+def _check_poll_envelope(call: PreparedCall, task_id: str, body: object) -> None:
+    """A poll answer whose envelope says the task failed (MiniMax's non-zero
+    `base_resp.status_code`, the entry's `accept` with `polls`).
+
+    Raises:
+        TaskFailed: the envelope's value is present and not one that accepts.
+    """
+    spec = call.endpoint.task
+    assert spec is not None
+    if not spec.accept_polls or spec.accept_path is None:
+        return
+    value = extract(body, spec.accept_path)
+    if value is None or str(value) in spec.accept_values:
+        return
+    reason = extract(body, spec.accept_error) if spec.accept_error else None
+    raise TaskFailed(f"{call.instance.id}: task {task_id} failed ({spec.accept_path} "
+                     f"{value!r}" + (f": {reason}" if reason else "") + ")",
+                     hint="the provider refused or failed the task; change the parameters "
+                          "or run again")
+
+
 def poll_task(call: PreparedCall, client: Client, base_url: str, task_id: str,
               poll_url: str | None, *, deadline: float, retries: int) -> ApiResponse:
     """Poll ``task_id`` until the catalog's success status, or a status the task waits
@@ -59,6 +80,7 @@ def poll_task(call: PreparedCall, client: Client, base_url: str, task_id: str,
                                         headers=tuple(call.endpoint.headers.items())),
                              retries=retries,
                              deadline=task_deadline, step_id=call.instance.id)
+        _check_poll_envelope(call, task_id, answer.body)
         status = extract(answer.body, spec.status_path)
         if status in spec.success:
             return answer

@@ -24,6 +24,13 @@ def check(fields: dict[str, Any]) -> str | None:
         return f"invalid params: {problem}"
     if not fields.get("prompt") and not fields.get("first_frame_image"):
         return "invalid params: prompt or first_frame_image is required"
+    rules = spec["models"][fields["model"]]
+    resolution = fields.get("resolution", rules["resolutions"][0])
+    duration = fields.get("duration", 6)
+    if resolution not in rules["resolutions"]:
+        return f"invalid params: {fields['model']} takes {', '.join(rules['resolutions'])}"
+    if duration not in rules["durations"] or (resolution == "1080P" and duration != 6):
+        return f"invalid params: duration {duration} is not offered at {resolution}"
     return None
 
 
@@ -39,6 +46,9 @@ def query(task: dict[str, Any]) -> dict[str, Any]:
     if task["fail"]:
         return {"task_id": task["id"], "status": "Fail", "file_id": "",
                 "base_resp": {"status_code": 1027, "status_msg": "emulated task failure"}}
+    if task.get("moderate"):  # refused while still queued: only base_resp says so
+        return {"task_id": task["id"], "status": "Processing", "file_id": "",
+                "base_resp": {"status_code": 1026, "status_msg": "emulated content violation"}}
     return {"task_id": task["id"], "status": "Success", "file_id": task["file_id"],
             "video_width": 144, "video_height": 80, "base_resp": OK}
 

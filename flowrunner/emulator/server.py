@@ -948,6 +948,7 @@ class Handler(BaseHTTPRequestHandler):
                     "family": "minimax", "id": task_id, "body": fields, "polls": 0,
                     "file_id": str(int(task_id) + 1),
                     "fail": self.state.take_fault_locked({"fail-task"}) is not None,
+                    "moderate": self.state.take_fault_locked({"moderate-task"}) is not None,
                     "stuck": self.state.take_fault_locked({"stuck-task"}) is not None}
             self._json(200, {"task_id": task_id, "base_resp": minimax.OK})
             return

@@ -989,6 +989,35 @@ def test_minimax_takes_three_requests_all_from_the_catalog(tmp_path: Path, emula
     assert sniff((tmp_path / "assets" / "clip.mp4").read_bytes()[:64]) == "video/mp4"
 
 
+def test_minimax_a_refusal_while_polling_fails_at_once_and_1080p_is_6_seconds(
+        tmp_path: Path, emulator) -> None:
+    """Issue 25, fix 10: a non-zero base_resp in a query answer is a failure with its
+    message (the status alone still said Processing); 1080P means 6 s; 720P is offered."""
+    emulator.fault("moderate-task")
+    path = recipe(tmp_path, emulator.base_url, """
+  clip:
+    uses: minimax.generate_video
+    with: {prompt: "a fox"}
+    save: clip
+""")
+    started = time.monotonic()
+    result = flow("run", path, env=KEY_ENV, timeout=120)
+    assert result.code == 1, result
+    assert time.monotonic() - started < 60  # not polled to the timeout
+    assert "(base_resp.status_code 1026: emulated content violation)" in result.out
+    long = recipe(tmp_path, emulator.base_url, """
+  clip:
+    uses: minimax.generate_video
+    with: {prompt: "a fox", resolution: 1080P, duration: 10}
+  old:
+    uses: minimax.generate_video
+    with: {prompt: "a fox", model: T2V-01, resolution: 720P}
+""", name="long.yaml")
+    refused = flow("validate", long)
+    assert refused.code == 3 and "1080P videos are 6 seconds long, not 10" in refused.err
+    assert "T2V-01" not in refused.err  # 720P is what T2V-01 makes
+
+
 EVERY_FAMILY = """
   board:
     uses: midjourney.imagine
