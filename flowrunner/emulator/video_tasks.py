@@ -35,6 +35,10 @@ def check(family: str, fields: dict[str, Any]) -> str | None:
             problem = f"duration must be one of {', '.join(map(str, allowed))} for {model}"
         elif fields.get("size") == "large" and model not in spec["large_only"]:
             problem = f"size large needs {' or '.join(spec['large_only'])}"
+    if problem is None and family == "pika":
+        missing = [n for n in spec["options_required"] if n not in fields["options"]]
+        if missing:
+            problem = f"options.{missing[0]} is required"
     return problem
 
 
