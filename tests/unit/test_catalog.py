@@ -186,10 +186,9 @@ def test_no_shipped_default_or_example_names_a_retired_model() -> None:
 def test_examples_use_no_model_that_is_retired_or_shutting_down() -> None:
     from pathlib import Path
 
-    from flowrunner.planning import load_plan
-
     from flowrunner.catalog import load_catalog
     from flowrunner.models import today
+    from flowrunner.planning import load_plan
 
     # an endpoint whose every model shuts down (OpenAI's speech models: no successor
     # named) is warned about, and may be, until its day comes
