@@ -1254,3 +1254,38 @@ def test_suno_current_default_and_an_old_model_warned(tmp_path: Path, emulator) 
 """, name="cover.yaml")
     refused = flow("validate", cover)
     assert refused.code == 3 and "task cover needs cover_clip_id" in refused.err
+
+
+def test_a_default_model_is_visible_in_plan_lock_and_diff(tmp_path: Path, emulator) -> None:
+    """Issue 25: the model a step will use, defaulted or not, shows in `flow plan` (marked
+    as the entry's default) and the lock file, so a default that changes in a new release
+    shows up as a change in `flow diff`."""
+    import json
+    import subprocess
+
+    from flowrunner._resources import read_json
+
+    entry = read_json("endpoints", "openai", "generate_image.json")
+    entry["id"] = "team.image"
+    (tmp_path / "image.json").write_text(json.dumps(entry))
+    path = recipe(tmp_path, emulator.base_url, """
+  hero:
+    uses: team.image
+    with: {prompt: "a cup"}
+    save: hero
+""", extra="catalog: [image.json]\n")
+    plan = flow("plan", path)
+    assert "model: gpt-image-1.5 (default)" in plan.out, plan
+    assert flow("run", path, env=KEY_ENV).code == 0
+    lock = yaml.safe_load((tmp_path / "brand.lock").read_text())["instances"]
+    assert lock["hero"]["params"]["model"] == "gpt-image-1.5"
+    for args in (["init", "-q"], ["config", "user.email", "ci@example.invalid"],
+                 ["config", "user.name", "CI"], ["add", "-A"], ["commit", "-q", "-m", "kit"]):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+    entry["defaults"]["model"] = "gpt-image-2"  # the next release pins another model
+    (tmp_path / "image.json").write_text(json.dumps(entry))
+    assert flow("run", path, env=KEY_ENV).code == 0
+    diff = flow("diff", path)
+    assert diff.code == 0, diff
+    assert "changed  hero" in diff.out and "gpt-image-1.5" in diff.out and \
+        "gpt-image-2" in diff.out, diff.out

@@ -224,3 +224,40 @@ def test_bfl_wants_x_key_and_polls_on_another_host_name(bfl: str) -> None:
     code, answer = _post(f"{bfl}/v1/flux-pro-1.1", json_body={"prompt": "p"},
                          headers={"x-key": KEY})
     assert code == 200 and answer["polling_url"].startswith("http://localhost:")
+
+
+def _covered(key: str, value: object, doc: dict) -> bool:
+    """Whether a contract fact carries a source note of its own."""
+    def has_source(item: object) -> bool:
+        return isinstance(item, dict) and any(
+            k == "source" or k.endswith("_source") for k in item)
+
+    sources = doc.get("sources")
+    return (has_source(value)
+            or (isinstance(value, list) and bool(value) and all(map(has_source, value)))
+            or (isinstance(value, dict) and any(isinstance(v, dict) for v in value.values())
+                and all(has_source(v) for v in value.values() if isinstance(v, dict)))
+            or (isinstance(sources, dict) and key in sources)
+            or f"{key}_source" in doc or isinstance(doc.get("source"), str))
+
+
+def test_every_contract_fact_has_a_source_note_of_its_own() -> None:
+    """Issue 25: the emulator states the providers' facts, each with where it was read; a
+    fact without one (or one that cites flowrunner's own catalog) fails here."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "flowrunner" / "emulator" / "contracts"
+    problems = []
+    for path in sorted(folder.glob("*.json")):
+        if path.name == "recraft-openapi.json":  # Recraft's own spec, vendored whole
+            continue
+        doc = json.loads(path.read_text())
+        assert isinstance(doc.get("about"), str), path.name
+        for key, value in doc.items():
+            if key in ("about", "sources", "source") or key.endswith("_source"):
+                continue
+            if not _covered(key, value, doc):
+                problems.append(f"{path.name}: {key}")
+        if "schemas/endpoints" in path.read_text():
+            problems.append(f"{path.name}: cites the catalog")
+    assert problems == []
