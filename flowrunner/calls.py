@@ -75,8 +75,8 @@ def _check_accepted(call: PreparedCall, answer: Any) -> None:
     reason = extract(answer, task.accept_error) if task.accept_error else None
     raise StepFailed(f"{call.instance.id}: the provider refused the task ({task.accept_path} "
                      f"{value!r}" + (f": {reason}" if reason else "") + ")",
-                     hint="nothing was submitted; change the parameters (a refused prompt "
-                          "needs other words)", retryable=False)
+                     hint=task.accept_hint or "nothing was submitted; change the parameters "
+                          "(a refused prompt needs other words)", retryable=False)
 
 
 def _then(call: PreparedCall, client: Client, base_url: str, answer: Any, *,
@@ -227,10 +227,13 @@ def _awaits_user(call: PreparedCall, response: Any, task_id: str) -> str | None:
     advice = dict(task.attention).get(status)
     if advice is None:
         return None
-    said = f"task {task_id} is {status}: " + advice.replace("{task_id}", task_id)
+    said = f"task {task_id} is {status}: " + advice.replace("{task_id}", task_id).replace(
+        "{step}", call.instance.step.id)
     if call.instance.step.save:
         raise StepFailed(f"{call.instance.id}: {said}",
-                         hint="drop `save:` from this step and save the modal step's files")
+                         hint="drop `save:` from this step and save the modal step's files; "
+                              "the task stays waiting, so the modal step answers it without "
+                              "paying for the button again")
     return said
 
 

@@ -56,6 +56,10 @@ class TaskSpec:
     accept_values: frozenset[str] = frozenset()
     accept_error: str | None = None
     accept_polls: bool = False  # every poll answer too (MiniMax's base_resp): else a failure
+    # with accept_polls: the poll values that fail the task (MiniMax's content refusals);
+    # other values are trouble to wait out (a rate limit). Empty: every value fails it
+    accept_fails: frozenset[str] = frozenset()
+    accept_hint: str | None = None  # what to do when the submit is refused
     # one more GET after success, its {placeholders} from the final answer (MiniMax's file)
     then_path: str | None = None
     then_from: tuple[tuple[str, str], ...] = ()
@@ -104,6 +108,8 @@ class Endpoint:
     kind: str = DEFAULT_KIND  # the kind this variant is resolved for
     per_kind: dict[str, dict[str, Any]] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)  # sent explicitly, keyed
+    # a model's own defaults, over `defaults` when that model is chosen (Runway's ratio)
+    model_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
     rules: tuple[Rule, ...] = ()
     json_form: dict[str, str] = field(default_factory=dict)  # file param → JSON data-URL field
     wire: dict[str, str] = field(default_factory=dict)  # parameter → its name when sent
@@ -114,6 +120,12 @@ class Endpoint:
     # parameters resolved from an earlier step's stored answer (midjourney.action's button)
     resolve: dict[str, dict[str, Any]] = field(default_factory=dict)
     evidence: dict[str, str] = field(default_factory=dict)  # fact → how sure, and why
+    # parameters the provider may drop on the way (a gateway that rebuilds the body):
+    # parameter → why; a step that gives one is warned at validation
+    caveats: dict[str, str] = field(default_factory=dict)
+    # parameters with which the step can never give files (Midjourney's Custom Zoom waits
+    # for a modal): a step that saves them is refused at validation (`then` is unused)
+    no_save: Rule | None = None
     # the models the entry knows, with their lifecycle (models.py), and the parameter
     # that names the model (`model`, Suno's `mv`)
     models: dict[str, Model] = field(default_factory=dict)
@@ -146,10 +158,13 @@ class Endpoint:
         return ", ".join(f"{kind}: {self.confidence_for(kind)}" for kind in self.kinds)
 
     def confidence_for(self, kind: str) -> str:
-        """`verified` or `inferred` for the facts that concern a provider of ``kind``."""
+        """`verified` or `inferred` for the facts that concern a provider of ``kind``: a
+        fact is verified only when nothing of it is inferred (`verified: the route on
+        sibling gateways. inferred: that ElkAPI serves it` is inferred)."""
         facts = [v for fact, v in self.evidence.items()
                  if "(" not in fact or fact.endswith(f"({kind})")]
-        return "verified" if all(v.startswith("verified") for v in facts) else "inferred"
+        return "verified" if all(v.startswith("verified") and "inferred" not in v
+                                 for v in facts) else "inferred"
 
     def for_kind(self, kind: str) -> Endpoint:
         """This entry as a provider of ``kind`` serves it (its path, upload fields, body)."""
@@ -169,11 +184,20 @@ class Endpoint:
             changes["task"] = _task_spec({**_task_doc(self.task), **override["task"]})
         return dataclasses.replace(self, **changes)
 
+    def defaults_for(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The declared defaults ``params`` leave out: the entry's (a pinned model), then
+        those of the model they name or default to (a ratio that model requires)."""
+        chosen = self.defaults
+        model = params.get(self.model_param, self.defaults.get(self.model_param))
+        if isinstance(model, str) and model in self.model_defaults:
+            chosen = {**chosen, **self.model_defaults[model]}
+        return {k: v for k, v in chosen.items() if k not in params}
+
     def with_defaults(self, params: dict[str, Any]) -> dict[str, Any]:
-        """``params`` with the declared defaults added where absent (a pinned model), and
+        """``params`` with the declared defaults added where absent (`defaults_for`), and
         values the provider takes as text written either way (`duration: 5` → "5")."""
-        if self.defaults:
-            params = {**{k: v for k, v in self.defaults.items() if k not in params}, **params}
+        if self.defaults or self.model_defaults:
+            params = {**self.defaults_for(params), **params}
         return self.coerced(params)
 
     def coerced(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -239,6 +263,8 @@ class Endpoint:
             local=doc.get("local"),
             kinds=kinds, kind=kinds[0], per_kind=dict(doc.get("per_provider", {})),
             defaults=dict(doc.get("defaults", {})),
+            model_defaults={name: dict(values)
+                            for name, values in doc.get("model_defaults", {}).items()},
             rules=tuple(Rule(when=r["if"], then=r["then"], message=r["message"],
                              hint=r.get("hint"), at=r.get("at"),
                              kinds=tuple(r.get("providers", ())))
@@ -251,6 +277,9 @@ class Endpoint:
             json_text=tuple(doc.get("json_text", ())),
             resolve=dict(doc.get("resolve", {})),
             evidence=dict(doc.get("evidence", {})),
+            caveats=dict(doc.get("caveats", {})),
+            no_save=Rule(when=doc["no_save"]["if"], then={}, message=doc["no_save"]["message"],
+                         hint=doc["no_save"].get("hint")) if doc.get("no_save") else None,
             models={name: Model.from_dict(name, spec)
                     for name, spec in doc.get("models", {}).items()},
             model_param=doc.get("model_param", "model"),
@@ -277,6 +306,8 @@ def _task_spec(task: dict[str, Any]) -> TaskSpec:
         accept_values=frozenset(str(v) for v in (task.get("accept") or {}).get("values", [])),
         accept_error=(task.get("accept") or {}).get("error"),
         accept_polls=bool((task.get("accept") or {}).get("polls", False)),
+        accept_fails=frozenset(str(v) for v in (task.get("accept") or {}).get("fails", [])),
+        accept_hint=(task.get("accept") or {}).get("hint"),
         then_path=(task.get("then") or {}).get("path"),
         then_from=tuple(sorted(((task.get("then") or {}).get("from") or {}).items())),
         attention=tuple(sorted((task.get("attention") or {}).items())))
@@ -299,6 +330,8 @@ def _task_doc(task: TaskSpec | None) -> dict[str, Any]:
     if task.accept_path is not None:
         doc["accept"] = {"path": task.accept_path, "values": sorted(task.accept_values),
                          **({"polls": True} if task.accept_polls else {}),
+                         **({"fails": sorted(task.accept_fails)} if task.accept_fails else {}),
+                         **({"hint": task.accept_hint} if task.accept_hint else {}),
                          **({"error": task.accept_error} if task.accept_error else {})}
     return doc
 

@@ -2,11 +2,13 @@
 as data (`"models"` in an entry), and what that means on a given day.
 
 A model may carry `deprecated: DATE` (the provider announced its end, or advises against
-it), `retired: DATE` (the provider stops serving it that day) and `successor` (what to use
-instead), each with the `source` that says so. On a day before `retired`, a model with
-either date is *deprecated* (a warning); from `retired` on, it is *retired* (an error: a
-paid run would fail). A model the entry does not list is not judged: gateways serve more
-than any list.
+it), `retired: DATE` (the day the provider says it stops serving it), `gone: DATE` (the day
+we found it missing from the provider's own model list, with no announced date) and
+`successor` (what to use instead), each with the `source` that says so. On a day before
+`retired`, a model with `deprecated` or `retired` is *deprecated* (a warning); from
+`retired` on, it is *retired* (an error: a paid run would fail). A `gone` model is a
+warning, never an error: nobody announced its end, so we do not invent a date. A model the
+entry does not list is not judged: gateways serve more than any list.
 
 Today is the machine's date, or `FLOW_TODAY` (YYYY-MM-DD) to see what a future day
 breaks: `FLOW_TODAY=2027-01-07 flow validate recipes/*.yaml`.
@@ -49,6 +51,7 @@ class Model:
     deprecated: datetime.date | None = None
     retired: datetime.date | None = None
     successor: str | None = None
+    gone: datetime.date | None = None
 
     @classmethod
     def from_dict(cls, name: str, doc: dict[str, Any]) -> Model:
@@ -57,29 +60,41 @@ class Model:
             return datetime.date.fromisoformat(doc[key]) if doc.get(key) else None
 
         return cls(name, str(doc.get("source", "")), day("deprecated"), day("retired"),
-                   doc.get("successor"))
+                   doc.get("successor"), day("gone"))
 
     def state(self, on: datetime.date) -> str:
-        """"current", "deprecated" or "retired" on day ``on``."""
+        """"current", "deprecated", "gone" (missing from the provider's list) or "retired"
+        on day ``on``."""
         if self.retired is not None and self.retired <= on:
             return "retired"
         if self.retired is not None or (self.deprecated is not None and self.deprecated <= on):
             return "deprecated"
+        if self.gone is not None and self.gone <= on:
+            return "gone"
         return "current"
 
     def problem(self, on: datetime.date) -> tuple[str, str, str | None] | None:
         """(severity, message, hint) of using this model on day ``on``; None when current."""
         state = self.state(on)
+        if state == "current":
+            return None
         instead = f"; use {self.successor}" if self.successor else ""
+        advice = "" if self.successor else (
+            "no successor is known: pick another model or provider, or override the entry "
+            "with `catalog:` if the provider still serves it; ")
         if state == "retired":
             assert self.retired is not None
             return ("error", f"{self.name} was shut down on {self.retired.isoformat()}{instead}",
-                    f"the provider no longer serves it: a paid run would fail ({self.source})")
+                    f"{advice}the provider no longer serves it, so a paid run would fail "
+                    f"({self.source})")
         if state == "deprecated":
             when = f"shuts down on {self.retired.isoformat()}" if self.retired is not None \
                 else f"is deprecated since {self.deprecated.isoformat()}"  # type: ignore[union-attr]
-            return ("warning", f"{self.name} {when}{instead}", f"({self.source})")
-        return None
+            return ("warning", f"{self.name} {when}{instead}", f"{advice}({self.source})")
+        assert self.gone is not None
+        return ("warning", f"{self.name} is no longer in the provider's model list (checked "
+                f"{self.gone.isoformat()}), so a paid run may fail{instead}",
+                f"{advice}({self.source})")
 
     def describe(self, on: datetime.date) -> str:
         """One line for `flow endpoints --models`: name, state, the day that matters, and
@@ -91,6 +106,9 @@ class Model:
         elif state == "deprecated":
             detail = f"shuts down {self.retired.isoformat()}" if self.retired else \
                 f"since {self.deprecated.isoformat()}"  # type: ignore[union-attr]
+        elif state == "gone":
+            assert self.gone is not None
+            detail = f"unlisted since {self.gone.isoformat()}"
         else:
             detail = ""
         successor = f" → {self.successor}" if self.successor and state != "current" else ""

@@ -33,7 +33,7 @@ def load_plan(path: Path, *, var_overrides: dict[str, Any] | None = None) -> Pla
         issues.extend(_render_known_params(plan, rendered))
     warnings: list[Issue] = []
     if not issues:
-        for found in model_issues(plan, rendered):
+        for found in [*model_issues(plan, rendered), *caveat_issues(plan)]:
             (issues if found.severity == "error" else warnings).append(found)
     if issues:
         raise SpecError(_dedupe(issues))
@@ -52,12 +52,13 @@ def model_issues(plan: Plan, rendered: dict[str, dict[str, Any]]) -> list[Issue]
     for step_id in plan.step_order:
         step = plan.recipe.steps[step_id]
         endpoint = step.endpoint
-        retired = endpoint.lifecycle.problem(on) if endpoint and endpoint.lifecycle else None
-        if retired is not None:  # the route itself (a provider API shut down)
-            severity, message, hint = retired
+        route = endpoint.lifecycle.problem(on) if endpoint and endpoint.lifecycle else None
+        if route is not None:  # the route itself (a provider API shut down, or soon)
+            severity, message, hint = route
             found.append(Issue(smap.at(("steps", step_id, "uses")),
                                f"steps.{step_id}.uses: {message}", hint, severity=severity))
-            continue
+            if severity == "error":
+                continue  # its models do not matter any more
         if endpoint is None or not endpoint.models:
             continue
         param = endpoint.model_param
@@ -76,6 +77,22 @@ def model_issues(plan: Plan, rendered: dict[str, dict[str, Any]]) -> list[Issue]
             label = f"steps.{step_id}.with.{param}" if given else \
                 f"steps.{step_id}: {endpoint.id}'s default {param}"
             found.append(Issue(where, f"{label}: {message}", hint, severity=severity))
+    return found
+
+
+def caveat_issues(plan: Plan) -> list[Issue]:
+    """A warning for each parameter a step gives that its provider may drop on the way
+    (the entry's `caveats`: a gateway that rebuilds the body), at that parameter."""
+    smap = plan.recipe.source_map
+    found: list[Issue] = []
+    for step_id in plan.step_order:
+        step = plan.recipe.steps[step_id]
+        if step.endpoint is None or not step.endpoint.caveats:
+            continue
+        for name in sorted(set(step.params) & set(step.endpoint.caveats)):
+            found.append(Issue(smap.at(("steps", step_id, "with", name)),
+                               f"steps.{step_id}.with.{name}: may never reach the provider",
+                               step.endpoint.caveats[name], severity="warning"))
     return found
 
 

@@ -18,9 +18,16 @@ UNREADABLE_POLLS = 3  # answers in a row without a status before the shape is ca
 
 
 def _unreadable(call: PreparedCall, task_id: str, body: object, path: str,
-                count: int) -> StepFailed:
-    """The failure of a task whose answers carry nothing at the catalog's status path: the
-    gateway changed its answer's shape (or the entry is wrong); waiting cannot help."""
+                count: int, trouble: str | None = None) -> StepFailed:
+    """The failure of a task whose answers carry nothing at the catalog's status path (the
+    gateway changed its answer's shape, or the entry is wrong), or whose envelope kept
+    saying something is wrong (``trouble``): waiting longer does not help today, and the
+    task stays journaled for the next run."""
+    if trouble is not None:
+        return StepFailed(f"{call.instance.id}: task {task_id}: {count} answers in a row "
+                          f"say {trouble}",
+                          hint="the task stays journaled: run again later and flowrunner "
+                               "polls the same task instead of paying for a new one")
     if isinstance(body, dict):
         shape = "its top-level keys: " + (", ".join(sorted(map(str, body))[:12]) or "none")
     else:
@@ -33,23 +40,28 @@ def _unreadable(call: PreparedCall, task_id: str, body: object, path: str,
                            "run resumes it without paying again")
 
 
-def _check_poll_envelope(call: PreparedCall, task_id: str, body: object) -> None:
-    """A poll answer whose envelope says the task failed (MiniMax's non-zero
-    `base_resp.status_code`, the entry's `accept` with `polls`).
+def _check_poll_envelope(call: PreparedCall, task_id: str, body: object) -> str | None:
+    """What a poll answer's envelope says is wrong (MiniMax's non-zero
+    `base_resp.status_code`, the entry's `accept` with `polls`): None when nothing, the
+    provider's words when it is trouble to wait out (a rate limit: a value the entry's
+    `fails` does not list).
 
     Raises:
-        TaskFailed: the envelope's value is present and not one that accepts.
+        TaskFailed: the value fails the task (in `fails`, or any value when `fails` is
+            empty).
     """
     spec = call.endpoint.task
     assert spec is not None
     if not spec.accept_polls or spec.accept_path is None:
-        return
+        return None
     value = extract(body, spec.accept_path)
     if value is None or str(value) in spec.accept_values:
-        return
+        return None
     reason = extract(body, spec.accept_error) if spec.accept_error else None
-    raise TaskFailed(f"{call.instance.id}: task {task_id} failed ({spec.accept_path} "
-                     f"{value!r}" + (f": {reason}" if reason else "") + ")",
+    said = f"{spec.accept_path} {value!r}" + (f": {reason}" if reason else "")
+    if spec.accept_fails and str(value) not in spec.accept_fails:
+        return said
+    raise TaskFailed(f"{call.instance.id}: task {task_id} failed ({said})",
                      hint="the provider refused or failed the task; change the parameters "
                           "or run again")
 
@@ -80,15 +92,16 @@ def poll_task(call: PreparedCall, client: Client, base_url: str, task_id: str,
                                         headers=tuple(call.endpoint.headers.items())),
                              retries=retries,
                              deadline=task_deadline, step_id=call.instance.id)
-        _check_poll_envelope(call, task_id, answer.body)
+        trouble = _check_poll_envelope(call, task_id, answer.body)
         status = extract(answer.body, spec.status_path)
-        if status in spec.success:
+        if trouble is None and status in spec.success:
             return answer
         if str(status) in dict(spec.attention):  # it waits for the user: polling ends
             return answer
-        unreadable = unreadable + 1 if status is None else 0
+        unreadable = unreadable + 1 if status is None or trouble else 0
         if unreadable >= UNREADABLE_POLLS:
-            raise _unreadable(call, task_id, answer.body, spec.status_path, unreadable)
+            raise _unreadable(call, task_id, answer.body, spec.status_path, unreadable,
+                              trouble)
         if status in spec.failure:
             message = extract(answer.body, spec.error_path) if spec.error_path else None
             raise TaskFailed(f"{call.instance.id}: task {task_id} ended with status {status!r}"

@@ -112,10 +112,10 @@ def prepare_call(recipe: Recipe, instance: Instance, views: dict[str, Any], *,
                 return None
             uploads.append(upload)
             digests_here.append({"sha256": upload.sha256})
-        # one file of an entry that takes a list under its own field is keyed as one file
-        # (as before the entry took lists: the same cache key); other lists as lists
-        keyed[name] = digests_here if many or (spec.multiple and spec.list_field is None) \
-            else digests_here[0]
+        # one file of an entry that sends a list under its own field (`image: a` and
+        # `image: [a]` are one request) is keyed as one file; other lists as lists
+        one = spec.list_field is not None and len(digests_here) == 1
+        keyed[name] = digests_here[0] if one or not spec.multiple else digests_here
     if endpoint.generic:
         method = str(params.get("method", "POST")).upper()
         path = str(params["path"])

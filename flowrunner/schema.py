@@ -590,6 +590,20 @@ def rule_problems(endpoint: Endpoint, params: dict[str, Any], *,
     return problems
 
 
+def no_save_problem(endpoint: Endpoint, params: dict[str, Any]) -> tuple[str, str | None] | None:
+    """(message, hint) when a step with these parameters never has files to save (the
+    entry's `no_save`: Midjourney's Custom Zoom); None otherwise. The message is formatted
+    with the parameters; the hint is shown as written."""
+    import jsonschema
+
+    rule = endpoint.no_save
+    if rule is None or not jsonschema.Draft202012Validator(rule.when).is_valid(params):
+        return None
+    shown = _Shown({k: v if isinstance(v, str) else canonical_json(v)
+                    for k, v in params.items()})
+    return rule.message.format_map(shown), rule.hint
+
+
 def resolve_param_schema(endpoint: Endpoint, name: str) -> dict[str, Any]:
     """One parameter's schema with its `$ref` followed, for help output."""
     prop: dict[str, Any] = endpoint.params_schema.get("properties", {}).get(name, {})

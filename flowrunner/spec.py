@@ -23,7 +23,7 @@ from .catalog import (
 )
 from .errors import Issue, Location, SpecError, UsageError
 from .providers import DEFAULT_PROFILE, Provider, make_provider
-from .schema import check_endpoint_data, check_params, check_recipe_data
+from .schema import check_endpoint_data, check_params, check_recipe_data, no_save_problem
 from .source import PathKey, SourceMap, load_source, parse_text
 from .source import dotted as _dotted
 from .templating import Template, TemplateProblem, is_template, iter_strings, parse_template
@@ -177,8 +177,7 @@ def check_literal_params(endpoint: Endpoint, params: dict[str, Any], base: PathK
     """Check the literal parameters now; templated ones are checked after rendering."""
     literal = _strip_templates(params)
     # declared defaults (a pinned model) take part, except where a template decides
-    literal = endpoint.coerced(
-        {**{k: v for k, v in endpoint.defaults.items() if k not in params}, **literal})
+    literal = endpoint.coerced({**endpoint.defaults_for(params), **literal})
     templated = {k for k, v in params.items() if _templated(v)}
     issues = []
     for path, message, hint in check_params(endpoint, literal):
@@ -262,6 +261,11 @@ def _build_step(step_id: str, index: int, raw: dict[str, Any], smap: SourceMap,
                      templates, issues)
     if endpoint is not None:
         issues.extend(check_literal_params(endpoint, params, (*base, "with"), smap))
+    if endpoint is not None and save_list and endpoint.no_save is not None:
+        never = no_save_problem(endpoint, _strip_templates(params))
+        if never is not None:
+            issues.append(Issue(smap.at((*base, "save")), f"{_dotted(base)}.save: {never[0]}",
+                                never[1].replace("<this step>", step_id) if never[1] else None))
     for position, target in enumerate(save_list):
         if is_template(target):
             continue

@@ -37,7 +37,19 @@ def _with_defaults(step: Any, params: dict[str, Any]) -> dict[str, Any]:
     """``params`` with the entry's defaults the step leaves out (what will be sent)."""
     if step.endpoint is None:
         return params
-    return {**{k: v for k, v in step.endpoint.defaults.items() if k not in params}, **params}
+    return {**step.endpoint.defaults_for(params), **params}
+
+
+def _shown(value: Any) -> str:
+    """One parameter's value on one plan line: text as is, files by digest, the rest as
+    JSON; cut at 90 characters."""
+    if isinstance(value, dict) and set(value) == {"sha256"}:
+        value = f"file sha256:{value['sha256'][:12]}"
+    elif isinstance(value, list) and value and all(
+            isinstance(v, dict) and set(v) == {"sha256"} for v in value):
+        value = ", ".join(f"file sha256:{v['sha256'][:12]}" for v in value)
+    shown = value if isinstance(value, str) else json.dumps(value)
+    return shown if len(shown) <= 90 else shown[:89] + "…"
 
 
 def _estimate(item: Survey, history: dict[tuple[str, str], float], plan: Plan,
@@ -114,8 +126,6 @@ def show_plan(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | No
              f"steps\n"]
     # parameters the entry fills in (a pinned model): shown, and said to be defaults, so
     # a default that changes in a new release shows up as a change
-    defaults = {step_id: set(step.endpoint.defaults) - set(step.params)
-                if step.endpoint else set() for step_id, step in recipe.steps.items()}
     width = max(len(r["instance"]) for r in rows) if rows else 10
     for row in rows:
         word = STATE_WORDS[row["state"]]
@@ -125,20 +135,10 @@ def show_plan(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | No
                      f"{word:<10} {cost}\n")
         if row["needs"]:
             lines.append(f"      needs: {', '.join(row['needs'])}\n")
-        defaulted = defaults[row["step"]]
+        defaulted = set(row["params"]) - set(recipe.steps[row["step"]].params)
         for name, value in row["params"].items():
-            if isinstance(value, str):
-                lines.append(f"      {name}: {value if len(value) <= 90 else value[:89] + '…'}"
-                             + (" (default)" if name in defaulted else "") + "\n")
-                continue
-            if isinstance(value, dict) and set(value) == {"sha256"}:
-                value = f"file sha256:{value['sha256'][:12]}"
-            elif isinstance(value, list) and value and all(
-                    isinstance(v, dict) and set(v) == {"sha256"} for v in value):
-                value = ", ".join(f"file sha256:{v['sha256'][:12]}" for v in value)
-            shown = value if isinstance(value, str) else json.dumps(value)
-            shown = shown if len(shown) <= 90 else shown[:89] + "…"
-            lines.append(f"      {name}: {shown}\n")
+            mark = " (default)" if name in defaulted else ""
+            lines.append(f"      {name}: {_shown(value)}{mark}\n")
         if row["error"]:
             lines.append(f"      error: {row['error']}\n")
         if len(lines) > 4096:  # written in blocks: few writes, little memory

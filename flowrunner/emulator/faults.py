@@ -27,6 +27,8 @@ FAULTS = {
                 "documented form ({task_id, status, url})",
     "remix": "answer the next Midjourney button as an account in remix mode would: its "
              "task waits in MODAL for /mj/submit/modal",
+    "busy-poll": "answer the next MiniMax query with a rate-limit refusal in base_resp "
+                 "(1002) and no status, as a passthrough gateway relays it",
     "kling-native": "answer the next Kling task in Kling's own form, as a passthrough "
                     "gateway would ({code: 0, data: {task_status, task_result}})",
 }

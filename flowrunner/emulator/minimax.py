@@ -38,6 +38,12 @@ def refused(message: str) -> dict[str, Any]:
     return {"task_id": "", "base_resp": {"status_code": 2013, "status_msg": message}}
 
 
+def busy(task: dict[str, Any]) -> dict[str, Any]:
+    """A query refused for now (MiniMax's 1002, rate limit): no status, only base_resp."""
+    return {"task_id": task["id"], "base_resp": {"status_code": 1002,
+                                                 "status_msg": "rate limit exceeded"}}
+
+
 def query(task: dict[str, Any]) -> dict[str, Any]:
     task["polls"] += 1
     if task["polls"] <= TASK_PENDING_POLLS or task["stuck"]:

@@ -20,10 +20,10 @@ def check(fields: dict[str, Any]) -> str | None:
     if problem is not None:
         return problem
     model = str(fields["model"])
-    if model in spec["gone"]:
-        return f"model {model!r} is not available"
     rules = spec["models"].get(model)
-    return _model_problem(model, rules, fields) if rules is not None else None
+    if rules is None:  # gone from the list (gen3a_turbo, veo3), or never in it
+        return f"model {model!r} is not available"
+    return _model_problem(model, rules, fields)
 
 
 def _model_problem(model: str, rules: dict[str, Any], fields: dict[str, Any]) -> str | None:
@@ -35,6 +35,13 @@ def _model_problem(model: str, rules: dict[str, Any], fields: dict[str, Any]) ->
     if "ratio" in fields and "ratios" in rules and fields["ratio"] not in rules["ratios"]:
         return f"ratio must be one of {', '.join(rules['ratios'])} for {model}"
     duration = fields.get("duration")
+    if duration == "auto" and not rules.get("auto_duration"):
+        return f"duration \"auto\" is not supported for {model}"
+    if duration is not None and duration != "auto" and (
+            isinstance(duration, bool) or not isinstance(duration, int)):
+        return "duration must be an integer"
+    if duration == "auto":
+        return None
     if duration is not None and "durations" in rules and duration not in rules["durations"]:
         return f"duration must be one of {', '.join(map(str, rules['durations']))} for {model}"
     if duration is not None and "duration" in rules and \

@@ -961,6 +961,9 @@ class Handler(BaseHTTPRequestHandler):
             if not found:
                 self._json(200, minimax.refused("task not found"))
                 return
+            if self.state.take_fault({"busy-poll"}) is not None:
+                self._json(200, minimax.busy(found[0]))
+                return
             self._json(200, minimax.query(found[0]))
             return
         if method == "GET" and path == spec["retrieve"]:

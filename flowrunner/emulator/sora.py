@@ -1,6 +1,8 @@
 """OpenAI's videos (Sora) as the gateway family serves them (contracts/sora.json): a
 multipart create, a retrieve polled until completed, and the video's bytes from `/content`
-behind the same key. The emulator's own model, not flowrunner's catalog."""
+behind the same key; Sora's own models refused since OpenAI shut its API down (a gateway
+may still serve other models on this route). The emulator's own model, not flowrunner's
+catalog."""
 
 from __future__ import annotations
 
@@ -30,6 +32,9 @@ def check(fields: dict[str, Any], files: dict[str, list[bytes]], *, as_json: boo
     for name, allowed in spec["values"].items():
         if name in fields and fields[name] not in allowed:
             return f"Invalid value for '{name}': one of {', '.join(allowed)}"
+    shut = spec["shut_down"]
+    if fields.get("model", spec["default_model"]) in shut["models"]:
+        return shut["message"]  # OpenAI's Sora models: the API is gone
     return None
 
 

@@ -37,8 +37,9 @@ def check(family: str, fields: dict[str, Any]) -> str | None:
             problem = f"size large needs {' or '.join(spec['large_only'])}"
     if problem is None and family == "pika":
         missing = [n for n in spec["options_required"] if n not in fields["options"]]
-        if missing:
-            problem = f"options.{missing[0]} is required"
+        problem = f"options.{missing[0]} is required" if missing else \
+            contract.field_problem(fields["options"], spec["options_types"],
+                                   unknown="options: unknown field {name!r}")
     return problem
 
 

@@ -276,7 +276,45 @@ def test_a_remix_account_says_what_to_do_when_a_saved_step_waits_for_a_modal(
     result = flow("run", path, env=KEY_ENV, timeout=120)
     assert result.code == 1, result
     assert "is MODAL: it waits for a modal window" in result.out
-    assert "uses: midjourney.modal" in result.out
+    # the advice names the waiting step, ready to paste
+    assert 'uses: midjourney.modal` with `task_id: "{{ steps.hero.outputs.task_id }}"`' in \
+        result.out
+
+
+def test_a_saved_custom_zoom_is_refused_before_paying_and_a_used_modal_says_refresh(
+        tmp_path: Path, emulator) -> None:
+    """Issue 25 review: Custom Zoom and Vary (Region) always wait for a modal, so a step
+    that presses one and saves is refused at validation; a modal answered once (a changed
+    zoom prompt on the next run) is refused by the provider, and the hint says to press
+    the button anew with --refresh."""
+    saved = recipe(tmp_path, emulator.base_url, MOODBOARD + """
+  zoom:
+    uses: midjourney.action
+    with: {task_id: "{{ steps.hero.outputs.task_id }}", button: Vary (Region)}
+    save: zoom
+""", name="saved.yaml")
+    refused = flow("validate", saved)
+    assert refused.code == 3, refused
+    assert re.search(r"saved\.yaml:\d+:\d+: error: steps\.zoom\.save: the button Vary "
+                     r"\(Region\) always waits for a modal window", refused.err), refused.err
+    assert 'task_id: "{{ steps.zoom.outputs.task_id }}"' in refused.err
+    steps = MOODBOARD + """
+  zoom:
+    uses: midjourney.action
+    with: {task_id: "{{ steps.hero.outputs.task_id }}", button: Custom Zoom}
+  zoomed:
+    uses: midjourney.modal
+    with: {task_id: "{{ steps.zoom.outputs.task_id }}", prompt: "PROMPT"}
+    save: zoomed
+"""
+    path = recipe(tmp_path, emulator.base_url, steps.replace("PROMPT", "--zoom 2"))
+    assert flow("run", path, env=KEY_ENV, timeout=120).code == 0
+    recipe(tmp_path, emulator.base_url, steps.replace("PROMPT", "--zoom 1.5"))
+    again = flow("run", path, env=KEY_ENV, timeout=120)
+    assert again.code == 1 and "not waiting for a modal" in again.out, again
+    assert "flow run --refresh <the button step>" in again.out
+    fresh = flow("run", path, "--refresh", "zoom", env=KEY_ENV, timeout=120)
+    assert fresh.code == 0, fresh
 
 
 @pytest.mark.parametrize(("params", "words"), [
@@ -463,6 +501,12 @@ def test_openai_format_images_decode_b64_and_upload_edits(tmp_path: Path, emulat
     assert (tmp_path / "assets" / "hero-a.png").read_bytes() != \
         (tmp_path / "assets" / "hero-b.png").read_bytes()
     emulator.reset()
+    assert flow("run", path, env=KEY_ENV).code == 0 and _api(emulator) == []
+    # one image written as a list is the same request, so the same cache entry
+    listed = path.read_text().replace('image: "{{ steps.hero.files[0] }}"',
+                                      'image: ["{{ steps.hero.files[0] }}"]')
+    assert listed != path.read_text()
+    path.write_text(listed)
     assert flow("run", path, env=KEY_ENV).code == 0 and _api(emulator) == []
 
 
@@ -778,7 +822,8 @@ def test_sora_in_the_reverse_format_and_the_official_route_refused(tmp_path: Pat
 def test_a_video_api_streams_its_file_from_content_with_the_key(tmp_path: Path,
                                                                 emulator) -> None:
     """OpenAI's video format (new-api's /v1/videos, kept for gateways that serve it with
-    another upstream): the file is fetched from /content with the key."""
+    another upstream): the file is fetched from /content with the key; Sora's own models
+    are refused there since OpenAI shut the API down."""
     import json
 
     from flowrunner._resources import read_json
@@ -787,6 +832,8 @@ def test_a_video_api_streams_its_file_from_content_with_the_key(tmp_path: Path,
     entry = read_json("endpoints", "sora", "generate_video.json")
     entry["id"] = "team.videos"
     del entry["lifecycle"]
+    entry["defaults"]["model"] = "wan-2.6"  # another upstream behind the same route
+    entry["params"]["properties"]["model"] = {"type": "string"}
     (tmp_path / "videos.json").write_text(json.dumps(entry))
     (tmp_path / "first-frame.png").write_bytes(png(128, 72, "frame"))
     path = recipe(tmp_path, emulator.base_url, """
@@ -800,12 +847,17 @@ def test_a_video_api_streams_its_file_from_content_with_the_key(tmp_path: Path,
     calls = emulator.requests()
     create = calls[0]
     assert create["path"] == "/v1/videos" and create["fields"] == {
-        "prompt": "a fox", "seconds": "4", "size": "1280x720", "model": "sora-2"}
+        "prompt": "a fox", "seconds": "4", "size": "1280x720", "model": "wan-2.6"}
     assert [f["field"] for f in create["files"]] == ["input_reference"]
     content = [c for c in calls if c["path"].endswith("/content")]
     # the file is the API's own: fetched once, with the key (the emulator refuses it without)
     assert len(content) == 1 and content[0]["authorization"] == f"Bearer {CANARY_KEY}"
     assert sniff((tmp_path / "assets" / "spot.mp4").read_bytes()[:64]) == "video/mp4"
+    entry["defaults"]["model"] = "sora-2"  # an old copy of the entry: refused upstream
+    (tmp_path / "videos.json").write_text(json.dumps(entry))
+    refused = flow("run", path, env=KEY_ENV)
+    assert refused.code == 1 and "The Videos API shut down on September 24, 2026" in \
+        refused.out + refused.err, refused
 
 
 def test_runway_sends_its_version_header_on_every_call(tmp_path: Path, emulator) -> None:
@@ -828,10 +880,18 @@ def test_runway_sends_its_version_header_on_every_call(tmp_path: Path, emulator)
 
 
 @pytest.mark.parametrize(("params", "words"), [
-    ("{model: gen4.5, promptImage: x, ratio: '1280:720'}", "gen4.5 needs a duration"),
+    ("{model: gen4.5, promptImage: x, ratio: '1280:720'}", "gen4.5 needs a promptText"),
+    ("{model: gen4.5, promptImage: x, promptText: p, duration: 12}",
+     "gen4.5 takes a duration of 2-10 seconds, not 12"),
     ("{model: veo3.1, promptImage: x, ratio: '1104:832'}", "veo3.1 takes a ratio of 1280:720"),
     ("{model: veo3.1, promptImage: x, ratio: '1280:720', duration: 5}", "4, 6 or 8"),
-    ("{model: gen3a_turbo, promptImage: x}", "gen3a_turbo was shut down on 2026-12-03"),
+    ("{model: kling3.0_pro, promptImage: x, ratio: '1280:720'}",
+     "kling3.0_pro takes a ratio of 1920:1080, 1080:1920, 1440:1440"),
+    ("{model: kling_4, promptImage: x, ratio: '16:9'}", "takes a ratio of auto_720p"),
+    ("{model: gemini_omni_flash, promptImage: x, duration: 12}", "3-10 seconds, not 12"),
+    ("{promptImage: x, duration: auto}", 'duration "auto" is only for'),
+    ("{model: kling2.5_turbo_pro, promptImage: x, promptText: p, ratio: '1280:720'}",
+     "takes no ratio"),
 ])
 def test_runway_rules_per_model_refuse_before_paying(tmp_path: Path, params: str,
                                                     words: str) -> None:
@@ -842,6 +902,48 @@ def test_runway_rules_per_model_refuse_before_paying(tmp_path: Path, params: str
 """)
     refused = flow("validate", path)
     assert refused.code == 3 and words in refused.err, refused
+
+
+def test_runway_defaults_follow_the_model_and_an_unlisted_model_is_a_warning(
+        tmp_path: Path, emulator) -> None:
+    """Issue 25 review: a model's own defaults (gen4.5 needs a ratio and a duration) go
+    with that model only: kling2.5_turbo_pro takes no ratio, so none is sent (the emulator,
+    from Runway's SDK, refuses one); gen3a_turbo, gone from Runway's list with no
+    announced end, is a warning, not a refusal, and the emulator refuses it as Runway
+    would."""
+    path = recipe(tmp_path, emulator.base_url, """
+  new:
+    uses: runway.image_to_video
+    with: {model: gen4.5, promptImage: "https://example.com/a.png", promptText: a fox}
+    save: new
+  kling:
+    uses: runway.image_to_video
+    with: {model: kling2.5_turbo_pro, promptImage: "https://example.com/a.png",
+           promptText: a fox}
+    save: kling
+""")
+    planned = flow("plan", path)
+    assert planned.code == 0, planned
+    assert "ratio: 1280:720 (default)" in planned.out and "duration: 5 (default)" in \
+        planned.out
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 0, result
+    sent = {c["json"]["model"]: c["json"] for c in _api(emulator)
+            if c["path"] == "/runwayml/v1/image_to_video"}
+    assert sent["gen4.5"]["ratio"] == "1280:720" and sent["gen4.5"]["duration"] == 5
+    assert "ratio" not in sent["kling2.5_turbo_pro"]
+    old = recipe(tmp_path, emulator.base_url, """
+  old:
+    uses: runway.image_to_video
+    with: {model: gen3a_turbo, promptImage: "https://example.com/a.png", ratio: "1280:768"}
+    save: old
+""", name="old.yaml")
+    checked = flow("validate", old)
+    assert checked.code == 0 and "gen3a_turbo is no longer in the provider's model list " \
+        "(checked 2026-12-03), so a paid run may fail; use gen4_turbo" in checked.err, checked
+    refused = flow("run", old, env=KEY_ENV)
+    assert refused.code == 1 and "model 'gen3a_turbo' is not available" in \
+        refused.out + refused.err, refused
 
 
 def test_the_emulator_refuses_a_runway_entry_without_a_ratio(tmp_path: Path,
@@ -855,6 +957,7 @@ def test_the_emulator_refuses_a_runway_entry_without_a_ratio(tmp_path: Path,
     entry = read_json("endpoints", "runway", "image_to_video.json")
     entry["id"] = "my.runway"
     entry["defaults"] = {"model": "gen4_turbo"}
+    del entry["model_defaults"]
     entry["rules"] = []
     (tmp_path / "runway.json").write_text(json.dumps(entry))
     path = recipe(tmp_path, emulator.base_url, """
@@ -987,6 +1090,39 @@ def test_minimax_takes_three_requests_all_from_the_catalog(tmp_path: Path, emula
     retrieve = [c for c in _api(emulator) if c["path"] == "/minimax/v1/files/retrieve"][0]
     assert retrieve["query"].startswith("file_id=")
     assert sniff((tmp_path / "assets" / "clip.mp4").read_bytes()[:64]) == "video/mp4"
+
+
+def test_minimax_waits_out_a_busy_answer_and_keeps_a_task_it_cannot_read(
+        tmp_path: Path, emulator) -> None:
+    """Issue 25 review: only content refusals (1026, 1027) fail a MiniMax task; a rate
+    limit relayed in base_resp (1002) is waited out, and when it persists the step stops
+    with the paid task journaled: the next run polls it instead of paying again."""
+    path = recipe(tmp_path, emulator.base_url, """
+  clip:
+    uses: minimax.generate_video
+    with: {prompt: "a fox"}
+    save: clip
+""")
+    emulator.fault("busy-poll")
+    result = flow("run", path, env=KEY_ENV, timeout=120)
+    assert result.code == 0, result
+    emulator.reset()
+    (tmp_path / "assets" / "clip.mp4").unlink()
+    recipe(tmp_path, emulator.base_url, """
+  clip:
+    uses: minimax.generate_video
+    with: {prompt: "a hare"}
+    save: clip
+""")
+    emulator.fault("busy-poll", count=3)
+    stopped = flow("run", path, env=KEY_ENV, timeout=120)
+    assert stopped.code == 1, stopped
+    assert "3 answers in a row say base_resp.status_code 1002: rate limit exceeded" in \
+        stopped.out
+    resumed = flow("run", path, env=KEY_ENV, timeout=120)
+    assert resumed.code == 0, resumed
+    submits = [c for c in _api(emulator) if c["path"] == "/minimax/v1/video_generation"]
+    assert len(submits) == 1  # paid once
 
 
 def test_minimax_a_refusal_while_polling_fails_at_once_and_1080p_is_6_seconds(
@@ -1243,10 +1379,15 @@ def test_suno_current_default_and_an_old_model_warned(tmp_path: Path, emulator) 
 """)
     checked = flow("validate", old)
     assert checked.code == 0, checked
-    assert "warning: steps.song.with.mv: chirp-v3-0 is deprecated since 2026-12-03; use " \
-           "chirp-crow" in checked.err
+    # gone from the lists, with no announced end: a warning that names no invented date
+    assert "warning: steps.song.with.mv: chirp-v3-0 is no longer in the provider's model " \
+           "list (checked 2026-12-03), so a paid run may fail; use chirp-crow" in checked.err
+    # a field mainline new-api drops on the way: said at the parameter, not refused
+    assert "warning: steps.song.with.negative_tags: may never reach the provider" in \
+        checked.err
     ran = flow("run", old, env=KEY_ENV)
-    assert ran.code == 0 and "chirp-v3-0 is deprecated" in ran.out, ran
+    assert ran.code == 0 and "chirp-v3-0 is no longer in the provider's model list" in \
+        ran.out, ran
     cover = recipe(tmp_path, emulator.base_url, """
   song:
     uses: suno.generate_music

@@ -171,7 +171,7 @@ def test_no_shipped_default_or_example_names_a_retired_model() -> None:
         default = endpoint.defaults.get(param)
         if endpoint.models and default is not None:
             assert default in endpoint.models, f"{endpoint.id}: its default {default} is unjudged"
-            assert endpoint.models[default].state(today) != "retired", endpoint.id
+            assert endpoint.models[default].state(today) not in ("retired", "gone"), endpoint.id
         schema = endpoint.params_schema.get("properties", {}).get(param, {})
         for example in schema.get("examples", []):
             model = endpoint.models.get(example)
@@ -199,3 +199,40 @@ def test_examples_use_no_model_that_is_retired_or_shutting_down() -> None:
         warned = [w.message for w in plan.warnings
                   if not any(f"{endpoint}'s default" in w.message for endpoint in no_way_out)]
         assert warned == [], path.name
+
+
+def test_a_model_gone_from_the_list_is_a_warning_without_an_invented_date() -> None:
+    """Issue 25 review: a model missing from the provider's list, with no announced end,
+    is `gone` (a warning naming the day it was checked), never `retired` (a refusal); a
+    model without a successor says how to choose instead of naming none."""
+    import datetime
+
+    from flowrunner.models import Model
+
+    day = datetime.date(2026, 12, 3)
+    gone = Model.from_dict("gen3a_turbo", {"gone": "2026-12-03", "successor": "gen4_turbo",
+                                           "source": "inferred: not in the SDK's list"})
+    assert gone.state(day - datetime.timedelta(days=1)) == "current"
+    assert gone.state(day) == gone.state(datetime.date(2099, 1, 1)) == "gone"
+    severity, message, hint = gone.problem(day)  # type: ignore[misc]
+    assert severity == "warning" and "checked 2026-12-03" in message and \
+        message.endswith("use gen4_turbo") and "not in the SDK's list" in str(hint)
+    assert "unlisted since 2026-12-03 → gen4_turbo" in gone.describe(day)
+    alone = Model.from_dict("tts-1", {"retired": "2027-01-06", "source": "verified: SDK"})
+    severity, message, hint = alone.problem(datetime.date(2027, 1, 6))  # type: ignore[misc]
+    assert severity == "error" and "use" not in message
+    assert "no successor is known" in str(hint) and "catalog:" in str(hint)
+    assert alone.problem(datetime.date(2026, 12, 3))[0] == "warning"  # type: ignore[index]
+
+
+def test_a_model_default_applies_only_with_its_model() -> None:
+    """`model_defaults`: Runway's gen4.5 gets a ratio and a duration when it is chosen;
+    kling2.5_turbo_pro (no ratio) gets neither; a given value always wins."""
+    from flowrunner.catalog import load_catalog
+
+    runway = load_catalog()["runway.image_to_video"]
+    assert runway.with_defaults({"promptImage": "x"}) == {
+        "promptImage": "x", "model": "gen4_turbo", "ratio": "1280:720"}
+    assert runway.with_defaults({"model": "gen4.5", "duration": 8})["duration"] == 8
+    assert runway.defaults_for({"model": "gen4.5"}) == {"ratio": "1280:720", "duration": 5}
+    assert runway.defaults_for({"model": "kling2.5_turbo_pro"}) == {}

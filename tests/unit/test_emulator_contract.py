@@ -238,7 +238,7 @@ def _covered(key: str, value: object, doc: dict) -> bool:
             or (isinstance(value, dict) and any(isinstance(v, dict) for v in value.values())
                 and all(has_source(v) for v in value.values() if isinstance(v, dict)))
             or (isinstance(sources, dict) and key in sources)
-            or f"{key}_source" in doc or isinstance(doc.get("source"), str))
+            or f"{key}_source" in doc)
 
 
 def test_every_contract_fact_has_a_source_note_of_its_own() -> None:
@@ -261,3 +261,48 @@ def test_every_contract_fact_has_a_source_note_of_its_own() -> None:
         if "schemas/endpoints" in path.read_text():
             problems.append(f"{path.name}: cites the catalog")
     assert problems == []
+
+
+@pytest.mark.parametrize(("options", "status"), [
+    ({"parameters": {}, "extend": False}, 200),
+    ({"parameters": {}}, 400),  # the gateway docs: options.extend is required
+    ({"extend": False}, 400),
+    ({"parameters": {}, "extend": "no"}, 400),
+    ({"parameters": {}, "extend": False, "aspectRatio": "16:9"}, 400),  # a number there
+])
+def test_pika_options_need_parameters_and_extend(gateway: str, options: dict[str, Any],
+                                                 status: int) -> None:
+    code, answer = _post(gateway + "/pika/generate",
+                         json_body={"promptText": "a fox", "options": options})
+    assert code == status, answer
+
+
+@pytest.mark.parametrize(("body", "status"), [
+    ({"model": "gen4.5", "promptImage": "x", "promptText": "p", "ratio": "1280:720",
+      "duration": 5}, 200),
+    ({"model": "gen4_turbo", "promptImage": "x", "ratio": "1280:720", "duration": 7}, 200),
+    ({"model": "gen4_turbo", "promptImage": "x", "ratio": "1280:720", "duration": "5"}, 400),
+    ({"model": "gen4_turbo", "promptImage": "x", "ratio": "1280:720", "duration": "auto"},
+     400),
+    ({"model": "seedance2", "promptImage": "x", "duration": "auto"}, 200),
+    ({"model": "kling_4", "promptImage": "x", "ratio": "auto_720p"}, 200),
+    ({"model": "kling_4", "promptImage": "x", "ratio": "1280:720"}, 400),
+    ({"model": "klingO3_4k", "promptImage": "x", "ratio": "3840:2160"}, 200),
+    ({"model": "hailuo3", "promptImage": "x"}, 400),  # needs a promptText
+    ({"model": "veo3", "promptImage": "x", "ratio": "1280:720"}, 400),  # gone
+    ({"model": "gen5_imaginary", "promptImage": "x"}, 400),
+])
+def test_runway_models_as_its_sdk_describes_them(gateway: str, body: dict[str, Any],
+                                                 status: int) -> None:
+    code, answer = _post(gateway + "/runwayml/v1/image_to_video", json_body=body,
+                         headers={"X-Runway-Version": "2024-11-06"})
+    assert code == status, answer
+
+
+def test_the_videos_route_refuses_sora_models_since_the_shutdown(gateway: str) -> None:
+    refused = _post(gateway + "/v1/videos", fields={"prompt": "a fox", "model": "sora-2"})
+    assert refused[0] == 400 and "shut down on September 24, 2026" in json.dumps(refused[1])
+    default = _post(gateway + "/v1/videos", fields={"prompt": "a fox"})  # sora-2 by default
+    assert default[0] == 400
+    other = _post(gateway + "/v1/videos", fields={"prompt": "a fox", "model": "wan-2.6"})
+    assert other[0] == 200, other
