@@ -9,7 +9,7 @@ Where things live (imports only point down this list; tests/unit/test_layers.py 
   worker threads · `providers` provider identity and API key · `records` checks of records
   read back from stores (digests, sizes, relative paths, task journals, claims) ·
   `cancellation` the run's one Ctrl-C signal, which ends every wait · `proxies` the
-  environment's proxies and CA bundles · `models` models with a lifecycle (current,
+  environment's proxies and CA bundles · `models` models with a lifecycle (current, gone,
   deprecated, retired) · `watchdog` one deadline thread per run ·
   `throttle` request pacing
 - `cache_key` the cache key · `limits` size limits · `_resources` the shipped schemas ·
