@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,3 +164,19 @@ def write_recipe(folder: Path, text: str, name: str = "recipe.yaml") -> Path:
 def fetch_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=10) as response:
         return json.loads(response.read())
+
+
+@pytest.fixture
+def served_emulator(tmp_path: Path) -> Iterator[str]:
+    """`flow emulator --port 0` as a user starts it; yields its base URL."""
+    proc = subprocess.Popen([sys.executable, "-m", "flowrunner", "emulator", "--port", "0",
+                             "--api-key", CANARY_KEY], stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        yield line.split("listening on ")[1].split()[0]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        if proc.stderr is not None:
+            proc.stderr.close()

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -226,22 +224,6 @@ def test_mock_starts_an_emulator_per_kind_of_provider(tmp_path: Path) -> None:
     assert result.code == 0, result
     assert (tmp_path / "assets" / "hero.png").read_bytes()[:4] == b"\x89PNG"
     assert "(0 saved" in result.out or "1 called" in result.out
-
-
-@pytest.fixture
-def served_emulator(tmp_path: Path) -> Iterator[str]:
-    """`flow emulator --port 0` as a user starts it; yields its base URL."""
-    proc = subprocess.Popen([sys.executable, "-m", "flowrunner", "emulator", "--port", "0",
-                             "--api-key", CANARY_KEY], stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stderr is not None
-        line = proc.stderr.readline()
-        yield line.split("listening on ")[1].split()[0]
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        if proc.stderr is not None:
-            proc.stderr.close()
 
 
 def test_recraft_documented_curl_call_with_a_raw_key(served_emulator: str) -> None:

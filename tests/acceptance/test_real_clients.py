@@ -9,33 +9,13 @@ from __future__ import annotations
 import base64
 import io
 import json
-import subprocess
-import sys
 import time
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conftest import CANARY_KEY
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[str]:
-    """`flow emulator --port 0` as a user starts it; yields its base URL."""
-    proc = subprocess.Popen([sys.executable, "-m", "flowrunner", "emulator", "--port", "0",
-                             "--api-key", CANARY_KEY], stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stderr is not None
-        line = proc.stderr.readline()
-        yield line.split("listening on ")[1].split()[0]
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        if proc.stderr is not None:
-            proc.stderr.close()
 
 
 def _call(base: str, method: str, path: str, body: Any = None) -> Any:
@@ -46,11 +26,11 @@ def _call(base: str, method: str, path: str, body: Any = None) -> Any:
         return json.loads(answer.read())
 
 
-def test_openai_sdk_generates_and_edits_with_current_gpt_image_models(served: str) -> None:
+def test_openai_sdk_generates_and_edits_with_current_gpt_image_models(served_emulator: str) -> None:
     openai = pytest.importorskip("openai")
     from flowrunner.emulator.images import png
 
-    client = openai.OpenAI(api_key=CANARY_KEY, base_url=f"{served}/v1")
+    client = openai.OpenAI(api_key=CANARY_KEY, base_url=f"{served_emulator}/v1")
     with client:
         _gpt_images(openai, client, png)
 
@@ -69,16 +49,18 @@ def _gpt_images(openai: Any, client: Any, png: Any) -> None:
         client.images.generate(model="gpt-image-1.5", prompt="a skyline", size="2048x1152")
 
 
-def test_replicate_client_runs_an_official_model_and_a_community_version(served: str) -> None:
+def test_replicate_client_runs_an_official_model_and_a_community_version(
+        served_emulator: str) -> None:
     replicate = pytest.importorskip("replicate")
-    client = replicate.Client(api_token=CANARY_KEY, base_url=f"{served}/replicate")
+    client = replicate.Client(api_token=CANARY_KEY, base_url=f"{served_emulator}/replicate")
     try:
         official = client.run("black-forest-labs/flux-schnell", input={"prompt": "a fox"})
-        assert str(official[0] if isinstance(official, list) else official).startswith(served)
+        first = official[0] if isinstance(official, list) else official
+        assert str(first).startswith(served_emulator)
         version = "5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa"
         community = client.run(f"someone/fox-model:{version}", input={"prompt": "a fox"})
         assert str(community[0] if isinstance(community, list) else community).startswith(
-            served)
+            served_emulator)
     finally:
         client._client.close()  # its httpx pool (the client has no close of its own)
 
@@ -93,38 +75,38 @@ def _wait(base: str, task_id: str, *, until: tuple[str, ...]) -> dict[str, Any]:
         time.sleep(0.05)
 
 
-def test_midjourney_proxy_sequence_imagine_fetch_action_modal_change(served: str) -> None:
-    submitted = _call(served, "POST", "/mj/submit/imagine", {"prompt": "a cosy cafe"})
+def test_midjourney_proxy_sequence_imagine_fetch_action_modal_change(served_emulator: str) -> None:
+    submitted = _call(served_emulator, "POST", "/mj/submit/imagine", {"prompt": "a cosy cafe"})
     assert submitted["code"] == 1
-    board = _wait(served, submitted["result"], until=("SUCCESS",))
+    board = _wait(served_emulator, submitted["result"], until=("SUCCESS",))
     upscale = next(b for b in board["buttons"] if b["label"] == "U1")
-    pressed = _call(served, "POST", "/mj/submit/action",
+    pressed = _call(served_emulator, "POST", "/mj/submit/action",
                     {"customId": upscale["customId"], "taskId": board["id"]})
-    upscaled = _wait(served, pressed["result"], until=("SUCCESS",))
+    upscaled = _wait(served_emulator, pressed["result"], until=("SUCCESS",))
     zoom = next(b for b in upscaled["buttons"] if b["label"] == "Custom Zoom")
-    waiting = _call(served, "POST", "/mj/submit/action",
+    waiting = _call(served_emulator, "POST", "/mj/submit/action",
                     {"customId": zoom["customId"], "taskId": upscaled["id"]})
     assert waiting["code"] == 21  # a modal window: the task waits for it
-    assert _wait(served, waiting["result"], until=("MODAL",))["status"] == "MODAL"
-    modal = _call(served, "POST", "/mj/submit/modal",
+    assert _wait(served_emulator, waiting["result"], until=("MODAL",))["status"] == "MODAL"
+    modal = _call(served_emulator, "POST", "/mj/submit/modal",
                   {"taskId": waiting["result"], "prompt": "a cosy cafe --zoom 2"})
     assert modal["code"] == 1
-    assert _wait(served, waiting["result"], until=("SUCCESS",))["imageUrl"]
-    change = _call(served, "POST", "/mj/submit/change",
+    assert _wait(served_emulator, waiting["result"], until=("SUCCESS",))["imageUrl"]
+    change = _call(served_emulator, "POST", "/mj/submit/change",
                    {"taskId": board["id"], "action": "VARIATION", "index": 2})
-    assert change["code"] == 1 and _wait(served, change["result"], until=("SUCCESS",))
+    assert change["code"] == 1 and _wait(served_emulator, change["result"], until=("SUCCESS",))
 
 
-def test_suno_calls_as_new_api_serves_them(served: str) -> None:
-    lyrics = _call(served, "POST", "/suno/submit/lyrics", {"prompt": "a jingle"})
+def test_suno_calls_as_new_api_serves_them(served_emulator: str) -> None:
+    lyrics = _call(served_emulator, "POST", "/suno/submit/lyrics", {"prompt": "a jingle"})
     assert lyrics["code"] == "success"
-    music = _call(served, "POST", "/suno/submit/music",
+    music = _call(served_emulator, "POST", "/suno/submit/music",
                   {"gpt_description_prompt": "a jingle", "mv": "chirp-crow",
                    "negative_tags": "metal"})  # accepted, and dropped as new-api does
     assert music["code"] == "success"
     deadline = time.monotonic() + 30
     while True:
-        fetched = _call(served, "GET", f"/suno/fetch/{music['data']}")
+        fetched = _call(served_emulator, "GET", f"/suno/fetch/{music['data']}")
         if fetched["data"]["status"] == "SUCCESS":
             break
         assert time.monotonic() < deadline, fetched
