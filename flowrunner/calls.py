@@ -25,6 +25,7 @@ from .errors import (
     RunError,
     StepFailed,
     TaskFailed,
+    TaskTroubled,
     TransportError,
 )
 from .http import ApiRequest, Client
@@ -200,14 +201,15 @@ def _run_task(call: PreparedCall, how: _Call) -> tuple[Any, str, bool, Any]:
         cache.drop_task(call.key)
         raise
     except StepFailed as exc:
-        if not (resumed and exc.status == 404):
+        if not resumed or not (exc.status == 404 or isinstance(exc, TaskTroubled)):
             raise
-        # a journaled task the provider no longer knows (expired; or an emulator that
-        # was restarted): resuming cannot succeed, so forget it
+        # a journaled task the provider no longer knows (expired; an emulator that was
+        # restarted), or that still cannot be read a run later: forget it
         cache.drop_task(call.key)
-        raise StepFailed(f"{instance_id}: the provider no longer knows task {task_id} "
-                         "(HTTP 404 when resuming it)", hint="run again: the task is "
-                         "submitted anew (and paid for again)") from None
+        why = "HTTP 404" if exc.status == 404 else exc.message.split(": ", 2)[-1]
+        raise StepFailed(f"{instance_id}: the provider no longer answers for task "
+                         f"{task_id} ({why} when resuming it)", hint="run again: the task "
+                         "is submitted anew (and paid for again)") from None
     if task.then_path is not None:
         response = {**response, **_then(call, how.client, how.base_url, response,
                                         deadline=how.deadline, retries=how.retries)}

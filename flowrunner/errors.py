@@ -173,6 +173,12 @@ class TaskFailed(StepFailed):
     it is over, so a re-run submits anew instead of resuming it."""
 
 
+class TaskTroubled(StepFailed):
+    """Raised when a task's poll answers kept saying something is wrong without ending it
+    (a rate limit relayed in MiniMax's `base_resp`): the task stays journaled once; a
+    resumed task that still answers so is forgotten."""
+
+
 class RenderFailed(StepFailed):
     """Raised when a step's templates or rendered parameters are wrong at run time."""
 

@@ -79,19 +79,22 @@ class Model:
         if state == "current":
             return None
         instead = f"; use {self.successor}" if self.successor else ""
-        advice = "" if self.successor else (
-            "no successor is known: pick another model or provider, or override the entry "
-            "with `catalog:` if the provider still serves it; ")
         if state == "retired":
             assert self.retired is not None
+            advice = "" if self.successor else "no successor is known: pick another model " \
+                "or provider, or override the entry with `catalog:` if yours still serves it. "
             return ("error", f"{self.name} was shut down on {self.retired.isoformat()}{instead}",
-                    f"{advice}the provider no longer serves it, so a paid run would fail "
+                    f"{advice}The provider no longer serves it, so a paid run would fail "
                     f"({self.source})")
         if state == "deprecated":
             when = f"shuts down on {self.retired.isoformat()}" if self.retired is not None \
                 else f"is deprecated since {self.deprecated.isoformat()}"  # type: ignore[union-attr]
+            advice = "" if self.successor else "no successor is known: plan another model " \
+                "or provider before then. "
             return ("warning", f"{self.name} {when}{instead}", f"{advice}({self.source})")
         assert self.gone is not None
+        advice = "" if self.successor else "no successor is known: pick another model or " \
+            "provider, or override the entry with `catalog:` if yours still serves it. "
         return ("warning", f"{self.name} is no longer in the provider's model list (checked "
                 f"{self.gone.isoformat()}), so a paid run may fail{instead}",
                 f"{advice}({self.source})")

@@ -11,7 +11,7 @@ from typing import Any
 from ._json import canonical_json
 from .errors import Issue, SpecError
 from .graph import Plan, build_plan
-from .schema import check_params
+from .schema import check_params, no_save_problem
 from .spec import load_recipe
 from .templating import TemplateProblem, is_template, parse_template, render_value
 
@@ -33,7 +33,8 @@ def load_plan(path: Path, *, var_overrides: dict[str, Any] | None = None) -> Pla
         issues.extend(_render_known_params(plan, rendered))
     warnings: list[Issue] = []
     if not issues:
-        for found in [*model_issues(plan, rendered), *caveat_issues(plan)]:
+        for found in [*model_issues(plan, rendered), *caveat_issues(plan),
+                      *_no_save_issues(plan, rendered)]:
             (issues if found.severity == "error" else warnings).append(found)
     if issues:
         raise SpecError(_dedupe(issues))
@@ -96,6 +97,25 @@ def caveat_issues(plan: Plan) -> list[Issue]:
     return found
 
 
+def _no_save_issues(plan: Plan, rendered: dict[str, dict[str, Any]]) -> list[Issue]:
+    """A step that saves, whose parameters rendered from `vars` or `matrix` never give
+    files (the entry's `no_save`); literal ones were refused with the recipe."""
+    found: list[Issue] = []
+    for step_id in plan.step_order:
+        step = plan.recipe.steps[step_id]
+        if step.endpoint is None or step.endpoint.no_save is None or not step.save:
+            continue
+        for instance in plan.by_step[step_id]:
+            never = no_save_problem(step.endpoint, rendered.get(instance.id, {}))
+            if never is not None:
+                hint = never[1].replace("<this step>", step_id) if never[1] else None
+                found.append(Issue(plan.recipe.source_map.at(("steps", step_id, "save")),
+                                   f"steps.{step_id}.save: {never[0]} (in {instance.id})",
+                                   hint))
+                break
+    return found
+
+
 def _render_known_params(plan: Plan, rendered: dict[str, dict[str, Any]]) -> list[Issue]:
     """Render the parameters that need no step results, check each distinct set once, and
     keep them (into ``rendered``) so the run does not render or check them again.
@@ -148,6 +168,8 @@ def _render_matrix_step(plan: Plan, step_id: str,
     varying = frozenset() if whole else frozenset(
         path[3] for path, template in templated
         if any(ref[0] != "vars" for ref in template.refs))
+    if endpoint.model_param in varying:  # each model brings its own defaults
+        varying |= {name for values in endpoint.model_defaults.values() for name in values}
     constant: dict[str, Any] = {}
     if not whole:
         try:

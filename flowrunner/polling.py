@@ -10,7 +10,7 @@ import time
 from urllib.parse import quote, urlsplit
 
 from .catalog import extract
-from .errors import StepFailed, TaskFailed, TransportError
+from .errors import StepFailed, TaskFailed, TaskTroubled, TransportError
 from .http import ApiRequest, ApiResponse, Client
 from .preparation import PreparedCall
 
@@ -24,10 +24,11 @@ def _unreadable(call: PreparedCall, task_id: str, body: object, path: str,
     saying something is wrong (``trouble``): waiting longer does not help today, and the
     task stays journaled for the next run."""
     if trouble is not None:
-        return StepFailed(f"{call.instance.id}: task {task_id}: {count} answers in a row "
-                          f"say {trouble}",
-                          hint="the task stays journaled: run again later and flowrunner "
-                               "polls the same task instead of paying for a new one")
+        return TaskTroubled(f"{call.instance.id}: task {task_id}: {count} answers in a row "
+                            f"say {trouble}",
+                            hint="the task stays journaled: run again later and flowrunner "
+                                 "polls the same task instead of paying for a new one (if "
+                                 "it still answers so, it is given up and submitted anew)")
     if isinstance(body, dict):
         shape = "its top-level keys: " + (", ".join(sorted(map(str, body))[:12]) or "none")
     else:

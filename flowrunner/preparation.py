@@ -21,7 +21,7 @@ from .errors import RenderFailed
 from .graph import Instance
 from .http import Client
 from .inputs import FileDigests, Upload, resolve_input_file
-from .schema import check_params
+from .schema import check_params, no_save_problem
 from .spec import Recipe
 
 
@@ -165,6 +165,7 @@ def prepare_call(recipe: Recipe, instance: Instance, views: dict[str, Any], *,
         sent = {endpoint.wire.get(k, k): v for k, v in params.items()
                 if k not in endpoint.resolve and k not in endpoint.path_params}
         sent.update(resolved)
+        _refuse_saving_nothing(recipe, instance, endpoint, {**params, **resolved})
     if endpoint.local:
         # made on this machine: the same for --mock and real runs, tied to Pillow's major
         from .imaging import pillow_version
@@ -175,6 +176,24 @@ def prepare_call(recipe: Recipe, instance: Instance, views: dict[str, Any], *,
     return PreparedCall(instance=instance, endpoint=endpoint, params=params, method=method,
                         path=path, material=material,
                         uploads=tuple(uploads), sent=sent)
+
+
+def _refuse_saving_nothing(recipe: Recipe, instance: Instance, endpoint: Endpoint,
+                           sent: dict[str, Any]) -> None:
+    """Refuse, before paying, a step that saves files when what it sends never gives any
+    (the entry's `no_save`: a Midjourney button found by its emoji, or from a template,
+    that turns out to be Custom Zoom). Validation catches the literal cases.
+
+    Raises:
+        RenderFailed: the step has `save:` and matches `no_save`.
+    """
+    if not instance.step.save or endpoint.no_save is None:
+        return
+    never = no_save_problem(endpoint, sent)
+    if never is not None:
+        where = field_location(recipe, instance, ("save",))
+        raise RenderFailed(f"{where}: {instance.id}.save: {never[0]}", hint=(never[1] or "")
+                           .replace("<this step>", instance.step.id) or None)
 
 
 def _resolve(recipe: Recipe, instance: Instance, views: dict[str, Any],

@@ -173,8 +173,28 @@ def _sexagesimal_hint(value: Any) -> str | None:
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     text = repr(value) if isinstance(value, str) else str(value).replace("'", "")
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _alternative(schema: Any) -> str | None:
+    """One way of an anyOf/oneOf in words (`a whole number`, `'auto'`); None when it has
+    no short description."""
+    if not isinstance(schema, dict):
+        return None
+    if "const" in schema:
+        return _show(schema["const"])
+    if "enum" in schema and len(schema["enum"]) <= 4:
+        return " or ".join(_show(v) for v in schema["enum"])
+    kind = schema.get("type")
+    if isinstance(kind, str) and kind in _TYPE_NAMES:
+        low, high = schema.get("minimum"), schema.get("maximum")
+        bounds = f" from {low} to {high}" if low is not None and high is not None else \
+            f" of at least {low}" if low is not None else ""
+        return _TYPE_NAMES[kind] + bounds
+    return None
 
 
 def _leaf_errors(error: jsonschema.ValidationError) -> list[jsonschema.ValidationError]:
@@ -234,6 +254,11 @@ def _describe(error: jsonschema.ValidationError) -> tuple[str, str | None, PathK
         return f"must have {bound} {error.validator_value} {unit}", None, path
     if kind == "multipleOf":
         return f"{_show(value)} must be a multiple of {error.validator_value}", None, path
+    if kind in ("anyOf", "oneOf"):
+        ways = [_alternative(way) for way in error.validator_value]  # type: ignore[union-attr]
+        if ways and all(ways):
+            return (f"expected {' or '.join(map(str, ways))}, got {_type_of(value)} "
+                    f"{_show(value)}", None, path)
     if kind == "propertyNames":
         bad = error.instance if isinstance(error.instance, str) else "?"
         return f"invalid name {bad!r}: {error.message}", None, path
@@ -277,8 +302,35 @@ def _endpoint_validator() -> jsonschema.Draft202012Validator:
 
 
 def check_endpoint_data(data: Any, smap: SourceMap) -> list[Issue]:
-    """Every violation of endpoint.schema.json in a recipe-local catalog entry, located."""
-    return _located_issues(_endpoint_validator(), data, smap)
+    """Every violation of endpoint.schema.json in a recipe-local catalog entry, and of its
+    own parameter schema by its model defaults, located in the entry."""
+    issues = _located_issues(_endpoint_validator(), data, smap)
+    if issues or not data.get("model_defaults"):
+        return issues
+    endpoint = Endpoint.from_dict(data, origin="checked")
+    return [Issue(smap.at(path), f"{dotted(path)}: {message}", hint)
+            for path, message, hint in model_default_problems(endpoint)]
+
+
+def model_default_problems(endpoint: Endpoint) -> list[tuple[PathKey, str, str | None]]:
+    """A model's defaults that its entry's own parameters refuse: one naming the model
+    parameter (a default cannot swap the model), an unknown parameter, a value its schema
+    refuses. (path in the entry, message, hint) each."""
+    properties = endpoint.params_schema.get("properties", {})
+    problems: list[tuple[PathKey, str, str | None]] = []
+    for model, values in endpoint.model_defaults.items():
+        for name, value in values.items():
+            path: PathKey = ("model_defaults", model, name)
+            if name == endpoint.model_param:
+                problems.append((path, "a model's defaults cannot name the model",
+                                 f"drop {name} here; set it in `defaults`"))
+            elif name not in properties:
+                problems.append((path, f"{name!r} is not a parameter of {endpoint.id}",
+                                 "allowed: " + ", ".join(sorted(properties))))
+            else:
+                problems.extend((path, message, hint) for _, message, hint in
+                                _property_problems(endpoint, name, value, remember=False))
+    return problems
 
 
 def _located_issues(validator: jsonschema.Draft202012Validator, data: Any,

@@ -91,7 +91,8 @@ def show_endpoints(endpoint_id: str | None, *, as_json: bool, out: TextIO,
     if as_json:
         json.dump({**_summary(endpoint), "body": endpoint.body,
                    "files": sorted(endpoint.files), "params": endpoint.params_schema,
-                   "defaults": endpoint.defaults, "routes": _routes(endpoint),
+                   "defaults": endpoint.defaults, "model_defaults": endpoint.model_defaults,
+                   "routes": _routes(endpoint),
                    "evidence": endpoint.evidence, "outputs": endpoint.output_names},
                   out, indent=2)
         out.write("\n")
@@ -108,6 +109,9 @@ def show_endpoints(endpoint_id: str | None, *, as_json: bool, out: TextIO,
     if endpoint.defaults:
         shown = ", ".join(f"{k}: {v}" for k, v in endpoint.defaults.items())
         out.write(f"  sent unless the recipe says otherwise: {shown}\n")
+    for name, values in endpoint.model_defaults.items():
+        shown = ", ".join(f"{k}: {v}" for k, v in values.items())
+        out.write(f"    with {endpoint.model_param} {name}: {shown}\n")
     if endpoint.models:
         from ..models import today
 

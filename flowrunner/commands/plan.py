@@ -40,6 +40,17 @@ def _with_defaults(step: Any, params: dict[str, Any]) -> dict[str, Any]:
     return {**step.endpoint.defaults_for(params), **params}
 
 
+def _defaulted(step: Any, params: dict[str, Any]) -> set[str]:
+    """The names in ``params`` the entry filled in: its defaults and those of the model
+    ``params`` name, less what the step wrote (not what `resolve` or `wire` add)."""
+    endpoint = step.endpoint
+    if endpoint is None:
+        return set()
+    model = params.get(endpoint.model_param)
+    own = endpoint.model_defaults.get(model, {}) if isinstance(model, str) else {}
+    return (set(endpoint.defaults) | set(own)) - set(step.params)
+
+
 def _shown(value: Any) -> str:
     """One parameter's value on one plan line: text as is, files by digest, the rest as
     JSON; cut at 90 characters."""
@@ -135,7 +146,7 @@ def show_plan(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | No
                      f"{word:<10} {cost}\n")
         if row["needs"]:
             lines.append(f"      needs: {', '.join(row['needs'])}\n")
-        defaulted = set(row["params"]) - set(recipe.steps[row["step"]].params)
+        defaulted = _defaulted(recipe.steps[row["step"]], row["params"])
         for name, value in row["params"].items():
             mark = " (default)" if name in defaulted else ""
             lines.append(f"      {name}: {_shown(value)}{mark}\n")

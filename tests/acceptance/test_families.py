@@ -298,6 +298,37 @@ def test_a_saved_custom_zoom_is_refused_before_paying_and_a_used_modal_says_refr
     assert re.search(r"saved\.yaml:\d+:\d+: error: steps\.zoom\.save: the button Vary "
                      r"\(Region\) always waits for a modal window", refused.err), refused.err
     assert 'task_id: "{{ steps.zoom.outputs.task_id }}"' in refused.err
+    # written in any case: refused at validation too
+    (tmp_path / "other.yaml").write_text(saved.read_text().replace(
+        "button: Vary (Region)", "button: custom zoom"))
+    other = flow("validate", tmp_path / "other.yaml")
+    assert other.code == 3 and "always waits for a modal window" in other.err, other
+    # from vars (a raw customId for a task id written out): refused once rendered
+    templated = recipe(tmp_path, emulator.base_url, """
+  zoom:
+    uses: midjourney.action
+    with: {task_id: "1712", button: "{{ vars.zoom }}"}
+    save: zoom
+""", name="templated.yaml", extra="")
+    templated.write_text(templated.read_text().replace(
+        "vars:\n", "vars:\n  zoom: MJ::CustomZoom::5b2d\n", 1))
+    other = flow("validate", templated)
+    assert other.code == 3 and "steps.zoom.save: the button MJ::CustomZoom::5b2d always " \
+        "waits for a modal window (a zoom or a region), so this step never has files to " \
+        "save (in zoom)" in other.err, other
+    # by its emoji: known only from the earlier task's buttons, refused before it is paid
+    emoji = recipe(tmp_path, emulator.base_url, MOODBOARD + """
+  zoom:
+    uses: midjourney.action
+    with: {task_id: "{{ steps.hero.outputs.task_id }}", button: "\U0001F50D"}
+    save: zoom
+""", name="emoji.yaml")
+    stopped = flow("run", emoji, env=KEY_ENV, timeout=120)
+    assert stopped.code == 1 and re.search(r"emoji\.yaml:\d+:\d+: zoom\.save: the button .* "
+                                           r"always waits", stopped.out), stopped
+    assert not [c for c in _api(emulator) if c["path"] == "/mj/submit/action"
+                and c["json"]["customId"].startswith("MJ::CustomZoom::")]
+    emulator.reset()
     steps = MOODBOARD + """
   zoom:
     uses: midjourney.action
@@ -315,6 +346,10 @@ def test_a_saved_custom_zoom_is_refused_before_paying_and_a_used_modal_says_refr
     assert "flow run --refresh <the button step>" in again.out
     fresh = flow("run", path, "--refresh", "zoom", env=KEY_ENV, timeout=120)
     assert fresh.code == 0, fresh
+    # what `resolve` and `wire` send is not a default of the entry
+    planned = flow("plan", path)
+    assert "customId: MJ::CustomZoom::" in planned.out, planned
+    assert not re.search(r"(customId|taskId): .*\(default\)", planned.out), planned.out
 
 
 @pytest.mark.parametrize(("params", "words"), [
@@ -986,7 +1021,7 @@ def test_a_journaled_task_the_provider_no_longer_knows_is_forgotten(tmp_path: Pa
     (tasks / f"{key}.json").write_text(json.dumps({"id": "424242", "poll_url": None,
                                                    "endpoint": "kling.text_to_video"}))
     gone = flow("run", path, env=KEY_ENV)
-    assert gone.code == 1 and "no longer knows task 424242" in gone.out
+    assert gone.code == 1 and "no longer answers for task 424242" in gone.out
     assert not (tasks / f"{key}.json").exists()
     again = flow("run", path, env=KEY_ENV)
     assert again.code == 0, again
@@ -1096,13 +1131,21 @@ def test_minimax_waits_out_a_busy_answer_and_keeps_a_task_it_cannot_read(
         tmp_path: Path, emulator) -> None:
     """Issue 25 review: only content refusals (1026, 1027) fail a MiniMax task; a rate
     limit relayed in base_resp (1002) is waited out, and when it persists the step stops
-    with the paid task journaled: the next run polls it instead of paying again."""
+    with the paid task journaled: the next run polls it instead of paying again. The
+    built-in entry, polled more often (its own interval is 8 s)."""
+    import json
+
+    from flowrunner._resources import read_json
+
+    entry = read_json("endpoints", "minimax", "generate_video.json")
+    entry["task"]["interval"] = 0.4
+    (tmp_path / "minimax.json").write_text(json.dumps(entry))
     path = recipe(tmp_path, emulator.base_url, """
   clip:
     uses: minimax.generate_video
     with: {prompt: "a fox"}
     save: clip
-""")
+""", extra="catalog: [minimax.json]\n")
     emulator.fault("busy-poll")
     result = flow("run", path, env=KEY_ENV, timeout=120)
     assert result.code == 0, result
@@ -1113,7 +1156,7 @@ def test_minimax_waits_out_a_busy_answer_and_keeps_a_task_it_cannot_read(
     uses: minimax.generate_video
     with: {prompt: "a hare"}
     save: clip
-""")
+""", extra="catalog: [minimax.json]\n")
     emulator.fault("busy-poll", count=3)
     stopped = flow("run", path, env=KEY_ENV, timeout=120)
     assert stopped.code == 1, stopped
@@ -1123,6 +1166,33 @@ def test_minimax_waits_out_a_busy_answer_and_keeps_a_task_it_cannot_read(
     assert resumed.code == 0, resumed
     submits = [c for c in _api(emulator) if c["path"] == "/minimax/v1/video_generation"]
     assert len(submits) == 1  # paid once
+    # a task that still cannot be read a run later is given up, never a step stuck for good
+    recipe(tmp_path, emulator.base_url, """
+  clip:
+    uses: minimax.generate_video
+    with: {prompt: "an owl"}
+    save: clip
+""", extra="catalog: [minimax.json]\n")
+    emulator.fault("busy-poll", count=6)
+    assert flow("run", path, env=KEY_ENV, timeout=120).code == 1
+    given_up = flow("run", path, env=KEY_ENV, timeout=120)
+    assert given_up.code == 1 and "the provider no longer answers for task" in \
+        given_up.out, given_up
+    assert flow("run", path, env=KEY_ENV, timeout=120).code == 0  # submitted anew
+    # a journaled task the provider does not know (2013) is forgotten at once
+    recipe(tmp_path, emulator.base_url, """
+  clip:
+    uses: minimax.generate_video
+    with: {prompt: "a lynx"}
+    save: clip
+""", extra="catalog: [minimax.json]\n")
+    emulator.fault("busy-poll", count=3)
+    assert flow("run", path, env=KEY_ENV, timeout=120).code == 1
+    with emulator.state.lock:  # the provider forgot it (restarted, expired)
+        emulator.state.tasks.clear()
+    unknown = flow("run", path, env=KEY_ENV, timeout=120)
+    assert unknown.code == 1 and "2013: task not found" in unknown.out, unknown
+    assert flow("run", path, env=KEY_ENV, timeout=120).code == 0
 
 
 def test_minimax_a_refusal_while_polling_fails_at_once_and_1080p_is_6_seconds(

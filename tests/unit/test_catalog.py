@@ -236,3 +236,31 @@ def test_a_model_default_applies_only_with_its_model() -> None:
     assert runway.with_defaults({"model": "gen4.5", "duration": 8})["duration"] == 8
     assert runway.defaults_for({"model": "gen4.5"}) == {"ratio": "1280:720", "duration": 5}
     assert runway.defaults_for({"model": "kling2.5_turbo_pro"}) == {}
+
+
+def test_model_defaults_are_checked_against_the_entry_itself(tmp_path) -> None:
+    """A model's defaults are parameters like any: every built-in one passes its own entry's
+    schema; in a recipe-local entry a wrong one is refused where it is written, and none
+    may swap the model."""
+    import json
+
+    from flowrunner._resources import read_json
+    from flowrunner.catalog import load_catalog
+    from flowrunner.schema import check_endpoint_data, model_default_problems
+    from flowrunner.source import load_source
+
+    for endpoint in load_catalog().values():
+        assert model_default_problems(endpoint) == [], endpoint.id
+
+    entry = read_json("endpoints", "runway", "image_to_video.json")
+    entry["id"] = "team.runway"
+    entry["model_defaults"] = {"gen4_turbo": {"ratio": 5, "model": "veo3.1", "bogus": 1}}
+    path = tmp_path / "runway.json"
+    path.write_text(json.dumps(entry, indent=2))
+    source = load_source(path)
+    found = [(i.location.line, i.message) for i in check_endpoint_data(source.data, source.map)]
+    text = path.read_text().splitlines()
+    assert len(found) == 3
+    for line, message in found:
+        assert "model_defaults.gen4_turbo." in message
+        assert message.split(".")[2].split(":")[0] in text[line - 1]  # at the value written
