@@ -18,9 +18,9 @@ from typing import Any
 import click
 
 from . import __version__
-from .crashlog import EXIT_CRASH, redact_secrets, write_crash_log
 from .emulator.faults import FAULT_HELP
 from .errors import FlowError, SpecError, format_issues
+from .run.crashlog import EXIT_CRASH, redact_secrets, write_crash_log
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -76,7 +76,7 @@ def _remote_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _overrides(var_pairs: tuple[str, ...], vars_files: tuple[Path, ...]) -> dict[str, Any]:
-    from .spec import parse_var_overrides
+    from .recipe.spec import parse_var_overrides
 
     return parse_var_overrides(list(var_pairs), list(vars_files))
 
@@ -156,7 +156,7 @@ def run(recipe: Path, var_pairs: tuple[str, ...], vars_files: tuple[Path, ...],
       flow run brand.yaml --remote-cache s3://team-bucket/flow --shard 1/3
     """
     from .commands.run import run_recipe
-    from .options import RunOptions, Shard
+    from .run.options import RunOptions, Shard
 
     options = RunOptions(
         var_pairs=var_pairs, vars_files=vars_files, only=only, refresh=refresh,
@@ -201,7 +201,7 @@ def plan(recipe: Path, var_pairs: tuple[str, ...], vars_files: tuple[Path, ...],
       flow plan examples/brand_assets.yaml
     """
     from .commands.plan import show_plan
-    from .options import RunOptions
+    from .run.options import RunOptions
 
     return show_plan(recipe, var_overrides=_overrides(var_pairs, vars_files),
                      cache_dir=cache_dir, mock=mock, as_json=as_json, out=_out(),
@@ -228,7 +228,7 @@ def status(recipe: Path, var_pairs: tuple[str, ...], vars_files: tuple[Path, ...
       flow status examples/brand_assets.yaml
     """
     from .commands.status import show_status
-    from .options import RunOptions
+    from .run.options import RunOptions
 
     return show_status(recipe, var_overrides=_overrides(var_pairs, vars_files),
                        cache_dir=cache_dir, mock=mock, as_json=as_json, out=_out(),
@@ -538,7 +538,7 @@ def _print_error(exc: FlowError) -> None:
     if isinstance(exc, SpecError):
         click.echo(format_issues(exc.issues), err=True)
         if os.environ.get("GITHUB_ACTIONS") == "true":
-            from .reporting import github_annotation
+            from .run.reporting import github_annotation
 
             for issue in exc.issues:
                 click.echo(github_annotation(str(issue.location), issue.message))

@@ -9,11 +9,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..cache import Cache
-from ..lockfile import lock_path_for, read_lock
-from ..options import cache_root_for
-from ..planning import load_plan
-from ..survey import survey_plan
+from ..kit.lockfile import lock_path_for, read_lock
+from ..run.options import cache_root_for
+from ..run.planning import load_plan
+from ..run.survey import survey_plan
+from ..store.cache import Cache
 
 
 def _age(seconds: float) -> str:
@@ -99,7 +99,7 @@ def _remote(url: str, root: Path | None = None) -> Any:
         CacheError: the remote cannot be used.
     """
     from ..errors import CacheError
-    from ..remote import open_remote
+    from ..store.remote import open_remote
 
     # listing and deleting write no local file; pushing reads the given local cache
     cache = open_remote(root or cache_root(None, None), url)
@@ -117,7 +117,7 @@ def _store_problems(url: str) -> Iterator[None]:
         CacheError: it did.
     """
     from ..errors import CacheError
-    from ..objectstore import StoreError
+    from ..store.objectstore import StoreError
 
     try:
         yield

@@ -10,21 +10,21 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..cache import Cache
-from ..catalog import CREDIT_UNITS
-from ..diffing import Change, changed_variables, compare
-from ..diffpage import ChangeView, PairView, Side, render_diff_page
+from ..catalog.entries import CREDIT_UNITS
 from ..errors import SpecError
-from ..gitrev import Revision
-from ..graph import Plan
-from ..imaging import difference
-from ..lockfile import LockFile, invalid_lines, lock_path_for, parse_lock, read_lock
-from ..media import EXTENSIONS, sniff
-from ..options import cache_root_for, display
-from ..planning import load_plan
+from ..kit.diffing import Change, changed_variables, compare
+from ..kit.diffpage import ChangeView, PairView, Side, render_diff_page
+from ..kit.gitrev import Revision
+from ..kit.lockfile import LockFile, invalid_lines, lock_path_for, parse_lock, read_lock
+from ..media.formats import EXTENSIONS, sniff
+from ..media.imaging import difference
+from ..recipe.graph import Plan
+from ..recipe.source import parse_text
 from ..records import is_sha256
-from ..source import parse_text
-from ..survey import survey_plan
+from ..run.options import cache_root_for, display
+from ..run.planning import load_plan
+from ..run.survey import survey_plan
+from ..store.cache import Cache
 
 MAX_INLINE_BYTES = 8 * 1024 * 1024
 _MEDIA_BY_EXT = {ext: media for media, ext in EXTENSIONS.items()}
@@ -160,7 +160,7 @@ def _side(label: str, artifact: dict[str, Any] | None, *, revision: Revision | N
 
 def _write_page(plan: Plan, changes: list[Change], *, revision: Revision, cache: Cache,
                 folder: Path) -> Path | None:
-    from ..cache import atomic_write_bytes
+    from ..store.cache import atomic_write_bytes
 
     recipe = plan.recipe
     views = []

@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..catalog import Endpoint, find_endpoint, load_catalog
-from ..schema import resolve_param_schema
-from ..spec import load_recipe_catalog
+from ..catalog.entries import Endpoint, find_endpoint, load_catalog
+from ..recipe.schema import resolve_param_schema
+from ..recipe.spec import load_recipe_catalog
 
 
 def _routes(endpoint: Endpoint) -> list[dict[str, Any]]:
@@ -41,7 +41,7 @@ def _models(endpoint: Endpoint, on: Any) -> list[dict[str, Any]]:
 
 def show_models(catalog: dict[str, Endpoint], *, as_json: bool, out: TextIO) -> int:
     """`flow endpoints --models`: each endpoint's known models and their state today."""
-    from ..models import today
+    from ..catalog.models import today
 
     on = today()
     listed = {e.id: _models(e, on) for e in catalog.values() if e.models}
@@ -113,7 +113,7 @@ def show_endpoints(endpoint_id: str | None, *, as_json: bool, out: TextIO,
         shown = ", ".join(f"{k}: {v}" for k, v in values.items())
         out.write(f"    with {endpoint.model_param} {name}: {shown}\n")
     if endpoint.models:
-        from ..models import today
+        from ..catalog.models import today
 
         out.write(f"  models ({endpoint.model_param}), as of {today().isoformat()}:\n")
         for model in endpoint.models.values():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..planning import load_plan
+from ..run.planning import load_plan
 
 
 def show_graph(path: Path, *, fmt: str, out: TextIO,

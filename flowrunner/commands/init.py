@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 from typing import TextIO
 
-from ..cache import create_new
-from ..catalog import recipe_schema
-from ..editorschema import editor_schema
+from ..catalog.entries import recipe_schema
 from ..errors import UsageError
+from ..recipe.editorschema import editor_schema
+from ..store.cache import create_new
 
 STARTER = """\
 # yaml-language-server: $schema=recipe.schema.json

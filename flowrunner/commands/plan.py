@@ -7,14 +7,14 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..cache import Cache
-from ..catalog import CREDIT_UNITS
-from ..graph import Plan
-from ..options import cache_root_for
-from ..planning import known_params, load_plan
-from ..remote import inspection_cache
-from ..stamp import fresh_stamp
-from ..survey import STATE_WORDS, Survey, survey_plan
+from ..catalog.entries import CREDIT_UNITS
+from ..kit.stamp import fresh_stamp
+from ..recipe.graph import Plan
+from ..run.options import cache_root_for
+from ..run.planning import known_params, load_plan
+from ..run.survey import STATE_WORDS, Survey, survey_plan
+from ..store.cache import Cache
+from ..store.remote import inspection_cache
 
 
 def _credit_history(cache: Cache) -> dict[tuple[str, str], float]:

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import TextIO
 
 from ..errors import UsageError
-from ..lockfile import lock_path_for, read_lock
-from ..planning import load_plan
-from ..sidecars import write_kit_gallery
+from ..kit.lockfile import lock_path_for, read_lock
+from ..kit.sidecars import write_kit_gallery
+from ..run.planning import load_plan
 
 
 def build_report(path: Path, *, output_dir: Path | None, out: TextIO) -> int:

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..options import RunOptions, cache_root_for, display
-from ..stamp import read_fresh_stamp, stamp_file
+from ..kit.stamp import read_fresh_stamp, stamp_file
+from ..run.options import RunOptions, cache_root_for, display
 
 
 def run_recipe(path: Path, *, options: RunOptions, stream: TextIO) -> int:
@@ -28,7 +28,7 @@ def run_recipe(path: Path, *, options: RunOptions, stream: TextIO) -> int:
         SpecError (3), UsageError (2), FrozenError (4), Interrupted (130/143).
     """
     if options.remote_cache:  # a wrong URL is a usage error, even when nothing is to do
-        from ..objectstore import check_url
+        from ..store.objectstore import check_url
 
         check_url(options.remote_cache)
     if options.stamp_eligible and not os.environ.get("FLOW_NO_STAMP"):
@@ -40,7 +40,7 @@ def run_recipe(path: Path, *, options: RunOptions, stream: TextIO) -> int:
             return _report_unchanged(path, stamp, options, stream)
     from ..errors import Interrupted
     from ..limits import max_answer_bytes, max_artifact_bytes
-    from ..scheduler import Signals
+    from ..run.scheduler import Signals
 
     max_answer_bytes(), max_artifact_bytes()  # a bad FLOW_MAX_*_MB fails before any call
     if (options.mock_latency or options.mock_faults) and not options.mock:
@@ -79,8 +79,8 @@ def _restore_from_stamp(stamp: Any, cache_root: Path, target: Path, *,
     False when any cannot be: the normal run then decides."""
     if not stamp.restore:
         return True
-    from ..cache import place_file
     from ..errors import CacheError
+    from ..store.cache import place_file
 
     declared = str(options.output_dir.resolve()) if options.output_dir else \
         stamp.declared_output and stamp.path_of(stamp.declared_output)
@@ -106,8 +106,8 @@ def _restore_from_stamp(stamp: Any, cache_root: Path, target: Path, *,
 
 
 def _report_unchanged(path: Path, stamp: Any, options: RunOptions, stream: TextIO) -> int:
-    from ..reporting import JsonReporter, Reporter, TextReporter
-    from ..results import RunResult, StepResult
+    from ..run.reporting import JsonReporter, Reporter, TextReporter
+    from ..run.results import RunResult, StepResult
 
     started = time.monotonic()
     reporter: Reporter = JsonReporter(stream) if options.as_json else TextReporter(stream)
@@ -155,8 +155,8 @@ def _refuse_over_budget(plan: Any, by_step: dict[str, tuple[int, float]], *, est
     Raises:
         BudgetExceeded: always.
     """
-    from ..budget import steps_within
     from ..errors import BudgetExceeded
+    from ..run.budget import steps_within
 
     costs = {step_id: cost for step_id, (_, cost) in by_step.items()}
     calls = {step_id: count for step_id, (count, _) in by_step.items()}
@@ -201,7 +201,7 @@ def _open_remote(root: Path, options: RunOptions, reporter: Any, cancel: Any) ->
         FrozenError: --frozen, and the remote cannot be used.
     """
     from ..errors import FrozenError
-    from ..remote import open_remote
+    from ..store.remote import open_remote
 
     assert options.remote_cache is not None
     cache = open_remote(root, options.remote_cache, mode=options.remote_mode,
@@ -222,7 +222,7 @@ def _routes(profiles: list[Any], *, mock: bool, latency: float = 0.0,
             faults: tuple[str, ...] = ()) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
     """(route per profile, API key per profile) for the run. Under --mock, an in-process
     emulator per kind of provider (the gateway, Recraft's own API, BFL's) stands in."""
-    from ..providers import Route, api_key_from_env
+    from ..net.providers import Route, api_key_from_env
 
     if not mock:
         keys = {p.name: key for p in profiles if (key := api_key_from_env(p.api_key_env))}
@@ -240,23 +240,23 @@ def _routes(profiles: list[Any], *, mock: bool, latency: float = 0.0,
 
 def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | None,
          signals: Any) -> int:
-    from ..budget import Budget
-    from ..cache import Cache
     from ..cancellation import Cancellation
-    from ..catalog import CREDIT_UNITS
+    from ..catalog.entries import CREDIT_UNITS
     from ..errors import FrozenError, Interrupted, UsageError
-    from ..http import Client, HttpClient
-    from ..lockfile import lock_path_for
-    from ..planning import load_plan
-    from ..providers import api_key_from_env
-    from ..proxies import NetworkSettings
-    from ..reporting import JsonReporter, Reporter, TextReporter
-    from ..results import RunResult
-    from ..scheduler import Scheduler
-    from ..sidecars import LockKeeper, append_step_summary, write_kit_gallery, write_stamp
-    from ..spec import parse_var_overrides
-    from ..survey import Survey, survey_plan
-    from ..throttle import Throttle
+    from ..kit.lockfile import lock_path_for
+    from ..kit.sidecars import LockKeeper, append_step_summary, write_kit_gallery, write_stamp
+    from ..net.http import Client, HttpClient
+    from ..net.providers import api_key_from_env
+    from ..net.proxies import NetworkSettings
+    from ..net.throttle import Throttle
+    from ..recipe.spec import parse_var_overrides
+    from ..run.budget import Budget
+    from ..run.planning import load_plan
+    from ..run.reporting import JsonReporter, Reporter, TextReporter
+    from ..run.results import RunResult
+    from ..run.scheduler import Scheduler
+    from ..run.survey import Survey, survey_plan
+    from ..store.cache import Cache
 
     started = time.monotonic()
     cancel = Cancellation()  # set on Ctrl-C: every wait in the run ends
@@ -422,7 +422,7 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
                         lock_file=keeper.path, output_dir=output_dir,
                         concurrency=concurrency)
     if options.remote_cache:  # what the remote did: never silent
-        from ..remote import RemoteCache  # (only then: a plain run never imports it)
+        from ..store.remote import RemoteCache  # (only then: a plain run never imports it)
 
         if isinstance(cache, RemoteCache):
             result.remote, result.remote_line = cache.report(), cache.summary()

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import TextIO
 
-from ..catalog import recipe_schema
-from ..editorschema import editor_schema
+from ..catalog.entries import recipe_schema
+from ..recipe.editorschema import editor_schema
 
 
 def print_schema(*, out: TextIO, output: Path | None = None) -> int:
@@ -19,7 +19,7 @@ def print_schema(*, out: TextIO, output: Path | None = None) -> int:
     if output is None:
         out.write(text)
     else:
-        from ..cache import write_if_changed
+        from ..store.cache import write_if_changed
 
         write_if_changed(output, text)
     return 0

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..lockfile import LockFile, lock_path_for, read_lock
-from ..options import cache_root_for
-from ..planning import load_plan
-from ..remote import inspection_cache
-from ..survey import Survey, survey_plan
+from ..kit.lockfile import LockFile, lock_path_for, read_lock
+from ..run.options import cache_root_for
+from ..run.planning import load_plan
+from ..run.survey import Survey, survey_plan
+from ..store.remote import inspection_cache
 
 MADE_BY_EMULATOR = ("made by the emulator (--mock), not by the provider: `flow run` without "
                     "--mock makes it")
@@ -68,7 +68,7 @@ def _rows_from_stamp(path: Path, cache_dir: Path | None,
     """Every instance fresh, when the last complete run with these options left a stamp
     that still matches (recipe, lock file, cache entries and assets, by time or content):
     then its lock entries are exactly what the recipe makes now. None otherwise."""
-    from ..stamp import fresh_stamp
+    from ..kit.stamp import fresh_stamp
 
     stamp = fresh_stamp(path, cache_root_for(path, cache_dir), context)
     if stamp is None:

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..errors import SpecError, format_issues
-from ..planning import load_plan
-from ..reporting import github_annotation
+from ..run.planning import load_plan
+from ..run.reporting import github_annotation
 
 
 def validate_files(paths: list[Path], *, as_json: bool, out: TextIO, err: TextIO) -> int:

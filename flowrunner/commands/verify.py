@@ -6,11 +6,11 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from ..cache import sha256_file
 from ..errors import SpecError, UsageError
-from ..lockfile import invalid_lines, lock_path_for, read_lock
-from ..options import cache_root_for
-from ..spec import load_recipe
+from ..kit.lockfile import invalid_lines, lock_path_for, read_lock
+from ..recipe.spec import load_recipe
+from ..run.options import cache_root_for
+from ..store.cache import sha256_file
 
 
 def verify_outputs(path: Path, *, output_dir: Path | None, out: TextIO,

@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..changes import param_changes
 from ..errors import UsageError
-from ..lockfile import lock_path_for, read_lock
-from ..options import cache_root_for
-from ..planning import load_plan
-from ..remote import inspection_cache
-from ..survey import STATE_WORDS, survey_plan
+from ..kit.changes import param_changes
+from ..kit.lockfile import lock_path_for, read_lock
+from ..run.options import cache_root_for
+from ..run.planning import load_plan
+from ..run.survey import STATE_WORDS, survey_plan
+from ..store.remote import inspection_cache
 
 
 def explain_step(path: Path, step_id: str, *, var_overrides: dict[str, Any],

@@ -77,8 +77,8 @@ def svg_from(width: int, height: int, top: tuple[int, int, int], bottom: tuple[i
 def poster(width: int, height: int, seed: str, *, prompt: str, endpoint: str,
            cutout: bool = False) -> bytes:
     """The `--mock` picture: a gradient seeded by the request, the prompt's first words and
-    the endpoint drawn on it (Pillow, through flowrunner.imaging)."""
-    from ..imaging import placeholder
+    the endpoint drawn on it (Pillow, through flowrunner.media.imaging)."""
+    from ..media.imaging import placeholder
 
     top, bottom = palette(seed)
     words = " ".join(prompt.split()[:6])

@@ -631,7 +631,7 @@ class Handler(BaseHTTPRequestHandler):
             width, height = min(4096, width * 2), min(4096, height * 2)
         seed_i = f"{seed}#{index}"
         if effect and source.startswith(b"\x89PNG") and not self.state.plain_images:
-            from ..imaging import emulate_processing
+            from ..media.imaging import emulate_processing
 
             picture, top, bottom = emulate_processing(source, effect)
             if effect == "vectorize":

@@ -93,7 +93,7 @@ def kit_disagreements(recipe_path: Path, output_dir: str = "assets") -> list[str
     from html import unescape
     from urllib.parse import unquote
 
-    from flowrunner.lockfile import lock_path_for, read_lock
+    from flowrunner.kit.lockfile import lock_path_for, read_lock
 
     folder = recipe_path.parent
     lock = read_lock(lock_path_for(recipe_path))

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from flowrunner.errors import CacheError
-from flowrunner.objectstore import DiskStore, S3Store, Store
-from flowrunner.remote import RemoteCache
+from flowrunner.store.objectstore import DiskStore, S3Store, Store
+from flowrunner.store.remote import RemoteCache
 
 TAKERS = 6
 ROUNDS = 6
@@ -160,7 +160,7 @@ def test_a_link_planted_in_a_shared_folder_is_refused_not_spun_on(tmp_path: Path
     assert machine._claim(key, time.monotonic() + 30, None) is False
     assert time.monotonic() - started < 5  # refused at once, not a loop until the deadline
     assert "leads out of it" in " ".join(warned)
-    from flowrunner.objectstore import StoreError
+    from flowrunner.store.objectstore import StoreError
 
     local = tmp_path / "object.bin"
     local.write_bytes(b"bytes")

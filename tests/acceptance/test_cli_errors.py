@@ -86,7 +86,7 @@ def test_a_crash_log_never_writes_through_a_planted_link(
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr(tempfile, "tempdir", None)
-    import flowrunner.crashlog as crashlog
+    import flowrunner.run.crashlog as crashlog
 
     monkeypatch.setattr(crashlog, "_candidates", lambda argv: [])
     (tmp_path / "tmp" / "crash.log").symlink_to(victim)

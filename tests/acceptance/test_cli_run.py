@@ -20,7 +20,7 @@ from helpers import (
 )
 
 from conftest import CANARY_KEY, EXAMPLES, IGNORED, flow
-from flowrunner.lockfile import read_lock
+from flowrunner.kit.lockfile import read_lock
 
 
 def test_brand_kit_example_runs_with_mock_and_no_key(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import yaml
 from helpers import KEY_ENV, recipe, sha256
 
 from conftest import CANARY_KEY, flow
-from flowrunner.media import sniff
+from flowrunner.media.formats import sniff
 
 JINGLE = """
   lyrics:
@@ -189,7 +189,7 @@ def test_a_wrong_catalog_entry_is_refused_by_the_emulator_not_mirrored(tmp_path:
     or route (here a recipe-local copy) fails at the emulator as it would at the provider."""
     import json
 
-    from flowrunner._resources import read_json
+    from flowrunner.catalog.resources import read_json
 
     folder = tmp_path / "catalog"
     folder.mkdir()
@@ -451,7 +451,7 @@ LAUNCH = """
 
 
 def test_kling_image_then_video_on_the_wire_and_on_disk(tmp_path: Path, emulator) -> None:
-    from flowrunner.media import incomplete
+    from flowrunner.media.formats import incomplete
 
     path = recipe(tmp_path, emulator.base_url, LAUNCH)
     result = flow("run", path, env=KEY_ENV)
@@ -861,7 +861,7 @@ def test_a_video_api_streams_its_file_from_content_with_the_key(tmp_path: Path,
     are refused there since OpenAI shut the API down."""
     import json
 
-    from flowrunner._resources import read_json
+    from flowrunner.catalog.resources import read_json
     from flowrunner.emulator.images import png
 
     entry = read_json("endpoints", "sora", "generate_video.json")
@@ -987,7 +987,7 @@ def test_the_emulator_refuses_a_runway_entry_without_a_ratio(tmp_path: Path,
     the ratio gen4_turbo requires is refused there, as Runway would."""
     import json
 
-    from flowrunner._resources import read_json
+    from flowrunner.catalog.resources import read_json
 
     entry = read_json("endpoints", "runway", "image_to_video.json")
     entry["id"] = "my.runway"
@@ -1135,7 +1135,7 @@ def test_minimax_waits_out_a_busy_answer_and_keeps_a_task_it_cannot_read(
     built-in entry, polled more often (its own interval is 8 s)."""
     import json
 
-    from flowrunner._resources import read_json
+    from flowrunner.catalog.resources import read_json
 
     entry = read_json("endpoints", "minimax", "generate_video.json")
     entry["task"]["interval"] = 0.4
@@ -1361,7 +1361,7 @@ def test_every_gateway_family_validates_plans_runs_and_reruns_from_the_cache(
         tmp_path: Path, emulator) -> None:
     import json
 
-    from flowrunner.catalog import load_catalog
+    from flowrunner.catalog.entries import load_catalog
     from flowrunner.emulator.images import png
 
     (tmp_path / "ref.png").write_bytes(png(64, 64, "reference"))
@@ -1474,7 +1474,7 @@ def test_a_default_model_is_visible_in_plan_lock_and_diff(tmp_path: Path, emulat
     import json
     import subprocess
 
-    from flowrunner._resources import read_json
+    from flowrunner.catalog.resources import read_json
 
     entry = read_json("endpoints", "openai", "generate_image.json")
     entry["id"] = "team.image"

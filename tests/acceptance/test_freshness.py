@@ -16,7 +16,7 @@ from conftest import flow
 
 
 def _local_entry(folder: Path, model: str) -> None:
-    from flowrunner._resources import read_json
+    from flowrunner.catalog.resources import read_json
 
     entry = read_json("endpoints", "recraft", "generate_image.json")
     entry["id"] = "team.logo"
@@ -54,7 +54,7 @@ def _edit_entry(tmp_path: Path) -> None:
 
 def _add_entry_file(tmp_path: Path) -> None:
     # another file in the folder redefines the endpoint (entries later in order win)
-    from flowrunner._resources import read_json
+    from flowrunner.catalog.resources import read_json
 
     entry = read_json("endpoints", "recraft", "generate_image.json")
     entry["id"] = "team.logo"

@@ -16,7 +16,7 @@ import pytest
 from helpers import BANNERS, BROKEN, KEY_ENV, LOGO_CHAIN, kit_disagreements, recipe, sha256
 
 from conftest import flow
-from flowrunner.lockfile import read_lock
+from flowrunner.kit.lockfile import read_lock
 
 
 def _agrees(path: Path) -> None:

@@ -43,7 +43,7 @@ def _fail_once(monkeypatch: pytest.MonkeyPatch, owner: type, name: str) -> list[
 @pytest.mark.parametrize("where", ["entry", "artifact"])
 def test_an_answer_that_cannot_be_stored_is_kept_and_not_paid_for_again(
         tmp_path: Path, emulator, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
-    from flowrunner.cache import Cache
+    from flowrunner.store.cache import Cache
 
     monkeypatch.setenv("ELKAPI_API_KEY", CANARY_KEY)
     path = recipe(tmp_path, emulator.base_url, LOGO)
@@ -82,7 +82,7 @@ def _wrap_as_cache_error(put):  # type: ignore[no-untyped-def]
 
 def test_a_kept_answer_whose_files_are_gone_is_dropped_and_called_anew(
         tmp_path: Path, emulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    from flowrunner.cache import Cache
+    from flowrunner.store.cache import Cache
 
     monkeypatch.setenv("ELKAPI_API_KEY", CANARY_KEY)
     path = recipe(tmp_path, emulator.base_url, LOGO)

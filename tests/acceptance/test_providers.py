@@ -149,7 +149,7 @@ evidence:
 def test_a_wrong_catalog_entry_is_refused_by_the_emulator(tmp_path: Path, emulator: Emulator,
                                                          override: dict[str, Any],
                                                          expected: str) -> None:
-    from flowrunner.catalog import get_endpoint
+    from flowrunner.catalog.entries import get_endpoint
 
     builtin = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "endpoints"
                           / "recraft" / "crisp_upscale.json").read_text())

@@ -128,7 +128,7 @@ def test_a_task_whose_status_cannot_be_read_fails_fast_and_a_fixed_entry_resumes
     reshaped them) used to be polled until the timeout, 20-30 minutes after paying."""
     import json
 
-    from flowrunner._resources import read_json
+    from flowrunner.catalog.resources import read_json
 
     entry = read_json("endpoints", "flux", "generate.json")
     entry["id"] = "team.flux"

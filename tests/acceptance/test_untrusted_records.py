@@ -129,9 +129,9 @@ def test_a_task_journal_planted_in_a_shared_folder_is_not_taken_as_an_answer(
     store = tmp_path / "shared"
     (store / "tasks").mkdir(parents=True)
     first = recipe(tmp_path, emulator.base_url, LOGO)
-    from flowrunner.cache import Cache
-    from flowrunner.planning import load_plan
-    from flowrunner.survey import survey_plan
+    from flowrunner.run.planning import load_plan
+    from flowrunner.run.survey import survey_plan
+    from flowrunner.store.cache import Cache
 
     [item] = survey_plan(load_plan(first), cache=Cache(tmp_path / "c"), mock=False)
     key = item.call.key

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from flowrunner.cache import Cache, copy_atomic
-from flowrunner.cache_key import cache_key
 from flowrunner.errors import CacheError
-from flowrunner.providers import normalise_base_url
+from flowrunner.net.providers import normalise_base_url
+from flowrunner.store.cache import Cache, copy_atomic
+from flowrunner.store.cache_key import cache_key
 
 MATERIAL = {"v": 1, "provider": "https://api.elkapi.com", "endpoint": "recraft.vectorize",
             "method": "POST", "path": "/recraft/v1/images/vectorize",
@@ -136,11 +136,11 @@ def test_key_locks_leave_no_file_behind_and_stay_exclusive(tmp_path: Path, monke
     import threading
     import time
 
-    import flowrunner.cache
+    import flowrunner.store.cache
 
-    if range_locks and not flowrunner.cache._RANGE_LOCKS:
+    if range_locks and not flowrunner.store.cache._RANGE_LOCKS:
         pytest.skip("open file description locks are a 64-bit Linux feature")
-    monkeypatch.setattr(flowrunner.cache, "_RANGE_LOCKS", range_locks)
+    monkeypatch.setattr(flowrunner.store.cache, "_RANGE_LOCKS", range_locks)
     cache = Cache(tmp_path / "cache")
     inside = 0
     most = 0
@@ -175,7 +175,7 @@ def test_a_download_replaces_a_damaged_object_of_the_same_size_and_is_copied_who
     the saved file a fresh call copies (without hashing again) is those bytes."""
     import hashlib
 
-    from flowrunner.cache import place_file, write_all
+    from flowrunner.store.cache import place_file, write_all
 
     cache = Cache(tmp_path / "cache")
     good = bytes(range(256)) * 4096  # 1 MB: more than one block of any copy loop
@@ -203,7 +203,7 @@ def test_a_checked_object_is_copied_whole_by_the_kernel_or_without_it(
     import hashlib
     import os
 
-    from flowrunner.cache import place_file
+    from flowrunner.store.cache import place_file
 
     data = os.urandom(3 << 20)  # more than one block of the fallback's loop
     source = tmp_path / "object"
@@ -229,7 +229,7 @@ def test_threads_making_their_first_file_in_a_new_folder_never_fail(tmp_path: Pa
     made by another thread, used to give up ("No such file or directory")."""
     import threading
 
-    from flowrunner.cache import atomic_write_bytes
+    from flowrunner.store.cache import atomic_write_bytes
 
     threads, rounds = 8, 200
     failures: list[BaseException] = []

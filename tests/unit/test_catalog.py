@@ -8,10 +8,10 @@ import jsonschema
 import pytest
 
 import flowrunner
-from flowrunner._resources import iter_endpoint_files, read_json, schemas_root
-from flowrunner.catalog import extract, get_endpoint, load_catalog
+from flowrunner.catalog.entries import extract, get_endpoint, load_catalog
+from flowrunner.catalog.resources import iter_endpoint_files, read_json, schemas_root
 from flowrunner.errors import UnknownEndpointError
-from flowrunner.schema import check_params
+from flowrunner.recipe.schema import check_params
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -161,7 +161,7 @@ def test_no_shipped_default_or_example_names_a_retired_model() -> None:
     run. Judged by the day the test runs, so a retirement date passing fails CI."""
     import datetime
 
-    from flowrunner.catalog import load_catalog
+    from flowrunner.catalog.entries import load_catalog
 
     today = datetime.date.today()
     for endpoint in load_catalog().values():
@@ -186,9 +186,9 @@ def test_no_shipped_default_or_example_names_a_retired_model() -> None:
 def test_examples_use_no_model_that_is_retired_or_shutting_down() -> None:
     from pathlib import Path
 
-    from flowrunner.catalog import load_catalog
-    from flowrunner.models import today
-    from flowrunner.planning import load_plan
+    from flowrunner.catalog.entries import load_catalog
+    from flowrunner.catalog.models import today
+    from flowrunner.run.planning import load_plan
 
     # an endpoint whose every model shuts down (OpenAI's speech models: no successor
     # named) is warned about, and may be, until its day comes
@@ -207,7 +207,7 @@ def test_a_model_gone_from_the_list_is_a_warning_without_an_invented_date() -> N
     model without a successor says how to choose instead of naming none."""
     import datetime
 
-    from flowrunner.models import Model
+    from flowrunner.catalog.models import Model
 
     day = datetime.date(2026, 12, 3)
     gone = Model.from_dict("gen3a_turbo", {"gone": "2026-12-03", "successor": "gen4_turbo",
@@ -228,7 +228,7 @@ def test_a_model_gone_from_the_list_is_a_warning_without_an_invented_date() -> N
 def test_a_model_default_applies_only_with_its_model() -> None:
     """`model_defaults`: Runway's gen4.5 gets a ratio and a duration when it is chosen;
     kling2.5_turbo_pro (no ratio) gets neither; a given value always wins."""
-    from flowrunner.catalog import load_catalog
+    from flowrunner.catalog.entries import load_catalog
 
     runway = load_catalog()["runway.image_to_video"]
     assert runway.with_defaults({"promptImage": "x"}) == {
@@ -244,10 +244,10 @@ def test_model_defaults_are_checked_against_the_entry_itself(tmp_path) -> None:
     may swap the model."""
     import json
 
-    from flowrunner._resources import read_json
-    from flowrunner.catalog import load_catalog
-    from flowrunner.schema import check_endpoint_data, model_default_problems
-    from flowrunner.source import load_source
+    from flowrunner.catalog.entries import load_catalog
+    from flowrunner.catalog.resources import read_json
+    from flowrunner.recipe.schema import check_endpoint_data, model_default_problems
+    from flowrunner.recipe.source import load_source
 
     for endpoint in load_catalog().values():
         assert model_default_problems(endpoint) == [], endpoint.id

@@ -7,7 +7,7 @@ import io
 from PIL import Image
 
 from flowrunner.emulator import images
-from flowrunner.imaging import emulate_processing
+from flowrunner.media.imaging import emulate_processing
 
 
 def test_poster_is_the_requested_size_deterministic_and_not_flat() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flowrunner.gallery import Asset, Card, Section, render_gallery, short
+from flowrunner.kit.gallery import Asset, Card, Section, render_gallery, short
 
 
 def test_file_names_are_quoted_in_links_and_sources() -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from flowrunner.graph import build_plan, instance_id
-from flowrunner.spec import load_recipe
+from flowrunner.recipe.graph import build_plan, instance_id
+from flowrunner.recipe.spec import load_recipe
 
 
 def _recipe(tmp_path: Path, steps: dict[str, str], extra: str = "") -> Path:

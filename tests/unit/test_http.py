@@ -11,8 +11,8 @@ import pytest
 
 from conftest import CANARY_KEY
 from flowrunner.errors import TransportError
-from flowrunner.http import ApiRequest, HttpClient, backoff_delay, parse_retry_after
-from flowrunner.throttle import Throttle
+from flowrunner.net.http import ApiRequest, HttpClient, backoff_delay, parse_retry_after
+from flowrunner.net.throttle import Throttle
 
 
 def _client() -> HttpClient:
@@ -74,7 +74,7 @@ def test_backoff_grows_with_jitter_and_honours_retry_after() -> None:
 
 
 def test_redaction_replaces_whole_tokens_only_and_ignores_toy_keys() -> None:
-    from flowrunner.http import Redactor
+    from flowrunner.net.http import Redactor
 
     redact = Redactor("sk-live-0123456789", "a")
     assert redact("key sk-live-0123456789 refused") == "key *** refused"

@@ -8,7 +8,7 @@ from PIL import Image
 
 from flowrunner.emulator.images import png
 from flowrunner.errors import StepFailed
-from flowrunner.imaging import run_operation
+from flowrunner.media.imaging import run_operation
 
 
 @pytest.fixture

@@ -1,70 +1,31 @@
-"""The import layers of the architecture, checked by walking every module's imports (lazy
-ones inside functions included).
+"""The architecture's import rules, checked on every module's imports (lazy ones inside
+functions included).
 
-One row per layer; a module may import only from rows *below* its own. Since no import may
-point sideways or up, any import cycle among flowrunner's modules fails this test.
+Each subpackage's docstring ends with a line `May import: …` naming the subpackages it may
+use; `the leaves` are the few top-level modules everything may use (errors, canonical JSON,
+worker threads, cancellation, record checks, size limits). The rules must form no cycle,
+no module may import one its package's rule does not allow, and no module may import
+itself through others (a real cycle check, shown failing on a broken graph below).
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "flowrunner"
-
-LAYERS: list[set[str]] = [
-    # 0 leaves
-    {"errors", "_json", "emulator.faults", "__init__", "workers"},
-    # 0b leaves over the error types: checked records, the run's cancellation
-    {"providers", "records", "watchdog", "cancellation", "proxies", "models"},
-    # 1 values and small services over the leaves
-    {"throttle", "cache_key", "limits", "_resources", "source", "templating", "results", "budget",
-     "imaging", "crashlog", "options", "gitrev", "diffpage", "changes", "objectstore",
-     "media", "yaml_text"},
-    # 2 stores and transports
-    {"cache", "catalog", "reporting", "http"},
-    # 3 files kept beside a recipe, artifacts, checks
-    {"schema", "stamp", "lockfile", "gallery", "downloads", "editorschema", "remote"},
-    # 4 the recipe model; the emulator's media and the providers' contracts
-    {"spec", "emulator.images", "emulator.contract", "emulator.sounds", "emulator.video",
-     "emulator.newapi"},
-    # the emulator's task families
-    {"emulator.suno", "emulator.midjourney", "emulator.kling", "emulator.openai_images",
-     "emulator.ideogram", "emulator.unified_video",
-     "emulator.replicate", "emulator.video_tasks", "emulator.sora",
-     "emulator.minimax", "emulator.runway"},
-    # 5 the step graph; the emulator (models providers, imports nothing of the run)
-    {"graph", "emulator.server", "emulator"},
-    # 6 one instance's template context
-    {"context"},
-    # 7 its input files
-    {"inputs"},
-    # 8 its prepared call and cache key
-    {"preparation"},
-    # 9 the parts of a call; recipe → plan; what the cache knows; comparing results
-    {"request", "polling", "answers", "local_steps", "planning", "survey", "diffing"},
-    # 10 making a call
-    {"calls"},
-    # 11 orchestration: the scheduler and what a finished run writes
-    {"scheduler", "sidecars"},
-    # 12 use cases: one module per subcommand
-    {"commands", "commands.run", "commands.validate", "commands.plan", "commands.status",
-     "commands.why", "commands.verify", "commands.graph", "commands.endpoints",
-     "commands.schema", "commands.report", "commands.init", "commands.cache",
-     "commands.emulator", "commands.diff"},
-    # 13 the shell
-    {"cli"},
-    {"__main__"},
-]
-LAYER_OF = {module: number for number, row in enumerate(LAYERS) for module in row}
-# the emulator stands beside the layers with its own copies of the checks it needs (it may
-# not use schema.py or imaging.py's view of things: those follow our catalog)
-THIRD_PARTY_OWNERS = {"click": {"cli"}, "requests": set(), "certifi": {"http"},
-                      "urllib3": {"http", "objectstore"},
-                      "jinja2": {"templating"}, "jsonschema": {"schema", "emulator.contract"},
-                      "fastjsonschema": {"schema"}, "PIL": {"imaging", "emulator.contract"},
-                      "yaml": {"source", "yaml_text"}, "boto3": {"objectstore"},
-                      "botocore": {"objectstore"}}
+LEAVES = {"__init__", "errors", "_json", "workers", "cancellation", "records", "limits"}
+SHELL = {"cli", "__main__"}  # the command line: may import anything
+THIRD_PARTY_OWNERS = {"click": {"cli"}, "requests": set(), "certifi": {"net.http"},
+                      "urllib3": {"net.http", "store.objectstore"},
+                      "jinja2": {"recipe.templating"},
+                      "jsonschema": {"recipe.schema", "emulator.contract"},
+                      "fastjsonschema": {"recipe.schema"},
+                      "PIL": {"media.imaging", "emulator.contract"},
+                      "yaml": {"recipe.source", "recipe.yaml_text"},
+                      "boto3": {"store.objectstore"}, "botocore": {"store.objectstore"}}
+Graph = dict[str, set[str]]
 
 
 def _module_name(path: Path) -> str:
@@ -90,57 +51,128 @@ def _internal_imports(path: Path) -> set[str]:
     return found
 
 
-def _third_party(path: Path) -> set[str]:
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and not node.level and node.module:
-            found.add(node.module.split(".")[0])
-        elif isinstance(node, ast.Import):
-            found.update(alias.name.split(".")[0] for alias in node.names)
+def import_graph() -> Graph:
+    """module → the flowrunner modules it imports."""
+    return {_module_name(p): _internal_imports(p) for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def package_of(module: str) -> str:
+    head = module.split(".")[0]
+    return "leaves" if head in LEAVES else "shell" if head in SHELL else head
+
+
+def declared_rules() -> dict[str, set[str]]:
+    """subpackage → what its docstring says it may import."""
+    rules: dict[str, set[str]] = {"leaves": set(), "shell": set()}
+    for init in sorted(PACKAGE.glob("*/__init__.py")):
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        found = re.search(r"May import: (.+?)\.\s*$", doc, re.S)
+        assert found, f"{init.parent.name}/__init__.py does not say what it may import"
+        names = {n.strip() for n in found.group(1).replace("\n", " ").split(",")}
+        rules[init.parent.name] = {"leaves" if n == "the leaves" else n for n in names}
+    return rules
+
+
+def rule_breaks(graph: Graph, rules: dict[str, set[str]]) -> list[str]:
+    """Each import that crosses into a package its own package's rule does not allow."""
+    problems = []
+    for module, targets in sorted(graph.items()):
+        mine = package_of(module)
+        for target in sorted(targets):
+            theirs = package_of(target)
+            if theirs == mine or mine == "shell":
+                continue
+            if theirs not in rules.get(mine, set()):
+                problems.append(f"{module} ({mine}) imports {target} ({theirs})")
+    return problems
+
+
+def cycles(graph: Graph) -> list[list[str]]:
+    """The strongly connected groups of more than one node (or a node importing itself):
+    every import cycle, found by Tarjan's algorithm."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph.get(node, ())):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1 or node in graph.get(node, ()):
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
     return found
 
 
-def test_every_module_is_in_the_layer_table() -> None:
-    modules = {_module_name(p) for p in PACKAGE.rglob("*.py")}
-    assert modules - set(LAYER_OF) == set()
+def test_every_subpackage_says_what_it_owns_and_may_import() -> None:
+    rules = declared_rules()
+    packages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    assert packages <= set(rules)
+    for name, allowed in rules.items():
+        assert allowed <= set(rules), f"{name} names an unknown package: {allowed - set(rules)}"
+    # the rules themselves point one way: no package may reach itself through others
+    assert cycles({name: set(allowed) for name, allowed in rules.items()}) == []
 
 
-def test_imports_only_point_down() -> None:
-    problems = []
-    for path in sorted(PACKAGE.rglob("*.py")):
-        module = _module_name(path)
-        for target in sorted(_internal_imports(path)):
-            if target not in LAYER_OF:
-                problems.append(f"{module} imports {target}, which is in no layer")
-            elif LAYER_OF[target] >= LAYER_OF[module]:
-                problems.append(f"{module} (layer {LAYER_OF[module]}) imports {target} "
-                                f"(layer {LAYER_OF[target]})")
-    assert problems == []
+def test_every_top_level_module_is_a_leaf_or_the_shell() -> None:
+    top = {_module_name(p) for p in PACKAGE.glob("*.py")}
+    assert top <= LEAVES | SHELL, top - LEAVES - SHELL
 
 
-def test_a_cycle_would_fail_the_layer_rule() -> None:
-    """The rule itself: two modules importing each other cannot both point down."""
-    a, b = LAYER_OF["scheduler"], LAYER_OF["sidecars"]
-    assert not (a < b and b < a)
-    assert all(len(row) == len(set(row)) for row in LAYERS)
-    assert len(LAYER_OF) == sum(len(row) for row in LAYERS), "a module is in two layers"
+def test_imports_follow_the_package_rules() -> None:
+    assert rule_breaks(import_graph(), declared_rules()) == []
+
+
+def test_no_module_imports_itself_through_others() -> None:
+    assert cycles(import_graph()) == []
+
+
+def test_a_broken_graph_fails_both_checks() -> None:
+    """The checks themselves: an import against a rule, and a cycle, are both found."""
+    rules = declared_rules()
+    upward = {"run.scheduler": {"kit.sidecars"}, "kit.sidecars": set()}
+    assert rule_breaks(upward, rules) == ["run.scheduler (run) imports kit.sidecars (kit)"]
+    looped = {"call.calls": {"call.polling"}, "call.polling": {"call.answers"},
+              "call.answers": {"call.calls"}}
+    assert cycles(looped) == [["call.answers", "call.calls", "call.polling"]]
+    assert cycles({"a": {"a"}}) == [["a"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+    # and the rules: a package that would import one that imports it
+    assert cycles({**{k: set(v) for k, v in rules.items()}, "store": {"run"}}) != []
 
 
 def test_third_party_libraries_stay_in_their_modules() -> None:
     problems = []
     for path in PACKAGE.rglob("*.py"):
         module = _module_name(path)
-        for name in _third_party(path):
-            owners = THIRD_PARTY_OWNERS.get(name)
-            if owners is not None and module not in owners:
-                problems.append(f"{module} imports {name}")
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                names = {node.module.split(".")[0]}
+            elif isinstance(node, ast.Import):
+                names = {alias.name.split(".")[0] for alias in node.names}
+            else:
+                continue
+            for name in names:
+                owners = THIRD_PARTY_OWNERS.get(name)
+                if owners is not None and module not in owners:
+                    problems.append(f"{module} imports {name}")
     assert problems == []
-
-
-def test_the_emulator_imports_nothing_of_the_run_nor_the_catalog() -> None:
-    # it models the providers from their own contracts: reading our catalog would make it
-    # agree with every mistake in it
-    run_side = {"scheduler", "calls", "survey", "planning", "preparation", "cli", "sidecars",
-                "catalog", "schema", "spec", "_resources"}
-    for path in (PACKAGE / "emulator").glob("*.py"):
-        assert not (_internal_imports(path) & run_side), path.name

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flowrunner.lockfile import lock_path_for, read_lock, render_lock, write_lock
+from flowrunner.kit.lockfile import lock_path_for, read_lock, render_lock, write_lock
 
 ENTRIES = {
     "banner[size=1:1]": {"step": "banner", "key": "k2", "credits": 40.0, "outputs": {},
@@ -33,7 +33,7 @@ def test_lock_path_is_beside_the_recipe_and_not_yaml() -> None:
 
 
 def test_merge_keeps_earlier_entries_unless_replaced_or_their_file_was_taken() -> None:
-    from flowrunner.lockfile import merge_entries
+    from flowrunner.kit.lockfile import merge_entries
 
     def entry(key: str, path: str) -> dict[str, object]:
         return {"key": key, "artifacts": [{"path": path, "sha256": key, "bytes": 1}]}
@@ -62,8 +62,8 @@ def test_an_old_mock_lock_file_marks_every_entry_emulated(tmp_path: Path) -> Non
 def test_budget_refusal_adds_up_and_steps_within_follow_dependencies() -> None:
     import pytest
 
-    from flowrunner.budget import Budget, steps_within
     from flowrunner.errors import BudgetExceeded
+    from flowrunner.run.budget import Budget, steps_within
 
     budget = Budget(50, unit="credits")
     budget.reserve("a", 40)
@@ -102,7 +102,7 @@ def test_a_saved_files_lock_path_is_what_relpath_says_of_it(tmp_path: Path) -> N
     import os
     import random
 
-    from flowrunner.sidecars import _lock_path
+    from flowrunner.kit.sidecars import _lock_path
 
     def general(saved: str, output_dir: Path, recipe_folder: Path) -> str:
         relative = os.path.relpath(output_dir / saved, recipe_folder)

@@ -8,7 +8,7 @@ import wave
 
 import pytest
 
-from flowrunner.media import EXTENSIONS, incomplete, kind_of, sniff
+from flowrunner.media.formats import EXTENSIONS, incomplete, kind_of, sniff
 
 
 def _wav(frames: int = 800) -> bytes:

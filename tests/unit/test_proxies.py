@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flowrunner.errors import UsageError
-from flowrunner.proxies import NetworkSettings, Proxy
+from flowrunner.net.proxies import NetworkSettings, Proxy
 
 PROXY = Proxy("http://proxy:3128")
 

@@ -81,8 +81,8 @@ def _inside(path: str, *folders: Path) -> bool:
 @given(sha=HOSTILE, size=SIZES, ext=st.one_of(st.none(), HOSTILE))
 def test_a_hostile_entry_in_a_shared_folder_touches_nothing_outside(sha: Any, size: Any,
                                                                      ext: Any) -> None:
-    from flowrunner.objectstore import DiskStore
-    from flowrunner.remote import RemoteCache
+    from flowrunner.store.objectstore import DiskStore
+    from flowrunner.store.remote import RemoteCache
 
     with tempfile.TemporaryDirectory() as folder:
         root = Path(os.path.realpath(folder))
@@ -118,8 +118,8 @@ def test_a_hostile_entry_in_a_shared_folder_touches_nothing_outside(sha: Any, si
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(path=HOSTILE, sha=HOSTILE)
 def test_a_hostile_lock_entry_is_ignored_and_never_followed(path: Any, sha: Any) -> None:
-    from flowrunner.lockfile import read_lock
-    from flowrunner.sidecars import LockKeeper
+    from flowrunner.kit.lockfile import read_lock
+    from flowrunner.kit.sidecars import LockKeeper
 
     with tempfile.TemporaryDirectory() as folder:
         root = Path(os.path.realpath(folder))
@@ -178,8 +178,8 @@ def test_a_hostile_run_stamp_restores_nothing_outside_the_output_folder(
     """A stamp is read from the cache (which CI may restore from elsewhere): its paths and
     digests never steer a restore out of the recipe's output folder."""
     from flowrunner.commands.run import _restore_from_stamp
-    from flowrunner.options import RunOptions
-    from flowrunner.stamp import STAMP_VERSION, read_fresh_stamp
+    from flowrunner.kit.stamp import STAMP_VERSION, read_fresh_stamp
+    from flowrunner.run.options import RunOptions
 
     with tempfile.TemporaryDirectory() as folder:
         root = Path(os.path.realpath(folder))

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from flowrunner.cache import Cache
 from flowrunner.errors import UsageError
-from flowrunner.objectstore import DiskStore, open_store
-from flowrunner.options import Shard
-from flowrunner.remote import RemoteCache, sign
+from flowrunner.run.options import Shard
+from flowrunner.store.cache import Cache
+from flowrunner.store.objectstore import DiskStore, open_store
+from flowrunner.store.remote import RemoteCache, sign
 
 
 def test_a_signature_covers_every_field_but_itself() -> None:

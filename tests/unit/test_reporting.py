@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from flowrunner.reporting import TextReporter
-from flowrunner.results import StepResult
+from flowrunner.run.reporting import TextReporter
+from flowrunner.run.results import StepResult
 
 
 def test_cached_and_skipped_instances_leave_the_running_count() -> None:

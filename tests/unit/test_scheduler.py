@@ -10,15 +10,15 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from flowrunner.budget import Budget
-from flowrunner.cache import Cache
 from flowrunner.emulator.images import png
 from flowrunner.errors import StepFailed, TransportError
-from flowrunner.http import ApiRequest, ApiResponse
-from flowrunner.planning import load_plan
-from flowrunner.providers import Route
-from flowrunner.results import RunResult, StepResult
-from flowrunner.scheduler import Scheduler
+from flowrunner.net.http import ApiRequest, ApiResponse
+from flowrunner.net.providers import Route
+from flowrunner.run.budget import Budget
+from flowrunner.run.planning import load_plan
+from flowrunner.run.results import RunResult, StepResult
+from flowrunner.run.scheduler import Scheduler
+from flowrunner.store.cache import Cache
 
 RECIPE = """\
 version: 1

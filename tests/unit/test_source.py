@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from flowrunner.errors import Location, SpecSyntaxError
-from flowrunner.source import load_source, parse_text
+from flowrunner.recipe.source import load_source, parse_text
 
 
 def test_every_key_and_value_knows_its_position() -> None:

@@ -7,7 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
-from flowrunner.stamp import Stamp, read_fresh_stamp, stamp_file
+from flowrunner.kit.stamp import Stamp, read_fresh_stamp, stamp_file
 
 
 def _kit(folder: Path) -> tuple[Path, Path]:

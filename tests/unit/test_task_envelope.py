@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from flowrunner.calls import _check_accepted
-from flowrunner.catalog import _task_doc, _task_spec
+from flowrunner.call.calls import _check_accepted
+from flowrunner.catalog.entries import _task_doc, _task_spec
 from flowrunner.errors import StepFailed
 
 TASK = {"id": "result", "status": "status", "success": ["SUCCESS"], "failure": ["FAILURE"],

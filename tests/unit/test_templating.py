@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flowrunner.errors import TemplateProblem
-from flowrunner.templating import parse_template, render_value, render_with_jinja, truthy
+from flowrunner.recipe.templating import parse_template, render_value, render_with_jinja, truthy
 
 
 def test_single_expression_keeps_native_type() -> None:

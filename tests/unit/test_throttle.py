@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from flowrunner.throttle import Throttle
+from flowrunner.net.throttle import Throttle
 
 
 def test_429_halves_the_limit_and_successes_raise_it_again() -> None:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from flowrunner import yaml_text
-from flowrunner.yaml_text import dump_nested, dump_yaml
+from flowrunner.recipe import yaml_text
+from flowrunner.recipe.yaml_text import dump_nested, dump_yaml
 
 TRICKY = ["yes", "No", "on", "OFF", "null", "~", "true", "False", "0x1F", "0o17", "017",
           "1_000", "1:30", "2024-01-01", "2024-01-01 10:00:00", ".inf", "-.inf", ".nan",

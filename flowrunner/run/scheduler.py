@@ -1,0 +1,644 @@
+"""The scheduler: runs a plan's instances on a bounded pool, each as soon as its
+dependencies finish.
+
+For each instance: render → check → cache key → cache hit, or call (with the per-key lock
+held) → store artifacts and the result atomically → place `save` targets. A failed
+instance skips its dependents; independent branches finish. The HTTP side is injected as a
+`Client` (net/http.py's protocol), so tests can drive the scheduling with a fake one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import CancelledError, Future
+from concurrent.futures import TimeoutError as FuturesTimeout
+from pathlib import Path
+from typing import Any
+
+from ..call.calls import perform_call, unstored_answer
+from ..call.context import condition_holds, render_context, render_field, step_view
+from ..call.inputs import FileDigests
+from ..call.preparation import PreparedCall, prepare_call
+from ..cancellation import Cancellation
+from ..errors import CacheError, RenderFailed, RunError, StepFailed
+from ..net.http import Client
+from ..net.providers import Route
+from ..recipe.graph import Instance, Plan
+from ..recipe.spec import check_save_path
+from ..store.cache import Cache, place_file, sha256_file
+from ..workers import WorkerPool
+from .budget import Budget
+from .options import Shard
+from .reporting import Reporter
+from .results import SHARD_REASON, RunResult, Status, StepResult
+
+
+class Signals:
+    """Turn SIGTERM into an interruption of the main thread, like Ctrl-C; both wait for the
+    end of a `held()` section (recording a finished instance), so an interruption never
+    falls between a file placed and its lock entry.
+
+    A second signal exits at once (status 130 or 143), as a kill would: every write is a
+    temp file renamed into place, submitted tasks are journaled, and the lock file's
+    journal records the files placed, so the next run finds everything consistent."""
+
+    _active: Signals | None = None
+
+    def __init__(self) -> None:
+        self.signal_number: int | None = None
+        self._previous: dict[int, Any] = {}
+        self._holding = 0
+        self._pending = False
+        self._count = 0
+
+    def __enter__(self) -> Signals:
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGTERM, signal.SIGINT):
+                self._previous[number] = signal.signal(number, self._handle)
+            Signals._active = self
+        return self
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        self.signal_number = signum if signum != signal.SIGINT else self.signal_number
+        self._count += 1
+        if self._count > 1:
+            os.write(2, b"\nflow: interrupted again: exiting now; finished steps are cached, "
+                        b"run again to resume\n")
+            os._exit(128 + signum)
+        if self._holding:
+            self._pending = True
+            return
+        raise KeyboardInterrupt
+
+    def __exit__(self, *_: object) -> None:
+        for number, previous in self._previous.items():
+            signal.signal(number, previous)
+        if Signals._active is self:
+            Signals._active = None
+
+
+@contextlib.contextmanager
+def held() -> Any:
+    """A section an interruption waits for (it is raised when the section ends)."""
+    active = Signals._active
+    if active is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    active._holding += 1
+    try:
+        yield
+    finally:
+        active._holding -= 1
+        if not active._holding and active._pending:
+            active._pending = False
+            raise KeyboardInterrupt
+
+
+class Scheduler:
+    """Schedules and runs the instances of one plan."""
+
+    def __init__(self, plan: Plan, *, cache: Cache, client: Callable[[], Client],
+                 routes: dict[str, Route], output_dir: Path, reporter: Reporter,
+                 concurrency: int, selected: set[str] | None = None,
+                 refresh: set[str] = frozenset(),  # type: ignore[assignment]
+                 no_cache: bool = False, dry_run: bool = False,
+                 allow_paths: tuple[Path, ...] = (), budget: Budget | None = None,
+                 expect_calls: frozenset[str] = frozenset(),
+                 only_instances: frozenset[str] = frozenset(),
+                 on_finished: Callable[[StepResult], None] | None = None,
+                 surveyed: dict[str, tuple[PreparedCall, dict[str, Any]]] | None = None,
+                 shard: Shard | None = None, place: bool = True,
+                 on_placing: Callable[[StepResult], None] | None = None,
+                 link: bool = False,
+                 prepared: dict[str, PreparedCall] | None = None,
+                 cancel: Cancellation | None = None) -> None:
+        self.plan = plan
+        self.recipe = plan.recipe
+        self.selected = set(plan.step_order) if selected is None else selected
+        self.refresh = refresh
+        self.cache = cache
+        self._make_client = client
+        self._client: Client | None = None
+        self.routes = routes  # provider profile → base URL and identity for this run
+        self.output_dir = output_dir
+        self.reporter = reporter
+        self.concurrency = concurrency
+        self.no_cache = no_cache
+        self.dry_run = dry_run
+        self.allow_paths = allow_paths
+        self.digests = FileDigests()
+        self.expect_calls = expect_calls  # instances the survey found uncached: no hit check
+        # instances the survey found cached: their prepared call and entry, not read again
+        self.surveyed = surveyed or {}
+        # calls the survey prepared for uncached instances of steps that read no other
+        # step (nothing a run can change): used once, not prepared again
+        self.prepared = prepared or {}
+        # `--only banner[size=1024x1024]`: of that step, only the instances named
+        self.only_instances = only_instances
+        self.budget = budget or Budget(None)
+        # `--shard I/N`: the calls of other shards are theirs; a shard places no files
+        self.shard = shard
+        self.place = place
+        self.link = link  # `--link hardlink`: saved files are hard links to cache objects
+        self.views: dict[str, Any] = {}
+        # the run's cancellation: set on Ctrl-C, it ends every wait of every worker, and no
+        # worker starts replacing files after it
+        self.cancel = cancel or Cancellation()
+        # once cancelled, no worker starts replacing a file: an interrupted run's lock file
+        # records every file it placed (see `_placing`)
+        self._placement = threading.Condition()
+        self._placing = 0
+        self._placed: set[str] = set()  # instances whose files are in place
+        self.on_finished = on_finished  # the lock keeper: each outcome as it is known
+        # the lock keeper again: an outcome about to replace files, journaled first, so a
+        # run killed outright (SIGKILL) leaves a record of every file it may have replaced
+        self.on_placing = on_placing
+        self._client_lock = threading.Lock()
+        self._notes: dict[str, list[str]] = {}
+        self._output_root = output_dir.resolve()
+        self._inside_folders: dict[str, bool] = {}  # output folder → inside the real root
+
+    @property
+    def client(self) -> Client:
+        """The client, made on first use: a run of cache hits never imports urllib3."""
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = self._make_client()
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    # --- one instance --------------------------------------------------------------------
+    def run_instance(self, instance: Instance, views: dict[str, Any], *,
+                     hits_only: bool = False) -> StepResult | None:
+        """Run one instance; with ``hits_only``, None when it needs a call (or a download)."""
+        step = instance.step
+        started = time.monotonic()
+        result = StepResult(instance.id, step.id, step.uses, "ok", location=str(step.location),
+                            unit=step.endpoint.unit if step.endpoint and not step.endpoint.local
+                            else self.budget.unit)
+        result.notes.extend(self._notes.pop(instance.id, []))
+        try:
+            finished = self._run_into(result, instance, views, started, hits_only=hits_only)
+        except (RunError, CacheError) as exc:
+            result.status, result.error = "failed", exc
+            finished = True
+        except OSError as exc:
+            result.status = "failed"
+            result.error = RunError(f"{instance.id}: {exc.strerror or exc}"
+                                    + (f": {exc.filename}" if exc.filename else ""),
+                                    hint="free some disk space" if exc.errno == 28 else None)
+            finished = True
+        if not finished:
+            if result.notes:  # said by the real attempt that follows
+                self._notes[instance.id] = result.notes
+            return None
+        result.duration = time.monotonic() - started
+        return result
+
+    def _run_into(self, result: StepResult, instance: Instance, views: dict[str, Any],
+                  started: float, *, hits_only: bool) -> bool:
+        """Fill ``result``; False when ``hits_only`` and the instance needs a call."""
+        step = instance.step
+        deadline = started + step.timeout
+        context = render_context(self.recipe, instance, views)
+        if not condition_holds(self.recipe, instance, context):
+            result.status, result.reason = "skipped", "condition is false"
+            return True
+        known = self.surveyed.get(instance.id) if hits_only else None
+        ready = None if hits_only else self.prepared.pop(instance.id, None)
+        call = known[0] if known else ready if ready is not None else prepare_call(
+            self.recipe, instance, views, provider=self.routes[step.provider].identity,
+            cache=self.cache, digests=self.digests, client=None if hits_only else self.client,
+            deadline=deadline, allowed=self.allow_paths,
+            rendered=self.plan.rendered.get(instance.id))
+        if call is None:
+            return False
+        result.key = call.key
+        result.params = call.material["params"]
+        targets = self._save_targets(instance, context)  # wrong targets fail before paying
+        use_cache = step.cache and not self.no_cache and step.id not in self.refresh
+        entry = None
+        if use_cache and known and not self.dry_run:
+            # the survey read this entry; when its files are already in place (a committed
+            # kit) one read of each file is the whole check; else the objects are copied,
+            # verified by the copy itself (here: handing small copies to worker threads
+            # measured twice as slow, all of it in lock contention)
+            saved = self._in_place(known[1], targets) if self.place else []
+            if saved is None:
+                try:
+                    with self._placing_files(instance):
+                        saved = self._place(instance, known[1], targets, result)
+                except CacheError as exc:  # a corrupt object: the entry is fetched again
+                    result.notes.append(f"{exc.message}; treated as missing and fetched "
+                                        "again")
+                    self.cache.discard(call.key)
+            if saved is not None:
+                result.status = "cached"
+                _take_entry(result, known[1])
+                result.saved = saved
+                return True
+        if use_cache and instance.id not in self.expect_calls:  # else: looked up under its lock
+            entry = self._cached(call, result)
+        if entry is None and hits_only:
+            return False
+        if entry is None and self.dry_run:
+            result.status = "planned"
+            return True
+        if entry is None and self.shard is not None and not self.shard.owns(call.key):
+            entry = self._from_other_shard(call, deadline, result)
+            if entry is None:
+                return True
+        if entry is None:
+            entry = self._call_once(call, views, deadline, result, use_cache=use_cache)
+        else:
+            result.status = "cached"
+        _take_entry(result, entry)
+        if not self.dry_run and self.place:
+            with self._placing_files(instance):
+                result.saved = self._place(instance, entry, targets, result,
+                                           fresh=result.status == "ok")
+        return True
+
+    @contextlib.contextmanager
+    def _placing_files(self, instance: Instance) -> Any:
+        """Hold off an interruption's bookkeeping while files are replaced."""
+        with self._placement:
+            if self.cancel.cancelled:
+                raise RunError(f"{instance.id}: its files were not replaced: the run was "
+                               "interrupted (the result is cached; run again to place them)")
+            self._placing += 1
+        placed = False
+        try:
+            yield
+            placed = True
+        finally:
+            with self._placement:
+                self._placing -= 1
+                if placed:
+                    self._placed.add(instance.id)
+                self._placement.notify_all()
+
+    def _cancel(self, wait: float) -> None:
+        """Cancel the run (no worker starts replacing files after it: `_placing_files`
+        looks under the same condition); wait (bounded) for those that are."""
+        deadline = time.monotonic() + wait
+        self.cancel.cancel()  # every wait ends, every read is closed
+        with self._placement:
+            while self._placing and time.monotonic() < deadline:
+                self._placement.wait(max(0.0, deadline - time.monotonic()))
+
+    def _call_once(self, call: PreparedCall, views: dict[str, Any], deadline: float,
+                   result: StepResult, *, use_cache: bool) -> dict[str, Any]:
+        """Call under the per-key lock (another run may have made it meanwhile)."""
+        if self.cancel.cancelled:
+            raise RunError(f"{call.instance.id}: not started: the run was interrupted")
+        # a budget counts its own unit: a call to a provider that bills in another is not held
+        counted = call.endpoint.local or call.endpoint.unit == self.budget.unit
+        estimate = call.endpoint.estimate_credits(call.params) if counted else 0.0
+        self.budget.reserve(call.instance.id, estimate)
+        spent = 0.0
+        try:
+            with self.cache.lock(call.key, timeout=deadline - time.monotonic(),
+                                 on_wait=lambda line: self.reporter.note(
+                                     f"{call.instance.id}: {line}")):
+                entry = self._cached(call, result) if use_cache else None
+                if entry is not None:
+                    result.status = "cached"
+                    return entry
+                entry = self._call(call, views, deadline, result,
+                                   store=call.instance.step.cache and not self.no_cache)
+                spent = float(entry.get("credits") or 0) if counted else 0.0
+                return entry
+        finally:
+            self.budget.settle(estimate, spent)
+
+    def _from_other_shard(self, call: PreparedCall, deadline: float, result: StepResult
+                          ) -> dict[str, Any] | None:
+        """Another shard makes this call: skip it, or, when later steps need its result,
+        wait for that result in the shared cache.
+
+        Raises:
+            RunError: the result did not come before the step's timeout.
+        """
+        step_id = call.instance.step_id
+        if not any(step_id in self.plan.depends_on[other] for other in self.selected):
+            result.status, result.reason = "skipped", f"{SHARD_REASON} (--shard {self.shard})"
+            return None
+        self.reporter.note(f"{call.instance.id}: waiting for another shard's call of "
+                           f"{call.key[:12]}…")
+        entry = self.cache.wait_for(call.key, deadline)
+        if entry is None:
+            raise RunError(f"{call.instance.id}: another shard's result of {call.key[:12]}… "
+                           "did not reach the remote cache before the step's timeout",
+                           hint="check that every shard of --shard runs with the same "
+                                "--remote-cache, or raise the step's `timeout`")
+        result.status = "cached"
+        return entry
+
+    def _cached(self, call: PreparedCall, result: StepResult) -> dict[str, Any] | None:
+        entry, problem = self.cache.lookup(call.key, verify=True)
+        if problem is not None:
+            result.notes.append(f"{problem}; treated as missing and fetched again")
+            self.cache.discard(call.key)
+        return entry
+
+    def _call(self, call: PreparedCall, views: dict[str, Any], deadline: float,
+              result: StepResult, *, store: bool) -> dict[str, Any]:
+        outcome = perform_call(call, client=self.client, cache=self.cache,
+                               base_url=self.routes[call.instance.step.provider].base_url,
+                               digests=self.digests, recipe=self.recipe,
+                               views=views, deadline=deadline, retries=call.instance.step.retries)
+        import json
+
+        text = json.dumps(outcome.response)
+        redacted = self.client.redact(text)
+        # the key never reaches the cache, even when a provider echoes it back
+        response = outcome.response if redacted == text else json.loads(redacted)
+        entry = {"endpoint": call.endpoint.id, "instance": call.instance.id,
+                 "material": call.material, "response": response,
+                 "outputs": outcome.outputs, "credits": outcome.credits,
+                 "artifacts": [a.to_json() for a in outcome.artifacts]}
+        if outcome.task_id:
+            entry["task_id"] = outcome.task_id
+        if store:
+            try:
+                self.cache.put(call.key, entry)
+            except CacheError as exc:
+                # a task's journal still names it; any other paid answer is kept there
+                raise unstored_answer(call, self.cache, response, exc,
+                                      redact=self.client.redact,
+                                      keep=not outcome.task_id) from None
+        if outcome.task_id or outcome.resumed:  # its journal has served
+            self.cache.drop_task(call.key)
+        result.resumed = outcome.resumed
+        if outcome.note:
+            result.notes.append(outcome.note)
+        return entry
+
+    def _save_targets(self, instance: Instance, context: dict[str, Any]) -> list[str]:
+        """The instance's rendered `save` paths, checked to stay in the output folder.
+
+        Raises:
+            RenderFailed: a template fails, or a path escapes the output folder.
+        """
+        step = instance.step
+        targets = []
+        for position, target in enumerate(step.save):
+            name = "save" if len(step.save) == 1 else f"save.{position}"
+            rendered = str(render_field(self.recipe, instance, name, target, context))
+            problem = check_save_path(rendered)
+            if problem:
+                raise RenderFailed(f"{instance.id}: {problem}",
+                                   hint="save paths stay inside the output folder")
+            targets.append(rendered)
+        return targets
+
+    def _in_place(self, entry: dict[str, Any], targets: list[str]) -> list[str] | None:
+        """The saved names when every target already holds its artifact, else None."""
+        files, posters = _split(entry.get("artifacts", []))
+        if len(targets) > len(files) or (targets and not files):
+            return None
+        saved = [_saved_name(rendered, artifact)
+                 for rendered, artifact in zip(targets, files, strict=False)]
+        saved += _poster_names(saved, files, posters)
+        # only read here: `_place` checks symlinks before it writes anything
+        if all(_same_file(self.output_dir / name, artifact)
+               for name, artifact in zip(saved, files + posters, strict=False)):
+            return saved
+        return None
+
+    def _inside_output(self, destination: Path) -> bool:
+        """Whether writing ``destination`` stays in the output folder, symlinks followed.
+
+        Each folder is resolved once per run (a restore of thousands of files into a few
+        folders would otherwise resolve every path component of every file)."""
+        if os.path.islink(destination):
+            return Path(os.path.realpath(destination)).is_relative_to(self._output_root)
+        folder = os.path.dirname(destination)
+        inside = self._inside_folders.get(folder)
+        if inside is None:
+            inside = self._inside_folders[folder] = Path(
+                os.path.realpath(folder)).is_relative_to(self._output_root)
+        return inside
+
+    def _place(self, instance: Instance, entry: dict[str, Any], targets: list[str],
+               result: StepResult | None = None, *, fresh: bool = False) -> list[str]:
+        """Copy the artifacts to their `save` targets (atomic, verified, unchanged skipped),
+        and each file's poster beside it (`NAME.poster.EXT`) when every file is saved.
+        ``fresh``: this run just made the call, and hashed its objects as it stored them.
+
+        The names come back in the entry's order of artifacts (files, then posters), which
+        the lock file and the stamp pair them by."""
+        files, posters = _split(entry.get("artifacts", []))
+        if targets and not files:
+            raise StepFailed(f"{instance.id}: nothing to save: the answer had no files")
+        if len(targets) > len(files):
+            raise StepFailed(f"{instance.id}: save lists {len(targets)} files but the "
+                             f"step made {len(files)}",
+                             hint="shorten the `save` list or raise `n`")
+        names = [_saved_name(target, artifact)
+                 for target, artifact in zip(targets, files, strict=False)]
+        names += _poster_names(names, files, posters)
+        if self.on_placing is not None and result is not None and names:
+            intended = dataclasses.replace(result, saved=names)
+            _take_entry(intended, entry)
+            self.on_placing(intended)
+        saved = []
+        for rendered, artifact in zip(names, files + posters, strict=False):
+            destination = self.output_dir / rendered
+            if not self._inside_output(destination):
+                raise RenderFailed(f"{instance.id}: save path {rendered!r} escapes the output "
+                                   "folder (through a symlink?)")
+            if not _same_file(destination, artifact):
+                # a call's objects were hashed as they were stored, a moment ago
+                place_file(self.cache.object_file(artifact["sha256"]), destination,
+                           sha256=artifact["sha256"], link=self.link,
+                           checked=fresh)
+            saved.append(rendered)
+        return saved
+
+    # --- scheduling ----------------------------------------------------------------------
+    def run(self, result: RunResult) -> None:
+        """Run every selected instance into ``result``; on Ctrl-C, mark it interrupted."""
+        plan = self.plan
+        order = [s for s in plan.step_order if s in self.selected]
+        named = {i.split("[")[0] for i in self.only_instances}
+        instances_of = {s: tuple(i for i in plan.by_step[s]
+                                 if s not in named or i.id in self.only_instances)
+                        for s in order}
+        remaining = {s: len(instances_of[s]) for s in order}
+        waiting = {s: {d for d in plan.depends_on[s] if d in self.selected} for s in order}
+        dependents: dict[str, list[str]] = {s: [] for s in order}
+        for step_id in order:
+            for dep in waiting[step_id]:
+                dependents[dep].append(step_id)
+        step_views: dict[str, list[Any]] = {s: [None] * len(plan.by_step[s]) for s in order}
+        broken: dict[str, str] = {}
+        started: set[str] = set()
+        ready = [s for s in order if not waiting[s]]
+        running: dict[Future[StepResult | None], Instance] = {}
+        finished: queue.SimpleQueue[Future[StepResult | None]] = queue.SimpleQueue()
+        # as many threads as calls in flight: each does its call, download and cache write,
+        # as a plain thread pool would (more threads only fight over the interpreter lock)
+        # a shard's instances of other shards wait for their results without calling: room
+        # for them, while the per-provider throttle still caps the calls at `concurrency`
+        workers = self.concurrency * (self.shard.count if self.shard else 1)
+        pool = WorkerPool(workers, name="flow")
+
+        def skip_dependents(step_id: str, why: str) -> None:
+            for other in dependents[step_id]:
+                if other in started or other in broken:
+                    continue
+                broken[other] = why
+                started.add(other)
+                status: Status = "planned" if self.dry_run and why.endswith("(dry run)") \
+                    else "skipped"
+                for instance in plan.by_step[other]:
+                    skipped = StepResult(instance.id, other, instance.step.uses, status,
+                                         reason=f"needs {why}")
+                    result.results.append(skipped)
+                    self.reporter.step_finished(skipped)
+                skip_dependents(other, why)
+
+        def complete(instance: Instance, outcome: StepResult) -> None:
+            result.results.append(outcome)
+            self.reporter.step_finished(outcome)
+            if self.on_finished is not None:
+                self.on_finished(outcome)
+            step_id = instance.step_id
+            if outcome.status in ("ok", "cached"):
+                if dependents[step_id]:  # what later templates read of it
+                    step_views[step_id][instance.position] = step_view(
+                        {"outputs": outcome.outputs, "artifacts": outcome.artifacts,
+                         "response": outcome.response or {}}, self.cache)
+                outcome.response = None  # kept for the views only: 50,000 answers add up
+            elif step_id not in broken:
+                broken[step_id] = (f"{instance.id}, which failed"
+                                   if outcome.status == "failed" else
+                                   f"{instance.id}, which was skipped"
+                                   if outcome.status == "skipped" else
+                                   f"{instance.id}, which was not called (dry run)")
+            remaining[step_id] -= 1
+            if remaining[step_id] == 0:
+                if step_id in broken:
+                    skip_dependents(step_id, broken[step_id])
+                    return
+                step = self.recipe.steps[step_id]
+                self.views[step_id] = step_views[step_id] if step.matrix \
+                    else step_views[step_id][0]
+                for other in dependents[step_id]:
+                    waiting[other].discard(step_id)
+                    if not waiting[other] and other not in started:
+                        ready.append(other)
+
+        def launch_ready() -> None:
+            # Cache hits are finished here, in this thread: a mostly cached run would spend
+            # more on handing work to threads (and on the GIL) than on the work itself.
+            while ready:
+                ready.sort(key=order.index)
+                step_id = ready.pop(0)
+                if step_id in started:
+                    continue
+                started.add(step_id)
+                views = {d: self.views[d] for d in plan.depends_on[step_id] if d in self.views}
+                for instance in instances_of[step_id]:
+                    self.reporter.step_started(instance.id)
+                    with held():  # its files placed here are recorded before any interrupt
+                        outcome = None if instance.id in self.expect_calls else \
+                            self.run_instance(instance, views, hits_only=True)
+                        if outcome is not None:
+                            complete(instance, outcome)
+                    if outcome is None:
+                        future = pool.submit(self.run_instance, instance, views)
+                        running[future] = instance
+                        future.add_done_callback(finished.put)
+
+        try:
+            launch_ready()
+            while running:
+                future = finished.get()
+                with held():  # taken off `running` and recorded, or neither
+                    instance = running.pop(future)
+                    outcome = future.result()
+                    assert outcome is not None  # hits_only=False always finishes
+                    complete(instance, outcome)
+                launch_ready()
+        except KeyboardInterrupt:
+            self._cancel(wait=2.0)
+            in_flight = {future for future in running if future.running()}
+            pool.shutdown(wait=False, cancel_futures=True)
+            # give running instances a moment to finish their atomic writes
+            deadline = time.monotonic() + 2.0
+            for future in list(running):
+                with contextlib.suppress(CancelledError, FuturesTimeout):  # let it go
+                    future.exception(timeout=max(0.0, deadline - time.monotonic()))
+            # what finished meanwhile (files placed before the interruption) is recorded;
+            # an instance whose files are in place is only returning: wait for it
+            for future, instance in list(running.items()):
+                if instance.id in self._placed:
+                    with contextlib.suppress(CancelledError, FuturesTimeout):
+                        future.exception(timeout=30)
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    outcome = future.result()
+                    if outcome is not None and outcome.status in ("ok", "cached"):
+                        running.pop(future)
+                        complete(instance, outcome)
+            result.stopped = len(in_flight & set(running))
+            result.interrupted = True
+            unanswered = getattr(self._client, "submits_in_flight", 0)
+            if unanswered:
+                self.reporter.note(f"{unanswered} paid submit(s) had no answer yet when the "
+                                   "run stopped: they may have been billed; check the "
+                                   "provider's dashboard before running again")
+            return
+        pool.shutdown(wait=True)
+
+
+def _take_entry(result: StepResult, entry: dict[str, Any]) -> None:
+    """What an instance's result says of its cache entry (called or cached)."""
+    result.credits = float(entry.get("credits") or 0)
+    result.outputs = entry.get("outputs", {})
+    result.artifacts = entry.get("artifacts", [])
+    result.response = entry.get("response", {})
+
+
+def _split(artifacts: list[dict[str, Any]]) -> tuple[list[dict[str, Any]],
+                                                    list[dict[str, Any]]]:
+    """(the step's files, their posters): posters are not files a `save` names."""
+    return ([a for a in artifacts if a.get("role") != "poster"],
+            [a for a in artifacts if a.get("role") == "poster"])
+
+
+def _poster_names(saved: list[str], files: list[dict[str, Any]],
+                  posters: list[dict[str, Any]]) -> list[str]:
+    """Where each file's poster goes (`NAME.poster.EXT` beside file NAME.EXT): only when
+    every file is saved, so names and artifacts keep one order."""
+    if not posters or len(saved) != len(files):
+        return []
+    return [f"{os.path.splitext(saved[i])[0]}.poster.{poster['ext']}"
+            for i, poster in enumerate(posters[:len(saved)])]
+
+
+def _saved_name(target: str, artifact: dict[str, Any]) -> str:
+    """A `save` target, with the artifact's extension when it names none."""
+    return target if os.path.splitext(target)[1] else f"{target}.{artifact['ext']}"
+
+
+def _same_file(path: Path, artifact: dict[str, Any]) -> bool:
+    try:
+        if path.stat().st_size != artifact["bytes"]:
+            return False
+        return sha256_file(path) == artifact["sha256"]
+    except OSError:
+        return False
