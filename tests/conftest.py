@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -69,6 +70,15 @@ class Emulator:
         with self.state.lock:
             self.state.faults.append({"kind": kind, "count": count, "retry_after": retry_after})
 
+    @property
+    def pending_polls(self) -> int:
+        return int(self.state.tasks.pending_polls)
+
+    @pending_polls.setter
+    def pending_polls(self, count: int) -> None:
+        """How many polls each task submitted from now on answers still running."""
+        self.state.tasks.pending_polls = count
+
     def reset(self) -> None:
         with self.state.lock:
             self.state.requests.clear()
@@ -77,10 +87,12 @@ class Emulator:
 
 @pytest.fixture
 def emulator() -> Any:
-    """A live emulator on a free 127.0.0.1 port that requires CANARY_KEY."""
+    """A live emulator on a free 127.0.0.1 port that requires CANARY_KEY. Its tasks finish
+    at the first poll (a test of what a client does while a task runs sets
+    `emulator.pending_polls`; `flow emulator` keeps two)."""
     from flowrunner.emulator.server import make_server
 
-    server = make_server("127.0.0.1", 0, api_key=CANARY_KEY)
+    server = make_server("127.0.0.1", 0, api_key=CANARY_KEY, pending_polls=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     host, port = server.server_address[:2]
@@ -103,39 +115,72 @@ class Completed:
         return f"exit {self.code}\n--- stdout\n{self.out}\n--- stderr\n{self.err}"
 
 
+_DROPPED = ("FLOW_CACHE_DIR", "ELKAPI_API_KEY")  # a test passes them when it means to
+
+
 def flow(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None,
          timeout: float = 120) -> Completed:
-    """Run the real `flow` CLI in a subprocess, as a user would."""
-    full_env = {k: v for k, v in os.environ.items() if k not in ("FLOW_CACHE_DIR",
-                                                                 "ELKAPI_API_KEY")}
+    """Run `flow` as a user would, in this process: the real entry point (`cli.main`), its
+    exit status, stdout and stderr, with the environment and working folder set for the
+    call and put back after. No interpreter starts, so a call costs what the command does.
+    `flow_process` starts a real process, for what needs one: signals, a killed run, the
+    installed script, a fresh interpreter's state. (``timeout`` is kept for the callers
+    that move between the two; in this process nothing can stop a call that hangs.)"""
+    import io
+    import signal
+
+    from flowrunner.cli import main
+
+    saved_env = dict(os.environ)
+    saved_cwd = Path.cwd()
+    saved_signals = {n: signal.getsignal(n) for n in (signal.SIGINT, signal.SIGTERM)}
+    out, err = io.BytesIO(), io.BytesIO()
+    code: Any = 0
+    try:
+        os.environ.update(env or {})  # (`no_stray_cache` unset the user's key and cache)
+        if cwd is not None:
+            os.chdir(cwd)
+        text_out = io.TextIOWrapper(out, encoding="utf-8", write_through=True)
+        text_err = io.TextIOWrapper(err, encoding="utf-8", write_through=True)
+        with contextlib.redirect_stdout(text_out), contextlib.redirect_stderr(text_err), \
+                _stdin(io.StringIO("")):
+            try:
+                main([str(a) for a in args])
+            except SystemExit as exc:
+                code = exc.code
+        text_out.flush()
+        text_err.flush()
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        for number, handler in saved_signals.items():
+            signal.signal(number, handler)
+    return Completed(int(code or 0), out.getvalue().decode("utf-8", "replace"),
+                     err.getvalue().decode("utf-8", "replace"))
+
+
+@contextlib.contextmanager
+def _stdin(stream: Any) -> Iterator[None]:
+    saved = sys.stdin
+    sys.stdin = stream
+    try:
+        yield
+    finally:
+        sys.stdin = saved
+
+
+def flow_process(*args: str | Path, cwd: Path | None = None,
+                 env: dict[str, str] | None = None, timeout: float = 120) -> Completed:
+    """Run `flow` in a new process (`python -m flowrunner`), as a user's shell would."""
+    full_env = {k: v for k, v in os.environ.items() if k not in _DROPPED}
     full_env.update(env or {})
     proc = subprocess.run([sys.executable, "-m", "flowrunner", *map(str, args)], cwd=cwd,
                           env=full_env, capture_output=True, text=True, timeout=timeout)
     return Completed(proc.returncode, proc.stdout, proc.stderr)
 
 
-def flow_in_process(*args: str | Path, cwd: Path | None = None) -> Completed:
-    """Run `flow` in this process (no interpreter start-up): for commands that need no
-    process isolation (validate, plan, graph, endpoints, schema). Same Completed result."""
-    import contextlib
-    import io
-
-    from flowrunner.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    previous = Path.cwd()
-    code: Any = 0
-    try:
-        if cwd is not None:
-            os.chdir(cwd)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                main([str(a) for a in args])
-            except SystemExit as exc:
-                code = exc.code
-    finally:
-        os.chdir(previous)
-    return Completed(int(code or 0), out.getvalue(), err.getvalue())
+flow_in_process = flow  # the name earlier tests use
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,6 @@ from . import contract, newapi
 from .images import poster
 from .video import mp4
 
-TASK_PENDING_POLLS = 2
 AddFile = Callable[[bytes, str], str]
 
 
@@ -91,7 +90,7 @@ def _native(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
     status = "processing"
     result: dict[str, Any] = {}
     url = ""
-    if task["polls"] > TASK_PENDING_POLLS and not task["stuck"]:
+    if task["polls"] > task["pending"] and not task["stuck"]:
         if task["fail"]:
             status = "failed"
         else:

@@ -17,8 +17,6 @@ from . import contract
 from .images import png, poster
 from .video import mp4
 
-TASK_PENDING_POLLS = 2  # fetches before the result: NOT_START, then IN_PROGRESS (preview)
-
 AddFile = Callable[[bytes, str], str]
 
 
@@ -173,9 +171,9 @@ def fetch(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
         answer.update(status="MODAL", properties={"finalPrompt": task["prompt"]})
         return answer
     task["polls"] += 1
-    if task["polls"] == 1:
+    if task["polls"] == 1 and task["pending"]:
         return answer
-    if task["polls"] <= TASK_PENDING_POLLS:
+    if task["polls"] <= task["pending"]:
         # a preview of the grid being drawn: never the result
         answer.update(status="IN_PROGRESS", progress="45%", startTime=1716191750000,
                       imageUrl=add_file(png(128, 128, "preview " + task["seed"]), "image/png"))

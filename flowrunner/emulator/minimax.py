@@ -11,7 +11,6 @@ from typing import Any
 from . import contract
 from .video import mp4
 
-TASK_PENDING_POLLS = 2
 AddFile = Callable[[bytes, str], str]
 OK = {"status_code": 0, "status_msg": "success"}
 
@@ -46,7 +45,7 @@ def busy(task: dict[str, Any]) -> dict[str, Any]:
 
 def query(task: dict[str, Any]) -> dict[str, Any]:
     task["polls"] += 1
-    if task["polls"] <= TASK_PENDING_POLLS or task["stuck"]:
+    if task["polls"] <= task["pending"] or task["stuck"]:
         status = "Queueing" if task["polls"] == 1 else "Processing"
         return {"task_id": task["id"], "status": status, "file_id": "", "base_resp": OK}
     if task["fail"]:

@@ -12,7 +12,6 @@ from typing import Any
 from . import contract
 from .images import poster
 
-TASK_PENDING_POLLS = 2
 AddFile = Callable[[bytes, str], str]
 
 
@@ -50,7 +49,7 @@ def prediction(task: dict[str, Any], *, status: str, output: Any = None,
 
 def poll(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
     task["polls"] += 1
-    if task["polls"] <= TASK_PENDING_POLLS or task["stuck"]:
+    if task["polls"] <= task["pending"] or task["stuck"]:
         return prediction(task, status="starting" if task["polls"] == 1 else "processing")
     if task["fail"]:
         return prediction(task, status="failed", error="emulated prediction failure")

@@ -56,7 +56,7 @@ from . import (
 from .contract import Refused
 from .faults import API_FAULTS, FAULT_KINDS
 
-TASK_PENDING_POLLS = 2
+TASK_PENDING_POLLS = 2  # polls a task answers still running before its result (by default)
 KINDS = ("gateway", "recraft", "bfl")
 
 
@@ -72,11 +72,25 @@ def parse_fault(text: str) -> dict[str, Any]:
     return {"kind": kind, "count": int(count) if count else 1, "retry_after": 1}
 
 
+class TaskTable(dict[str, dict[str, Any]]):
+    """The emulator's tasks by id. Each task notes, as it is added, how many polls it
+    answers still pending (`pending`: the server's `pending_polls`) before its result."""
+
+    def __init__(self, pending_polls: int) -> None:
+        super().__init__()
+        self.pending_polls = pending_polls
+
+    def __setitem__(self, task_id: str, task: dict[str, Any]) -> None:
+        task.setdefault("pending", self.pending_polls)
+        super().__setitem__(task_id, task)
+
+
 class EmulatorState:
     """Everything the emulator remembers: files, tasks, received requests, pending faults."""
 
     def __init__(self, *, api_key: str | None = None, latency: float = 0.0,
-                 plain_images: bool = False, kind: str = "gateway") -> None:
+                 plain_images: bool = False, kind: str = "gateway",
+                 pending_polls: int = TASK_PENDING_POLLS) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown kind of provider {kind!r}; known: {', '.join(KINDS)}")
         self.kind = kind
@@ -87,7 +101,7 @@ class EmulatorState:
         self.plain_images = plain_images  # benchmarks: cheap gradients, no drawing
         self.lock = threading.Lock()
         self.files: dict[str, tuple[bytes, str]] = {}
-        self.tasks: dict[str, dict[str, Any]] = {}
+        self.tasks = TaskTable(pending_polls)
         self.requests: list[dict[str, Any]] = []
         self.faults: list[dict[str, Any]] = []
 
@@ -729,7 +743,7 @@ class Handler(BaseHTTPRequestHandler):
         if task is None:
             self._json(200, {"id": task_id, "status": "Task not found"})
             return
-        if task["polls"] <= TASK_PENDING_POLLS or task["stuck"]:
+        if task["polls"] <= task["pending"] or task["stuck"]:
             self._json(200, {"id": task_id, "status": "Pending",
                              "progress": round(min(0.99, task["polls"] / 3), 2)})
             return
@@ -969,7 +983,7 @@ class Handler(BaseHTTPRequestHandler):
         if method == "GET" and path == spec["retrieve"]:
             record["operation"] = "minimax.files.retrieve"
             found = [t for t in tasks if t["file_id"] == wanted.get("file_id", [""])[0]
-                     and t["polls"] > minimax.TASK_PENDING_POLLS]
+                     and t["polls"] > t["pending"]]
             if not found:
                 self._json(200, minimax.refused("file not found"))
                 return
@@ -1012,7 +1026,7 @@ class Handler(BaseHTTPRequestHandler):
         task["polls"] += 1
         answer: dict[str, Any] = {"id": task_id, "createdAt": "2025-05-01T00:00:00Z",
                                   "status": "PENDING" if task["polls"] == 1 else "RUNNING"}
-        if task["polls"] > 2:
+        if task["polls"] > task["pending"]:
             if task["fail"]:
                 answer.update(status="FAILED", failure="emulated task failure",
                               failureCode="INTERNAL")
@@ -1168,15 +1182,16 @@ class EmulatorServer(ThreadingHTTPServer):
 
 def make_server(host: str = "127.0.0.1", port: int = 0, *, api_key: str | None = None,
                 latency: float = 0.0, faults: list[str] | None = None,
-                plain_images: bool = False, kind: str = "gateway") -> EmulatorServer:
+                plain_images: bool = False, kind: str = "gateway",
+                pending_polls: int = TASK_PENDING_POLLS) -> EmulatorServer:
     """A ready (not yet serving) emulator of one kind of provider; ``server.state`` holds
-    its memory.
+    its memory. A task answers ``pending_polls`` polls still running before its result.
 
     Raises:
         ValueError: an unknown fault or kind of provider.
     """
     state = EmulatorState(api_key=api_key, latency=latency, plain_images=plain_images,
-                          kind=kind)
+                          kind=kind, pending_polls=pending_polls)
     for text in faults or []:
         state.faults.append(parse_fault(text))
     handler = type("BoundHandler", (Handler,), {"state": state})

@@ -12,8 +12,6 @@ from typing import Any
 from . import contract
 from .video import mp4
 
-TASK_PENDING_POLLS = 2
-
 
 def check(fields: dict[str, Any], files: dict[str, list[bytes]], *, as_json: bool
           ) -> str | None:
@@ -43,7 +41,7 @@ def video(task: dict[str, Any], *, advance: bool) -> dict[str, Any]:
         task["polls"] += 1
     body = task["body"]
     status = "queued" if task["polls"] == 0 else "in_progress"
-    if task["polls"] > TASK_PENDING_POLLS and not task["stuck"]:
+    if task["polls"] > task["pending"] and not task["stuck"]:
         status = "failed" if task["fail"] else "completed"
     answer = {"id": task["id"], "object": "video", "model": body.get("model", "sora-2"),
               "status": status, "progress": 100 if status == "completed" else 40,

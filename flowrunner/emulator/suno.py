@@ -13,8 +13,6 @@ from . import contract
 from .images import png
 from .sounds import wav
 
-TASK_PENDING_POLLS = 2  # fetches that answer IN_PROGRESS before the result
-
 AddFile = Callable[[bytes, str], str]  # (bytes, media type) → a URL that serves them
 
 
@@ -49,7 +47,7 @@ def fetch_answer(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
                             "status": "IN_PROGRESS", "fail_reason": "", "submit_time": 1716191749,
                             "start_time": 1716191786, "finish_time": 0, "progress": "40%",
                             "data": []}
-    if task["polls"] <= TASK_PENDING_POLLS or task["stuck"]:
+    if task["polls"] <= task["pending"] or task["stuck"]:
         if task["action"] == "MUSIC":  # a preview stream, never the result
             data["data"] = [_clip(seed, i, "streaming", add_file, preview=True)
                             for i in range(2)]

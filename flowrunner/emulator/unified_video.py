@@ -13,7 +13,6 @@ from typing import Any
 from . import contract, newapi
 from .video import mp4
 
-TASK_PENDING_POLLS = 2
 AddFile = Callable[[bytes, str], str]
 
 
@@ -45,7 +44,7 @@ def _swagger(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
     body = task["body"]
     answer: dict[str, Any] = {"task_id": task["id"], "status": "in_progress", "url": "",
                               "format": "", "metadata": {}, "error": None}
-    if task["polls"] <= TASK_PENDING_POLLS or task["stuck"]:
+    if task["polls"] <= task["pending"] or task["stuck"]:
         answer["status"] = "queued" if task["polls"] == 1 else "in_progress"
         return answer
     if task["fail"]:

@@ -12,7 +12,6 @@ from typing import Any
 from . import contract
 from .video import mp4
 
-TASK_PENDING_POLLS = 2
 AddFile = Callable[[bytes, str], str]
 
 
@@ -58,7 +57,7 @@ def submitted(family: str, task_id: str) -> dict[str, Any]:
 def poll(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
     task["polls"] += 1
     family = task["family_kind"]
-    done = task["polls"] > TASK_PENDING_POLLS and not task["stuck"]
+    done = task["polls"] > task["pending"] and not task["stuck"]
     url = ""
     if done and not task["fail"]:
         url = add_file(mp4(json.dumps(task["body"], sort_keys=True), width=144, height=80),

@@ -282,7 +282,8 @@ def write_gallery(output_dir: Path, page: str) -> Path:
 def picture_size(path: Path) -> tuple[int | None, int | None]:
     """A saved file's size in pixels (PNG, JPEG, WEBP, GIF, ICO; SVG by its attributes)."""
     try:
-        head = path.open("rb").read(4096)
+        with path.open("rb") as handle:
+            head = handle.read(4096)
     except OSError:
         return None, None
     if b"<svg" in head:

@@ -339,6 +339,7 @@ def test_kill_9_leaves_no_partial_entry_and_finished_steps_are_not_called_again(
 
 
 def test_interrupted_task_is_resumed_not_resubmitted(tmp_path: Path, emulator) -> None:
+    emulator.pending_polls = 2  # what happens while the task runs
     path = recipe(tmp_path, emulator.base_url, """
   hero:
     uses: flux.generate

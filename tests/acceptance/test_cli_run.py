@@ -187,6 +187,7 @@ def test_missing_key_fails_before_any_request(tmp_path: Path, emulator) -> None:
 
 @pytest.mark.slow
 def test_task_endpoint_is_submitted_once_and_polled(tmp_path: Path, emulator) -> None:
+    emulator.pending_polls = 2  # what happens while the task runs
     path = recipe(tmp_path, emulator.base_url, """
   hero:
     uses: flux.generate

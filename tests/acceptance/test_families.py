@@ -42,6 +42,7 @@ def _api(emulator) -> list[dict]:
 
 
 def test_suno_lyrics_then_music_on_the_wire_and_on_disk(tmp_path: Path, emulator) -> None:
+    emulator.pending_polls = 2  # what happens while the task runs
     path = recipe(tmp_path, emulator.base_url, JINGLE + """
   words:
     uses: audio.transcribe
@@ -756,6 +757,7 @@ def test_a_community_model_version_runs_on_the_predictions_route(tmp_path: Path,
 
 def test_replicate_predicts_through_the_gateway_and_polls_there(tmp_path: Path,
                                                                 emulator) -> None:
+    emulator.pending_polls = 2  # what happens while the task runs
     path = recipe(tmp_path, emulator.base_url, """
   fox:
     uses: replicate.predict
