@@ -93,7 +93,8 @@ def emulator() -> Any:
     from flowrunner.emulator.server import make_server
 
     server = make_server("127.0.0.1", 0, api_key=CANARY_KEY, pending_polls=0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
+                              daemon=True)
     thread.start()
     host, port = server.server_address[:2]
     yield Emulator(f"http://{host}:{port}", server)

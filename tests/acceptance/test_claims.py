@@ -58,6 +58,7 @@ def _take(machine: RemoteCache, key: str, barrier: threading.Barrier,
         won.append(False)  # waited out the winner's claim
 
 
+@pytest.mark.slow
 def test_of_many_machines_taking_over_an_expired_claim_one_wins(
         tmp_path: Path, stores: Callable[[], Store]) -> None:
     for round_ in range(ROUNDS):
@@ -82,6 +83,7 @@ def test_of_many_machines_taking_over_an_expired_claim_one_wins(
         assert stores().get(f"claims/{key}.json") is None  # released by its holder
 
 
+@pytest.mark.slow
 def test_an_unreadable_claim_is_held_until_it_is_older_than_a_lease(
         tmp_path: Path, stores: Callable[[], Store]) -> None:
     key = "cd" * 32
@@ -97,6 +99,7 @@ def test_an_unreadable_claim_is_held_until_it_is_older_than_a_lease(
     machine.close()
 
 
+@pytest.mark.slow
 def test_a_machine_whose_claim_was_taken_over_does_not_clobber_it(
         tmp_path: Path, stores: Callable[[], Store]) -> None:
     key = "ef" * 32
@@ -169,6 +172,7 @@ def test_a_link_planted_in_a_shared_folder_is_refused_not_spun_on(tmp_path: Path
     assert not (tmp_path / key).exists()  # nothing written through the link
 
 
+@pytest.mark.slow
 def test_a_stale_compare_and_replace_lock_is_broken(tmp_path: Path) -> None:
     store = _disk(tmp_path)()
     version = store.create("claims/k.json", b"one")

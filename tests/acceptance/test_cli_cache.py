@@ -12,9 +12,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
 from helpers import BANNERS, KEY_ENV, LOGO_CHAIN, by_endpoint, recipe, sha256
 
-from conftest import flow
+from conftest import Emulator, flow
 
 
 def _env() -> dict[str, str]:
@@ -35,7 +36,8 @@ def _check_cache_whole(cache: Path) -> int:
     return entries
 
 
-def test_frozen_exits_4_without_any_request_then_0_when_cached(tmp_path: Path, emulator) -> None:
+def test_frozen_exits_4_without_any_request_then_0_when_cached(
+        tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN + BANNERS)
     frozen = flow("run", path, "--frozen")
     assert frozen.code == 4, frozen
@@ -48,7 +50,7 @@ def test_frozen_exits_4_without_any_request_then_0_when_cached(tmp_path: Path, e
     assert emulator.requests() == []
 
 
-def test_changing_one_variable_calls_only_what_changed(tmp_path: Path, emulator) -> None:
+def test_changing_one_variable_calls_only_what_changed(tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN + BANNERS)
     assert flow("run", path, env=KEY_ENV).code == 0
     emulator.reset()
@@ -66,7 +68,8 @@ def test_changing_one_variable_calls_only_what_changed(tmp_path: Path, emulator)
                                                 "/recraft/v1/images/vectorize": 1}
 
 
-def test_deleted_output_folder_is_restored_without_requests(tmp_path: Path, emulator) -> None:
+def test_deleted_output_folder_is_restored_without_requests(
+        tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN + BANNERS)
     assert flow("run", path, env=KEY_ENV).code == 0
     before = {p.name: sha256(p) for p in (tmp_path / "assets").iterdir() if p.suffix == ".png"}
@@ -85,7 +88,7 @@ def _object_of(cache: Path, asset: Path) -> Path:
 
 
 def test_link_hardlink_restores_files_as_read_only_links_to_the_cache(tmp_path: Path,
-                                                                        emulator) -> None:
+                                                                        emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN + BANNERS)
     assert flow("run", path, env=KEY_ENV).code == 0
     cache, assets = tmp_path / ".flow" / "cache", tmp_path / "assets"
@@ -109,7 +112,8 @@ def test_link_hardlink_restores_files_as_read_only_links_to_the_cache(tmp_path: 
         assert flow("verify", path).code == 0
 
 
-def test_an_edit_through_a_hard_link_is_noticed_and_mended(tmp_path: Path, emulator) -> None:
+def test_an_edit_through_a_hard_link_is_noticed_and_mended(
+        tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
     env = {**KEY_ENV, "FLOW_CACHE_LINK": "hardlink"}
     assert flow("run", path, "--only", "logo", env=env).code == 0
@@ -130,7 +134,7 @@ def test_an_edit_through_a_hard_link_is_noticed_and_mended(tmp_path: Path, emula
 
 
 def test_link_hardlink_copies_when_the_cache_is_on_another_filesystem(tmp_path: Path,
-                                                                       emulator) -> None:
+                                                                       emulator: Emulator) -> None:
     shm = Path("/dev/shm")
     if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
         import pytest
@@ -150,7 +154,7 @@ def test_link_hardlink_copies_when_the_cache_is_on_another_filesystem(tmp_path: 
         shutil.rmtree(cache, ignore_errors=True)
 
 
-def test_corrupt_object_is_detected_and_fetched_again(tmp_path: Path, emulator) -> None:
+def test_corrupt_object_is_detected_and_fetched_again(tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
     assert flow("run", path, "--only", "logo", env=KEY_ENV).code == 0
     logo = tmp_path / "assets" / "logo.png"
@@ -166,7 +170,8 @@ def test_corrupt_object_is_detected_and_fetched_again(tmp_path: Path, emulator) 
     assert logo.read_bytes().startswith(b"\x89PNG\r\n")
 
 
-def test_lock_file_is_byte_identical_across_runs_and_sorted(tmp_path: Path, emulator) -> None:
+def test_lock_file_is_byte_identical_across_runs_and_sorted(
+        tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN + BANNERS)
     assert flow("run", path, env=KEY_ENV).code == 0
     lock = tmp_path / "brand.lock"
@@ -190,7 +195,7 @@ def _row(out: str, instance: str) -> tuple[str, str]:
     raise AssertionError(f"no row for {instance} in:\n{out}")
 
 
-def test_status_fresh_stale_missing(tmp_path: Path, emulator) -> None:
+def test_status_fresh_stale_missing(tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN + BANNERS)
     missing = flow("status", path)
     assert missing.code == 1
@@ -214,7 +219,7 @@ def test_status_fresh_stale_missing(tmp_path: Path, emulator) -> None:
 
 
 def test_why_names_the_changed_parameter_and_the_uploaded_file(tmp_path: Path,
-                                                               emulator) -> None:
+                                                               emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
     assert flow("run", path, env=KEY_ENV).code == 0
     cached = flow("why", path, "logo")
@@ -231,7 +236,7 @@ def test_why_names_the_changed_parameter_and_the_uploaded_file(tmp_path: Path,
     assert "with.image: uploaded file changed (sha256" in upload.out
 
 
-def test_verify_detects_drift(tmp_path: Path, emulator) -> None:
+def test_verify_detects_drift(tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
     assert flow("run", path, env=KEY_ENV).code == 0
     ok = flow("verify", path)
@@ -244,7 +249,7 @@ def test_verify_detects_drift(tmp_path: Path, emulator) -> None:
     assert "missing  assets/logo.svg  (svg)" in bad.out
 
 
-def test_cache_ls_gc_clear(tmp_path: Path, emulator) -> None:
+def test_cache_ls_gc_clear(tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN + BANNERS)
     assert flow("run", path, env=KEY_ENV).code == 0
     assert flow("run", path, "--var", "brand=Old", env=KEY_ENV).code == 0
@@ -263,7 +268,7 @@ def test_cache_ls_gc_clear(tmp_path: Path, emulator) -> None:
     assert not list(cache.rglob("*.json"))
 
 
-def test_cache_dir_option_and_environment(tmp_path: Path, emulator) -> None:
+def test_cache_dir_option_and_environment(tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
     elsewhere = tmp_path / "shared-cache"
     assert flow("run", path, "--cache-dir", elsewhere, env=KEY_ENV).code == 0
@@ -275,7 +280,7 @@ def test_cache_dir_option_and_environment(tmp_path: Path, emulator) -> None:
     assert emulator.requests() == []
 
 
-def test_no_cache_and_refresh(tmp_path: Path, emulator) -> None:
+def test_no_cache_and_refresh(tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
     assert flow("run", path, env=KEY_ENV).code == 0
     emulator.reset()
@@ -287,7 +292,7 @@ def test_no_cache_and_refresh(tmp_path: Path, emulator) -> None:
                                                      "/recraft/v1/images/vectorize"]
 
 
-def test_step_with_cache_false_always_calls(tmp_path: Path, emulator) -> None:
+def test_step_with_cache_false_always_calls(tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN.replace(
         "    save: logo.png\n", "    save: logo.png\n    cache: false\n"))
     assert flow("run", path, "--only", "logo", env=KEY_ENV).code == 0
@@ -295,8 +300,9 @@ def test_step_with_cache_false_always_calls(tmp_path: Path, emulator) -> None:
     assert len(emulator.calls()) == 2
 
 
+@pytest.mark.slow
 def test_two_concurrent_runs_share_a_cache_and_call_each_key_once(tmp_path: Path,
-                                                                 emulator) -> None:
+                                                                 emulator: Emulator) -> None:
     emulator.state.latency = 0.3
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN + BANNERS)
     command = [sys.executable, "-m", "flowrunner", "run", str(path)]
@@ -310,8 +316,9 @@ def test_two_concurrent_runs_share_a_cache_and_call_each_key_once(tmp_path: Path
     assert _check_cache_whole(tmp_path / ".flow" / "cache") == 5
 
 
+@pytest.mark.slow
 def test_kill_9_leaves_no_partial_entry_and_finished_steps_are_not_called_again(
-        tmp_path: Path, emulator) -> None:
+        tmp_path: Path, emulator: Emulator) -> None:
     emulator.state.latency = 0.4
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN + BANNERS,
                   sizes="[1024x1024, 2048x1024, 1820x1024, 1365x1024, 1024x1365, 1536x1024]",
@@ -338,7 +345,8 @@ def test_kill_9_leaves_no_partial_entry_and_finished_steps_are_not_called_again(
     assert done_bodies  # the killed run had made calls
 
 
-def test_interrupted_task_is_resumed_not_resubmitted(tmp_path: Path, emulator) -> None:
+@pytest.mark.slow
+def test_interrupted_task_is_resumed_not_resubmitted(tmp_path: Path, emulator: Emulator) -> None:
     emulator.pending_polls = 2  # what happens while the task runs
     path = recipe(tmp_path, emulator.base_url, """
   hero:
@@ -366,7 +374,7 @@ def test_interrupted_task_is_resumed_not_resubmitted(tmp_path: Path, emulator) -
 
 
 def test_changed_input_file_calls_again_even_after_a_no_op_run(tmp_path: Path,
-                                                              emulator) -> None:
+                                                              emulator: Emulator) -> None:
     from flowrunner.emulator.images import png
 
     (tmp_path / "ref.png").write_bytes(png(64, 64, "one"))
@@ -386,7 +394,8 @@ def test_changed_input_file_calls_again_even_after_a_no_op_run(tmp_path: Path,
     assert calls[1]["files"][0]["sha256"] == sha256(tmp_path / "ref.png")
 
 
-def test_unchanged_rerun_reports_every_instance_as_cached(tmp_path: Path, emulator) -> None:
+def test_unchanged_rerun_reports_every_instance_as_cached(
+        tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN + BANNERS)
     first = flow("run", path, "--json", env=KEY_ENV)
     assert first.code == 0
@@ -404,7 +413,7 @@ def test_unchanged_rerun_reports_every_instance_as_cached(tmp_path: Path, emulat
 
 
 def test_local_image_steps_are_cached_need_no_key_and_follow_their_input(tmp_path: Path,
-                                                                        emulator) -> None:
+                                                                        emulator: Emulator) -> None:
     from flowrunner.emulator.images import png
 
     (tmp_path / "logo.png").write_bytes(png(300, 300, "one"))

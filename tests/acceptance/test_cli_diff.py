@@ -46,6 +46,7 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_diff_lists_exactly_the_changed_instances_and_names_the_variable(kit: Path) -> None:
     result = flow("diff", "brand_assets.yaml", cwd=kit)
     assert result.code == 0, result
@@ -63,6 +64,7 @@ def test_diff_lists_exactly_the_changed_instances_and_names_the_variable(kit: Pa
     assert flow("diff", "brand_assets.yaml", "--exit-code", cwd=kit).code == 1
 
 
+@pytest.mark.slow
 def test_diff_json_lines_and_the_step_summary(kit: Path, tmp_path: Path) -> None:
     summary = tmp_path / "summary.md"
     result = flow("diff", "brand_assets.yaml", "--json", cwd=kit,
@@ -87,6 +89,7 @@ def test_nothing_changed_is_said_and_exits_0_with_exit_code(kit: Path, tmp_path:
     assert "0 changed, 0 added, 0 removed against HEAD" in result.out
 
 
+@pytest.mark.slow
 def test_before_comes_from_the_commit_when_the_cache_is_gone(kit: Path, tmp_path: Path) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(kit, copy)
@@ -120,6 +123,7 @@ def test_outside_a_repository_is_a_usage_error(tmp_path: Path) -> None:
     assert "hint: flow diff compares with a git revision" in result.err
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs "
                                              "Debian's chromium)")
 def test_the_review_page_loads_every_image_in_chromium(kit: Path, tmp_path: Path) -> None:

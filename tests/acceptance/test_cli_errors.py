@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from helpers import KEY_ENV, LOGO_CHAIN, recipe
 
-from conftest import EXAMPLES, flow, flow_in_process
+from conftest import EXAMPLES, Emulator, flow, flow_in_process
 
 
 def test_an_unexpected_error_writes_a_crash_log_and_exits_70(
@@ -123,7 +123,8 @@ def test_traceback_flag_prints_it_too(tmp_path: Path, monkeypatch: pytest.Monkey
     assert (tmp_path / ".flow" / "crash.log").is_file()
 
 
-def test_a_bad_size_limit_in_the_environment_is_a_usage_error(tmp_path: Path, emulator) -> None:
+def test_a_bad_size_limit_in_the_environment_is_a_usage_error(
+        tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
     result = flow("run", path, env={**KEY_ENV, "FLOW_MAX_ARTIFACT_MB": "big"})
     assert result.code == 2, result
@@ -133,7 +134,8 @@ def test_a_bad_size_limit_in_the_environment_is_a_usage_error(tmp_path: Path, em
 
 
 @pytest.mark.slow
-def test_no_cache_leaves_no_scratch_folder_when_a_step_fails(tmp_path: Path, emulator) -> None:
+def test_no_cache_leaves_no_scratch_folder_when_a_step_fails(
+        tmp_path: Path, emulator: Emulator) -> None:
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     emulator.fault("500", count=10)
@@ -164,7 +166,7 @@ def test_cache_ls_and_clear_find_the_recipes_cache_from_anywhere(tmp_path: Path)
 
 
 def test_a_save_path_that_fails_to_render_fails_before_the_call(tmp_path: Path,
-                                                                emulator) -> None:
+                                                                emulator: Emulator) -> None:
     steps = """
   logo:
     uses: recraft.generate_image

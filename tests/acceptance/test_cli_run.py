@@ -19,7 +19,7 @@ from helpers import (
     sha256,
 )
 
-from conftest import CANARY_KEY, EXAMPLES, IGNORED, flow
+from conftest import CANARY_KEY, EXAMPLES, IGNORED, Emulator, flow
 from flowrunner.kit.lockfile import read_lock
 
 
@@ -45,7 +45,7 @@ def test_brand_kit_example_runs_with_mock_and_no_key(tmp_path: Path) -> None:
 
 
 def test_requests_carry_rendered_params_auth_and_the_earlier_steps_file(
-        tmp_path: Path, emulator) -> None:
+        tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
     result = flow("run", path, env=KEY_ENV)
     assert result.code == 0, result
@@ -69,7 +69,7 @@ def test_requests_carry_rendered_params_auth_and_the_earlier_steps_file(
     assert CANARY_KEY.encode() not in every_byte_written(tmp_path)
 
 
-def test_rerun_makes_zero_requests(tmp_path: Path, emulator) -> None:
+def test_rerun_makes_zero_requests(tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN + BANNERS)
     assert flow("run", path, env=KEY_ENV).code == 0
     emulator.reset()
@@ -79,7 +79,7 @@ def test_rerun_makes_zero_requests(tmp_path: Path, emulator) -> None:
     assert "5 instances: 0 called, 5 cached" in again.out
 
 
-def test_429_is_retried_honouring_retry_after(tmp_path: Path, emulator) -> None:
+def test_429_is_retried_honouring_retry_after(tmp_path: Path, emulator: Emulator) -> None:
     emulator.fault("429", count=2, retry_after=0)
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
     result = flow("run", path, "--only", "logo", env=KEY_ENV)
@@ -89,7 +89,7 @@ def test_429_is_retried_honouring_retry_after(tmp_path: Path, emulator) -> None:
 
 @pytest.mark.slow
 def test_5xx_is_retried_then_reported_with_status_message_and_hint(tmp_path: Path,
-                                                                   emulator) -> None:
+                                                                   emulator: Emulator) -> None:
     emulator.fault("502", count=1)
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
     ok = flow("run", path, "--only", "logo", env=KEY_ENV)
@@ -105,8 +105,8 @@ def test_5xx_is_retried_then_reported_with_status_message_and_hint(tmp_path: Pat
     assert by_endpoint(emulator.requests())["/recraft/v1/images/generations"] == 4
 
 
-def test_a_failed_step_skips_dependents_and_independent_branches_finish(tmp_path: Path,
-                                                                         emulator) -> None:
+def test_a_failed_step_skips_dependents_and_independent_branches_finish(
+        tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN + BROKEN)
     result = flow("run", path, env=KEY_ENV)
     assert result.code == 1, result
@@ -122,7 +122,7 @@ def test_a_failed_step_skips_dependents_and_independent_branches_finish(tmp_path
 
 
 @pytest.mark.slow
-def test_dependents_of_a_failure_are_skipped(tmp_path: Path, emulator) -> None:
+def test_dependents_of_a_failure_are_skipped(tmp_path: Path, emulator: Emulator) -> None:
     emulator.fault("503", count=100)
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN,
                   extra="concurrency: 2\n")
@@ -133,7 +133,7 @@ def test_dependents_of_a_failure_are_skipped(tmp_path: Path, emulator) -> None:
     assert "1 failed, 2 skipped" in result.out
 
 
-def test_bad_json_answer_is_a_clear_failure(tmp_path: Path, emulator) -> None:
+def test_bad_json_answer_is_a_clear_failure(tmp_path: Path, emulator: Emulator) -> None:
     emulator.fault("bad-json")
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
     result = flow("run", path, "--only", "logo", env=KEY_ENV)
@@ -142,7 +142,7 @@ def test_bad_json_answer_is_a_clear_failure(tmp_path: Path, emulator) -> None:
     assert "Traceback" not in result.both
 
 
-def test_missing_artifact_in_answer_is_a_failure(tmp_path: Path, emulator) -> None:
+def test_missing_artifact_in_answer_is_a_failure(tmp_path: Path, emulator: Emulator) -> None:
     emulator.fault("no-artifact")
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
     result = flow("run", path, "--only", "logo", env=KEY_ENV)
@@ -151,7 +151,7 @@ def test_missing_artifact_in_answer_is_a_failure(tmp_path: Path, emulator) -> No
 
 
 def test_truncated_download_is_retried_then_fails_when_it_persists(tmp_path: Path,
-                                                                  emulator) -> None:
+                                                                  emulator: Emulator) -> None:
     emulator.fault("truncate", count=1)
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
     ok = flow("run", path, "--only", "logo", env=KEY_ENV)
@@ -165,7 +165,7 @@ def test_truncated_download_is_retried_then_fails_when_it_persists(tmp_path: Pat
     assert not list((tmp_path / ".flow" / "cache" / "tmp").iterdir())
 
 
-def test_wrong_key_is_401_with_a_hint_and_never_printed(tmp_path: Path, emulator) -> None:
+def test_wrong_key_is_401_with_a_hint_and_never_printed(tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
     wrong = "sk-wrong-key-0123456789"
     result = flow("run", path, env={"ELKAPI_API_KEY": wrong})
@@ -176,7 +176,7 @@ def test_wrong_key_is_401_with_a_hint_and_never_printed(tmp_path: Path, emulator
     assert wrong.encode() not in every_byte_written(tmp_path)
 
 
-def test_missing_key_fails_before_any_request(tmp_path: Path, emulator) -> None:
+def test_missing_key_fails_before_any_request(tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
     result = flow("run", path)
     assert result.code == 2
@@ -186,7 +186,7 @@ def test_missing_key_fails_before_any_request(tmp_path: Path, emulator) -> None:
 
 
 @pytest.mark.slow
-def test_task_endpoint_is_submitted_once_and_polled(tmp_path: Path, emulator) -> None:
+def test_task_endpoint_is_submitted_once_and_polled(tmp_path: Path, emulator: Emulator) -> None:
     emulator.pending_polls = 2  # what happens while the task runs
     path = recipe(tmp_path, emulator.base_url, """
   hero:
@@ -203,7 +203,7 @@ def test_task_endpoint_is_submitted_once_and_polled(tmp_path: Path, emulator) ->
 
 
 @pytest.mark.slow
-def test_failed_task_is_a_step_failure(tmp_path: Path, emulator) -> None:
+def test_failed_task_is_a_step_failure(tmp_path: Path, emulator: Emulator) -> None:
     emulator.fault("fail-task")
     path = recipe(tmp_path, emulator.base_url, """
   hero:
@@ -215,7 +215,8 @@ def test_failed_task_is_a_step_failure(tmp_path: Path, emulator) -> None:
     assert "ended with status 'Error': emulated task failure" in result.out
 
 
-def test_slow_provider_hits_the_step_timeout(tmp_path: Path, emulator) -> None:
+@pytest.mark.slow
+def test_slow_provider_hits_the_step_timeout(tmp_path: Path, emulator: Emulator) -> None:
     emulator.state.latency = 3
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN,
                   extra="")
@@ -226,7 +227,7 @@ def test_slow_provider_hits_the_step_timeout(tmp_path: Path, emulator) -> None:
     assert "timed out" in result.out or "timeout" in result.out
 
 
-def test_only_runs_the_step_and_what_it_needs(tmp_path: Path, emulator) -> None:
+def test_only_runs_the_step_and_what_it_needs(tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN + BANNERS)
     result = flow("run", path, "--only", "clean", env=KEY_ENV)
     assert result.code == 0, result
@@ -237,7 +238,7 @@ def test_only_runs_the_step_and_what_it_needs(tmp_path: Path, emulator) -> None:
     assert "did you mean 'clean'?" in unknown.err
 
 
-def test_dry_run_calls_nothing(tmp_path: Path, emulator) -> None:
+def test_dry_run_calls_nothing(tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN + BANNERS)
     result = flow("run", path, "--dry-run")
     assert result.code == 0, result
@@ -245,7 +246,7 @@ def test_dry_run_calls_nothing(tmp_path: Path, emulator) -> None:
     assert "would call" in result.out
 
 
-def test_json_events_for_machines(tmp_path: Path, emulator) -> None:
+def test_json_events_for_machines(tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
     result = flow("run", path, "--json", env=KEY_ENV)
     assert result.code == 0, result
@@ -260,7 +261,7 @@ def test_json_events_for_machines(tmp_path: Path, emulator) -> None:
     assert [e["event"] for e in json_lines(cached.out)].count("step_cached") == 3
 
 
-def test_invalid_recipe_exits_3_before_any_request(tmp_path: Path, emulator) -> None:
+def test_invalid_recipe_exits_3_before_any_request(tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN.replace("vars.brand", "vars.brnd"))
     result = flow("run", path, env=KEY_ENV)
     assert result.code == 3
@@ -268,7 +269,7 @@ def test_invalid_recipe_exits_3_before_any_request(tmp_path: Path, emulator) -> 
     assert emulator.requests() == []
 
 
-def test_input_files_must_stay_inside_the_recipe_folder(tmp_path: Path, emulator) -> None:
+def test_input_files_must_stay_inside_the_recipe_folder(tmp_path: Path, emulator: Emulator) -> None:
     from flowrunner.emulator.images import png
 
     project = tmp_path / "project"
@@ -287,7 +288,7 @@ def test_input_files_must_stay_inside_the_recipe_folder(tmp_path: Path, emulator
     assert emulator.calls() == []
 
 
-def test_missing_input_file_is_a_clear_failure(tmp_path: Path, emulator) -> None:
+def test_missing_input_file_is_a_clear_failure(tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, """
   clean:
     uses: recraft.remove_background
@@ -299,7 +300,7 @@ def test_missing_input_file_is_a_clear_failure(tmp_path: Path, emulator) -> None
     assert "brand.yaml:" in result.out  # the failure points at the recipe line
 
 
-def test_a_budget_is_a_ceiling_checked_before_any_call(tmp_path: Path, emulator) -> None:
+def test_a_budget_is_a_ceiling_checked_before_any_call(tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN + BANNERS, extra="concurrency: 1\n")
     # in the gateway's unit: the logo chain costs 1 + 0.25 + 0.25; each banner 1: 3.5 in all
     result = flow("run", path, "--max-credits", "2.5", env=KEY_ENV)
@@ -324,7 +325,7 @@ def test_a_budget_is_a_ceiling_checked_before_any_call(tmp_path: Path, emulator)
     assert len(emulator.calls()) == 2  # the two banners; the logo chain was cached
 
 
-def test_github_actions_annotations_and_step_summary(tmp_path: Path, emulator) -> None:
+def test_github_actions_annotations_and_step_summary(tmp_path: Path, emulator: Emulator) -> None:
     summary = tmp_path / "summary.md"
     github = {**KEY_ENV, "GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}
     bad = recipe(tmp_path, emulator.base_url, LOGO_CHAIN.replace("vars.brand", "vars.brnd"),
@@ -361,6 +362,7 @@ def test_ci_workflow_example_is_valid_yaml_with_frozen_runs() -> None:
     assert "lock" in cache["with"]["key"]
 
 
+@pytest.mark.slow
 def test_mock_takes_the_emulators_latency_and_faults(tmp_path: Path) -> None:
     path = recipe(tmp_path, "https://api.elkapi.com", LOGO_CHAIN.split("  clean:")[0])
     result = flow("run", path, "--mock", "--fault", "500:1", "--latency", "0.2")
@@ -372,7 +374,7 @@ def test_mock_takes_the_emulators_latency_and_faults(tmp_path: Path) -> None:
     assert unknown.code == 2 and "--fault boom: unknown fault" in unknown.err
 
 
-def test_only_one_matrix_instance_runs_just_that_one(tmp_path: Path, emulator) -> None:
+def test_only_one_matrix_instance_runs_just_that_one(tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, BANNERS)
     result = flow("run", path, "--only", "banner[size=2048x1024]", env=KEY_ENV)
     assert result.code == 0, result
@@ -402,7 +404,7 @@ def test_a_mock_run_speaks_of_emulated_credits(tmp_path: Path) -> None:
 
 
 def test_http_step_uploads_files_and_sends_headers_but_never_the_key(tmp_path: Path,
-                                                                      emulator) -> None:
+                                                                      emulator: Emulator) -> None:
     outline = """
   outline:
     uses: http
@@ -443,7 +445,8 @@ def test_http_step_uploads_files_and_sends_headers_but_never_the_key(tmp_path: P
     assert not any(c["path"].endswith("/vectorize") for c in emulator.calls())
 
 
-def test_an_unchanged_rerun_shows_paths_from_where_it_runs(tmp_path: Path, emulator) -> None:
+def test_an_unchanged_rerun_shows_paths_from_where_it_runs(
+        tmp_path: Path, emulator: Emulator) -> None:
     kit = tmp_path / "kit"
     kit.mkdir()
     path = recipe(kit, emulator.base_url, LOGO_CHAIN)
@@ -460,7 +463,7 @@ def test_an_unchanged_rerun_shows_paths_from_where_it_runs(tmp_path: Path, emula
 
 
 def test_the_emulator_refuses_an_http_upload_the_provider_would(tmp_path: Path,
-                                                                emulator) -> None:
+                                                                emulator: Emulator) -> None:
     # the http step passes fields through as given; Recraft's vectorize takes no `note`,
     # and the emulator (which models Recraft's contract, not our catalog) says so
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN.split("  clean:")[0] + """

@@ -14,6 +14,7 @@ INVALID = REPO / "tests" / "data" / "recipes" / "invalid"
 CASES = sorted(p.stem for p in INVALID.glob("*.yaml"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CASES)
 def test_invalid_recipe_reports_exact_lines_and_exit_3(name: str, tmp_path: Path) -> None:
     shutil.copy(INVALID / f"{name}.yaml", tmp_path)

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from helpers import KEY_ENV, recipe, sha256
 
-from conftest import CANARY_KEY, flow
+from conftest import CANARY_KEY, Emulator, flow
 from flowrunner.media.formats import sniff
 
 JINGLE = """
@@ -37,11 +37,12 @@ JINGLE = """
 """
 
 
-def _api(emulator) -> list[dict]:
+def _api(emulator: Emulator) -> list[dict]:
     return [r for r in emulator.requests() if not r["path"].startswith("/files/")]
 
 
-def test_suno_lyrics_then_music_on_the_wire_and_on_disk(tmp_path: Path, emulator) -> None:
+@pytest.mark.slow
+def test_suno_lyrics_then_music_on_the_wire_and_on_disk(tmp_path: Path, emulator: Emulator) -> None:
     emulator.pending_polls = 2  # what happens while the task runs
     path = recipe(tmp_path, emulator.base_url, JINGLE + """
   words:
@@ -97,7 +98,7 @@ def test_suno_lyrics_then_music_on_the_wire_and_on_disk(tmp_path: Path, emulator
 
 
 def test_a_refused_song_fails_with_the_providers_reason_and_is_not_retried(
-        tmp_path: Path, emulator) -> None:
+        tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, JINGLE)
     emulator.fault("moderate-task", 1)
     result = flow("run", path, env=KEY_ENV)
@@ -107,6 +108,7 @@ def test_a_refused_song_fails_with_the_providers_reason_and_is_not_retried(
         ["/suno/submit/lyrics"]  # the music step never ran: it needs the lyrics
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("step", "saved"), [
     ("uses: suno.generate_music\n    with: {gpt_description_prompt: a jingle}\n"
      "    save: [jingle-a, jingle-b]", "jingle-b.wav"),
@@ -115,7 +117,7 @@ def test_a_refused_song_fails_with_the_providers_reason_and_is_not_retried(
     ("uses: kling.text_to_video\n    with: {prompt: a launch spot}\n    save: spot",
      "spot.mp4"),
 ], ids=["suno", "midjourney", "kling"])
-def test_an_interrupted_task_is_resumed_not_submitted_again(tmp_path: Path, emulator,
+def test_an_interrupted_task_is_resumed_not_submitted_again(tmp_path: Path, emulator: Emulator,
                                                             step: str, saved: str) -> None:
     emulator.state.latency = 0.3
     path = recipe(tmp_path, emulator.base_url, f"""
@@ -140,7 +142,7 @@ def test_an_interrupted_task_is_resumed_not_submitted_again(tmp_path: Path, emul
 
 
 def test_text_to_speech_keeps_the_answer_itself_as_the_file(tmp_path: Path,
-                                                            emulator) -> None:
+                                                            emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, """
   tagline:
     uses: audio.speech
@@ -172,7 +174,7 @@ def test_text_to_speech_keeps_the_answer_itself_as_the_file(tmp_path: Path,
 
 
 def test_a_speech_parameter_out_of_range_is_refused_before_any_call(tmp_path: Path,
-                                                                    emulator) -> None:
+                                                                    emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, """
   tagline:
     uses: audio.speech
@@ -185,7 +187,7 @@ def test_a_speech_parameter_out_of_range_is_refused_before_any_call(tmp_path: Pa
 
 
 def test_a_wrong_catalog_entry_is_refused_by_the_emulator_not_mirrored(tmp_path: Path,
-                                                                        emulator) -> None:
+                                                                        emulator: Emulator) -> None:
     """The emulator models the providers, not our catalog: an entry with a wrong field name
     or route (here a recipe-local copy) fails at the emulator as it would at the provider."""
     import json
@@ -235,7 +237,7 @@ MOODBOARD = """
 
 
 def test_midjourney_modal_ends_polling_and_a_modal_step_answers_it(tmp_path: Path,
-                                                                    emulator) -> None:
+                                                                    emulator: Emulator) -> None:
     """Issue 25, fix 6: a Custom Zoom waits in MODAL for /mj/submit/modal (its submit
     answers code 21 with the task id): polling ends there (it used to wait out 900 s), the
     step gives its task id, and a midjourney.modal step answers it and saves the image."""
@@ -271,7 +273,7 @@ def test_midjourney_modal_ends_polling_and_a_modal_step_answers_it(tmp_path: Pat
 
 
 def test_a_remix_account_says_what_to_do_when_a_saved_step_waits_for_a_modal(
-        tmp_path: Path, emulator) -> None:
+        tmp_path: Path, emulator: Emulator) -> None:
     emulator.fault("remix")  # in remix mode, every button waits for its modal
     path = recipe(tmp_path, emulator.base_url, MOODBOARD)
     result = flow("run", path, env=KEY_ENV, timeout=120)
@@ -283,7 +285,7 @@ def test_a_remix_account_says_what_to_do_when_a_saved_step_waits_for_a_modal(
 
 
 def test_a_saved_custom_zoom_is_refused_before_paying_and_a_used_modal_says_refresh(
-        tmp_path: Path, emulator) -> None:
+        tmp_path: Path, emulator: Emulator) -> None:
     """Issue 25 review: Custom Zoom and Vary (Region) always wait for a modal, so a step
     that presses one and saves is refused at validation; a modal answered once (a changed
     zoom prompt on the next run) is refused by the provider, and the hint says to press
@@ -369,7 +371,7 @@ def test_midjourney_video_fields_are_checked(tmp_path: Path, params: str, words:
 
 
 def test_midjourney_board_then_buttons_on_the_wire_and_on_disk(tmp_path: Path,
-                                                               emulator) -> None:
+                                                               emulator: Emulator) -> None:
     from PIL import Image
 
     path = recipe(tmp_path, emulator.base_url, MOODBOARD)
@@ -402,7 +404,7 @@ def test_midjourney_board_then_buttons_on_the_wire_and_on_disk(tmp_path: Path,
 
 
 def test_a_button_the_task_does_not_offer_is_refused_with_the_choices(tmp_path: Path,
-                                                                       emulator) -> None:
+                                                                       emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, MOODBOARD.replace("button: U2", "button: U9"))
     result = flow("run", path, env=KEY_ENV)
     assert result.code == 1, result
@@ -412,7 +414,7 @@ def test_a_button_the_task_does_not_offer_is_refused_with_the_choices(tmp_path: 
 
 
 def test_a_banned_midjourney_prompt_fails_with_the_providers_words(tmp_path: Path,
-                                                                   emulator) -> None:
+                                                                   emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, """
   board:
     uses: midjourney.imagine
@@ -424,7 +426,7 @@ def test_a_banned_midjourney_prompt_fails_with_the_providers_words(tmp_path: Pat
     assert [c["path"] for c in _api(emulator)] == ["/mj/submit/imagine"]  # never polled
 
 
-def test_midjourney_takes_its_own_auth_header(tmp_path: Path, emulator) -> None:
+def test_midjourney_takes_its_own_auth_header(tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, """
   board:
     uses: midjourney.imagine
@@ -451,7 +453,7 @@ LAUNCH = """
 """
 
 
-def test_kling_image_then_video_on_the_wire_and_on_disk(tmp_path: Path, emulator) -> None:
+def test_kling_image_then_video_on_the_wire_and_on_disk(tmp_path: Path, emulator: Emulator) -> None:
     from flowrunner.media.formats import incomplete
 
     path = recipe(tmp_path, emulator.base_url, LAUNCH)
@@ -478,7 +480,7 @@ def test_kling_image_then_video_on_the_wire_and_on_disk(tmp_path: Path, emulator
     assert _api(emulator) == []
 
 
-def test_kling_through_the_gateways_reshaped_answer_too(tmp_path: Path, emulator) -> None:
+def test_kling_through_the_gateways_reshaped_answer_too(tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, """
   spot:
     uses: kling.text_to_video
@@ -495,7 +497,7 @@ def test_kling_through_the_gateways_reshaped_answer_too(tmp_path: Path, emulator
     assert float(lock["spot"]["outputs"]["duration"]) == 10
 
 
-def test_an_unquoted_ratio_gets_a_hint_about_yaml(tmp_path: Path, emulator) -> None:
+def test_an_unquoted_ratio_gets_a_hint_about_yaml(tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, """
   spot:
     uses: kling.text_to_video
@@ -507,7 +509,8 @@ def test_an_unquoted_ratio_gets_a_hint_about_yaml(tmp_path: Path, emulator) -> N
     assert "brand.yaml:" in result.err
 
 
-def test_openai_format_images_decode_b64_and_upload_edits(tmp_path: Path, emulator) -> None:
+def test_openai_format_images_decode_b64_and_upload_edits(
+        tmp_path: Path, emulator: Emulator) -> None:
     from PIL import Image
 
     path = recipe(tmp_path, emulator.base_url, """
@@ -547,7 +550,7 @@ def test_openai_format_images_decode_b64_and_upload_edits(tmp_path: Path, emulat
 
 
 def test_gpt_image_2_takes_free_sizes_and_edits_take_several_images(tmp_path: Path,
-                                                                    emulator) -> None:
+                                                                    emulator: Emulator) -> None:
     """Issue 25, fix 1: the gpt-image-2 family takes any WIDTHxHEIGHT with sides divisible
     by 16 (aspect 1:3 to 3:1, up to 3840x2160); an edit takes up to 16 images, sent as
     `image[]` as OpenAI's SDK sends a list."""
@@ -590,7 +593,7 @@ def test_gpt_image_2_takes_free_sizes_and_edits_take_several_images(tmp_path: Pa
 
 
 def test_a_retired_model_is_refused_and_a_deprecated_one_warned_by_date(
-        tmp_path: Path, emulator) -> None:
+        tmp_path: Path, emulator: Emulator) -> None:
     """Issue 25, models with a lifecycle: judged by today's date (FLOW_TODAY moves it)."""
     path = recipe(tmp_path, emulator.base_url, """
   hero:
@@ -616,7 +619,7 @@ def test_a_retired_model_is_refused_and_a_deprecated_one_warned_by_date(
 
 
 @pytest.mark.parametrize("shape", ["gateway", "kling-native", "reshaped"])
-def test_kling_and_the_unified_route_read_every_answer_shape(tmp_path: Path, emulator,
+def test_kling_and_the_unified_route_read_every_answer_shape(tmp_path: Path, emulator: Emulator,
                                                              shape: str) -> None:
     """Issue 25, fix 2: new-api answers its Kling and unified video fetches in its task
     envelope ({code: success, data: {status: SUCCESS, result_url, data: <Kling's>}}); a
@@ -648,7 +651,7 @@ def test_kling_and_the_unified_route_read_every_answer_shape(tmp_path: Path, emu
         assert any(p.startswith("/kling/v1/videos/text2video/task_") for p in polls)
 
 
-def test_a_failed_kling_task_reads_its_reason_not_a_url(tmp_path: Path, emulator) -> None:
+def test_a_failed_kling_task_reads_its_reason_not_a_url(tmp_path: Path, emulator: Emulator) -> None:
     """new-api puts a failed task's reason in result_url when it stored no URL: the
     failure is read as a failure, with its reason."""
     emulator.fault("fail-task")
@@ -663,7 +666,7 @@ def test_a_failed_kling_task_reads_its_reason_not_a_url(tmp_path: Path, emulator
 
 
 def test_ideogram_poster_goes_as_multipart_even_without_a_file(tmp_path: Path,
-                                                              emulator) -> None:
+                                                              emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, """
   poster:
     uses: ideogram.generate
@@ -687,7 +690,7 @@ def test_ideogram_poster_goes_as_multipart_even_without_a_file(tmp_path: Path,
 
 
 def test_transcription_uploads_an_earlier_steps_audio_and_outputs_text(tmp_path: Path,
-                                                                       emulator) -> None:
+                                                                       emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, """
   tagline:
     uses: audio.speech
@@ -710,7 +713,7 @@ def test_transcription_uploads_an_earlier_steps_audio_and_outputs_text(tmp_path:
 
 
 def test_the_unified_video_route_submits_polls_and_saves_the_mp4(tmp_path: Path,
-                                                                 emulator) -> None:
+                                                                 emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, """
   clip:
     uses: video.generate
@@ -730,7 +733,7 @@ def test_the_unified_video_route_submits_polls_and_saves_the_mp4(tmp_path: Path,
 
 
 def test_a_community_model_version_runs_on_the_predictions_route(tmp_path: Path,
-                                                                 emulator) -> None:
+                                                                 emulator: Emulator) -> None:
     """Issue 25, fix 9: owner/name:VERSION models run by version id on
     POST /replicate/v1/predictions {version, input}."""
     version = "5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa"
@@ -755,8 +758,9 @@ def test_a_community_model_version_runs_on_the_predictions_route(tmp_path: Path,
     assert flow("validate", short).code == 3
 
 
+@pytest.mark.slow
 def test_replicate_predicts_through_the_gateway_and_polls_there(tmp_path: Path,
-                                                                emulator) -> None:
+                                                                emulator: Emulator) -> None:
     emulator.pending_polls = 2  # what happens while the task runs
     path = recipe(tmp_path, emulator.base_url, """
   fox:
@@ -795,7 +799,7 @@ def test_replicate_predicts_through_the_gateway_and_polls_there(tmp_path: Path,
     ("uses: pika.generate_video\n    with: {promptText: a fox}", "/pika/generate",
      "/pika/feed/"),
 ])
-def test_video_task_families_submit_poll_and_save(tmp_path: Path, emulator, step: str,
+def test_video_task_families_submit_poll_and_save(tmp_path: Path, emulator: Emulator, step: str,
                                                   submit: str, poll: str) -> None:
     path = recipe(tmp_path, emulator.base_url, f"""
   clip:
@@ -819,7 +823,7 @@ def test_video_task_families_submit_poll_and_save(tmp_path: Path, emulator, step
 
 
 def test_sora_in_the_reverse_format_and_the_official_route_refused(tmp_path: Path,
-                                                                   emulator) -> None:
+                                                                   emulator: Emulator) -> None:
     """Issue 25, fix 5: OpenAI's Sora API shut down on 2026-09-24; ElkAPI lists Sora in its
     reverse format (/v1/video/create, /v1/video/query?id=)."""
     old = recipe(tmp_path, emulator.base_url, """
@@ -857,7 +861,7 @@ def test_sora_in_the_reverse_format_and_the_official_route_refused(tmp_path: Pat
 
 
 def test_a_video_api_streams_its_file_from_content_with_the_key(tmp_path: Path,
-                                                                emulator) -> None:
+                                                                emulator: Emulator) -> None:
     """OpenAI's video format (new-api's /v1/videos, kept for gateways that serve it with
     another upstream): the file is fetched from /content with the key; Sora's own models
     are refused there since OpenAI shut the API down."""
@@ -897,7 +901,7 @@ def test_a_video_api_streams_its_file_from_content_with_the_key(tmp_path: Path,
         refused.out + refused.err, refused
 
 
-def test_runway_sends_its_version_header_on_every_call(tmp_path: Path, emulator) -> None:
+def test_runway_sends_its_version_header_on_every_call(tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, """
   shot:
     uses: runway.image_to_video
@@ -942,7 +946,7 @@ def test_runway_rules_per_model_refuse_before_paying(tmp_path: Path, params: str
 
 
 def test_runway_defaults_follow_the_model_and_an_unlisted_model_is_a_warning(
-        tmp_path: Path, emulator) -> None:
+        tmp_path: Path, emulator: Emulator) -> None:
     """Issue 25 review: a model's own defaults (gen4.5 needs a ratio and a duration) go
     with that model only: kling2.5_turbo_pro takes no ratio, so none is sent (the emulator,
     from Runway's SDK, refuses one); gen3a_turbo, gone from Runway's list with no
@@ -984,7 +988,7 @@ def test_runway_defaults_follow_the_model_and_an_unlisted_model_is_a_warning(
 
 
 def test_the_emulator_refuses_a_runway_entry_without_a_ratio(tmp_path: Path,
-                                                            emulator) -> None:
+                                                            emulator: Emulator) -> None:
     """The emulator models Runway (its SDK), not the catalog: an entry that does not send
     the ratio gen4_turbo requires is refused there, as Runway would."""
     import json
@@ -1007,7 +1011,7 @@ def test_the_emulator_refuses_a_runway_entry_without_a_ratio(tmp_path: Path,
 
 
 def test_a_journaled_task_the_provider_no_longer_knows_is_forgotten(tmp_path: Path,
-                                                                    emulator) -> None:
+                                                                    emulator: Emulator) -> None:
     import json
 
     path = recipe(tmp_path, emulator.base_url, """
@@ -1042,7 +1046,7 @@ def test_a_journaled_task_the_provider_no_longer_knows_is_forgotten(tmp_path: Pa
     ("ideogram.upscale", "image_request: {resemblance: 60}", "/ideogram/upscale",
      ["image_file"]),
 ])
-def test_ideogram_image_endpoints_upload_their_files(tmp_path: Path, emulator, uses: str,
+def test_ideogram_image_endpoints_upload_their_files(tmp_path: Path, emulator: Emulator, uses: str,
                                                      extra: str, path: str,
                                                      files: list[str]) -> None:
     from flowrunner.emulator.images import png
@@ -1068,7 +1072,7 @@ def test_ideogram_image_endpoints_upload_their_files(tmp_path: Path, emulator, u
         assert len(lock["artifacts"]) == 1
 
 
-def test_midjourney_blend_describe_and_video(tmp_path: Path, emulator) -> None:
+def test_midjourney_blend_describe_and_video(tmp_path: Path, emulator: Emulator) -> None:
     import base64
 
     from flowrunner.emulator.images import png
@@ -1107,7 +1111,8 @@ def test_midjourney_blend_describe_and_video(tmp_path: Path, emulator) -> None:
         (tmp_path / "assets" / "index.html").read_text()
 
 
-def test_minimax_takes_three_requests_all_from_the_catalog(tmp_path: Path, emulator) -> None:
+def test_minimax_takes_three_requests_all_from_the_catalog(
+        tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, """
   clip:
     uses: minimax.generate_video
@@ -1129,8 +1134,9 @@ def test_minimax_takes_three_requests_all_from_the_catalog(tmp_path: Path, emula
     assert sniff((tmp_path / "assets" / "clip.mp4").read_bytes()[:64]) == "video/mp4"
 
 
+@pytest.mark.slow
 def test_minimax_waits_out_a_busy_answer_and_keeps_a_task_it_cannot_read(
-        tmp_path: Path, emulator) -> None:
+        tmp_path: Path, emulator: Emulator) -> None:
     """Issue 25 review: only content refusals (1026, 1027) fail a MiniMax task; a rate
     limit relayed in base_resp (1002) is waited out, and when it persists the step stops
     with the paid task journaled: the next run polls it instead of paying again. The
@@ -1198,7 +1204,7 @@ def test_minimax_waits_out_a_busy_answer_and_keeps_a_task_it_cannot_read(
 
 
 def test_minimax_a_refusal_while_polling_fails_at_once_and_1080p_is_6_seconds(
-        tmp_path: Path, emulator) -> None:
+        tmp_path: Path, emulator: Emulator) -> None:
     """Issue 25, fix 10: a non-zero base_resp in a query answer is a failure with its
     message (the status alone still said Processing); 1080P means 6 s; 720P is offered."""
     emulator.fault("moderate-task")
@@ -1360,7 +1366,7 @@ EVERY_FAMILY = """
 
 
 def test_every_gateway_family_validates_plans_runs_and_reruns_from_the_cache(
-        tmp_path: Path, emulator) -> None:
+        tmp_path: Path, emulator: Emulator) -> None:
     import json
 
     from flowrunner.catalog.entries import load_catalog
@@ -1389,7 +1395,7 @@ def test_every_gateway_family_validates_plans_runs_and_reruns_from_the_cache(
     assert _api(emulator) == []  # every result came from the cache
 
 
-def test_posters_are_saved_only_when_every_file_is(tmp_path: Path, emulator) -> None:
+def test_posters_are_saved_only_when_every_file_is(tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, """
   jingle:
     uses: suno.generate_music
@@ -1406,7 +1412,9 @@ def test_posters_are_saved_only_when_every_file_is(tmp_path: Path, emulator) -> 
     assert '<img class="cover"' not in (tmp_path / "assets" / "index.html").read_text()
 
 
-def test_a_200_mb_video_streams_to_disk_in_bounded_memory(tmp_path: Path, emulator) -> None:
+@pytest.mark.slow
+def test_a_200_mb_video_streams_to_disk_in_bounded_memory(
+        tmp_path: Path, emulator: Emulator) -> None:
     size = 200 << 20
     path = recipe(tmp_path, emulator.base_url, f"""
   film:
@@ -1439,7 +1447,7 @@ def test_a_200_mb_video_streams_to_disk_in_bounded_memory(tmp_path: Path, emulat
     assert lock["artifacts"][0]["bytes"] == size
 
 
-def test_suno_current_default_and_an_old_model_warned(tmp_path: Path, emulator) -> None:
+def test_suno_current_default_and_an_old_model_warned(tmp_path: Path, emulator: Emulator) -> None:
     """Issue 25, fix 7: a current default model; chirp-v3-0 is warned about (not refused);
     the extend and cover fields are checked (they reach Suno only through a gateway that
     keeps them: mainline new-api drops them, and so does the emulator)."""
@@ -1469,7 +1477,8 @@ def test_suno_current_default_and_an_old_model_warned(tmp_path: Path, emulator) 
     assert refused.code == 3 and "task cover needs cover_clip_id" in refused.err
 
 
-def test_a_default_model_is_visible_in_plan_lock_and_diff(tmp_path: Path, emulator) -> None:
+def test_a_default_model_is_visible_in_plan_lock_and_diff(
+        tmp_path: Path, emulator: Emulator) -> None:
     """Issue 25: the model a step will use, defaulted or not, shows in `flow plan` (marked
     as the entry's default) and the lock file, so a default that changes in a new release
     shows up as a change in `flow diff`."""

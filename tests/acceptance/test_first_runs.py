@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from helpers import KEY_ENV, STRESS_INSTANCES, stress_recipe
 
-from conftest import flow
+from conftest import Emulator, flow
 
 INSTANCES = STRESS_INSTANCES
 ROUNDS = 1
@@ -20,7 +20,7 @@ ROUNDS = 1
 
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", ["plain", "hardlink", "nested", "remote"])
-def test_first_runs_at_concurrency_64_never_fail(tmp_path: Path, emulator, variant: str,
+def test_first_runs_at_concurrency_64_never_fail(tmp_path: Path, emulator: Emulator, variant: str,
                                                  request: pytest.FixtureRequest) -> None:
     env = dict(KEY_ENV)
     extra: list[str] = []

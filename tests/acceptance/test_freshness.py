@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from helpers import KEY_ENV, recipe
 
-from conftest import flow
+from conftest import Emulator, flow
 
 
 def _local_entry(folder: Path, model: str) -> None:
@@ -80,7 +80,7 @@ def _edit_recipe(tmp_path: Path) -> None:
 @pytest.mark.parametrize("change", [_edit_entry, _add_entry_file, _edit_vars_file,
                                     _edit_input, _edit_recipe])
 def test_every_file_a_recipe_reads_decides_whether_it_is_fresh(
-        tmp_path: Path, emulator, change: Callable[[Path], None]) -> None:
+        tmp_path: Path, emulator: Emulator, change: Callable[[Path], None]) -> None:
     path = _kit(tmp_path, emulator.base_url)
     vars_file = ["--vars-file", str(tmp_path / "vars.yaml")]
     first = flow("run", path, *vars_file, env=KEY_ENV)

@@ -24,6 +24,7 @@ def _run_example(tmp_path: Path) -> Path:
     return tmp_path / "examples" / "assets" / "index.html"
 
 
+@pytest.mark.slow
 def test_gallery_is_a_review_page_of_the_kit_and_needs_no_network(tmp_path: Path) -> None:
     page = _run_example(tmp_path).read_text()
     assert page.count('<article class="card"') == 10  # one per instance, the style's too

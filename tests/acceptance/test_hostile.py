@@ -26,7 +26,7 @@ from helpers import (
     recipe,
 )
 
-from conftest import CANARY_KEY, flow
+from conftest import CANARY_KEY, Emulator, flow
 
 
 def _no_partial_files(folder: Path) -> None:
@@ -38,7 +38,7 @@ def _no_partial_files(folder: Path) -> None:
 # --- secrets --------------------------------------------------------------------------
 
 
-def test_key_echoed_by_the_server_is_redacted(tmp_path: Path, emulator) -> None:
+def test_key_echoed_by_the_server_is_redacted(tmp_path: Path, emulator: Emulator) -> None:
     emulator.fault("echo-auth")
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
     result = flow("run", path, "--only", "logo", env=KEY_ENV)
@@ -48,7 +48,7 @@ def test_key_echoed_by_the_server_is_redacted(tmp_path: Path, emulator) -> None:
 
 
 def test_a_one_letter_key_does_not_mangle_urls_in_debug_logging(tmp_path: Path,
-                                                                emulator) -> None:
+                                                                emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
     verbose = flow("run", path, "--only", "logo", "-vv", env={"ELKAPI_API_KEY": "a"})
     assert verbose.code == 1, verbose  # the gateway does not take it, and says so
@@ -58,7 +58,7 @@ def test_a_one_letter_key_does_not_mangle_urls_in_debug_logging(tmp_path: Path,
 
 
 def test_key_never_appears_in_debug_logging_json_events_or_files(tmp_path: Path,
-                                                                 emulator) -> None:
+                                                                 emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
     verbose = flow("run", path, "-vv", env=KEY_ENV)
     assert verbose.code == 0, verbose
@@ -77,7 +77,7 @@ def test_key_never_appears_in_debug_logging_json_events_or_files(tmp_path: Path,
 # --- files ----------------------------------------------------------------------------
 
 
-def test_matrix_value_cannot_steer_a_save_outside(tmp_path: Path, emulator) -> None:
+def test_matrix_value_cannot_steer_a_save_outside(tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, """
   art:
     uses: recraft.generate_image
@@ -91,7 +91,7 @@ def test_matrix_value_cannot_steer_a_save_outside(tmp_path: Path, emulator) -> N
     assert emulator.requests() == []
 
 
-def test_response_value_cannot_steer_a_save_outside(tmp_path: Path, emulator) -> None:
+def test_response_value_cannot_steer_a_save_outside(tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, """
   logo:
     uses: recraft.generate_image
@@ -109,7 +109,7 @@ def test_response_value_cannot_steer_a_save_outside(tmp_path: Path, emulator) ->
 
 
 def test_save_through_a_symlink_out_of_the_output_folder_is_refused(tmp_path: Path,
-                                                                   emulator) -> None:
+                                                                   emulator: Emulator) -> None:
     outside = tmp_path / "precious.txt"
     outside.write_text("keep me")
     (tmp_path / "assets").mkdir()
@@ -121,7 +121,7 @@ def test_save_through_a_symlink_out_of_the_output_folder_is_refused(tmp_path: Pa
     assert outside.read_text() == "keep me"
 
 
-def test_artifact_urls_must_be_http(tmp_path: Path, emulator) -> None:
+def test_artifact_urls_must_be_http(tmp_path: Path, emulator: Emulator) -> None:
     emulator.fault("file-url")
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
     result = flow("run", path, "--only", "logo", env=KEY_ENV)
@@ -133,6 +133,7 @@ def test_artifact_urls_must_be_http(tmp_path: Path, emulator) -> None:
 # --- templates and YAML ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("template", [
     "{{ ''.__class__.__mro__[1].__subclasses__() }}",
     "{{ vars.brand.__class__.__init__.__globals__ }}",
@@ -154,7 +155,7 @@ def test_artifact_urls_must_be_http(tmp_path: Path, emulator) -> None:
     "{{ ([[1]*1000]*1000) | sum(start=[]) | length }}",
     "x{{ (['x'*999999]*999999) ~ '' }}",
 ])
-def test_template_escapes_and_bombs_are_invalid_recipes(tmp_path: Path, emulator,
+def test_template_escapes_and_bombs_are_invalid_recipes(tmp_path: Path, emulator: Emulator,
                                                         template: str) -> None:
     path = recipe(tmp_path, emulator.base_url, f"""
   logo:
@@ -187,7 +188,7 @@ def _timeout(path: Path, seconds: int) -> None:
 
 
 @pytest.mark.slow
-def test_dripping_answer_hits_the_step_timeout(tmp_path: Path, emulator) -> None:
+def test_dripping_answer_hits_the_step_timeout(tmp_path: Path, emulator: Emulator) -> None:
     emulator.fault("slow-json")
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
     _timeout(path, 2)
@@ -197,7 +198,7 @@ def test_dripping_answer_hits_the_step_timeout(tmp_path: Path, emulator) -> None
 
 
 @pytest.mark.slow
-def test_dripping_download_hits_the_step_timeout(tmp_path: Path, emulator) -> None:
+def test_dripping_download_hits_the_step_timeout(tmp_path: Path, emulator: Emulator) -> None:
     emulator.fault("slow-body", count=5)
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
     _timeout(path, 2)
@@ -207,7 +208,7 @@ def test_dripping_download_hits_the_step_timeout(tmp_path: Path, emulator) -> No
     assert not (tmp_path / "assets" / "logo.png").exists()
 
 
-def test_oversized_answer_and_artifact_are_refused(tmp_path: Path, emulator) -> None:
+def test_oversized_answer_and_artifact_are_refused(tmp_path: Path, emulator: Emulator) -> None:
     emulator.state.faults.append({"kind": "huge-json", "count": 1, "bytes": 3 << 20})
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
     env = {**KEY_ENV, "FLOW_MAX_ANSWER_MB": "1", "FLOW_MAX_ARTIFACT_MB": "1"}
@@ -225,11 +226,13 @@ def test_oversized_answer_and_artifact_are_refused(tmp_path: Path, emulator) -> 
     assert not [p for p in (tmp_path / ".flow" / "cache" / "tmp").iterdir()]
 
 
-def test_redirect_to_another_host_does_not_carry_the_key(tmp_path: Path, emulator) -> None:
+def test_redirect_to_another_host_does_not_carry_the_key(
+        tmp_path: Path, emulator: Emulator) -> None:
     from flowrunner.emulator.server import make_server
 
     other = make_server("127.0.0.2", 0)
-    threading.Thread(target=other.serve_forever, daemon=True).start()
+    threading.Thread(target=other.serve_forever, kwargs={"poll_interval": 0.02},
+                     daemon=True).start()
     try:
         host, port = other.server_address[:2]
         emulator.state.faults.append({"kind": "redirect", "count": 1,
@@ -248,7 +251,7 @@ def test_redirect_to_another_host_does_not_carry_the_key(tmp_path: Path, emulato
 
 @pytest.mark.slow
 def test_task_that_never_finishes_times_out_and_keeps_its_journal(tmp_path: Path,
-                                                                  emulator) -> None:
+                                                                  emulator: Emulator) -> None:
     emulator.fault("stuck-task")
     path = recipe(tmp_path, emulator.base_url, """
   hero:
@@ -264,7 +267,7 @@ def test_task_that_never_finishes_times_out_and_keeps_its_journal(tmp_path: Path
 
 
 @pytest.mark.slow
-def test_429_storm_gives_up_within_the_step_timeout(tmp_path: Path, emulator) -> None:
+def test_429_storm_gives_up_within_the_step_timeout(tmp_path: Path, emulator: Emulator) -> None:
     emulator.fault("429", count=1000, retry_after=1)
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
     _timeout(path, 3)
@@ -283,8 +286,8 @@ def test_429_storm_gives_up_within_the_step_timeout(tmp_path: Path, emulator) ->
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_interrupt_stops_cleanly_and_the_next_run_resumes(tmp_path: Path, emulator, sig: int,
-                                                          code: int) -> None:
+def test_interrupt_stops_cleanly_and_the_next_run_resumes(
+        tmp_path: Path, emulator: Emulator, sig: int, code: int) -> None:
     emulator.state.latency = 0.5
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN, extra="concurrency: 1\n",
                   sizes="[1024x1024, 2048x1024, 1820x1024]")
@@ -318,7 +321,7 @@ def test_interrupt_stops_cleanly_and_the_next_run_resumes(tmp_path: Path, emulat
 
 
 def test_disk_full_is_a_clear_error_with_nothing_half_written(tmp_path: Path,
-                                                              emulator) -> None:
+                                                              emulator: Emulator) -> None:
     small = tmp_path / "small"
     small.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(small)],
@@ -342,6 +345,7 @@ def test_disk_full_is_a_clear_error_with_nothing_half_written(tmp_path: Path,
         subprocess.run(["umount", str(small)], check=False)
 
 
+@pytest.mark.slow
 def test_an_interrupt_says_so_once_and_counts_the_calls_it_stopped(tmp_path: Path) -> None:
     import signal
     import subprocess

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from helpers import BANNERS, BROKEN, KEY_ENV, LOGO_CHAIN, kit_disagreements, recipe, sha256
 
-from conftest import flow
+from conftest import Emulator, flow
 from flowrunner.kit.lockfile import read_lock
 
 
@@ -26,7 +26,7 @@ def _agrees(path: Path) -> None:
 
 
 def test_partial_runs_keep_lock_gallery_and_files_in_agreement(tmp_path: Path,
-                                                               emulator) -> None:
+                                                               emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN + BANNERS)
     assert flow("run", path, env=KEY_ENV).code == 0
     _agrees(path)
@@ -78,7 +78,7 @@ def test_partial_runs_keep_lock_gallery_and_files_in_agreement(tmp_path: Path,
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_an_interrupted_run_records_what_it_replaced(tmp_path: Path, emulator,
+def test_an_interrupted_run_records_what_it_replaced(tmp_path: Path, emulator: Emulator,
                                                      sig: int) -> None:
     sizes = ["1024x1024", "2048x1024", "1820x1024", "1024x2048", "1365x1024", "1024x1365",
              "1536x1024", "1024x1536", "1434x1024", "1024x1434"]
@@ -103,7 +103,7 @@ def test_an_interrupted_run_records_what_it_replaced(tmp_path: Path, emulator,
 
 
 def test_a_fresh_clone_with_its_cache_restored_changes_no_committed_file(tmp_path: Path,
-                                                                        emulator) -> None:
+                                                                        emulator: Emulator) -> None:
     import shutil
 
     kit = tmp_path / "kit"
@@ -146,7 +146,7 @@ def test_a_fresh_clone_with_its_cache_restored_changes_no_committed_file(tmp_pat
 
 
 def test_missing_or_edited_assets_come_back_from_the_cache_without_a_call(
-        tmp_path: Path, emulator) -> None:
+        tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN + BANNERS)
     assert flow("run", path, env=KEY_ENV).code == 0
     logo, banner = tmp_path / "assets" / "logo.png", tmp_path / "assets" / "banner-2048x1024.png"
@@ -172,7 +172,7 @@ def test_missing_or_edited_assets_come_back_from_the_cache_without_a_call(
 
 @pytest.mark.slow
 def test_a_run_killed_outright_leaves_a_journal_the_next_run_records(tmp_path: Path,
-                                                                     emulator) -> None:
+                                                                     emulator: Emulator) -> None:
     sizes = ["1024x1024", "2048x1024", "1820x1024", "1024x2048", "1365x1024", "1024x1365",
              "1536x1024", "1024x1536", "1434x1024", "1024x1434", "1280x1024", "1024x1280"]
     path = recipe(tmp_path, emulator.base_url, BANNERS, extra="concurrency: 2\n",
@@ -204,7 +204,7 @@ def test_a_run_killed_outright_leaves_a_journal_the_next_run_records(tmp_path: P
 
 
 def test_a_journaled_entry_whose_files_were_never_placed_is_passed_over(tmp_path: Path,
-                                                                        emulator) -> None:
+                                                                        emulator: Emulator) -> None:
     """A worker journals an outcome just before replacing its files; a run killed between
     the two leaves a record the disk does not match: the next run keeps the lock's entry."""
     path = recipe(tmp_path, emulator.base_url, BANNERS)

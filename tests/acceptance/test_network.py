@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from helpers import KEY_ENV, recipe
 
-from conftest import CANARY_KEY, flow
+from conftest import CANARY_KEY, Emulator, flow
 
 TINYPROXY = shutil.which("tinyproxy")
 LOGO = """
@@ -79,11 +79,11 @@ def tinyproxy(tmp_path: Path) -> Iterator[Tinyproxy]:
     proxy.stop()
 
 
-def _requests_via_proxy(emulator) -> list[str | None]:
+def _requests_via_proxy(emulator: Emulator) -> list[str | None]:
     return [r.get("via") for r in emulator.requests()]
 
 
-def test_http_proxy_carries_the_calls_and_no_proxy_bypasses_it(tmp_path: Path, emulator,
+def test_http_proxy_carries_the_calls_and_no_proxy_bypasses_it(tmp_path: Path, emulator: Emulator,
                                                                tinyproxy) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO)
     env = {**KEY_ENV, "HTTP_PROXY": tinyproxy.url, "NO_PROXY": "example.invalid"}
@@ -99,7 +99,7 @@ def test_http_proxy_carries_the_calls_and_no_proxy_bypasses_it(tmp_path: Path, e
     assert _requests_via_proxy(emulator) and not any(_requests_via_proxy(emulator))
 
 
-def test_a_proxy_that_is_down_is_a_clear_error(tmp_path: Path, emulator) -> None:
+def test_a_proxy_that_is_down_is_a_clear_error(tmp_path: Path, emulator: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, LOGO)
     path.write_text(path.read_text().replace("retries: 3", "retries: 0"))
     result = flow("run", path, env={**KEY_ENV, "http_proxy": f"http://127.0.0.1:{_free_port()}"})
@@ -136,7 +136,7 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def tls(certificates: Path, emulator) -> Iterator[tuple[str, Path]]:
+def tls(certificates: Path, emulator: Emulator) -> Iterator[tuple[str, Path]]:
     """The emulator served over TLS with a certificate from a self-signed CA."""
     folder = certificates
     from flowrunner.emulator.server import make_server
@@ -146,7 +146,8 @@ def tls(certificates: Path, emulator) -> Iterator[tuple[str, Path]]:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(folder / "server.pem", folder / "server.key")
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
+                              daemon=True)
     thread.start()
     yield f"https://127.0.0.1:{server.server_address[1]}", folder / "ca.pem"
     server.shutdown()

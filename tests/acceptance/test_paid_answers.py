@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import KEY_ENV, recipe
 
-from conftest import CANARY_KEY, flow, flow_in_process
+from conftest import CANARY_KEY, Emulator, flow, flow_in_process
 
 LOGO = """
   logo:
@@ -21,7 +21,7 @@ LOGO = """
 """
 
 
-def _generations(emulator) -> int:
+def _generations(emulator: Emulator) -> int:
     return sum(1 for r in emulator.requests() if r["path"] == "/recraft/v1/images/generations")
 
 
@@ -42,7 +42,7 @@ def _fail_once(monkeypatch: pytest.MonkeyPatch, owner: type, name: str) -> list[
 
 @pytest.mark.parametrize("where", ["entry", "artifact"])
 def test_an_answer_that_cannot_be_stored_is_kept_and_not_paid_for_again(
-        tmp_path: Path, emulator, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+        tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
     from flowrunner.store.cache import Cache
 
     monkeypatch.setenv("ELKAPI_API_KEY", CANARY_KEY)
@@ -81,7 +81,7 @@ def _wrap_as_cache_error(put):  # type: ignore[no-untyped-def]
 
 
 def test_a_kept_answer_whose_files_are_gone_is_dropped_and_called_anew(
-        tmp_path: Path, emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
     from flowrunner.store.cache import Cache
 
     monkeypatch.setenv("ELKAPI_API_KEY", CANARY_KEY)

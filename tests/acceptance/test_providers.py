@@ -24,7 +24,8 @@ def _emulator(kind: str, key: str) -> Iterator[Emulator]:
     from flowrunner.emulator.server import make_server
 
     server = make_server("127.0.0.1", 0, api_key=key, kind=kind)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
+                              daemon=True)
     thread.start()
     yield Emulator(f"http://127.0.0.1:{server.server_address[1]}", server)
     server.shutdown()
@@ -41,6 +42,7 @@ def recraft_api() -> Iterator[Emulator]:
     yield from _emulator("recraft", RECRAFT_KEY)
 
 
+@pytest.mark.slow
 def test_a_bfl_profile_sends_x_key_to_bfls_own_routes(tmp_path: Path, emulator: Emulator,
                                                       bfl: Emulator) -> None:
     path = recipe(tmp_path, emulator.base_url, """
@@ -211,6 +213,7 @@ def test_the_pinned_model_shows_in_plan_and_lock_and_a_rule_stops_a_bad_pair(
     assert "hint: use model: recraftv3 (or recraftv2), or a style_id" in result.err
 
 
+@pytest.mark.slow
 def test_mock_starts_an_emulator_per_kind_of_provider(tmp_path: Path) -> None:
     path = recipe(tmp_path, "https://api.elkapi.com", """
   hero:
@@ -238,6 +241,7 @@ def test_recraft_documented_curl_call_with_a_raw_key(served_emulator: str) -> No
         assert json.loads(answer.read())["data"][0]["url"].startswith(served_emulator)
 
 
+@pytest.mark.slow
 def test_the_official_openai_sdk_works_as_recraft_documents(served_emulator: str) -> None:
     openai = pytest.importorskip("openai")
     from flowrunner.emulator.images import png

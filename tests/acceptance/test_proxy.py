@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from helpers import KEY_ENV, LOGO_CHAIN, recipe
 
-from conftest import flow
+from conftest import Emulator, flow
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (.ci/run installs "
@@ -26,7 +26,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def nginx(tmp_path: Path, emulator):  # type: ignore[no-untyped-def]
+def nginx(tmp_path: Path, emulator: Emulator):  # type: ignore[no-untyped-def]
     """nginx on a free port in front of the emulator, with a few kinds of trouble."""
     port = _free_port()
     dead = _free_port()  # nothing listens here
@@ -87,7 +87,7 @@ def _one_clear_line(output: str, needle: str) -> str:
     return line
 
 
-def test_a_run_through_the_proxy_works(tmp_path: Path, emulator, nginx: str) -> None:
+def test_a_run_through_the_proxy_works(tmp_path: Path, emulator: Emulator, nginx: str) -> None:
     path = recipe(tmp_path, nginx, LOGO_CHAIN)
     result = flow("run", path, env=KEY_ENV)
     assert result.code == 0, result
@@ -95,7 +95,9 @@ def test_a_run_through_the_proxy_works(tmp_path: Path, emulator, nginx: str) -> 
     assert len(emulator.calls()) == 3
 
 
-def test_proxy_rate_limit_429_with_html_body(tmp_path: Path, emulator, nginx: str) -> None:
+@pytest.mark.slow
+def test_proxy_rate_limit_429_with_html_body(
+        tmp_path: Path, emulator: Emulator, nginx: str) -> None:
     path = recipe(tmp_path, nginx + "/limited429", LOGO_CHAIN)
     path.write_text(path.read_text().replace("retries: 3", "retries: 1"))
     result = flow("run", path, env=KEY_ENV, timeout=120)
@@ -104,7 +106,9 @@ def test_proxy_rate_limit_429_with_html_body(tmp_path: Path, emulator, nginx: st
     assert line.endswith("429 Too Many Requests")
 
 
-def test_proxy_rate_limit_503_with_html_body(tmp_path: Path, emulator, nginx: str) -> None:
+@pytest.mark.slow
+def test_proxy_rate_limit_503_with_html_body(
+        tmp_path: Path, emulator: Emulator, nginx: str) -> None:
     path = recipe(tmp_path, nginx + "/limited503", LOGO_CHAIN)
     path.write_text(path.read_text().replace("retries: 3", "retries: 1"))
     result = flow("run", path, env=KEY_ENV, timeout=120)
@@ -112,7 +116,8 @@ def test_proxy_rate_limit_503_with_html_body(tmp_path: Path, emulator, nginx: st
     assert _one_clear_line(result.out, "HTTP 503").endswith("503 Service Temporarily Unavailable")
 
 
-def test_dead_upstream_is_502(tmp_path: Path, emulator, nginx: str) -> None:
+@pytest.mark.slow
+def test_dead_upstream_is_502(tmp_path: Path, emulator: Emulator, nginx: str) -> None:
     path = recipe(tmp_path, nginx + "/dead", LOGO_CHAIN)
     path.write_text(path.read_text().replace("retries: 3", "retries: 1"))
     result = flow("run", path, env=KEY_ENV, timeout=120)
@@ -122,7 +127,7 @@ def test_dead_upstream_is_502(tmp_path: Path, emulator, nginx: str) -> None:
 
 
 @pytest.mark.slow
-def test_slow_upstream_is_504(tmp_path: Path, emulator, nginx: str) -> None:
+def test_slow_upstream_is_504(tmp_path: Path, emulator: Emulator, nginx: str) -> None:
     emulator.state.latency = 3
     path = recipe(tmp_path, nginx, LOGO_CHAIN)
     path.write_text(path.read_text().replace("retries: 3", "retries: 1"))
@@ -131,7 +136,7 @@ def test_slow_upstream_is_504(tmp_path: Path, emulator, nginx: str) -> None:
     assert _one_clear_line(result.out, "HTTP 504").endswith("504 Gateway Time-out")
 
 
-def test_upstream_dying_mid_run_is_reported_and_resumable(tmp_path: Path, emulator,
+def test_upstream_dying_mid_run_is_reported_and_resumable(tmp_path: Path, emulator: Emulator,
                                                           nginx: str) -> None:
     path = recipe(tmp_path, nginx, LOGO_CHAIN)
     assert flow("run", path, "--only", "logo", env=KEY_ENV).code == 0

@@ -49,6 +49,7 @@ def _gpt_images(openai: Any, client: Any, png: Any) -> None:
         client.images.generate(model="gpt-image-1.5", prompt="a skyline", size="2048x1152")
 
 
+@pytest.mark.slow
 def test_replicate_client_runs_an_official_model_and_a_community_version(
         served_emulator: str) -> None:
     replicate = pytest.importorskip("replicate")
@@ -75,6 +76,7 @@ def _wait(base: str, task_id: str, *, until: tuple[str, ...]) -> dict[str, Any]:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_midjourney_proxy_sequence_imagine_fetch_action_modal_change(served_emulator: str) -> None:
     submitted = _call(served_emulator, "POST", "/mj/submit/imagine", {"prompt": "a cosy cafe"})
     assert submitted["code"] == 1

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from helpers import BANNERS, KEY_ENV, LOGO_CHAIN, recipe
 
-from conftest import CANARY_KEY, flow
+from conftest import CANARY_KEY, Emulator, flow
 from seaweed import Seaweed, running_seaweed, why_not_runnable
 
 SIZES = "[1024x1024, 2048x1024, 1820x1024, 1365x1024, 1024x1365, 1536x1024]"
@@ -60,7 +60,7 @@ def _api_calls(emulator: Any) -> list[str]:
     return [r["path"] for r in emulator.requests() if not r["path"].startswith("/files")]
 
 
-def test_a_second_clone_takes_every_result_from_the_bucket(tmp_path: Path, emulator,
+def test_a_second_clone_takes_every_result_from_the_bucket(tmp_path: Path, emulator: Emulator,
                                                            remote, seaweed) -> None:
     url, env = remote
     (tmp_path / "a").mkdir()
@@ -104,7 +104,7 @@ def test_a_second_clone_takes_every_result_from_the_bucket(tmp_path: Path, emula
         (first.parent / "assets" / "logo.svg").read_bytes()
 
 
-def test_a_shared_folder_works_like_a_bucket(tmp_path: Path, emulator) -> None:
+def test_a_shared_folder_works_like_a_bucket(tmp_path: Path, emulator: Emulator) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()
     (tmp_path / "a").mkdir()
@@ -118,8 +118,9 @@ def test_a_shared_folder_works_like_a_bucket(tmp_path: Path, emulator) -> None:
     assert "2 hits" in result.out
 
 
-def test_three_shards_started_together_make_each_call_once(tmp_path: Path, emulator, remote,
-                                                          seaweed) -> None:
+@pytest.mark.slow
+def test_three_shards_started_together_make_each_call_once(
+        tmp_path: Path, emulator: Emulator, remote, seaweed) -> None:
     url, env = remote
     emulator.state.latency = 0.3
     (tmp_path / "single").mkdir()
@@ -156,7 +157,8 @@ def test_three_shards_started_together_make_each_call_once(tmp_path: Path, emula
     assert (gather.parent / "brand.lock").read_text() == (single.parent / "brand.lock").read_text()
 
 
-def test_two_machines_started_together_pay_for_each_call_once(tmp_path: Path, emulator,
+@pytest.mark.slow
+def test_two_machines_started_together_pay_for_each_call_once(tmp_path: Path, emulator: Emulator,
                                                              remote, seaweed) -> None:
     url, env = remote
     emulator.state.latency = 0.5
@@ -174,7 +176,7 @@ def test_two_machines_started_together_pay_for_each_call_once(tmp_path: Path, em
     assert (first.parent / "brand.lock").read_text() == (second.parent / "brand.lock").read_text()
 
 
-def test_a_claim_whose_machine_died_is_taken_over(tmp_path: Path, emulator, remote,
+def test_a_claim_whose_machine_died_is_taken_over(tmp_path: Path, emulator: Emulator, remote,
                                                   seaweed) -> None:
     url, env = remote
     (tmp_path / "a").mkdir()
@@ -189,7 +191,8 @@ def test_a_claim_whose_machine_died_is_taken_over(tmp_path: Path, emulator, remo
     assert f"claims/{key}.json" not in _keys(seaweed, url)
 
 
-def test_a_task_interrupted_on_one_machine_is_resumed_on_another(tmp_path: Path, emulator,
+@pytest.mark.slow
+def test_a_task_interrupted_on_one_machine_is_resumed_on_another(tmp_path: Path, emulator: Emulator,
                                                                 remote, seaweed) -> None:
     url, env = remote
     env = dict(env, FLOW_REMOTE_LEASE="2")
@@ -229,7 +232,8 @@ def _filled(tmp_path: Path, emulator: Any, url: str, env: dict[str, str]) -> Pat
     return path
 
 
-def test_a_tampered_or_unsigned_entry_is_never_used(tmp_path: Path, emulator, remote,
+@pytest.mark.slow
+def test_a_tampered_or_unsigned_entry_is_never_used(tmp_path: Path, emulator: Emulator, remote,
                                                     seaweed) -> None:
     url, env = remote
     signed = dict(env, FLOW_CACHE_SECRET="team-secret-3f9a")
@@ -263,7 +267,7 @@ def test_a_tampered_or_unsigned_entry_is_never_used(tmp_path: Path, emulator, re
     assert len(_api_calls(emulator)) == 2
 
 
-def test_a_corrupt_object_in_the_bucket_is_never_used(tmp_path: Path, emulator, remote,
+def test_a_corrupt_object_in_the_bucket_is_never_used(tmp_path: Path, emulator: Emulator, remote,
                                                       seaweed) -> None:
     url, env = remote
     path = _filled(tmp_path, emulator, url, env)
@@ -279,7 +283,7 @@ def test_a_corrupt_object_in_the_bucket_is_never_used(tmp_path: Path, emulator, 
         assert saved.read_bytes() != stored[name][:-10] + b"0123456789"
 
 
-def test_read_mode_reads_but_writes_nothing(tmp_path: Path, emulator, remote,
+def test_read_mode_reads_but_writes_nothing(tmp_path: Path, emulator: Emulator, remote,
                                             seaweed) -> None:
     url, env = remote
     path = _filled(tmp_path, emulator, url, env)
@@ -293,7 +297,7 @@ def test_read_mode_reads_but_writes_nothing(tmp_path: Path, emulator, remote,
     assert _keys(seaweed, url) == before  # nothing written: no object, entry or claim
 
 
-def test_an_unreachable_remote_is_a_warning_and_frozen_fails(tmp_path: Path, emulator,
+def test_an_unreachable_remote_is_a_warning_and_frozen_fails(tmp_path: Path, emulator: Emulator,
                                                             remote) -> None:
     url, env = remote
     env = dict(env, AWS_ENDPOINT_URL="http://127.0.0.1:9")  # nothing listens there
@@ -310,7 +314,8 @@ def test_an_unreachable_remote_is_a_warning_and_frozen_fails(tmp_path: Path, emu
     assert bad.code == 2 and "not a remote cache URL" in bad.both
 
 
-def test_the_store_stopping_mid_run_leaves_a_whole_local_run(tmp_path: Path, emulator,
+@pytest.mark.slow
+def test_the_store_stopping_mid_run_leaves_a_whole_local_run(tmp_path: Path, emulator: Emulator,
                                                             ) -> None:
     reason = why_not_runnable()
     if reason:
@@ -344,7 +349,7 @@ def test_remote_options_are_documented_in_run_help() -> None:
     assert CANARY_KEY not in result.out
 
 
-def test_plan_status_and_cache_commands_see_the_remote(tmp_path: Path, emulator, remote,
+def test_plan_status_and_cache_commands_see_the_remote(tmp_path: Path, emulator: Emulator, remote,
                                                        seaweed) -> None:
     url, env = remote
     path = _filled(tmp_path, emulator, url, env)
@@ -373,8 +378,8 @@ def test_plan_status_and_cache_commands_see_the_remote(tmp_path: Path, emulator,
     assert missing.code == 2 and "--remote-cache" in missing.both
 
 
-def test_cache_push_shares_results_made_before_the_remote(tmp_path: Path, emulator, remote,
-                                                          seaweed) -> None:
+def test_cache_push_shares_results_made_before_the_remote(
+        tmp_path: Path, emulator: Emulator, remote, seaweed) -> None:
     url, env = remote
     (tmp_path / "a").mkdir()
     path = recipe(tmp_path / "a", emulator.base_url, BANNERS)

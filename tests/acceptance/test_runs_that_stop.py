@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from helpers import KEY_ENV, recipe
 
-from conftest import flow
+from conftest import Emulator, flow
 
 FLUX = """
   hero:
@@ -54,9 +54,10 @@ def _stop(run: subprocess.Popen[str], sig: int) -> tuple[float, str, str]:
     return time.monotonic() - started, out, err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_stops_polling_at_once_and_the_next_run_resumes_the_task(
-        tmp_path: Path, emulator, sig: int, code: int) -> None:
+        tmp_path: Path, emulator: Emulator, sig: int, code: int) -> None:
     emulator.fault("stuck-task")
     path = recipe(tmp_path, emulator.base_url, FLUX)
     path.write_text(path.read_text().replace("timeout: 30", "timeout: 600"))
@@ -81,8 +82,9 @@ def test_a_signal_stops_polling_at_once_and_the_next_run_resumes_the_task(
     assert (tmp_path / "assets" / "hero.png").is_file()
 
 
+@pytest.mark.slow
 def test_a_stalled_answer_and_a_backoff_do_not_hold_the_exit(tmp_path: Path,
-                                                            emulator) -> None:
+                                                            emulator: Emulator) -> None:
     emulator.fault("slow-json")  # the first answer drips a byte at a time
     emulator.fault("429", count=100, retry_after=30)  # the others back off for 30 s
     path = recipe(tmp_path, emulator.base_url, """
@@ -104,7 +106,7 @@ def test_a_stalled_answer_and_a_backoff_do_not_hold_the_exit(tmp_path: Path,
 
 
 def test_a_second_ctrl_c_exits_at_once_without_a_traceback(tmp_path: Path,
-                                                            emulator) -> None:
+                                                            emulator: Emulator) -> None:
     emulator.state.latency = 30  # every answer takes 30 s
     path = recipe(tmp_path, emulator.base_url, """
   a:
@@ -122,8 +124,9 @@ def test_a_second_ctrl_c_exits_at_once_without_a_traceback(tmp_path: Path,
     assert "Exception ignored" not in err
 
 
+@pytest.mark.slow
 def test_a_task_whose_status_cannot_be_read_fails_fast_and_a_fixed_entry_resumes_it(
-        tmp_path: Path, emulator) -> None:
+        tmp_path: Path, emulator: Emulator) -> None:
     """Issue 24, defect 10: a status path that finds nothing in the answers (the gateway
     reshaped them) used to be polled until the timeout, 20-30 minutes after paying."""
     import json
@@ -159,7 +162,9 @@ def test_a_task_whose_status_cannot_be_read_fails_fast_and_a_fixed_entry_resumes
     assert (tmp_path / "assets" / "hero.png").is_file()
 
 
-def test_ctrl_c_while_a_submit_is_answered_keeps_its_task(tmp_path: Path, emulator) -> None:
+@pytest.mark.slow
+def test_ctrl_c_while_a_submit_is_answered_keeps_its_task(
+        tmp_path: Path, emulator: Emulator) -> None:
     """A paid submit whose answer arrives within the interruption's grace is read to its
     end and journaled (the watchdog used to close it): the next run resumes the task."""
     emulator.state.latency = 1.0

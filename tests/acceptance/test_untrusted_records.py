@@ -11,7 +11,7 @@ from pathlib import Path
 
 from helpers import KEY_ENV, recipe
 
-from conftest import flow
+from conftest import Emulator, flow
 
 LOGO = """
   logo:
@@ -30,7 +30,8 @@ def _forge(store: Path, change) -> Path:
     return entry_file
 
 
-def test_a_forged_sha256_in_a_shared_entry_deletes_nothing(tmp_path: Path, emulator) -> None:
+def test_a_forged_sha256_in_a_shared_entry_deletes_nothing(
+        tmp_path: Path, emulator: Emulator) -> None:
     store = tmp_path / "shared"
     store.mkdir()
     (tmp_path / "a").mkdir()
@@ -59,7 +60,8 @@ def test_a_forged_sha256_in_a_shared_entry_deletes_nothing(tmp_path: Path, emula
             assert len(path.name) == 64
 
 
-def test_a_forged_local_entry_is_neither_followed_nor_pushed(tmp_path: Path, emulator) -> None:
+def test_a_forged_local_entry_is_neither_followed_nor_pushed(
+        tmp_path: Path, emulator: Emulator) -> None:
     store = tmp_path / "shared"
     store.mkdir()
     (tmp_path / "r").mkdir()
@@ -123,7 +125,7 @@ def test_a_lock_file_in_a_pull_request_cannot_put_a_file_into_the_diff_page(
 
 
 def test_a_task_journal_planted_in_a_shared_folder_is_not_taken_as_an_answer(
-        tmp_path: Path, emulator) -> None:
+        tmp_path: Path, emulator: Emulator) -> None:
     """A store's tasks/KEY.json may resume another machine's submitted task; it may not
     hand a run an answer (which it would then sign and share as its own result)."""
     store = tmp_path / "shared"

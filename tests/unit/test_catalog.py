@@ -31,6 +31,7 @@ def test_schemas_load_from_the_installed_package() -> None:
     assert {provider for provider, _ in iter_endpoint_files()} >= {"recraft", "flux", "generic"}
 
 
+@pytest.mark.slow
 def test_every_catalog_entry_follows_the_catalog_format() -> None:
     meta = read_json("endpoint.schema.json")
     for _provider, entry in iter_endpoint_files():

@@ -38,7 +38,8 @@ def bfl() -> Iterator[str]:
 
 def _serve(kind: str) -> Iterator[str]:
     server = make_server("127.0.0.1", 0, api_key=KEY, kind=kind)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
+                              daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import CANARY_KEY
+from conftest import CANARY_KEY, Emulator
 from flowrunner.errors import TransportError
 from flowrunner.net.http import ApiRequest, HttpClient, backoff_delay, parse_retry_after
 from flowrunner.net.throttle import Throttle
@@ -26,7 +26,7 @@ def _flux_submit(base_url: str) -> ApiRequest:
                       submit=True)
 
 
-def test_a_submit_reset_after_it_was_read_is_never_sent_again(emulator) -> None:
+def test_a_submit_reset_after_it_was_read_is_never_sent_again(emulator: Emulator) -> None:
     emulator.fault("reset", count=1)
     client = _client()
     with pytest.raises(TransportError) as info:
@@ -38,7 +38,8 @@ def test_a_submit_reset_after_it_was_read_is_never_sent_again(emulator) -> None:
     client.close()
 
 
-def test_a_plain_request_reset_is_retried(emulator) -> None:
+@pytest.mark.slow
+def test_a_plain_request_reset_is_retried(emulator: Emulator) -> None:
     emulator.fault("reset", count=1)
     client = _client()
     request = ApiRequest(method="POST", url=f"{emulator.base_url}/recraft/v1/images/generations",
@@ -48,6 +49,7 @@ def test_a_plain_request_reset_is_retried(emulator) -> None:
     client.close()
 
 
+@pytest.mark.slow
 def test_a_refused_connection_was_never_sent_so_a_submit_may_retry() -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))

@@ -115,6 +115,7 @@ def _outcome(render: Any) -> tuple[str, Any]:
         return "error", exc.message
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(context=st.dictionaries(_NAMES, _VALUES, max_size=3), root=_NAMES, parts=_PARTS,
        before=st.sampled_from(["", "  ", "x-"]), after=st.sampled_from(["", " ", ".png"]))

@@ -61,6 +61,7 @@ def test_random_bytes(tmp_path: Path, capsys: pytest.CaptureFixture[str], raw: b
     _check(tmp_path, capsys, raw)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(example=st.sampled_from(EXAMPLES), data=st.data())
 def test_mutated_examples(tmp_path: Path, capsys: pytest.CaptureFixture[str], example: Path,

@@ -82,6 +82,7 @@ def test_a_lock_files_entries_are_written_without_pyyaml(
     assert calls == [{"instances": {"odd": entries["odd"]}}]  # only the one it must
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("length", range(84, 132, 3))
 def test_lines_near_the_width_fold_as_pyyaml_folds_them(length: int) -> None:
     text = ("word " * 30)[:length].strip()
