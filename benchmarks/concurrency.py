@@ -31,11 +31,10 @@ from flowrunner.emulator.server import make_server
 KEY = "bench-key"
 
 
-def _serve(latency: float):  # type: ignore[no-untyped-def]
+def _serve(latency: float):
     server = make_server("127.0.0.1", 0, api_key=KEY, latency=latency, plain_images=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    host, port = server.server_address[:2]
-    return server, f"http://{host}:{port}"
+    return server, f"http://127.0.0.1:{server.server_port}"
 
 
 def _flow(recipe: Path, cache: Path) -> tuple[float, int, str]:

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from installed import as_installed  # a sibling script (sys.path above)
@@ -156,7 +157,7 @@ def main() -> None:
     for row in rows:
         count = int(str(row["instances"]))
         for phase in phases:
-            wall, cpu, peak = row[phase]  # type: ignore[misc]
+            wall, cpu, peak = cast(tuple[float, float, float], row[phase])
             print(f"| {count:,} | {phase} | {wall:.2f} | {1000 * cpu / count:.2f} | {peak} |")
     print("\n| instances | lock MB | stamp MB | files in .flow | committed files changed by a "
           "fresh-clone no-op |")

@@ -121,7 +121,10 @@ def run_case(case: str, rounds: int, root: Path, *, deleted: int = 0) -> dict[st
     assert emulator.stdout is not None
     base = f"http://127.0.0.1:{emulator.stdout.readline().strip()}"
     env = dict(os.environ, ELKAPI_API_KEY=KEY, FLOW_NO_STAMP="1")
-    flow_walls, flow_cpus, pool_walls, pool_cpus = [], [], [], []
+    flow_walls: list[float] = []
+    flow_cpus: list[float] = []
+    pool_walls: list[float] = []
+    pool_cpus: list[float] = []
     try:
         for number in range(rounds):
             tag = f"{case}-{number}".replace(":", "_").replace(".", "_")

@@ -96,8 +96,7 @@ def emulator() -> Any:
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
                               daemon=True)
     thread.start()
-    host, port = server.server_address[:2]
-    yield Emulator(f"http://{host}:{port}", server)
+    yield Emulator(f"http://127.0.0.1:{server.server_port}", server)
     server.shutdown()
     server.server_close()
 

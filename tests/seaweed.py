@@ -65,7 +65,7 @@ class Seaweed:
                 "AWS_SECRET_ACCESS_KEY": "flowtest-secret", "AWS_DEFAULT_REGION": "us-east-1",
                 "AWS_EC2_METADATA_DISABLED": "true"}
 
-    def client(self):  # type: ignore[no-untyped-def]
+    def client(self):
         import boto3
 
         return boto3.session.Session().client(

@@ -23,7 +23,7 @@ def serve_emulator(*, host: str, port: int, api_key: str | None, latency: float,
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
                          hint="pick another --port, or 0 for a free one") from None
-    server.state.access_log = out  # type: ignore[attr-defined]
+    server.state.access_log = out
     bound_host, bound_port = server.server_address[:2]
     names = {"gateway": "ElkAPI gateway", "recraft": "Recraft API", "bfl": "BFL API"}
     print(f"{names[kind]} emulator listening on http://{bound_host!s}:{bound_port} "

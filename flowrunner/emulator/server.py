@@ -1168,6 +1168,7 @@ def _number(value: Any) -> Any:
 
 
 class EmulatorServer(ThreadingHTTPServer):
+    state: EmulatorState  # set by make_server
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
@@ -1196,7 +1197,7 @@ def make_server(host: str = "127.0.0.1", port: int = 0, *, api_key: str | None =
         state.faults.append(parse_fault(text))
     handler = type("BoundHandler", (Handler,), {"state": state})
     server = EmulatorServer((host, port), handler)
-    server.state = state  # type: ignore[attr-defined]
+    server.state = state
     return server
 
 

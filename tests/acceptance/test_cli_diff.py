@@ -11,7 +11,7 @@ import pytest
 
 from conftest import EXAMPLES, IGNORED, flow
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or ""
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--virtual-time-budget=5000"]
@@ -124,7 +124,7 @@ def test_outside_a_repository_is_a_usage_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs "
+@pytest.mark.skipif(not CHROMIUM, reason="Chromium is not installed (.ci/run installs "
                                              "Debian's chromium)")
 def test_the_review_page_loads_every_image_in_chromium(kit: Path, tmp_path: Path) -> None:
     assert flow("diff", "brand_assets.yaml", cwd=kit).code == 0

@@ -1385,7 +1385,7 @@ def test_every_gateway_family_validates_plans_runs_and_reruns_from_the_cache(
     result = flow("run", path, env=KEY_ENV, timeout=300)
     assert result.code == 0, result
     lock = yaml.safe_load((tmp_path / "brand.lock").read_text())["instances"]
-    kinds = {sniff((tmp_path / a["path"]).read_bytes()[:64]).split("/")[0]
+    kinds = {str(sniff((tmp_path / a["path"]).read_bytes()[:64])).split("/")[0]
              for entry in lock.values() for a in entry["artifacts"]}
     assert kinds == {"image", "video", "audio"}
     assert flow("verify", path).code == 0

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import EXAMPLES, IGNORED, flow
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or ""
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--virtual-time-budget=5000"]
@@ -53,7 +53,7 @@ def test_gallery_is_a_review_page_of_the_kit_and_needs_no_network(tmp_path: Path
     assert rebuilt.code == 0 and "(12 assets)" in rebuilt.out
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs "
+@pytest.mark.skipif(not CHROMIUM, reason="Chromium is not installed (.ci/run installs "
                                              "Debian's chromium)")
 @pytest.mark.slow
 def test_gallery_renders_in_headless_chromium(tmp_path: Path) -> None:
@@ -76,7 +76,7 @@ def test_gallery_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert len(colours) > 200  # gradients, text and cards: far from a blank page
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs "
+@pytest.mark.skipif(not CHROMIUM, reason="Chromium is not installed (.ci/run installs "
                                              "Debian's chromium)")
 @pytest.mark.slow
 def test_the_launch_kit_plays_its_video_and_audio_in_headless_chromium(tmp_path: Path) -> None:

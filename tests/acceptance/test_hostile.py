@@ -234,9 +234,8 @@ def test_redirect_to_another_host_does_not_carry_the_key(
     threading.Thread(target=other.serve_forever, kwargs={"poll_interval": 0.02},
                      daemon=True).start()
     try:
-        host, port = other.server_address[:2]
         emulator.state.faults.append({"kind": "redirect", "count": 1,
-                                      "location": f"http://{host}:{port}"})
+                                      "location": f"http://127.0.0.2:{other.server_port}"})
         path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
         result = flow("run", path, "--only", "logo", env=KEY_ENV)
         assert result.code == 1

@@ -67,7 +67,7 @@ def test_an_answer_that_cannot_be_stored_is_kept_and_not_paid_for_again(
     assert CANARY_KEY.encode() not in every
 
 
-def _wrap_as_cache_error(put):  # type: ignore[no-untyped-def]
+def _wrap_as_cache_error(put):
     """Cache.put maps its OSError to a CacheError, as the real one does."""
     from flowrunner.errors import CacheError
 

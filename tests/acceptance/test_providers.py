@@ -255,11 +255,11 @@ def test_the_official_openai_sdk_works_as_recraft_documents(served_emulator: str
         answer = client.post(path=f"/images/{route}", cast_to=object,
                              options={"headers": {"Content-Type": "multipart/form-data"}},
                              files={"file": ("in.png", io.BytesIO(picture), "image/png")})
-        assert answer["image"]["url"], route  # type: ignore[index]
+        assert answer["image"]["url"], route
     style = client.post(path="/styles", cast_to=object, body={"style": "digital_illustration"},
                         options={"headers": {"Content-Type": "multipart/form-data"}},
                         files={"file": ("ref.png", io.BytesIO(picture), "image/png")})
-    assert style["id"]  # type: ignore[index]
+    assert style["id"]
 
 
 def test_recraft_endpoints_beyond_the_gateway_menu(tmp_path: Path, emulator: Emulator,

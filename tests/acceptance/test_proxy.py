@@ -14,8 +14,8 @@ from helpers import KEY_ENV, LOGO_CHAIN, recipe
 
 from conftest import Emulator, flow
 
-NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (.ci/run installs "
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else "")
+pytestmark = pytest.mark.skipif(not NGINX, reason="nginx is not installed (.ci/run installs "
                                                       "Debian's nginx-light)")
 
 
@@ -26,7 +26,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def nginx(tmp_path: Path, emulator: Emulator):  # type: ignore[no-untyped-def]
+def nginx(tmp_path: Path, emulator: Emulator):
     """nginx on a free port in front of the emulator, with a few kinds of trouble."""
     port = _free_port()
     dead = _free_port()  # nothing listens here

@@ -136,6 +136,7 @@ def test_a_task_journal_planted_in_a_shared_folder_is_not_taken_as_an_answer(
     from flowrunner.store.cache import Cache
 
     [item] = survey_plan(load_plan(first), cache=Cache(tmp_path / "c"), mock=False)
+    assert item.call is not None
     key = item.call.key
     evil = {"endpoint": "recraft.generate_image",
             "answer": {"data": [{"url": f"{emulator.base_url}/files/nothing.png"}]}}

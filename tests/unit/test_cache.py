@@ -40,7 +40,8 @@ def test_provider_identity_is_normalised(url: str, identity: str) -> None:
 def test_put_get_roundtrip_and_readme(tmp_path: Path) -> None:
     cache = Cache(tmp_path / ".flow" / "cache")
     cache.put("k" * 64, {"endpoint": "e", "artifacts": []})
-    assert cache.get("k" * 64)["endpoint"] == "e"
+    entry = cache.get("k" * 64)
+    assert entry is not None and entry["endpoint"] == "e"
     assert "safe to delete" in (tmp_path / ".flow" / "cache" / "README").read_text()
     assert (tmp_path / ".flow" / ".gitignore").read_text().endswith("*\n")
 

@@ -28,7 +28,8 @@ def test_background_removal_leaves_transparency_and_upscale_doubles() -> None:
     cut, top, bottom = emulate_processing(source, "remove_background")
     picture = Image.open(io.BytesIO(cut))
     assert picture.mode == "RGBA"
-    assert picture.getpixel((0, 0))[3] == 0 and picture.getpixel((256, 256))[3] == 255
+    alpha = picture.getchannel("A")
+    assert alpha.getpixel((0, 0)) == 0 and alpha.getpixel((256, 256)) == 255
     big, _, _ = emulate_processing(source, "upscale")
     assert Image.open(io.BytesIO(big)).size == (1024, 1024)
     svg = images.svg_from(512, 512, top, bottom, "recraft.vectorize")

@@ -58,8 +58,7 @@ class FakeClient:
         self.finished: list[str] = []
         self.lock = threading.Lock()
 
-    def redact(self, text: str) -> str:
-        return text
+        self.redact: Callable[[str], str] = lambda text: text
 
     def call(self, request: ApiRequest, *, retries: int, deadline: float,
              step_id: str) -> ApiResponse:
@@ -71,7 +70,7 @@ class FakeClient:
         return outcome
 
     @contextlib.contextmanager
-    def stream(self, url: str, *, timeout: float
+    def stream(self, url: str, *, timeout: float, provider: str | None = None
                ) -> Iterator[tuple[int, dict[str, str], Iterator[bytes]]]:
         with self.lock:
             self.finished.append(url.rsplit("/", 1)[-1].removesuffix(".png"))
@@ -97,6 +96,8 @@ class Recorder:
 
     def note(self, message: str) -> None:
         self.notes.append(message)
+
+    def flush(self) -> None: ...
 
     def run_finished(self, result: RunResult) -> None: ...
 

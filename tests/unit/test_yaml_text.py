@@ -77,7 +77,7 @@ def test_a_lock_files_entries_are_written_without_pyyaml(
     expected = _pyyaml({"instances": entries})
     calls: list[Any] = []
     real = yaml_text._pyyaml
-    monkeypatch.setattr(yaml_text, "_pyyaml", lambda data: calls.append(data) or real(data))
+    monkeypatch.setattr(yaml_text, "_pyyaml", _recording(calls, real))
     assert dump_nested(entries, "instances") == expected
     assert calls == [{"instances": {"odd": entries["odd"]}}]  # only the one it must
 
@@ -90,3 +90,10 @@ def test_lines_near_the_width_fold_as_pyyaml_folds_them(length: int) -> None:
                  {text.replace(" ", "_"): 1}, {"k": [text.replace(" ", "_")]}):
         assert dump_yaml(data) == _pyyaml(data), data
         assert dump_nested(data, "instances") == _pyyaml({"instances": data}), data
+
+
+def _recording(calls: list[Any], real: Any) -> Any:
+    def dump(data: Any) -> Any:
+        calls.append(data)
+        return real(data)
+    return dump
