@@ -1,7 +1,7 @@
-"""A recipe as written: YAML with positions (`source`), the recipe model and its checks
-(`spec`), JSON Schema checks of recipes, entries and parameters (`schema`), the schema
-editors read (`editorschema`), Jinja templates (`templating`), the step graph (`graph`),
-and the YAML flowrunner writes (`yaml_text`).
+"""A recipe as written: YAML with positions, and the YAML flowrunner writes (`source`), the
+recipe model and its checks (`spec`), JSON Schema checks of recipes, entries and
+parameters (`schema`), the schema editors read (`editorschema`), Jinja templates
+(`templating`), and the step graph (`graph`).
 
 May import: the leaves, catalog, net.
 """

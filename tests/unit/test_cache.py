@@ -131,17 +131,10 @@ def test_sweep_removes_only_old_lock_and_partial_files(tmp_path: Path) -> None:
     assert new_lock.exists() and not old_lock.exists() and not old_part.exists()
 
 
-@pytest.mark.parametrize("range_locks", [True, False], ids=["one-file", "file-per-key"])
-def test_key_locks_leave_no_file_behind_and_stay_exclusive(tmp_path: Path, monkeypatch,
-                                                           range_locks: bool) -> None:
+def test_key_locks_leave_no_file_behind_and_stay_exclusive(tmp_path: Path) -> None:
     import threading
     import time
 
-    import flowrunner.store.cache
-
-    if range_locks and not flowrunner.store.cache._RANGE_LOCKS:
-        pytest.skip("open file description locks are a 64-bit Linux feature")
-    monkeypatch.setattr(flowrunner.store.cache, "_RANGE_LOCKS", range_locks)
     cache = Cache(tmp_path / "cache")
     inside = 0
     most = 0
@@ -164,9 +157,8 @@ def test_key_locks_leave_no_file_behind_and_stay_exclusive(tmp_path: Path, monke
     for thread in threads:
         thread.join()
     assert most == 1  # never two holders, though each release removes the file
-    # no file per key: the one shared file, or each key's file removed on release
-    assert [p.name for p in (tmp_path / "cache" / "locks").iterdir()] == \
-        (["keys.lock"] if range_locks else [])
+    # each key's file is removed on release: none piles up
+    assert list((tmp_path / "cache" / "locks").iterdir()) == []
 
 
 def test_a_download_replaces_a_damaged_object_of_the_same_size_and_is_copied_whole(

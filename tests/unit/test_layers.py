@@ -23,7 +23,7 @@ THIRD_PARTY_OWNERS = {"click": {"cli"}, "requests": set(), "certifi": {"net.http
                       "jsonschema": {"recipe.schema", "emulator.contract"},
                       "fastjsonschema": {"recipe.schema"},
                       "PIL": {"media.imaging", "emulator.contract"},
-                      "yaml": {"recipe.source", "recipe.yaml_text"},
+                      "yaml": {"recipe.source"},
                       "boto3": {"store.objectstore"}, "botocore": {"store.objectstore"}}
 Graph = dict[str, set[str]]
 
