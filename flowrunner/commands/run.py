@@ -8,12 +8,13 @@ and stats some files, and never imports the parser, templating, schemas or HTTP 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -238,189 +239,328 @@ def _routes(profiles: list[Any], *, mock: bool, latency: float = 0.0,
                {p.name: MOCK_KEY for p in profiles})
 
 
-def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | None,
-         signals: Any) -> int:
-    from ..cancellation import Cancellation
-    from ..catalog.entries import CREDIT_UNITS
-    from ..errors import FrozenError, Interrupted, UsageError
-    from ..kit.lockfile import lock_path_for
-    from ..kit.sidecars import LockKeeper, append_step_summary, write_kit_gallery, write_stamp
-    from ..net.http import Client, HttpClient
-    from ..net.providers import api_key_from_env
-    from ..net.proxies import NetworkSettings
-    from ..net.throttle import Throttle
-    from ..recipe.spec import parse_var_overrides
-    from ..run.budget import Budget
-    from ..run.planning import load_plan
-    from ..run.reporting import JsonReporter, Reporter, TextReporter
-    from ..run.results import RunResult
-    from ..run.scheduler import Scheduler
-    from ..run.survey import Survey, survey_plan
-    from ..store.cache import Cache
+@dataclasses.dataclass(slots=True)
+class _Selection:
+    """What the command line chose of the recipe's plan."""
 
-    started = time.monotonic()
-    cancel = Cancellation()  # set on Ctrl-C: every wait in the run ends
+    plan: Any
+    selected: set[str]  # steps, with what they need
+    only: set[str]  # steps named by --only
+    only_instances: frozenset[str]  # `--only banner[size=1024x1024]`
+    refresh: set[str]  # steps called again, with their dependents
+    instances: list[Any]
+    profiles: list[Any]  # provider profiles the chosen steps use
+    output_dir: Path
+
+
+def _select(path: Path, options: RunOptions) -> _Selection:
+    """Load: parse the recipe with its overrides and resolve --only and --refresh.
+
+    Raises:
+        SpecError: the recipe is invalid. UsageError: a step or instance is unknown.
+    """
+    from ..recipe.spec import parse_var_overrides
+    from ..run.planning import load_plan
+
     overrides = parse_var_overrides(list(options.var_pairs), list(options.vars_files))
     plan = load_plan(path, var_overrides=overrides)
     recipe = plan.recipe
     only = _check_steps(plan, options.only, "--only")
-    only_instances = frozenset(name for name in options.only if "[" in name)
+    only_instances = _check_instances(plan, options.only)
+    refresh = set(_check_steps(plan, options.refresh, "--refresh"))
+    for step_id in set(refresh):
+        refresh |= plan.dependents(step_id)
+    selected = plan.closure(only) if only else set(plan.step_order)
+    narrowed = {name.split("[")[0] for name in only_instances}
+    instances = [i for i in plan.instances if i.step_id in selected and not (
+        i.step_id in narrowed and i.id not in only_instances)]
+    profiles = sorted({recipe.provider_of(recipe.steps[s]) for s in selected} |
+                      {recipe.default_provider}, key=lambda p: p.name)
+    output_dir = options.output_dir.resolve() if options.output_dir else recipe.output_dir
+    return _Selection(plan, selected, only, only_instances, refresh, instances, profiles,
+                      output_dir)
+
+
+def _check_instances(plan: Any, names: tuple[str, ...]) -> frozenset[str]:
+    """The `step[…]` names of --only, each an instance of the plan.
+
+    Raises:
+        UsageError: no such instance.
+    """
+    import difflib
+
+    from ..errors import UsageError
+
+    only_instances = frozenset(name for name in names if "[" in name)
     for name in sorted(only_instances):
         ids = [i.id for i in plan.by_step[name.split("[")[0]]]
         if name not in ids:
-            import difflib
-
             close = difflib.get_close_matches(name, ids, n=1)
             raise UsageError(f"--only {name}: no such instance",
                              hint=f"did you mean {close[0]!r}?" if close else
                              "instances: " + ", ".join(ids))
-    refresh = _check_steps(plan, options.refresh, "--refresh")
-    selected = plan.closure(only) if only else set(plan.step_order)
-    refresh_all = set(refresh)
-    for step_id in refresh:
-        refresh_all |= plan.dependents(step_id)
-    output_dir = options.output_dir.resolve() if options.output_dir else recipe.output_dir
-    profiles = sorted({recipe.provider_of(recipe.steps[s]) for s in selected} |
-                      {recipe.default_provider}, key=lambda p: p.name)
-    live = stream.isatty() and not options.as_json and os.environ.get("TERM") != "dumb"
-    in_github = os.environ.get("GITHUB_ACTIONS") == "true"
-    reporter: Reporter = JsonReporter(stream) if options.as_json else \
-        TextReporter(stream, live=live, verbosity=options.verbosity, annotate=in_github)
+    return only_instances
+
+
+def _make_reporter(options: RunOptions, stream: TextIO) -> Any:
+    from ..run.reporting import JsonReporter, TextReporter
+
+    if options.as_json:
+        return JsonReporter(stream)
+    live = stream.isatty() and os.environ.get("TERM") != "dumb"
+    return TextReporter(stream, live=live, verbosity=options.verbosity,
+                        annotate=os.environ.get("GITHUB_ACTIONS") == "true")
+
+
+def _open_cache(recipe: Any, options: RunOptions, reporter: Any, cancel: Any,
+                scratch: Path | None) -> Any:
+    """The run's cache: a scratch one under --no-cache, the remote behind the local one
+    under --remote-cache, else the local one.
+
+    Raises:
+        UsageError: --shard without a remote cache. FrozenError: see `_open_remote`.
+    """
+    from ..errors import UsageError
+    from ..store.cache import Cache
+
     if options.shard and not options.remote_cache:
         raise UsageError(f"--shard {options.shard}: shards share their results through a "
                          "remote cache", hint="add --remote-cache s3://BUCKET/PREFIX (or set "
                                               "FLOW_REMOTE_CACHE) on every shard")
     if scratch is not None:
-        cache = Cache(scratch, readable=False, writable=False, cancel=cancel)
         if options.remote_cache:
             reporter.note("--no-cache: the remote cache is neither read nor written either")
-    elif options.remote_cache:
-        cache = _open_remote(cache_root_for(recipe.path, options.cache_dir), options,
-                             reporter, cancel)
-    else:
-        cache = Cache(cache_root_for(recipe.path, options.cache_dir), cancel=cancel)
-    instances = [i for i in plan.instances if i.step_id in selected and not (
-        only_instances and i.step_id in {n.split("[")[0] for n in only_instances}
-        and i.id not in only_instances)]
+        return Cache(scratch, readable=False, writable=False, cancel=cancel)
+    root = cache_root_for(recipe.path, options.cache_dir)
+    if options.remote_cache:
+        return _open_remote(root, options, reporter, cancel)
+    return Cache(root, cancel=cancel)
 
-    survey: list[Survey] = []
+
+def _survey(chosen: _Selection, cache: Any, options: RunOptions) -> list[Any]:
+    """Survey: what the cache holds of the chosen instances, when anything depends on it
+    before the run (--frozen, a key to check, a budget, a remote cache). Makes no request.
+
+    Raises:
+        FrozenError: --frozen and some are not cached. UsageError: a key is missing.
+    """
+    from ..run.survey import survey_plan
+
+    recipe = chosen.plan.recipe
     budget_given = options.max_credits is not None or recipe.budget is not None
-    if options.frozen or not options.mock or budget_given or options.remote_cache:
-        survey = survey_plan(plan, cache=cache, mock=options.mock, selected=selected,
-                             refresh=refresh_all, allowed=options.allow_paths)
-        if only_instances:
-            wanted = {i.id for i in instances}
-            survey = [s for s in survey if s.instance.id in wanted]
-        to_call = [s for s in survey if s.state not in ("cached", "skipped")]
-        if options.frozen and to_call:
-            names = ", ".join(s.instance.id for s in to_call[:8]) + \
-                (f" and {len(to_call) - 8} more" if len(to_call) > 8 else "")
-            raise FrozenError(f"--frozen: {len(to_call)} instance(s) are not in the cache: {names}",
-                              hint="run `flow run` without --frozen to make them (and commit "
-                                   "the lock file), or restore the cache")
-        remote = [s for s in to_call
-                  if not (s.instance.step.endpoint and s.instance.step.endpoint.local)]
-        for profile in profiles if remote and not options.dry_run and not options.mock else []:
-            needing = [s for s in remote if s.instance.step.provider == profile.name]
-            if needing and api_key_from_env(profile.api_key_env) is None:
-                raise UsageError(f"the environment variable {profile.api_key_env} is not set, "
-                                 f"and {len(needing)} instance(s) need a call"
-                                 + (f" through provider {profile.name!r}"
-                                    if profile.name != "default" else ""),
-                                 hint=f"export {profile.api_key_env}=<your key>, or try the "
-                                      "recipe offline with --mock")
-    concurrency = options.concurrency or recipe.concurrency
+    if not (options.frozen or not options.mock or budget_given or options.remote_cache):
+        return []
+    survey = survey_plan(chosen.plan, cache=cache, mock=options.mock,
+                         selected=chosen.selected, refresh=chosen.refresh,
+                         allowed=options.allow_paths)
+    if chosen.only_instances:
+        wanted = {i.id for i in chosen.instances}
+        survey = [s for s in survey if s.instance.id in wanted]
+    to_call = [s for s in survey if s.state not in ("cached", "skipped")]
+    if options.frozen and to_call:
+        from ..errors import FrozenError
+
+        names = ", ".join(s.instance.id for s in to_call[:8]) + \
+            (f" and {len(to_call) - 8} more" if len(to_call) > 8 else "")
+        raise FrozenError(f"--frozen: {len(to_call)} instance(s) are not in the cache: {names}",
+                          hint="run `flow run` without --frozen to make them (and commit "
+                               "the lock file), or restore the cache")
+    if not options.dry_run and not options.mock:
+        _check_keys(chosen.profiles, to_call)
+    return survey
+
+
+def _check_keys(profiles: list[Any], to_call: list[Any]) -> None:
+    """Raises: UsageError: a provider some instance must call has no API key set."""
+    from ..errors import UsageError
+    from ..net.providers import api_key_from_env
+
+    remote = [s for s in to_call
+              if not (s.instance.step.endpoint and s.instance.step.endpoint.local)]
+    for profile in profiles:
+        needing = [s for s in remote if s.instance.step.provider == profile.name]
+        if needing and api_key_from_env(profile.api_key_env) is None:
+            raise UsageError(f"the environment variable {profile.api_key_env} is not set, "
+                             f"and {len(needing)} instance(s) need a call"
+                             + (f" through provider {profile.name!r}"
+                                if profile.name != "default" else ""),
+                             hint=f"export {profile.api_key_env}=<your key>, or try the "
+                                  "recipe offline with --mock")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Spend:
+    """The run's budget: its limit, unit, and the estimate of the calls to make."""
+
+    limit: float | None
+    unit: str
+    estimate: float
+
+
+def _check_budget(chosen: _Selection, survey: list[Any], options: RunOptions,
+                  stream: TextIO) -> _Spend:
+    """Budget: the uncached work's estimate against the limit; over it, nothing is called.
+
+    Raises:
+        BudgetExceeded: over the limit (a dry run only says so).
+    """
+    from ..catalog.entries import CREDIT_UNITS
+
+    recipe = chosen.plan.recipe
     limit = options.max_credits if options.max_credits is not None else recipe.budget
     unit = CREDIT_UNITS.get(recipe.default_provider.kind, "credits")
     by_step = _uncached_costs(survey, unit)
     estimate = sum(cost for _, cost in by_step.values())
     if limit is not None and estimate > limit and not options.dry_run:
-        _refuse_over_budget(plan, by_step, estimate=estimate, limit=limit, unit=unit,
+        _refuse_over_budget(chosen.plan, by_step, estimate=estimate, limit=limit, unit=unit,
                             flag="--max-credits" if options.max_credits is not None
                             else "budget:", stream=stream)
-    result = RunResult(recipe=recipe.display, unit=unit, mock=options.mock)
-    result.dry_run = options.dry_run
-    scheduler = None
-    keeper = None if options.dry_run or options.shard else LockKeeper(
+    return _Spend(limit, unit, estimate)
+
+
+def _lock_keeper(chosen: _Selection, cache: Any, options: RunOptions) -> Any:
+    """The lock file's keeper (none for a dry run or a shard, which write no lock file)."""
+    if options.dry_run or options.shard:
+        return None
+    from ..kit.lockfile import lock_path_for
+    from ..kit.sidecars import LockKeeper
+
+    recipe = chosen.plan.recipe
+    return LockKeeper(
         lock_path_for(recipe.path), recipe_name=recipe.path.name,
         provider=recipe.default_provider.identity(mock=False), recipe_folder=recipe.folder,
-        output_dir=output_dir, mock=options.mock, overrides=recipe.var_overrides,
+        output_dir=chosen.output_dir, mock=options.mock, overrides=recipe.var_overrides,
         memo=cache.root / "parsed" if cache.writable else None)
-    with _routes(profiles, mock=options.mock, latency=options.mock_latency,
+
+
+def _client_factory(profiles: list[Any], keys: dict[str, str], *, concurrency: int,
+                    options: RunOptions, cancel: Any) -> Callable[[], Any]:
+    """Makes the run's HTTP client: the environment's proxies and CA roots (the local
+    emulator is always direct), one throttle per provider profile.
+
+    Raises:
+        UsageError: a wrong proxy or CA setting, before anything is called.
+    """
+    from ..net.http import HttpClient
+    from ..net.proxies import NetworkSettings
+    from ..net.throttle import Throttle
+
+    log = (lambda line: sys.stderr.write(f"  http: {line}\n")) \
+        if options.verbosity >= 2 else None
+    network = NetworkSettings.from_environment(proxies=not options.mock)
+
+    def make_client() -> Any:
+        return HttpClient(
+            credentials={p.name: p.credential(keys[p.name]) for p in profiles
+                         if p.name in keys},
+            secrets=list(keys.values()), pool_size=concurrency, log=log, cancel=cancel,
+            network=network,
+            throttles={p.name: Throttle(concurrency, per_minute=p.rate_limit)
+                       for p in profiles})
+
+    return make_client
+
+
+def _scheduler(chosen: _Selection, survey: list[Any], *, cache: Any, routes: dict[str, Any],
+               make_client: Callable[[], Any], keeper: Any, reporter: Any, spend: _Spend,
+               concurrency: int, options: RunOptions, cancel: Any) -> Any:
+    """Execute, set up: the scheduler with what the survey already knows."""
+    from ..run.budget import Budget
+    from ..run.scheduler import Delivery, Means, Scheduler, Work
+
+    plan = chosen.plan
+    expected = frozenset(s.instance.id for s in survey
+                         if s.state in ("missing", "blocked", "unknown"))
+    # a run that will surely call makes its client now, not in the first worker
+    client = make_client() if expected and not options.dry_run else None
+    work = Work(plan, selected=chosen.selected, refresh=frozenset(chosen.refresh),
+                only_instances=chosen.only_instances, expect_calls=expected,
+                surveyed={s.instance.id: (s.call, s.entry) for s in survey
+                          if s.state == "cached" and s.call and s.entry},
+                prepared={s.instance.id: s.call for s in survey
+                          if s.state == "missing" and s.call is not None
+                          and not plan.depends_on[s.instance.step_id]},
+                shard=options.shard)
+    means = Means(cache, client=(lambda: client) if client else make_client, routes=routes,
+                  concurrency=concurrency, budget=Budget(spend.limit, unit=spend.unit),
+                  cancel=cancel, no_cache=options.no_cache, dry_run=options.dry_run,
+                  allow_paths=options.allow_paths)
+    delivery = Delivery(chosen.output_dir, reporter, place=options.shard is None,
+                        link=options.link == "hardlink",
+                        on_finished=keeper.add if keeper is not None else None,
+                        on_placing=keeper.intend if keeper is not None else None)
+    return Scheduler(work, means, delivery)
+
+
+def _execute(chosen: _Selection, survey: list[Any], *, cache: Any, keeper: Any,
+             reporter: Any, spend: _Spend, options: RunOptions, cancel: Any,
+             result: Any) -> Any:
+    """Execute: run the chosen instances (under --mock, against in-process emulators).
+    Returns the file digests the run read (for the stamp)."""
+    recipe = chosen.plan.recipe
+    concurrency = options.concurrency or recipe.concurrency
+    with _routes(chosen.profiles, mock=options.mock, latency=options.mock_latency,
                  faults=options.mock_faults) as (routes, keys):
-        log = (lambda line: sys.stderr.write(f"  http: {line}\n")) \
-            if options.verbosity >= 2 else None
-
-        # the environment's proxies and CA roots (the local emulator is always direct);
-        # a wrong setting is a usage error before anything is called
-        network = NetworkSettings.from_environment(proxies=not options.mock)
-
-        def make_client() -> Client:
-            return HttpClient(
-                credentials={p.name: p.credential(keys[p.name]) for p in profiles
-                             if p.name in keys},
-                secrets=list(keys.values()), pool_size=concurrency, log=log, cancel=cancel,
-                network=network,
-                throttles={p.name: Throttle(concurrency, per_minute=p.rate_limit)
-                           for p in profiles})
-
+        make_client = _client_factory(chosen.profiles, keys, concurrency=concurrency,
+                                      options=options, cancel=cancel)
         if cache.writable:
             cache.ensure()
-        expected = frozenset(s.instance.id for s in survey
-                             if s.state in ("missing", "blocked", "unknown"))
-        # a run that will surely call makes its client now, not in the first worker
-        client = make_client() if expected and not options.dry_run else None
-        scheduler = Scheduler(plan, selected=selected, refresh=refresh_all, cache=cache,
-                              client=(lambda: client) if client else make_client,
-                              routes=routes, output_dir=output_dir,
-                              reporter=reporter, concurrency=concurrency,
-                              no_cache=options.no_cache, dry_run=options.dry_run,
-                              allow_paths=options.allow_paths,
-                              budget=Budget(limit, unit=unit),
-                              expect_calls=expected, only_instances=only_instances,
-                              surveyed={s.instance.id: (s.call, s.entry) for s in survey
-                                         if s.state == "cached" and s.call and s.entry},
-                              on_finished=keeper.add if keeper is not None else None,
-                              on_placing=keeper.intend if keeper is not None else None,
-                              shard=options.shard, place=options.shard is None,
-                              link=options.link == "hardlink",
-                              prepared={s.instance.id: s.call for s in survey
-                                        if s.state == "missing" and s.call is not None
-                                        and not plan.depends_on[s.instance.step_id]},
-                              cancel=cancel)
-        survey = []  # its calls and entries live on in the scheduler; the rest can go
+        scheduler = _scheduler(chosen, survey, cache=cache, routes=routes,
+                               make_client=make_client, keeper=keeper, reporter=reporter,
+                               spend=spend, concurrency=concurrency, options=options,
+                               cancel=cancel)
+        survey.clear()  # its calls and entries live on in the scheduler; the rest can go
         try:
-            reporter.run_started(recipe.display, len(instances), concurrency)
+            reporter.run_started(recipe.display, len(chosen.instances), concurrency)
             for line in keeper.problems if keeper is not None else []:
                 reporter.note(f"warning: {line}")
-            for warning in plan.warnings:  # a model that shuts down soon
+            for warning in chosen.plan.warnings:  # a model that shuts down soon
                 reporter.note(f"{warning.location}: warning: {warning.message}")
-            if limit is not None and estimate > limit:  # a dry run only says so
-                reporter.note(f"the calls to make are estimated at ~{estimate:g} {unit}, over "
-                              f"the budget of {limit:g} {unit}: a run would call nothing")
+            if spend.limit is not None and spend.estimate > spend.limit:  # a dry run
+                reporter.note(f"the calls to make are estimated at ~{spend.estimate:g} "
+                              f"{spend.unit}, over the budget of {spend.limit:g} "
+                              f"{spend.unit}: a run would call nothing")
             scheduler.run(result)
         finally:
             scheduler.close()
             cache.close()
             reporter.flush()
-        interrupted_by = signals.signal_number
-    result.elapsed = time.monotonic() - started
-    result.output_dir = display(output_dir)
-    if keeper is not None:
-        # every kind of run leaves the lock file describing the files on disk; one that
-        # made the whole recipe writes exactly its entries (and the stamp)
-        complete = result.ok and not only and not options.dry_run
-        keeper.flush(complete=complete)
-        if keeper.entries or keeper.path.exists():
-            result.lock_path = display(keeper.path)
-        known = {str(a.get("sha256")): (a.get("width"), a.get("height"))
-                 for item in result.results for a in item.artifacts}
-        result.gallery = write_kit_gallery(plan, keeper.entries, output_dir,
-                                           lock_name=keeper.path.name, dimensions=known)
-        if complete and not options.no_cache:
-            write_stamp(plan, result, options, cache=cache, inputs=scheduler.digests.paths(),
-                        lock_file=keeper.path, output_dir=output_dir,
-                        concurrency=concurrency)
+    return scheduler.digests
+
+
+def _write_kit(chosen: _Selection, result: Any, *, keeper: Any, cache: Any, digests: Any,
+               options: RunOptions) -> None:
+    """Write the kit: the lock file (every kind of run leaves it describing the files on
+    disk; one that made the whole recipe writes exactly its entries), the gallery, and the
+    stamp of a complete run."""
+    from ..kit.sidecars import write_kit_gallery, write_stamp
+
+    if keeper is None:
+        return
+    complete = result.ok and not chosen.only and not options.dry_run
+    keeper.flush(complete=complete)
+    if keeper.entries or keeper.path.exists():
+        result.lock_path = display(keeper.path)
+    known = {str(a.get("sha256")): (a.get("width"), a.get("height"))
+             for item in result.results for a in item.artifacts}
+    result.gallery = write_kit_gallery(chosen.plan, keeper.entries, chosen.output_dir,
+                                       lock_name=keeper.path.name, dimensions=known)
+    if complete and not options.no_cache:
+        write_stamp(chosen.plan, result, options, cache=cache, inputs=digests.paths(),
+                    lock_file=keeper.path, output_dir=chosen.output_dir,
+                    concurrency=options.concurrency or chosen.plan.recipe.concurrency)
+
+
+def _report(result: Any, *, cache: Any, reporter: Any, options: RunOptions,
+            interrupted_by: int | None) -> int:
+    """Report: what the remote did, the summary, the CI step summary; the exit status.
+
+    Raises:
+        Interrupted: the run was stopped by Ctrl-C or SIGTERM.
+    """
+    from ..errors import Interrupted
+    from ..kit.sidecars import append_step_summary
+
     if options.remote_cache:  # what the remote did: never silent
         from ..store.remote import RemoteCache  # (only then: a plain run never imports it)
 
@@ -434,3 +574,29 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
         raise Interrupted("stopped by " + ("SIGTERM" if interrupted_by == 15 else "Ctrl-C"),
                           signal_number=interrupted_by, hint=None)
     return 0 if result.ok else 1
+
+
+def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | None,
+         signals: Any) -> int:
+    """The phases of a run that is not a no-op: load, open the cache, survey, budget,
+    execute, write the kit, report."""
+    from ..cancellation import Cancellation
+    from ..run.results import RunResult
+
+    started = time.monotonic()
+    cancel = Cancellation()  # set on Ctrl-C: every wait in the run ends
+    chosen = _select(path, options)
+    reporter = _make_reporter(options, stream)
+    cache = _open_cache(chosen.plan.recipe, options, reporter, cancel, scratch)
+    survey = _survey(chosen, cache, options)
+    spend = _check_budget(chosen, survey, options, stream)
+    result = RunResult(recipe=chosen.plan.recipe.display, unit=spend.unit, mock=options.mock,
+                       dry_run=options.dry_run)
+    keeper = _lock_keeper(chosen, cache, options)
+    digests = _execute(chosen, survey, cache=cache, keeper=keeper, reporter=reporter,
+                       spend=spend, options=options, cancel=cancel, result=result)
+    result.elapsed = time.monotonic() - started
+    result.output_dir = display(chosen.output_dir)
+    _write_kit(chosen, result, keeper=keeper, cache=cache, digests=digests, options=options)
+    return _report(result, cache=cache, reporter=reporter, options=options,
+                   interrupted_by=signals.signal_number)

@@ -10,7 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 from . import contract
+from .exchange import Exchange
 from .images import poster
+from .routing import Rule
 
 AddFile = Callable[[bytes, str], str]
 _SIZES = {"16x9": (1312, 736), "9x16": (736, 1312), "1x1": (1024, 1024), "4x3": (1152, 864),
@@ -98,3 +100,29 @@ def answer(fields: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
                      "is_image_safe": True,
                      "style_type": fields.get("style_type", "GENERAL")})
     return {"created": "2025-05-01T00:00:00Z", "data": data}
+
+
+class IdeogramRoutes(Exchange):
+    """The ideogram routes' handlers."""
+
+    def _ideogram(self, call: str, body: bytes, record: dict[str, Any]) -> None:
+        parsed = self._parse(body, record)
+        if parsed is None:
+            return
+        fields, uploads, _as_json = parsed
+        problem = check(fields, uploads, call)
+        if problem:
+            self._json(400, {"error": problem})
+            return
+        self._json(200, answer_for(call, fields, self._file_adder()))
+
+
+def _route(path: str, _query: str) -> dict[str, str] | None:
+    call = operation_of(path)
+    return None if call is None else {"call": call}
+
+
+ROUTES = (
+    Rule("POST", _route, "{call}",
+         lambda h, r: h._ideogram(r.parts["call"], r.body, r.record)),
+)

@@ -7,13 +7,18 @@ reshaped one (`{task_id, status, url, …}`). The emulator's own model."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
+from .._json import canonical_json
 from . import contract, newapi
+from .exchange import Exchange
 from .images import poster
+from .routing import Rule
 from .video import mp4
 
 AddFile = Callable[[bytes, str], str]
@@ -119,3 +124,55 @@ def _made(task: dict[str, Any]) -> tuple[bytes, str]:
                       endpoint="kling image"), "image/png"
     seconds = 1.0 if str(task["body"].get("duration", "5")) == "5" else 2.0
     return mp4(seed, width=width, height=height, seconds=seconds), "video/mp4"
+
+
+class KlingRoutes(Exchange):
+    """The kling routes' handlers."""
+
+    # --- Kling (contracts/kling.json) ----------------------------------------------------
+    def _kling_submit(self, operation: str, body: bytes, record: dict[str, Any]) -> None:
+        fields = self._json_submit(body, record, lambda f: check(operation, f),
+                                   lambda problem: self._json(400, {
+                                       "code": 1201, "message": problem,
+                                       "request_id": "emulated"}))
+        if fields is None:
+            return
+        digest = hashlib.sha256((canonical_json(fields) + str(time.monotonic_ns())).encode())
+        shape = "reshaped" if self.state.take_fault({"reshaped"}) is not None else \
+            "upstream" if self.state.take_fault({"kling-native"}) is not None else "gateway"
+        # the gateway's own task id (new-api); a passthrough forwards Kling's numeric one
+        task_id = newapi.task_id(digest.hexdigest()) if shape == "gateway" else \
+            str(int.from_bytes(digest.digest()[:8], "big"))
+        task = {"family": "kling", "id": task_id, "operation": operation, "body": fields,
+                "polls": 0, "shape": shape,
+                "fail": self.state.take_fault({"fail-task"}) is not None,
+                "stuck": self.state.take_fault({"stuck-task"}) is not None}
+        with self.state.lock:
+            self.state.tasks[task_id] = task
+        self._json(200, submitted(task_id, shape, str(fields.get("model_name", ""))))
+
+    def _kling_poll(self, operation: str, task_id: str) -> None:
+        with self.state.lock:
+            task = self.state.tasks.get(task_id)
+        if task is None or task.get("family") != "kling" or task["operation"] != operation:
+            self._json(404, {"code": 1203, "message": "task not found", "request_id": "emulated"})
+            return
+        self._json(200, poll(task, self._file_adder()))
+
+
+_CALLS = {"videos/text2video": "text2video", "videos/image2video": "image2video",
+          "images/generations": "images"}
+
+
+def _route(path: str, _query: str) -> dict[str, str] | None:
+    found = re.fullmatch(r"/kling/v1/(videos/text2video|videos/image2video|images/generations)"
+                         r"(?:/([^/]+))?", path)
+    return None if found is None else {"call": _CALLS[found.group(1)], "id": found.group(2) or ""}
+
+
+ROUTES = (
+    Rule("POST", lambda path, q: (p := _route(path, q)) and not p["id"] and p or None,
+         "{call}", lambda h, r: h._kling_submit(r.parts["call"], r.body, r.record)),
+    Rule("GET", lambda path, q: (p := _route(path, q)) and p["id"] and p or None,
+         "{call}.get", lambda h, r: h._kling_poll(r.parts["call"], r.parts["id"])),
+)

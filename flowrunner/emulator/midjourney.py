@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
+from .._json import canonical_json
 from . import contract
+from .exchange import Exchange
 from .images import png, poster
+from .routing import Rule, pattern
 from .video import mp4
 
 AddFile = Callable[[bytes, str], str]
@@ -223,3 +227,40 @@ def fetch(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
 
 def _button(custom_id: str, label: str, *, emoji: str = "") -> dict[str, Any]:
     return {"customId": custom_id, "emoji": emoji, "label": label, "type": 2, "style": 2}
+
+
+class MidjourneyRoutes(Exchange):
+    """The midjourney routes' handlers."""
+
+    def _mj_submit(self, action: str, body: bytes, record: dict[str, Any]) -> None:
+        fields = self._json_fields(body, record)
+        if fields is None:
+            return
+        task_id = str(int.from_bytes(hashlib.sha256(
+            (canonical_json(fields) + str(time.monotonic_ns())).encode()).digest()[:7], "big"))
+        with self.state.lock:
+            answer, task = submit(
+                action, fields, self.state.tasks, task_id=task_id,
+                fail=self.state.take_fault_locked({"fail-task"}) is not None,
+                remix=action in ("action", "change")
+                and self.state.take_fault_locked({"remix"}) is not None)
+            if task is not None:
+                self.state.tasks[task_id] = task
+        self._json(200, answer)
+
+    def _mj_fetch(self, task_id: str) -> None:
+        with self.state.lock:
+            task = self.state.tasks.get(task_id)
+        if task is None or task.get("family") != "midjourney":
+            self._json(404, {"code": 4, "description": "task_not_exist", "result": None})
+            return
+        self._json(200, fetch(task, self._file_adder()))
+
+
+_MODE = r"(?:/(?:fast|relax))?"  # a speed prefix some gateways take
+ROUTES = (
+    Rule("POST", pattern(_MODE + r"/mj/submit/(?P<action>\w[\w-]*)"), "{action}",
+         lambda h, r: h._mj_submit(r.parts["action"], r.body, r.record)),
+    Rule("GET", pattern(_MODE + r"/mj/task/(?P<id>[^/]+)/fetch"), "fetch",
+         lambda h, r: h._mj_fetch(r.parts["id"])),
+)

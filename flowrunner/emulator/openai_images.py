@@ -12,7 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from . import contract
+from .exchange import Exchange
 from .images import poster
+from .routing import Rule, pattern
 
 AddFile = Callable[[bytes, str], str]
 
@@ -125,3 +127,25 @@ def answer(fields: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
     usage = {"input_tokens": 50, "output_tokens": 4160, "total_tokens": 4210} \
         if model.startswith("gpt-image") else None
     return {"created": 1747600000, "data": data, **({"usage": usage} if usage else {})}
+
+
+class OpenAIImagesRoutes(Exchange):
+    """The openai_images routes' handlers."""
+
+    def _openai_images(self, call: str, body: bytes, record: dict[str, Any]) -> None:
+        parsed = self._parse(body, record)
+        if parsed is None:
+            return
+        fields, uploads, as_json = parsed
+        problem = check(call, fields, uploads, as_json=as_json)
+        if problem:
+            self._json(400, {"error": {"message": problem, "type": "invalid_request_error",
+                                       "param": None, "code": None}})
+            return
+        self._json(200, answer(fields, self._file_adder()))
+
+
+ROUTES = (
+    Rule("POST", pattern(r"/v1/images/(?P<call>generations|edits)"), "openai.images.{call}",
+         lambda h, r: h._openai_images(r.parts["call"], r.body, r.record)),
+)

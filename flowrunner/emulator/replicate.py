@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
+from .._json import canonical_json
 from . import contract
+from .exchange import Exchange
 from .images import poster
+from .routing import Rule, exact, pattern
+from .state import task_uuid
 
 AddFile = Callable[[bytes, str], str]
 
@@ -60,3 +65,48 @@ def poll(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
                             endpoint=task["model"]), "image/png") for i in range(count)]
     return prediction(task, status="succeeded", output=urls if count > 1 or
                       task["model"].endswith("-list") else urls[0])
+
+
+class ReplicateRoutes(Exchange):
+    """The replicate routes' handlers."""
+
+    def _replicate_create(self, model: str | None, body: bytes,
+                          record: dict[str, Any]) -> None:
+        """A prediction on ``model``'s route, or (None) by version id."""
+        fields = self._json_submit(body, record,
+                                   lambda f: check(f, by_version=model is None),
+                                   lambda problem: self._json(422, {"detail": problem}))
+        if fields is None:
+            return
+        model = model or f"version:{str(fields['version'])[:12]}"
+        task_id = task_uuid(canonical_json(fields) + model + str(time.monotonic_ns()))
+        task_id = task_id.replace("-", "")[:26]
+        with self.state.lock:
+            task = {"family": "replicate", "id": task_id, "model": model, "body": fields,
+                    "polls": 0,
+                    "fail": self.state.take_fault_locked({"fail-task"}) is not None,
+                    "stuck": self.state.take_fault_locked({"stuck-task"}) is not None}
+            self.state.tasks[task_id] = task
+        self._json(201, prediction(task, status="starting"))
+
+    def _replicate_get(self, task_id: str) -> None:
+        with self.state.lock:
+            task = self.state.tasks.get(task_id)
+        if task is None or task.get("family") != "replicate":
+            self._json(404, {"detail": "Not found."})
+            return
+        self._json(200, poll(task, self._file_adder()))
+
+
+_MODEL = r"[\w.-]+/[\w.-]+"
+ROUTES = (
+    Rule("POST", exact("/replicate/v1/predictions"), "create_version",
+         lambda h, r: h._replicate_create(None, r.body, r.record)),
+    Rule("GET", pattern(rf"/replicate/v1/models/(?P<model>{_MODEL})/versions/(?P<id>[0-9a-f]+)"),
+         "version",
+         lambda h, r: h._json(200, version(r.parts["model"], r.parts["id"]))),
+    Rule("POST", pattern(rf"/replicate/v1/models/(?P<model>{_MODEL})/predictions"),
+         "create", lambda h, r: h._replicate_create(r.parts["model"], r.body, r.record)),
+    Rule("GET", pattern(r"/replicate/v1/predictions/(?P<id>[^/]+)"), "get",
+         lambda h, r: h._replicate_get(r.parts["id"])),
+)

@@ -7,9 +7,14 @@ catalog."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
+from .._json import canonical_json
 from . import contract
+from .exchange import Exchange
+from .routing import Rule, pattern
+from .state import task_uuid
 from .video import mp4
 
 
@@ -60,3 +65,54 @@ def content(task: dict[str, Any]) -> bytes | None:
     width, height = map(int, str(task["body"].get("size", "720x1280")).split("x"))
     return mp4(json.dumps(task["body"], sort_keys=True), width=width // 10 // 16 * 16,
                height=height // 10 // 16 * 16)
+
+
+class SoraRoutes(Exchange):
+    """The sora routes' handlers."""
+
+    def _sora(self, method: str, video_id: str | None, wants_content: bool, body: bytes,
+              record: dict[str, Any]) -> None:
+        if method == "POST" and video_id is None:
+            record["operation"] = "sora.create"
+            parsed = self._parse(body, record)
+            if parsed is None:
+                return
+            fields, uploads, as_json = parsed
+            problem = check(fields, uploads, as_json=as_json)
+            if problem:
+                self._json(400, {"error": {"message": problem, "type": "invalid_request_error",
+                                           "code": None}})
+                return
+            task_id = "video_" + task_uuid(canonical_json(fields) + str(time.monotonic_ns()))[:24]
+            with self.state.lock:
+                made: dict[str, Any] = {
+                    "family": "sora", "id": task_id, "body": fields, "polls": 0,
+                    "fail": self.state.take_fault_locked({"fail-task"}) is not None,
+                    "stuck": self.state.take_fault_locked({"stuck-task"}) is not None}
+                self.state.tasks[task_id] = made
+            self._json(200, video(made, advance=False))
+            return
+        with self.state.lock:
+            task = self.state.tasks.get(video_id or "")
+        if method != "GET" or task is None or task.get("family") != "sora":
+            self._json(404, {"error": {"message": "Video not found", "type":
+                                       "invalid_request_error", "code": None}})
+            return
+        if wants_content:
+            record["operation"] = "sora.content"
+            data = content(task)
+            if data is None:
+                self._json(409, {"error": {"message": "Video is not ready", "type":
+                                           "invalid_request_error", "code": None}})
+                return
+            self._send(200, data, "video/mp4")
+            return
+        record["operation"] = "sora.retrieve"
+        self._json(200, video(task, advance=True))
+
+
+ROUTES = (  # the handler records the operation (create, retrieve, content)
+    Rule("*", pattern(r"/v1/videos(?:/(?P<id>[^/]+)(?P<content>/content)?)?"), "",
+         lambda h, r: h._sora(r.method, r.parts["id"] or None, bool(r.parts["content"]),
+                              r.body, r.record)),
+)

@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
+from .._json import canonical_json
 from . import contract
+from .exchange import Exchange
 from .images import png
+from .routing import Rule, pattern
 from .sounds import wav
+from .state import task_uuid
 
 AddFile = Callable[[bytes, str], str]  # (bytes, media type) → a URL that serves them
 
@@ -82,3 +87,39 @@ def _clip(seed: str, index: int, status: str, add_file: AddFile, *,
             "video_url": "", "model_name": body.get("mv", "chirp-v3-0"),
             "metadata": {"tags": body.get("tags", ""), "prompt": body.get("prompt", ""),
                          "duration": 0.5 if preview else 1.5, "type": "gen"}}
+
+
+class SunoRoutes(Exchange):
+    """The suno routes' handlers."""
+
+    # --- Suno (contracts/suno.json) ------------------------------------------------------
+    def _suno_submit(self, action: str, body: bytes, record: dict[str, Any]) -> None:
+        fields = self._json_submit(body, record, lambda f: check_submit(action, f),
+                                   lambda problem: self._json(400, {
+                                       "code": "error", "message": problem, "data": None}))
+        if fields is None:
+            return
+        task_id = task_uuid(canonical_json(fields) + str(time.monotonic_ns()))
+        task = new_task(action, fields, task_id=task_id,
+                             fail=self.state.take_fault({"fail-task"}) is not None,
+                             moderate=self.state.take_fault({"moderate-task"}) is not None,
+                             stuck=self.state.take_fault({"stuck-task"}) is not None)
+        with self.state.lock:
+            self.state.tasks[task_id] = task
+        self._json(200, {"code": "success", "message": "", "data": task_id})
+
+    def _suno_fetch(self, task_id: str) -> None:
+        with self.state.lock:
+            task = self.state.tasks.get(task_id)
+        if task is None or task.get("family") != "suno":
+            self._json(404, {"code": "error", "message": "task_not_exist", "data": None})
+            return
+        self._json(200, fetch_answer(task, self._file_adder()))
+
+
+ROUTES = (
+    Rule("POST", pattern(r"/suno/submit/(?P<action>[^/]+)"), "submit.{action}",
+         lambda h, r: h._suno_submit(r.parts["action"], r.body, r.record)),
+    Rule("GET", pattern(r"/suno/fetch/(?P<id>[^/]+)"), "fetch",
+         lambda h, r: h._suno_fetch(r.parts["id"])),
+)

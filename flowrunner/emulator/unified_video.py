@@ -6,11 +6,16 @@ catalog."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
+from .._json import canonical_json
 from . import contract, newapi
+from .exchange import Exchange
+from .routing import Rule, exact, pattern
 from .video import mp4
 
 AddFile = Callable[[bytes, str], str]
@@ -60,3 +65,39 @@ def _swagger(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
                   metadata={"duration": seconds, "fps": 12, "width": width, "height": height,
                             "seed": int(body.get("seed", 0))})
     return answer
+
+
+class UnifiedVideoRoutes(Exchange):
+    """The unified_video routes' handlers."""
+
+    def _video_submit(self, body: bytes, record: dict[str, Any]) -> None:
+        fields = self._json_submit(body, record, check,
+                                   lambda problem: self._error(400, problem))
+        if fields is None:
+            return
+        digest = hashlib.sha256((canonical_json(fields) + str(time.monotonic_ns())).encode())
+        task_id = newapi.task_id(digest.hexdigest())
+        with self.state.lock:
+            task = self.state.tasks[task_id] = {
+                "family": "video", "id": task_id, "body": fields, "polls": 0,
+                "shape": "reshaped" if self.state.take_fault_locked({"reshaped"}) is not None
+                else "gateway",
+                "fail": self.state.take_fault_locked({"fail-task"}) is not None,
+                "stuck": self.state.take_fault_locked({"stuck-task"}) is not None}
+        self._json(200, submitted(task))
+
+    def _video_get(self, task_id: str) -> None:
+        with self.state.lock:
+            task = self.state.tasks.get(task_id)
+        if task is None or task.get("family") != "video":
+            self._error(404, "task not found")
+            return
+        self._json(200, poll(task, self._file_adder()))
+
+
+ROUTES = (
+    Rule("POST", exact("/v1/video/generations"), "video.generate",
+         lambda h, r: h._video_submit(r.body, r.record)),
+    Rule("GET", pattern(r"/v1/video/generations/(?P<id>[^/]+)"), "video.get",
+         lambda h, r: h._video_get(r.parts["id"])),
+)

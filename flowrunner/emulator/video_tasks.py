@@ -6,10 +6,16 @@ model). The emulator's own model, not flowrunner's catalog."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs
 
+from .._json import canonical_json
 from . import contract
+from .exchange import Exchange
+from .routing import Rule
+from .state import task_uuid
 from .video import mp4
 
 AddFile = Callable[[bytes, str], str]
@@ -94,3 +100,68 @@ def poll(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
             "videos": [{"id": task["id"] + "-v", "status": status,
                         "progress": 100 if done else 40, "resultUrl": url,
                         "error": "emulated task failure" if status == "error" else None}]}
+
+
+class VideoTaskRoutes(Exchange):
+    """The video_tasks routes' handlers."""
+
+    def _video_task_submit(self, route_family: str, body: bytes,
+                           record: dict[str, Any]) -> None:
+        chosen: list[str] = []
+
+        def checked(fields: dict[str, Any]) -> str | None:
+            chosen.append(family_of(route_family, fields))
+            return check(chosen[0], fields)
+
+        fields = self._json_submit(body, record, checked,
+                                   lambda problem: self._error(400, problem))
+        if fields is None:
+            return
+        family = chosen[0]
+        task_id = task_uuid(canonical_json(fields) + family + str(time.monotonic_ns()))
+        if family == "sora_reverse":
+            task_id = f"{fields['model']}:task_{task_id.replace('-', '')[:26]}"
+        with self.state.lock:
+            self.state.tasks[task_id] = {
+                "family": "video_task", "family_kind": family, "id": task_id, "body": fields,
+                "polls": 0, "fail": self.state.take_fault_locked({"fail-task"}) is not None,
+                "stuck": self.state.take_fault_locked({"stuck-task"}) is not None}
+        self._json(200, submitted(family, task_id))
+
+    def _video_task_poll(self, route_family: str, task_id: str) -> None:
+        with self.state.lock:
+            task = self.state.tasks.get(task_id)
+        shared = {"sora_reverse"} if route_family == "veo" else set()  # one query route
+        if task is None or task.get("family_kind") not in {route_family} | shared:
+            self._error(404, "task not found")
+            return
+        self._json(200, poll(task, self._file_adder()))
+
+
+def _submit_route(path: str, _query: str) -> dict[str, str] | None:
+    routes = contract.load("video_tasks.json")
+    return next(({"family": name} for name in ROUTE_FAMILIES
+                 if path == routes[name]["submit"]), None)
+
+
+def _poll_route(path: str, query: str) -> dict[str, str] | None:
+    routes = contract.load("video_tasks.json")
+    for name in ROUTE_FAMILIES:
+        poll_path, _, poll_query = routes[name]["poll"].partition("?")
+        if poll_query:  # the id in the query: /v1/video/query?id=…
+            if path == poll_path:
+                return {"family": name, "id": parse_qs(query).get("id", [""])[0]}
+            continue
+        prefix = poll_path.replace("{id}", "")
+        if path.startswith(prefix) and "/" not in path[len(prefix):]:
+            return {"family": name, "id": path[len(prefix):]}
+    return None
+
+
+ROUTE_FAMILIES = ("luma", "veo", "pika")
+ROUTES = (
+    Rule("POST", _submit_route, "{family}.submit",
+         lambda h, r: h._video_task_submit(r.parts["family"], r.body, r.record)),
+    Rule("GET", _poll_route, "{family}.poll",
+         lambda h, r: h._video_task_poll(r.parts["family"], r.parts["id"])),
+)

@@ -101,68 +101,86 @@ def held() -> Any:
             raise KeyboardInterrupt
 
 
-class Scheduler:
-    """Schedules and runs the instances of one plan."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class Work:
+    """What to run: the plan, the part of it chosen, and what the survey already knows."""
 
-    def __init__(self, plan: Plan, *, cache: Cache, client: Callable[[], Client],
-                 routes: dict[str, Route], output_dir: Path, reporter: Reporter,
-                 concurrency: int, selected: set[str] | None = None,
-                 refresh: set[str] = frozenset(),  # type: ignore[assignment]
-                 no_cache: bool = False, dry_run: bool = False,
-                 allow_paths: tuple[Path, ...] = (), budget: Budget | None = None,
-                 expect_calls: frozenset[str] = frozenset(),
-                 only_instances: frozenset[str] = frozenset(),
-                 on_finished: Callable[[StepResult], None] | None = None,
-                 surveyed: dict[str, tuple[PreparedCall, dict[str, Any]]] | None = None,
-                 shard: Shard | None = None, place: bool = True,
-                 on_placing: Callable[[StepResult], None] | None = None,
-                 link: bool = False,
-                 prepared: dict[str, PreparedCall] | None = None,
-                 cancel: Cancellation | None = None) -> None:
-        self.plan = plan
-        self.recipe = plan.recipe
-        self.selected = set(plan.step_order) if selected is None else selected
-        self.refresh = refresh
-        self.cache = cache
-        self._make_client = client
+    plan: Plan
+    selected: set[str] | None = None  # steps (all when None)
+    refresh: frozenset[str] = frozenset()  # steps called again whatever the cache holds
+    # `--only banner[size=1024x1024]`: of that step, only the instances named
+    only_instances: frozenset[str] = frozenset()
+    expect_calls: frozenset[str] = frozenset()  # found uncached: no second hit check
+    # found cached: their prepared call and entry, not read again
+    surveyed: dict[str, tuple[PreparedCall, dict[str, Any]]] = dataclasses.field(
+        default_factory=dict)
+    # calls prepared for uncached instances of steps that read no other step: used once
+    prepared: dict[str, PreparedCall] = dataclasses.field(default_factory=dict)
+    shard: Shard | None = None  # `--shard I/N`: the calls of other shards are theirs
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Means:
+    """How to run it: the cache, the client, where each provider is, and the run's limits."""
+
+    cache: Cache
+    client: Callable[[], Client]  # made on first use: a run of hits never imports urllib3
+    routes: dict[str, Route]  # provider profile → base URL and identity
+    concurrency: int
+    budget: Budget = dataclasses.field(default_factory=lambda: Budget(None))
+    cancel: Cancellation = dataclasses.field(default_factory=Cancellation)  # Ctrl-C
+    no_cache: bool = False
+    dry_run: bool = False
+    allow_paths: tuple[Path, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where results go and who hears of them."""
+
+    output_dir: Path
+    reporter: Reporter
+    place: bool = True  # a shard places no files
+    link: bool = False  # `--link hardlink`: saved files are hard links to cache objects
+    # the lock keeper: each outcome as it is known; and each about to replace files,
+    # journaled first, so a run killed outright leaves a record of every file it replaced
+    on_finished: Callable[[StepResult], None] | None = None
+    on_placing: Callable[[StepResult], None] | None = None
+
+
+class Scheduler:
+    """Schedules and runs the instances of one plan: `Work` (what), `Means` (how),
+    `Delivery` (where results go)."""
+
+    def __init__(self, work: Work, means: Means, delivery: Delivery) -> None:
+        plan = work.plan
+        self.plan, self.recipe = plan, plan.recipe
+        self.selected = set(plan.step_order) if work.selected is None else work.selected
+        self.refresh = work.refresh
+        self.only_instances = work.only_instances
+        self.expect_calls = work.expect_calls
+        self.surveyed = work.surveyed
+        self.prepared = dict(work.prepared)  # each used once, then dropped
+        self.shard = work.shard
+        self.cache, self._make_client, self.routes = means.cache, means.client, means.routes
+        self.concurrency, self.budget, self.cancel = means.concurrency, means.budget, \
+            means.cancel
+        self.no_cache, self.dry_run, self.allow_paths = means.no_cache, means.dry_run, \
+            means.allow_paths
+        self.output_dir, self.reporter = delivery.output_dir, delivery.reporter
+        self.place, self.link = delivery.place, delivery.link
+        self.on_finished, self.on_placing = delivery.on_finished, delivery.on_placing
         self._client: Client | None = None
-        self.routes = routes  # provider profile → base URL and identity for this run
-        self.output_dir = output_dir
-        self.reporter = reporter
-        self.concurrency = concurrency
-        self.no_cache = no_cache
-        self.dry_run = dry_run
-        self.allow_paths = allow_paths
         self.digests = FileDigests()
-        self.expect_calls = expect_calls  # instances the survey found uncached: no hit check
-        # instances the survey found cached: their prepared call and entry, not read again
-        self.surveyed = surveyed or {}
-        # calls the survey prepared for uncached instances of steps that read no other
-        # step (nothing a run can change): used once, not prepared again
-        self.prepared = prepared or {}
-        # `--only banner[size=1024x1024]`: of that step, only the instances named
-        self.only_instances = only_instances
-        self.budget = budget or Budget(None)
-        # `--shard I/N`: the calls of other shards are theirs; a shard places no files
-        self.shard = shard
-        self.place = place
-        self.link = link  # `--link hardlink`: saved files are hard links to cache objects
         self.views: dict[str, Any] = {}
-        # the run's cancellation: set on Ctrl-C, it ends every wait of every worker, and no
-        # worker starts replacing files after it
-        self.cancel = cancel or Cancellation()
         # once cancelled, no worker starts replacing a file: an interrupted run's lock file
         # records every file it placed (see `_placing`)
         self._placement = threading.Condition()
         self._placing = 0
         self._placed: set[str] = set()  # instances whose files are in place
-        self.on_finished = on_finished  # the lock keeper: each outcome as it is known
-        # the lock keeper again: an outcome about to replace files, journaled first, so a
-        # run killed outright (SIGKILL) leaves a record of every file it may have replaced
-        self.on_placing = on_placing
         self._client_lock = threading.Lock()
         self._notes: dict[str, list[str]] = {}
-        self._output_root = output_dir.resolve()
+        self._output_root = delivery.output_dir.resolve()
         self._inside_folders: dict[str, bool] = {}  # output folder → inside the real root
 
     @property
@@ -471,138 +489,156 @@ class Scheduler:
     # --- scheduling ----------------------------------------------------------------------
     def run(self, result: RunResult) -> None:
         """Run every selected instance into ``result``; on Ctrl-C, mark it interrupted."""
-        plan = self.plan
-        order = [s for s in plan.step_order if s in self.selected]
-        named = {i.split("[")[0] for i in self.only_instances}
-        instances_of = {s: tuple(i for i in plan.by_step[s]
-                                 if s not in named or i.id in self.only_instances)
-                        for s in order}
-        remaining = {s: len(instances_of[s]) for s in order}
-        waiting = {s: {d for d in plan.depends_on[s] if d in self.selected} for s in order}
-        dependents: dict[str, list[str]] = {s: [] for s in order}
-        for step_id in order:
-            for dep in waiting[step_id]:
-                dependents[dep].append(step_id)
-        step_views: dict[str, list[Any]] = {s: [None] * len(plan.by_step[s]) for s in order}
-        broken: dict[str, str] = {}
-        started: set[str] = set()
-        ready = [s for s in order if not waiting[s]]
-        running: dict[Future[StepResult | None], Instance] = {}
-        finished: queue.SimpleQueue[Future[StepResult | None]] = queue.SimpleQueue()
         # as many threads as calls in flight: each does its call, download and cache write,
-        # as a plain thread pool would (more threads only fight over the interpreter lock)
+        # as a plain thread pool would (more threads only fight over the interpreter lock);
         # a shard's instances of other shards wait for their results without calling: room
         # for them, while the per-provider throttle still caps the calls at `concurrency`
         workers = self.concurrency * (self.shard.count if self.shard else 1)
-        pool = WorkerPool(workers, name="flow")
-
-        def skip_dependents(step_id: str, why: str) -> None:
-            for other in dependents[step_id]:
-                if other in started or other in broken:
-                    continue
-                broken[other] = why
-                started.add(other)
-                status: Status = "planned" if self.dry_run and why.endswith("(dry run)") \
-                    else "skipped"
-                for instance in plan.by_step[other]:
-                    skipped = StepResult(instance.id, other, instance.step.uses, status,
-                                         reason=f"needs {why}")
-                    result.results.append(skipped)
-                    self.reporter.step_finished(skipped)
-                skip_dependents(other, why)
-
-        def complete(instance: Instance, outcome: StepResult) -> None:
-            result.results.append(outcome)
-            self.reporter.step_finished(outcome)
-            if self.on_finished is not None:
-                self.on_finished(outcome)
-            step_id = instance.step_id
-            if outcome.status in ("ok", "cached"):
-                if dependents[step_id]:  # what later templates read of it
-                    step_views[step_id][instance.position] = step_view(
-                        {"outputs": outcome.outputs, "artifacts": outcome.artifacts,
-                         "response": outcome.response or {}}, self.cache)
-                outcome.response = None  # kept for the views only: 50,000 answers add up
-            elif step_id not in broken:
-                broken[step_id] = (f"{instance.id}, which failed"
-                                   if outcome.status == "failed" else
-                                   f"{instance.id}, which was skipped"
-                                   if outcome.status == "skipped" else
-                                   f"{instance.id}, which was not called (dry run)")
-            remaining[step_id] -= 1
-            if remaining[step_id] == 0:
-                if step_id in broken:
-                    skip_dependents(step_id, broken[step_id])
-                    return
-                step = self.recipe.steps[step_id]
-                self.views[step_id] = step_views[step_id] if step.matrix \
-                    else step_views[step_id][0]
-                for other in dependents[step_id]:
-                    waiting[other].discard(step_id)
-                    if not waiting[other] and other not in started:
-                        ready.append(other)
-
-        def launch_ready() -> None:
-            # Cache hits are finished here, in this thread: a mostly cached run would spend
-            # more on handing work to threads (and on the GIL) than on the work itself.
-            while ready:
-                ready.sort(key=order.index)
-                step_id = ready.pop(0)
-                if step_id in started:
-                    continue
-                started.add(step_id)
-                views = {d: self.views[d] for d in plan.depends_on[step_id] if d in self.views}
-                for instance in instances_of[step_id]:
-                    self.reporter.step_started(instance.id)
-                    with held():  # its files placed here are recorded before any interrupt
-                        outcome = None if instance.id in self.expect_calls else \
-                            self.run_instance(instance, views, hits_only=True)
-                        if outcome is not None:
-                            complete(instance, outcome)
-                    if outcome is None:
-                        future = pool.submit(self.run_instance, instance, views)
-                        running[future] = instance
-                        future.add_done_callback(finished.put)
-
+        run = _Progress(self.plan, self.selected, self.only_instances, result,
+                        WorkerPool(workers, name="flow"))
         try:
-            launch_ready()
-            while running:
-                future = finished.get()
+            self._launch_ready(run)
+            while run.running:
+                future = run.finished.get()
                 with held():  # taken off `running` and recorded, or neither
-                    instance = running.pop(future)
+                    instance = run.running.pop(future)
                     outcome = future.result()
                     assert outcome is not None  # hits_only=False always finishes
-                    complete(instance, outcome)
-                launch_ready()
+                    self._complete(run, instance, outcome)
+                self._launch_ready(run)
         except KeyboardInterrupt:
-            self._cancel(wait=2.0)
-            in_flight = {future for future in running if future.running()}
-            pool.shutdown(wait=False, cancel_futures=True)
-            # give running instances a moment to finish their atomic writes
-            deadline = time.monotonic() + 2.0
-            for future in list(running):
-                with contextlib.suppress(CancelledError, FuturesTimeout):  # let it go
-                    future.exception(timeout=max(0.0, deadline - time.monotonic()))
-            # what finished meanwhile (files placed before the interruption) is recorded;
-            # an instance whose files are in place is only returning: wait for it
-            for future, instance in list(running.items()):
-                if instance.id in self._placed:
-                    with contextlib.suppress(CancelledError, FuturesTimeout):
-                        future.exception(timeout=30)
-                if future.done() and not future.cancelled() and future.exception() is None:
-                    outcome = future.result()
-                    if outcome is not None and outcome.status in ("ok", "cached"):
-                        running.pop(future)
-                        complete(instance, outcome)
-            result.stopped = len(in_flight & set(running))
-            result.interrupted = True
-            unanswered = getattr(self._client, "submits_in_flight", 0)
-            if unanswered:
-                self.reporter.note(f"{unanswered} paid submit(s) had no answer yet when the "
-                                   "run stopped: they may have been billed; check the "
-                                   "provider's dashboard before running again")
+            self._stop(run)
             return
-        pool.shutdown(wait=True)
+        run.pool.shutdown(wait=True)
+
+    def _launch_ready(self, run: _Progress) -> None:
+        """Start every step whose dependencies are done. Cache hits are finished here, in
+        this thread: a mostly cached run would spend more on handing work to threads (and
+        on the GIL) than on the work itself."""
+        while run.ready:
+            run.ready.sort(key=run.order.index)
+            step_id = run.ready.pop(0)
+            if step_id in run.started:
+                continue
+            run.started.add(step_id)
+            views = {d: self.views[d] for d in self.plan.depends_on[step_id]
+                     if d in self.views}
+            for instance in run.instances_of[step_id]:
+                self.reporter.step_started(instance.id)
+                with held():  # its files placed here are recorded before any interrupt
+                    outcome = None if instance.id in self.expect_calls else \
+                        self.run_instance(instance, views, hits_only=True)
+                    if outcome is not None:
+                        self._complete(run, instance, outcome)
+                if outcome is None:
+                    future = run.pool.submit(self.run_instance, instance, views)
+                    run.running[future] = instance
+                    future.add_done_callback(run.finished.put)
+
+    def _complete(self, run: _Progress, instance: Instance, outcome: StepResult) -> None:
+        """Record a finished instance; when its step is done, free its dependents (or skip
+        them, when it failed)."""
+        run.result.results.append(outcome)
+        self.reporter.step_finished(outcome)
+        if self.on_finished is not None:
+            self.on_finished(outcome)
+        step_id = instance.step_id
+        if outcome.status in ("ok", "cached"):
+            if run.dependents[step_id]:  # what later templates read of it
+                run.step_views[step_id][instance.position] = step_view(
+                    {"outputs": outcome.outputs, "artifacts": outcome.artifacts,
+                     "response": outcome.response or {}}, self.cache)
+            outcome.response = None  # kept for the views only: 50,000 answers add up
+        elif step_id not in run.broken:
+            run.broken[step_id] = f"{instance.id}, which " + (
+                "failed" if outcome.status == "failed" else "was skipped"
+                if outcome.status == "skipped" else "was not called (dry run)")
+        run.remaining[step_id] -= 1
+        if run.remaining[step_id]:
+            return
+        if step_id in run.broken:
+            self._skip_dependents(run, step_id, run.broken[step_id])
+            return
+        step = self.recipe.steps[step_id]
+        self.views[step_id] = run.step_views[step_id] if step.matrix \
+            else run.step_views[step_id][0]
+        for other in run.dependents[step_id]:
+            run.waiting[other].discard(step_id)
+            if not run.waiting[other] and other not in run.started:
+                run.ready.append(other)
+
+    def _skip_dependents(self, run: _Progress, step_id: str, why: str) -> None:
+        for other in run.dependents[step_id]:
+            if other in run.started or other in run.broken:
+                continue
+            run.broken[other] = why
+            run.started.add(other)
+            status: Status = "planned" if self.dry_run and why.endswith("(dry run)") \
+                else "skipped"
+            for instance in self.plan.by_step[other]:
+                skipped = StepResult(instance.id, other, instance.step.uses, status,
+                                     reason=f"needs {why}")
+                run.result.results.append(skipped)
+                self.reporter.step_finished(skipped)
+            self._skip_dependents(run, other, why)
+
+    def _stop(self, run: _Progress) -> None:
+        """Ctrl-C: cancel every wait, let running instances finish their atomic writes a
+        moment, record what finished meanwhile, and say what may have been billed."""
+        self._cancel(wait=2.0)
+        in_flight = {future for future in run.running if future.running()}
+        run.pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + 2.0
+        for future in list(run.running):
+            with contextlib.suppress(CancelledError, FuturesTimeout):  # let it go
+                future.exception(timeout=max(0.0, deadline - time.monotonic()))
+        # what finished meanwhile (files placed before the interruption) is recorded; an
+        # instance whose files are in place is only returning: wait for it
+        for future, instance in list(run.running.items()):
+            if instance.id in self._placed:
+                with contextlib.suppress(CancelledError, FuturesTimeout):
+                    future.exception(timeout=30)
+            if future.done() and not future.cancelled() and future.exception() is None:
+                outcome = future.result()
+                if outcome is not None and outcome.status in ("ok", "cached"):
+                    run.running.pop(future)
+                    self._complete(run, instance, outcome)
+        run.result.stopped = len(in_flight & set(run.running))
+        run.result.interrupted = True
+        unanswered = getattr(self._client, "submits_in_flight", 0)
+        if unanswered:
+            self.reporter.note(f"{unanswered} paid submit(s) had no answer yet when the run "
+                               "stopped: they may have been billed; check the provider's "
+                               "dashboard before running again")
+
+
+class _Progress:
+    """One run's progress through the step graph: which steps wait on which, which are
+    ready, started or broken, how many instances each has left, what finished instances
+    give later templates, and the futures in flight."""
+
+    def __init__(self, plan: Plan, selected: set[str], only: frozenset[str],
+                 result: RunResult, pool: WorkerPool) -> None:
+        self.order = [s for s in plan.step_order if s in selected]
+        named = {i.split("[")[0] for i in only}
+        self.instances_of = {s: tuple(i for i in plan.by_step[s]
+                                      if s not in named or i.id in only)
+                             for s in self.order}
+        self.remaining = {s: len(self.instances_of[s]) for s in self.order}
+        self.waiting = {s: {d for d in plan.depends_on[s] if d in selected}
+                        for s in self.order}
+        self.dependents: dict[str, list[str]] = {s: [] for s in self.order}
+        for step_id in self.order:
+            for dep in self.waiting[step_id]:
+                self.dependents[dep].append(step_id)
+        self.step_views: dict[str, list[Any]] = {s: [None] * len(plan.by_step[s])
+                                                 for s in self.order}
+        self.broken: dict[str, str] = {}
+        self.started: set[str] = set()
+        self.ready = [s for s in self.order if not self.waiting[s]]
+        self.result, self.pool = result, pool
+        self.running: dict[Future[StepResult | None], Instance] = {}
+        self.finished: queue.SimpleQueue[Future[StepResult | None]] = queue.SimpleQueue()
 
 
 def _take_entry(result: StepResult, entry: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from flowrunner.net.providers import Route
 from flowrunner.run.budget import Budget
 from flowrunner.run.planning import load_plan
 from flowrunner.run.results import RunResult, StepResult
-from flowrunner.run.scheduler import Scheduler
+from flowrunner.run.scheduler import Delivery, Means, Scheduler, Work
 from flowrunner.store.cache import Cache
 
 RECIPE = """\
@@ -108,9 +108,11 @@ def _run(tmp_path: Path, client: FakeClient, *, budget: Budget | None = None,
     path.write_text(text)
     plan = load_plan(path)
     routes = {"default": Route("http://fake.test", "fake")}
-    scheduler = Scheduler(plan, cache=Cache(tmp_path / "cache"), client=lambda: client,
-                          routes=routes, reporter=Recorder(),
-                          output_dir=tmp_path / "assets", concurrency=2, budget=budget)
+    scheduler = Scheduler(
+        Work(plan),
+        Means(Cache(tmp_path / "cache"), client=lambda: client, routes=routes, concurrency=2,
+              budget=budget or Budget(None)),
+        Delivery(tmp_path / "assets", Recorder()))
     result = RunResult(recipe="seam.yaml")
     scheduler.run(result)
     return {r.instance_id: r for r in result.results}
