@@ -15,11 +15,41 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import Any, TypedDict, TypeGuard
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _EXT = re.compile(r"[a-z0-9]{1,10}")
 MAX_TASK_ID = 512  # characters: a provider's task id is an id, not a document
+
+
+class ArtifactRecord(TypedDict, total=False):
+    """One stored file of a cache entry (its object is `objects/<sha256[:2]>/<sha256>`)."""
+
+    sha256: str
+    bytes: int
+    media_type: str
+    ext: str
+    width: int | None
+    height: int | None
+    role: str  # "poster": a cover image beside the files, not one of them
+
+
+class CacheEntry(TypedDict, total=False):
+    """A result in the cache, as `entry_problem` lets it be used: the call's answer, its
+    outputs and files, under the cache key that names it."""
+
+    format: int
+    key: str
+    endpoint: str
+    instance: str
+    material: dict[str, Any]  # what the cache key is the digest of
+    response: Any  # the provider's answer, the API key redacted
+    outputs: dict[str, Any]
+    credits: float
+    artifacts: list[ArtifactRecord]
+    task_id: str  # the provider's task, for a submit-then-poll call
+    emulated: bool  # made by `--mock`: never a provider's result
+    signature: str  # a shared store's HMAC (store/remote.py)
 
 
 def is_sha256(value: object) -> TypeGuard[str]:

@@ -12,10 +12,11 @@ from ..errors import Location, RenderFailed, TemplateProblem
 from ..recipe.graph import Instance
 from ..recipe.spec import Recipe
 from ..recipe.templating import render_value, truthy
+from ..records import CacheEntry
 from ..store.cache import Cache
 
 
-def step_view(entry: dict[str, Any], cache: Cache) -> dict[str, Any]:
+def step_view(entry: CacheEntry, cache: Cache) -> dict[str, Any]:
     """What later templates see of a finished instance: outputs, files, response."""
     return {
         "outputs": entry.get("outputs", {}),

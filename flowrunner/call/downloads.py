@@ -21,6 +21,7 @@ from ..errors import DownloadError, TransportError
 from ..limits import max_artifact_bytes
 from ..media.formats import EXTENSIONS, KINDS, dimensions, incomplete, sniff
 from ..net.http import Client
+from ..records import ArtifactRecord
 from ..store.cache import Cache, write_all
 
 DOWNLOAD_ATTEMPTS = 3
@@ -38,8 +39,8 @@ class Artifact:
     height: int | None = None
     role: str | None = None  # "poster": a cover image beside the files, not one of them
 
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"sha256": self.sha256, "bytes": self.bytes,
+    def to_json(self) -> ArtifactRecord:
+        data: ArtifactRecord = {"sha256": self.sha256, "bytes": self.bytes,
                                 "media_type": self.media_type, "ext": self.ext}
         if self.width:
             data["width"], data["height"] = self.width, self.height

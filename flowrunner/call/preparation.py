@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -85,97 +87,195 @@ def prepare_call(recipe: Recipe, instance: Instance, views: dict[str, Any], *,
     if rendered is not None:  # rendered (and checked) while planning
         params = rendered
     else:
-        context = render_context(recipe, instance, views)
-        params = endpoint.with_defaults(render_field(recipe, instance, "with", step.params,
-                                                     context))
-        problems = check_params(endpoint, params)
-        if problems:
-            inside, message, hint = problems[0]
-            where = field_location(recipe, instance, ("with", *inside))
-            label = ".".join(str(p) for p in ("with", *inside))
-            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise RenderFailed(f"{where}: {instance.id}.{label}: {message}{more}", hint=hint)
+        params = _render_params(recipe, instance, views, endpoint)
     deadline = deadline if deadline is not None else time.monotonic() + step.timeout
+    resolve = partial(resolve_input_file, recipe=recipe, instance=instance, cache=cache,
+                      digests=digests, client=client, deadline=deadline, allowed=allowed)
     uploads: list[Upload] = []
-    keyed = dict(params)
-    for name, spec in endpoint.files.items():
-        if name not in params:
-            continue
-        many = spec.multiple and isinstance(params[name], list)
-        values = params[name] if many else [params[name]]
-        digests_here = []
-        for value in values:
-            upload = resolve_input_file(value, recipe=recipe, instance=instance, param=name,
-                                        cache=cache, digests=digests, client=client,
-                                        deadline=deadline, allowed=allowed)
-            if upload is None:
-                return None
-            uploads.append(upload)
-            digests_here.append({"sha256": upload.sha256})
-        # one file of an entry that sends a list under its own field (`image: a` and
-        # `image: [a]` are one request) is keyed as one file; other lists as lists
-        one = spec.list_field is not None and len(digests_here) == 1
-        keyed[name] = digests_here[0] if one or not spec.multiple else digests_here
+    keyed = _keyed_params(endpoint, params, resolve, uploads)
+    if keyed is None:
+        return None
     if endpoint.generic:
-        method = str(params.get("method", "POST")).upper()
-        path = str(params["path"])
-        _check_headers(recipe, instance, params.get("headers") or {})
-        files = params.get("files") or {}
-        if files and params.get("body") is not None and not isinstance(params["body"], dict):
-            where = field_location(recipe, instance, ("with", "body"))
-            raise RenderFailed(f"{where}: {instance.id}.with.body: with `files`, the body is "
-                               "sent as form fields beside them, so it must be a mapping",
-                               hint="write body: {field: value, ...}")
-        keyed_files: dict[str, Any] = {}
-        for field_name, value in files.items():
-            digests_here = []
-            for item in value if isinstance(value, list) else [value]:
-                upload = resolve_input_file(item, recipe=recipe, instance=instance,
-                                            param="files", cache=cache, digests=digests,
-                                            client=client, deadline=deadline, allowed=allowed)
-                if upload is None:
-                    return None
-                uploads.append(replace(upload, param=field_name))
-                digests_here.append({"sha256": upload.sha256})
-            keyed_files[field_name] = digests_here if isinstance(value, list) \
-                else digests_here[0]
-        if files:
-            keyed["files"] = keyed_files
-        # headers travel with the request but are never part of the key (nor logged as-is)
-        keyed.pop("headers", None)
+        route = _generic_request(recipe, instance, params, keyed, resolve, uploads)
+        if route is None:
+            return None
+        method, path = route
     else:
         method = endpoint.method
-        path = endpoint.path
-        for name in endpoint.path_params:
-            value = str(params.get(name, ""))
-            if name in endpoint.path_segments:  # `owner/name`: each part quoted alone
-                parts = value.split("/")
-                if any(part in ("", ".", "..") for part in parts):
-                    where = field_location(recipe, instance, ("with", name))
-                    raise RenderFailed(f"{where}: {instance.id}.with.{name}: {value!r} is not "
-                                       "a path of names", hint="write it as owner/name")
-                quoted = "/".join(quote(part, safe="") for part in parts)
-            else:
-                quoted = quote(value, safe="")
-            path = path.replace("{" + name + "}", quoted)
+        path = _endpoint_path(recipe, instance, endpoint, params)
     sent = None
     if endpoint.wire or endpoint.resolve:
-        resolved = _resolve(recipe, instance, views, params, endpoint)
-        keyed.update(resolved)  # what is sent is what the key says
-        sent = {endpoint.wire.get(k, k): v for k, v in params.items()
-                if k not in endpoint.resolve and k not in endpoint.path_params}
-        sent.update(resolved)
-        _refuse_saving_nothing(recipe, instance, endpoint, {**params, **resolved})
+        sent = _sent_body(recipe, instance, views, params, endpoint, keyed)
     if endpoint.local:
-        # made on this machine: the same for --mock and real runs, tied to Pillow's major
-        from ..media.imaging import pillow_version
-
-        provider = f"local/pillow-{pillow_version().split('.')[0]}"
+        provider = _local_provider()
     material = key_material(provider=provider, endpoint=endpoint.id, method=method, path=path,
                             params=keyed)
     return PreparedCall(instance=instance, endpoint=endpoint, params=params, method=method,
                         path=path, material=material,
                         uploads=tuple(uploads), sent=sent)
+
+
+def _render_params(recipe: Recipe, instance: Instance, views: dict[str, Any],
+                   endpoint: Endpoint) -> dict[str, Any]:
+    """Render an instance's `with:` (the entry's defaults filled in) and check it against
+    the endpoint schema, reporting the first problem and how many more there are.
+
+    Raises:
+        RenderFailed: a template fails, or the rendered parameters break the endpoint schema.
+    """
+    context = render_context(recipe, instance, views)
+    params = endpoint.with_defaults(render_field(recipe, instance, "with", instance.step.params,
+                                                 context))
+    problems = check_params(endpoint, params)
+    if problems:
+        inside, message, hint = problems[0]
+        where = field_location(recipe, instance, ("with", *inside))
+        label = ".".join(str(p) for p in ("with", *inside))
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise RenderFailed(f"{where}: {instance.id}.{label}: {message}{more}", hint=hint)
+    return params
+
+
+def _file_digests(values: list[Any], resolve: Callable[..., Upload | None],
+                  uploads: list[Upload], *, param: str,
+                  sent_as: str | None = None) -> list[dict[str, Any]] | None:
+    """Resolve input files into ``uploads`` (sent under ``sent_as`` when given) and return
+    their digests as the key holds them; None when one cannot be known offline.
+
+    Raises:
+        RenderFailed: an input file that is missing, outside the recipe's folder, or no image.
+    """
+    found: list[dict[str, Any]] = []
+    for value in values:
+        upload = resolve(value, param=param)
+        if upload is None:
+            return None
+        uploads.append(upload if sent_as is None else replace(upload, param=sent_as))
+        found.append({"sha256": upload.sha256})
+    return found
+
+
+def _keyed_params(endpoint: Endpoint, params: dict[str, Any],
+                  resolve: Callable[..., Upload | None],
+                  uploads: list[Upload]) -> dict[str, Any] | None:
+    """The parameters as the key holds them: each of the entry's input files by its digest
+    (resolved into ``uploads``). None when a file cannot be known offline.
+
+    Raises:
+        RenderFailed: an input file that is missing, outside the recipe's folder, or no image.
+    """
+    keyed = dict(params)
+    for name, spec in endpoint.files.items():
+        if name not in params:
+            continue
+        many = spec.multiple and isinstance(params[name], list)
+        found = _file_digests(params[name] if many else [params[name]], resolve, uploads,
+                              param=name)
+        if found is None:
+            return None
+        # one file of an entry that sends a list under its own field (`image: a` and
+        # `image: [a]` are one request) is keyed as one file; other lists as lists
+        one = spec.list_field is not None and len(found) == 1
+        keyed[name] = found[0] if one or not spec.multiple else found
+    return keyed
+
+
+def _generic_request(recipe: Recipe, instance: Instance, params: dict[str, Any],
+                     keyed: dict[str, Any], resolve: Callable[..., Upload | None],
+                     uploads: list[Upload]) -> tuple[str, str] | None:
+    """The method and path of an `http` step's request, once its headers and body are
+    known to be sendable; its `files:` go into ``keyed`` by digest (and into ``uploads``),
+    its headers out of it. None when a file cannot be known offline.
+
+    Raises:
+        RenderFailed: a header that carries the key, `files` beside a body that is no
+            mapping, or an input file that cannot be sent.
+    """
+    method = str(params.get("method", "POST")).upper()
+    path = str(params["path"])
+    _check_headers(recipe, instance, params.get("headers") or {})
+    files = params.get("files") or {}
+    if files and params.get("body") is not None and not isinstance(params["body"], dict):
+        where = field_location(recipe, instance, ("with", "body"))
+        raise RenderFailed(f"{where}: {instance.id}.with.body: with `files`, the body is "
+                           "sent as form fields beside them, so it must be a mapping",
+                           hint="write body: {field: value, ...}")
+    if files:
+        keyed_files = _form_files(files, resolve, uploads)
+        if keyed_files is None:
+            return None
+        keyed["files"] = keyed_files
+    # headers travel with the request but are never part of the key (nor logged as-is)
+    keyed.pop("headers", None)
+    return method, path
+
+
+def _form_files(files: dict[str, Any], resolve: Callable[..., Upload | None],
+                uploads: list[Upload]) -> dict[str, Any] | None:
+    """An `http` step's `files:` as the key holds them: each form field's file (or list of
+    files) by digest, resolved into ``uploads`` under the field's name. None when a file
+    cannot be known offline.
+
+    Raises:
+        RenderFailed: an input file that is missing, outside the recipe's folder, or no image.
+    """
+    keyed_files: dict[str, Any] = {}
+    for field_name, value in files.items():
+        found = _file_digests(value if isinstance(value, list) else [value], resolve, uploads,
+                              param="files", sent_as=field_name)
+        if found is None:
+            return None
+        keyed_files[field_name] = found if isinstance(value, list) else found[0]
+    return keyed_files
+
+
+def _endpoint_path(recipe: Recipe, instance: Instance, endpoint: Endpoint,
+                   params: dict[str, Any]) -> str:
+    """The entry's path with its path parameters filled in, each quoted.
+
+    Raises:
+        RenderFailed: an `owner/name` parameter with an empty, `.` or `..` part.
+    """
+    path = endpoint.path
+    for name in endpoint.path_params:
+        value = str(params.get(name, ""))
+        if name in endpoint.path_segments:  # `owner/name`: each part quoted alone
+            parts = value.split("/")
+            if any(part in ("", ".", "..") for part in parts):
+                where = field_location(recipe, instance, ("with", name))
+                raise RenderFailed(f"{where}: {instance.id}.with.{name}: {value!r} is not "
+                                   "a path of names", hint="write it as owner/name")
+            quoted = "/".join(quote(part, safe="") for part in parts)
+        else:
+            quoted = quote(value, safe="")
+        path = path.replace("{" + name + "}", quoted)
+    return path
+
+
+def _sent_body(recipe: Recipe, instance: Instance, views: dict[str, Any],
+               params: dict[str, Any], endpoint: Endpoint,
+               keyed: dict[str, Any]) -> dict[str, Any]:
+    """The JSON body as sent by an entry that renames (`wire`) or resolves fields; the
+    resolved values go into ``keyed`` too.
+
+    Raises:
+        RenderFailed: a value cannot be resolved, or the step saves what never gives files.
+    """
+    resolved = _resolve(recipe, instance, views, params, endpoint)
+    keyed.update(resolved)  # what is sent is what the key says
+    sent = {endpoint.wire.get(k, k): v for k, v in params.items()
+            if k not in endpoint.resolve and k not in endpoint.path_params}
+    sent.update(resolved)
+    _refuse_saving_nothing(recipe, instance, endpoint, {**params, **resolved})
+    return sent
+
+
+def _local_provider() -> str:
+    """The provider a local step's key names: made on this machine, the same for --mock
+    and real runs, tied to Pillow's major version."""
+    from ..media.imaging import pillow_version
+
+    return f"local/pillow-{pillow_version().split('.')[0]}"
 
 
 def _refuse_saving_nothing(recipe: Recipe, instance: Instance, endpoint: Endpoint,

@@ -74,29 +74,47 @@ def show_endpoints(endpoint_id: str | None, *, as_json: bool, out: TextIO,
         chosen = {endpoint_id: find_endpoint(endpoint_id, catalog)} if endpoint_id else catalog
         return show_models(chosen, as_json=as_json, out=out)
     if endpoint_id is None:
-        if as_json:
-            json.dump([_summary(e) for e in catalog.values()], out, indent=2)
-            out.write("\n")
-            return 0
-        width = max(len(k) for k in catalog)
-        for endpoint in catalog.values():
-            kind = " (task: submit, then poll)" if endpoint.task else ""
-            origin = "" if endpoint.origin == "built in" else f"  [from {endpoint.origin}]"
-            facts = f"  ({endpoint.confidence})" if endpoint.evidence else ""
-            out.write(f"{endpoint.id:<{width}}  {endpoint.title}{kind}{facts}{origin}\n")
-        out.write("\n`flow endpoints ID` shows an endpoint's parameters, routes and the "
-                  "evidence for them.\n")
+        _write_catalog(catalog, as_json=as_json, out=out)
         return 0
     endpoint = find_endpoint(endpoint_id, catalog)
     if as_json:
-        json.dump({**_summary(endpoint), "body": endpoint.body,
-                   "files": sorted(endpoint.files), "params": endpoint.params_schema,
-                   "defaults": endpoint.defaults, "model_defaults": endpoint.model_defaults,
-                   "routes": _routes(endpoint),
-                   "evidence": endpoint.evidence, "outputs": endpoint.output_names},
-                  out, indent=2)
+        json.dump(_details(endpoint), out, indent=2)
         out.write("\n")
         return 0
+    _write_calls(endpoint, out)
+    _write_params(endpoint, out)
+    _write_facts(endpoint, out)
+    return 0
+
+
+def _write_catalog(catalog: dict[str, Endpoint], *, as_json: bool, out: TextIO) -> None:
+    """Write the catalog: one summary per endpoint, as JSON or as aligned lines."""
+    if as_json:
+        json.dump([_summary(e) for e in catalog.values()], out, indent=2)
+        out.write("\n")
+        return
+    width = max(len(k) for k in catalog)
+    for endpoint in catalog.values():
+        kind = " (task: submit, then poll)" if endpoint.task else ""
+        origin = "" if endpoint.origin == "built in" else f"  [from {endpoint.origin}]"
+        facts = f"  ({endpoint.confidence})" if endpoint.evidence else ""
+        out.write(f"{endpoint.id:<{width}}  {endpoint.title}{kind}{facts}{origin}\n")
+    out.write("\n`flow endpoints ID` shows an endpoint's parameters, routes and the "
+              "evidence for them.\n")
+
+
+def _details(endpoint: Endpoint) -> dict[str, Any]:
+    """One endpoint in full, as `flow endpoints ID --json` prints it."""
+    return {**_summary(endpoint), "body": endpoint.body,
+            "files": sorted(endpoint.files), "params": endpoint.params_schema,
+            "defaults": endpoint.defaults, "model_defaults": endpoint.model_defaults,
+            "routes": _routes(endpoint),
+            "evidence": endpoint.evidence, "outputs": endpoint.output_names}
+
+
+def _write_calls(endpoint: Endpoint, out: TextIO) -> None:
+    """Write how the endpoint is called: its entry, each provider's route, what is sent
+    by default and its models."""
     out.write(f"{endpoint.id} — {endpoint.title}\n")
     if endpoint.description:
         out.write(f"  {endpoint.description}\n")
@@ -119,6 +137,11 @@ def show_endpoints(endpoint_id: str | None, *, as_json: bool, out: TextIO,
         for model in endpoint.models.values():
             out.write(f"    {model.describe(today())}\n")
     out.write("\n")
+
+
+def _write_params(endpoint: Endpoint, out: TextIO) -> None:
+    """Write the endpoint's parameters: each one's type and bounds, whether it is
+    required or a file, and its description."""
     out.write("parameters:\n")
     required = set(endpoint.params_schema.get("required", []))
     for name in endpoint.param_names:
@@ -132,6 +155,11 @@ def show_endpoints(endpoint_id: str | None, *, as_json: bool, out: TextIO,
         out.write(f"  {name:<20} {kind}{' (' + ', '.join(flags) + ')' if flags else ''}\n")
         if schema.get("description"):
             out.write(f"  {'':<20} {schema['description']}\n")
+
+
+def _write_facts(endpoint: Endpoint, out: TextIO) -> None:
+    """Write what a step can read of the endpoint's outcome, how sure each fact of its
+    entry is, and how many per-model rules it checks."""
     out.write("\noutputs: " + ", ".join(endpoint.output_names) + ", files, response\n")
     if endpoint.evidence:
         out.write("\nhow sure each fact is:\n")
@@ -139,7 +167,6 @@ def show_endpoints(endpoint_id: str | None, *, as_json: bool, out: TextIO,
             out.write(f"  {fact}: {evidence}\n")
     if endpoint.rules:
         out.write(f"\n{len(endpoint.rules)} per-model rules are checked before any call.\n")
-    return 0
 
 
 def _describe_schema(schema: dict[str, Any]) -> str:

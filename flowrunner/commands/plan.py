@@ -10,11 +10,14 @@ from typing import Any, TextIO
 from ..catalog.entries import CREDIT_UNITS
 from ..kit.stamp import fresh_stamp
 from ..recipe.graph import Plan
+from ..recipe.spec import Step
 from ..run.options import cache_root_for
 from ..run.planning import known_params, load_plan
 from ..run.survey import STATE_WORDS, Survey, survey_plan
 from ..store.cache import Cache
 from ..store.remote import inspection_cache
+
+_TO_CALL = ("missing", "blocked", "unknown")  # the survey states a run would call
 
 
 def _credit_history(cache: Cache) -> dict[tuple[str, str], float]:
@@ -92,11 +95,40 @@ def show_plan(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | No
     recipe = plan.recipe
     root = cache_root_for(plan.recipe.path, cache_dir)
     cache = inspection_cache(root, remote_cache)
-    stamp = fresh_stamp(recipe.path, root, stamp_context) if stamp_context else None
-    known = {str(item["id"]): (str(item.get("key")), float(item.get("credits", 0)))
-             for item in stamp.instances} if stamp is not None else None
+    known = _stamped(recipe.path, root, stamp_context)
     survey = survey_plan(plan, cache=cache, mock=mock, known=known)
     default_unit = CREDIT_UNITS.get(recipe.default_provider.kind, "credits")
+    rows = _plan_rows(plan, survey, cache=cache, mock=mock, as_json=as_json,
+                      default_unit=default_unit)
+    by_unit = _credits_to_call(rows)
+    to_call = sum(row["state"] in _TO_CALL for row in rows)
+    cached = sum(row["state"] == "cached" for row in rows)
+    estimate = " + ".join(f"~{v:g} {u}" for u, v in by_unit.items()) or f"~0 {default_unit}"
+    if as_json:
+        json.dump({"recipe": recipe.display, "instances": rows, "to_call": to_call,
+                   "cached": cached, "estimated_credits": sum(by_unit.values()),
+                   "estimated_by_unit": by_unit}, out, indent=2, default=str)
+        out.write("\n")
+        return 0
+    _write_plan(plan, rows, out,
+                total=f"\n{cached} cached, {to_call} to call, {estimate} estimated\n")
+    return 0
+
+
+def _stamped(recipe_path: Path, root: Path, stamp_context: dict[str, Any] | None
+             ) -> dict[str, tuple[str, float]] | None:
+    """The cache key and credits of each instance a fresh run stamp vouches for, or None
+    when there is no such stamp (or no ``stamp_context`` to find it by)."""
+    stamp = fresh_stamp(recipe_path, root, stamp_context) if stamp_context else None
+    return {str(item["id"]): (str(item.get("key")), float(item.get("credits", 0)))
+            for item in stamp.instances} if stamp is not None else None
+
+
+def _plan_rows(plan: Plan, survey: list[Survey], *, cache: Cache, mock: bool, as_json: bool,
+               default_unit: str) -> list[dict[str, Any]]:
+    """One row per surveyed instance, in run order: its state, needs, the parameters it
+    will send, and its credits (spent, saved or estimated)."""
+    recipe = plan.recipe
     history = _credit_history(cache) if any(s.state != "cached" for s in survey) else {}
     identities = {step_id: recipe.provider_of(step).identity(mock=mock)
                   for step_id, step in recipe.steps.items()}
@@ -105,18 +137,9 @@ def show_plan(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | No
              else default_unit for step_id, step in recipe.steps.items()}
     needs = {step_id: list(plan.depends_on[step_id]) for step_id in recipe.steps}
     rows: list[dict[str, Any]] = []
-    by_unit: dict[str, float] = {}
-    to_call = cached = 0
     for number, item in enumerate(survey, 1):
         step = item.instance.step
-        credits = item.credits if item.credits is not None else \
-            float(item.entry.get("credits") or 0) if item.entry else \
-            _estimate(item, history, plan, identities) if item.state not in ("skipped",) \
-            else 0.0
-        if item.state in ("missing", "blocked", "unknown"):
-            to_call += 1
-            by_unit[units[step.id]] = by_unit.get(units[step.id], 0.0) + credits
-        cached += item.state == "cached"
+        credits = _credits(item, history, plan, identities)
         params = item.call.material["params"] if item.call else \
             _with_defaults(step, known_params(plan, item.instance.matrix, step.params))
         rows.append({"n": number, "instance": item.instance.id, "step": step.id,
@@ -126,35 +149,60 @@ def show_plan(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | No
                      "key": item.call.key if item.call and as_json else None,  # JSON only
                      "waits_for": item.waits_for,
                      "error": item.error.message if item.error else None})
-    estimate = " + ".join(f"~{v:g} {u}" for u, v in by_unit.items()) or f"~0 {default_unit}"
-    if as_json:
-        json.dump({"recipe": recipe.display, "instances": rows, "to_call": to_call,
-                   "cached": cached, "estimated_credits": sum(by_unit.values()),
-                   "estimated_by_unit": by_unit}, out, indent=2, default=str)
-        out.write("\n")
-        return 0
+    return rows
+
+
+def _credits(item: Survey, history: dict[tuple[str, str], float], plan: Plan,
+             identities: dict[str, str]) -> float:
+    """An instance's credits: what it was charged (per the survey or its cache entry),
+    else an estimate; none for a skipped one."""
+    return item.credits if item.credits is not None else \
+        float(item.entry.get("credits") or 0) if item.entry else \
+        _estimate(item, history, plan, identities) if item.state not in ("skipped",) \
+        else 0.0
+
+
+def _credits_to_call(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """The credits the instances still to call would take, by unit (in order of first
+    appearance)."""
+    by_unit: dict[str, float] = {}
+    for row in rows:
+        if row["state"] in _TO_CALL:
+            by_unit[row["unit"]] = by_unit.get(row["unit"], 0.0) + row["credits"]
+    return by_unit
+
+
+def _write_plan(plan: Plan, rows: list[dict[str, Any]], out: TextIO, *, total: str) -> None:
+    """Write the plan as text: a heading, each row's lines, then ``total``."""
+    recipe = plan.recipe
     lines = [f"plan for {recipe.display}: {len(rows)} instances in {len(plan.step_order)} "
              f"steps\n"]
-    # parameters the entry fills in (a pinned model): shown, and said to be defaults, so
-    # a default that changes in a new release shows up as a change
     width = max(len(r["instance"]) for r in rows) if rows else 10
     for row in rows:
-        word = STATE_WORDS[row["state"]]
-        cost = f"~{row['credits']:g} {row['unit']}" if row["state"] != "cached" else \
-            f"{row['credits']:g} {row['unit']} saved"
-        lines.append(f"{row['n']:>4}. {row['instance']:<{width}}  {row['endpoint']:<26} "
-                     f"{word:<10} {cost}\n")
-        if row["needs"]:
-            lines.append(f"      needs: {', '.join(row['needs'])}\n")
-        defaulted = _defaulted(recipe.steps[row["step"]], row["params"])
-        for name, value in row["params"].items():
-            mark = " (default)" if name in defaulted else ""
-            lines.append(f"      {name}: {_shown(value)}{mark}\n")
-        if row["error"]:
-            lines.append(f"      error: {row['error']}\n")
+        lines.extend(_row_lines(row, recipe.steps[row["step"]], width))
         if len(lines) > 4096:  # written in blocks: few writes, little memory
             out.write("".join(lines))
             lines.clear()
-    lines.append(f"\n{cached} cached, {to_call} to call, {estimate} estimated\n")
+    lines.append(total)
     out.write("".join(lines))
-    return 0
+
+
+def _row_lines(row: dict[str, Any], step: Step, width: int) -> list[str]:
+    """One row's lines: the instance with its state and cost, then its needs, parameters
+    and error."""
+    word = STATE_WORDS[row["state"]]
+    cost = f"~{row['credits']:g} {row['unit']}" if row["state"] != "cached" else \
+        f"{row['credits']:g} {row['unit']} saved"
+    lines = [f"{row['n']:>4}. {row['instance']:<{width}}  {row['endpoint']:<26} "
+             f"{word:<10} {cost}\n"]
+    if row["needs"]:
+        lines.append(f"      needs: {', '.join(row['needs'])}\n")
+    # parameters the entry fills in (a pinned model): shown, and said to be defaults, so
+    # a default that changes in a new release shows up as a change
+    defaulted = _defaulted(step, row["params"])
+    for name, value in row["params"].items():
+        mark = " (default)" if name in defaulted else ""
+        lines.append(f"      {name}: {_shown(value)}{mark}\n")
+    if row["error"]:
+        lines.append(f"      error: {row['error']}\n")
+    return lines

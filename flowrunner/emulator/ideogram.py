@@ -123,6 +123,6 @@ def _route(path: str, _query: str) -> dict[str, str] | None:
 
 
 ROUTES = (
-    Rule("POST", _route, "{call}",
+    Rule("POST", _route, "ideogram.{call}",
          lambda h, r: h._ideogram(r.parts["call"], r.body, r.record)),
 )

@@ -172,7 +172,7 @@ def _route(path: str, _query: str) -> dict[str, str] | None:
 
 ROUTES = (
     Rule("POST", lambda path, q: (p := _route(path, q)) and not p["id"] and p or None,
-         "{call}", lambda h, r: h._kling_submit(r.parts["call"], r.body, r.record)),
+         "kling.{call}", lambda h, r: h._kling_submit(r.parts["call"], r.body, r.record)),
     Rule("GET", lambda path, q: (p := _route(path, q)) and p["id"] and p or None,
-         "{call}.get", lambda h, r: h._kling_poll(r.parts["call"], r.parts["id"])),
+         "kling.{call}.get", lambda h, r: h._kling_poll(r.parts["call"], r.parts["id"])),
 )

@@ -32,15 +32,11 @@ def submit(action: str, body: dict[str, Any], tasks: dict[str, dict[str, Any]], 
     mode, so a pressed button waits for its modal."""
     doc = contract.load("midjourney.json")
     spec = doc["actions"].get(action)
-    codes = doc["codes"]
     if spec is None:
         return _refuse(4, f"unsupported action {action!r}"), None
-    for name in body:
-        if name not in spec["fields"]:
-            return _refuse(4, f"unknown field {name!r}"), None
-    for name in spec["required"]:
-        if not body.get(name):
-            return _refuse(4, f"{name} cannot be empty"), None
+    problem = _fields_problem(spec, body)
+    if problem:
+        return _refuse(4, problem), None
     if action == "modal":
         return _modal(body, tasks), None
     if action == "change":
@@ -48,59 +44,90 @@ def submit(action: str, body: dict[str, Any], tasks: dict[str, dict[str, Any]], 
         if isinstance(button, dict):
             return button, None
         action, body = "action", {"customId": button, "taskId": body["taskId"]}
-    if body.get("botType") is not None and body["botType"] not in doc["bot_types"]:
-        return _refuse(4, f"botType must be one of {', '.join(doc['bot_types'])}"), None
-    if action == "blend" and body.get("dimensions", "SQUARE") not in doc["dimensions"]:
-        return _refuse(4, f"dimensions must be one of {', '.join(doc['dimensions'])}"), None
-    for name in ("base64", "image"):
-        value = body.get(name)
-        if value is not None and not (isinstance(value, str) and value.startswith(
-                ("data:image/", "http://", "https://"))):
-            return _refuse(4, f"{name} must be an image URL or a data URL"), None
-    if action == "blend":
-        images = body["base64Array"]
-        low, high = doc["blend_images"]
-        if not isinstance(images, list) or not low <= len(images) <= high or not all(
-                isinstance(i, str) and i.startswith("data:image/") for i in images):
-            return _refuse(4, f"base64Array takes {low} to {high} images as data URLs"), None
-    if action == "video":
-        problem = _video_problem(body, doc)
-        if problem:
-            return _refuse(4, problem), None
+    problem = _body_problem(action, body, doc)
+    if problem:
+        return _refuse(4, problem), None
     prompt = str(body.get("prompt", ""))
     banned = [w for w in doc["banned_words"] if w in prompt.lower()]
     if banned:
-        return _refuse(codes["banned"], "banned prompt", {"bannedWord": banned[0]}), None
+        return _refuse(doc["codes"]["banned"], "banned prompt", {"bannedWord": banned[0]}), None
     parent = None
     if action == "action":
         parent = tasks.get(str(body["taskId"]))
-        if parent is None or parent.get("family") != "midjourney":
-            return _refuse(4, "task does not exist"), None
-        pressed = [b for b in parent.get("buttons", []) if b["customId"] == body["customId"]]
-        if parent["status"] != "SUCCESS" or not pressed:
-            return _refuse(4, f"customId {body['customId']!r} is not a button of task "
-                              f"{body['taskId']}"), None
+        problem = _button_problem(parent, body)
+        if problem:
+            return _refuse(4, problem), None
     seed = json.dumps(body, sort_keys=True)
     kind = _kind(body["customId"]) if parent else action if action in ("describe", "video") \
         else "grid"
     task = {"family": "midjourney", "id": task_id, "action": action.upper(), "body": body,
             "polls": 0, "fail": fail, "status": "NOT_START", "seed": seed, "kind": kind,
             "prompt": prompt or (parent or {}).get("prompt", "")}
-    if parent is not None and (remix or body["customId"].startswith(
-            tuple(doc["modal_buttons"]))):
+    return _accepted(task, tasks, doc, remix=remix and parent is not None), task
+
+
+def _fields_problem(spec: dict[str, Any], body: dict[str, Any]) -> str | None:
+    for name in body:
+        if name not in spec["fields"]:
+            return f"unknown field {name!r}"
+    for name in spec["required"]:
+        if not body.get(name):
+            return f"{name} cannot be empty"
+    return None
+
+
+def _body_problem(action: str, body: dict[str, Any], doc: dict[str, Any]) -> str | None:
+    """What midjourney-proxy refuses in a submit's values (code 4), or None."""
+    if body.get("botType") is not None and body["botType"] not in doc["bot_types"]:
+        return f"botType must be one of {', '.join(doc['bot_types'])}"
+    if action == "blend" and body.get("dimensions", "SQUARE") not in doc["dimensions"]:
+        return f"dimensions must be one of {', '.join(doc['dimensions'])}"
+    for name in ("base64", "image"):
+        value = body.get(name)
+        if value is not None and not (isinstance(value, str) and value.startswith(
+                ("data:image/", "http://", "https://"))):
+            return f"{name} must be an image URL or a data URL"
+    if action == "blend":
+        images = body["base64Array"]
+        low, high = doc["blend_images"]
+        if not isinstance(images, list) or not low <= len(images) <= high or not all(
+                isinstance(i, str) and i.startswith("data:image/") for i in images):
+            return f"base64Array takes {low} to {high} images as data URLs"
+    if action == "video":
+        return _video_problem(body, doc)
+    return None
+
+
+def _button_problem(parent: dict[str, Any] | None, body: dict[str, Any]) -> str | None:
+    """Why a pressed button (`action`) is refused: no such task, or not its button."""
+    if parent is None or parent.get("family") != "midjourney":
+        return "task does not exist"
+    pressed = [b for b in parent.get("buttons", []) if b["customId"] == body["customId"]]
+    if parent["status"] != "SUCCESS" or not pressed:
+        return f"customId {body['customId']!r} is not a button of task {body['taskId']}"
+    return None
+
+
+def _accepted(task: dict[str, Any], tasks: dict[str, dict[str, Any]], doc: dict[str, Any],
+              *, remix: bool) -> dict[str, Any]:
+    """The answer to a submit taken: a button that opens a modal (or any button in remix
+    mode) waits for /mj/submit/modal; else the task is queued or started."""
+    codes = doc["codes"]
+    custom_id = str(task["body"].get("customId", ""))
+    modal_button = task["action"] == "ACTION" and custom_id.startswith(tuple(doc["modal_buttons"]))
+    if remix or modal_button:
         task["status"] = "MODAL"  # waits for /mj/submit/modal
         # new-api passes code 21 (with the task id) for Custom Zoom and Vary (Region) only
-        code = codes["exists"] if body["customId"].startswith(tuple(doc["modal_buttons"])) \
-            else codes["accepted"]
-        return {"code": code, "description": "Waiting for window confirm",
+        return {"code": codes["exists"] if modal_button else codes["accepted"],
+                "description": "Waiting for window confirm",
                 "properties": {"finalPrompt": task["prompt"], "remix": True},
-                "result": task_id}, task
+                "result": task["id"]}
     queued = len([t for t in tasks.values() if t.get("family") == "midjourney"
                   and t["status"] in ("NOT_START", "IN_PROGRESS")]) >= 3
-    code = codes["queued"] if queued else codes["accepted"]
-    return {"code": code, "description": "In queue, there are 1 tasks ahead" if queued
+    return {"code": codes["queued"] if queued else codes["accepted"],
+            "description": "In queue, there are 1 tasks ahead" if queued
             else "Submit success", "properties": {"discordInstanceId": "emulated"},
-            "result": task_id}, task
+            "result": task["id"]}
 
 
 def _video_problem(body: dict[str, Any], doc: dict[str, Any]) -> str | None:
@@ -259,8 +286,8 @@ class MidjourneyRoutes(Exchange):
 
 _MODE = r"(?:/(?:fast|relax))?"  # a speed prefix some gateways take
 ROUTES = (
-    Rule("POST", pattern(_MODE + r"/mj/submit/(?P<action>\w[\w-]*)"), "{action}",
+    Rule("POST", pattern(_MODE + r"/mj/submit/(?P<action>\w[\w-]*)"), "midjourney.{action}",
          lambda h, r: h._mj_submit(r.parts["action"], r.body, r.record)),
-    Rule("GET", pattern(_MODE + r"/mj/task/(?P<id>[^/]+)/fetch"), "fetch",
+    Rule("GET", pattern(_MODE + r"/mj/task/(?P<id>[^/]+)/fetch"), "midjourney.fetch",
          lambda h, r: h._mj_fetch(r.parts["id"])),
 )

@@ -100,13 +100,13 @@ class ReplicateRoutes(Exchange):
 
 _MODEL = r"[\w.-]+/[\w.-]+"
 ROUTES = (
-    Rule("POST", exact("/replicate/v1/predictions"), "create_version",
+    Rule("POST", exact("/replicate/v1/predictions"), "replicate.create_version",
          lambda h, r: h._replicate_create(None, r.body, r.record)),
     Rule("GET", pattern(rf"/replicate/v1/models/(?P<model>{_MODEL})/versions/(?P<id>[0-9a-f]+)"),
-         "version",
+         "replicate.version",
          lambda h, r: h._json(200, version(r.parts["model"], r.parts["id"]))),
     Rule("POST", pattern(rf"/replicate/v1/models/(?P<model>{_MODEL})/predictions"),
-         "create", lambda h, r: h._replicate_create(r.parts["model"], r.body, r.record)),
-    Rule("GET", pattern(r"/replicate/v1/predictions/(?P<id>[^/]+)"), "get",
+         "replicate.create", lambda h, r: h._replicate_create(r.parts["model"], r.body, r.record)),
+    Rule("GET", pattern(r"/replicate/v1/predictions/(?P<id>[^/]+)"), "replicate.get",
          lambda h, r: h._replicate_get(r.parts["id"])),
 )

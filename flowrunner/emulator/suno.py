@@ -118,8 +118,8 @@ class SunoRoutes(Exchange):
 
 
 ROUTES = (
-    Rule("POST", pattern(r"/suno/submit/(?P<action>[^/]+)"), "submit.{action}",
+    Rule("POST", pattern(r"/suno/submit/(?P<action>[^/]+)"), "suno.submit.{action}",
          lambda h, r: h._suno_submit(r.parts["action"], r.body, r.record)),
-    Rule("GET", pattern(r"/suno/fetch/(?P<id>[^/]+)"), "fetch",
+    Rule("GET", pattern(r"/suno/fetch/(?P<id>[^/]+)"), "suno.fetch",
          lambda h, r: h._suno_fetch(r.parts["id"])),
 )

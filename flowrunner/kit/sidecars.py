@@ -8,11 +8,13 @@ import hashlib
 import json
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..catalog.entries import CREDIT_UNITS
-from ..recipe.graph import Plan
+from ..catalog.entries import CREDIT_UNITS, Endpoint
+from ..recipe.graph import Instance, Plan
+from ..recipe.spec import Step
 from ..run.options import RunOptions, display
 from ..run.results import RunResult, StepResult
 from ..store.cache import Cache, sha256_file
@@ -24,6 +26,9 @@ from .lockfile import (
     write_lock,
 )
 from .stamp import Stamp, stamp_file
+
+if TYPE_CHECKING:
+    from .gallery import Asset, Card, Section
 
 
 @functools.lru_cache(maxsize=64)
@@ -265,109 +270,177 @@ def write_kit_gallery(plan: Plan, entries: dict[str, dict[str, Any]], output_dir
 
     Returns its path for display, or None when nothing was saved or it cannot be written.
     """
-    from ..run.planning import known_params
-    from .gallery import Asset, Card, Section, picture_size, render_gallery, write_gallery
+    from .gallery import render_gallery, write_gallery
 
     recipe = plan.recipe
-    root = os.path.realpath(output_dir) + os.sep
-    folder = os.path.realpath(recipe.folder)
+    place = _Place(root=os.path.realpath(output_dir) + os.sep,
+                   folder=os.path.realpath(recipe.folder), dimensions=dimensions,
+                   default_unit=CREDIT_UNITS.get(recipe.default_provider.kind, "credits"))
+    sections, shown = _step_sections(plan, entries, place)
+    # instances the recipe no longer makes (another --var, a changed matrix): still on disk
+    former = _former_section(plan, entries, shown, place)
+    if former.cards:
+        sections.append(former)
+    files = sum(len(c.assets) for s in sections for c in s.cards)
+    if not files:
+        return None
+    page = render_gallery(recipe.name, recipe.description,
+                          _gallery_header(sections, files, lock_name), sections)
+    try:
+        return display(write_gallery(output_dir, page))
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Place:
+    """Where the gallery's files are: the output folder (``root``, with a trailing
+    separator) and the recipe's folder, as real paths; plus the pixel sizes known by
+    sha256 and the default provider's credit unit."""
+
+    root: str
+    folder: str
+    dimensions: dict[str, tuple[Any, Any]] | None
+    default_unit: str
+
+
+def _step_sections(plan: Plan, entries: dict[str, dict[str, Any]], place: _Place
+                   ) -> tuple[list[Section], set[str]]:
+    """The gallery's section of each step, in run order, with a card for each of its
+    instances the lock file records; and the ids of those instances."""
+    from .gallery import Section
+
     saved: dict[str, list[str]] = {}  # step → its files, relative to the output folder
-
-    def assets_of(entry: dict[str, Any]) -> list[Any]:
-        assets: list[Any] = []
-        posters = [str(a["path"]) for a in entry.get("artifacts", [])
-                   if a.get("role") == "poster" and a.get("path")]
-        for artifact in entry.get("artifacts", []):
-            if not artifact.get("path") or artifact.get("role") == "poster":
-                continue
-            # string paths: this runs for every file of the kit (pathlib costs 10x more)
-            target = os.path.normpath(os.path.join(folder, str(artifact["path"])))
-            if not target.startswith(root):
-                continue
-            known = (dimensions or {}).get(str(artifact.get("sha256")))
-            width, height = known if known and all(known) else picture_size(Path(target))
-            poster = posters[len(assets)] if len(assets) < len(posters) else None
-            if poster is not None:
-                poster = os.path.normpath(os.path.join(folder, poster))
-                poster = poster[len(root):].replace(os.sep, "/") \
-                    if poster.startswith(root) else None
-            assets.append(Asset(target[len(root):].replace(os.sep, "/"),
-                                int(artifact.get("bytes", 0)), width, height, poster=poster))
-        return assets
-
-    def badge(entry: dict[str, Any], endpoint: Any) -> str:
-        return "local" if endpoint is not None and endpoint.local else \
-            "mock" if entry.get("emulated") else "called"
-
-    default_unit = CREDIT_UNITS.get(recipe.default_provider.kind, "credits")
-    sections = []
+    sections: list[Section] = []
     shown: set[str] = set()
     for step_id in plan.step_order:
-        step = recipe.steps[step_id]
-        endpoint = step.endpoint
+        step = plan.recipe.steps[step_id]
         section = Section(step_id, step.description)
         for instance in plan.by_step[step_id]:
             entry = entries.get(instance.id)
             if entry is None:
                 continue
             shown.add(instance.id)
-            assets = assets_of(entry)
+            assets = _assets(entry, place)
             saved.setdefault(step_id, []).extend(a.file for a in assets)
-            references: list[str] = []
-            if not assets and endpoint is not None and endpoint.files:
-                known = known_params(plan, instance.matrix, step.params)
-                for name in endpoint.files:
-                    values = known.get(name)
-                    for value in values if isinstance(values, list) else [values]:
-                        if isinstance(value, str) and "{{" not in value and \
-                                "://" not in value:
-                            references.append(os.path.relpath(recipe.folder / value,
-                                                              root.rstrip(os.sep)))
-            made_from = [f for dep in plan.depends_on[step_id] for f in saved.get(dep, [])[:1]
-                         if any(ref[:3] == ("steps", dep, "files")
-                                for _, t in step.templates for ref in t.refs)]
-            outputs = {k: v for k, v in entry.get("outputs", {}).items()
-                       if k == "style_id"}
-            section.cards.append(Card(
-                instance.id, step_id, str(entry.get("endpoint", step.uses)),
-                badge(entry, endpoint), assets=assets, references=references,
-                made_from=made_from, credits=float(entry.get("credits") or 0),
-                unit=endpoint.unit if endpoint is not None and not endpoint.local else
-                default_unit, matrix=instance.matrix, params=entry.get("params", {}),
-                outputs=outputs))
+            section.cards.append(_instance_card(plan, step, instance, entry, assets, saved,
+                                                place))
         sections.append(section)
-    # instances the recipe no longer makes (another --var, a changed matrix): still on disk
+    return sections, shown
+
+
+def _instance_card(plan: Plan, step: Step, instance: Instance, entry: dict[str, Any],
+                   assets: list[Asset], saved: dict[str, list[str]], place: _Place) -> Card:
+    """The card of an instance the recipe makes: its files (or, saving none, the files it
+    was given) and the first file of each earlier step its templates read files of."""
+    from .gallery import Card
+
+    endpoint = step.endpoint
+    references = _references(plan, step, instance, place) if not assets else []
+    made_from = [f for dep in plan.depends_on[step.id] for f in saved.get(dep, [])[:1]
+                 if any(ref[:3] == ("steps", dep, "files")
+                        for _, t in step.templates for ref in t.refs)]
+    outputs = {k: v for k, v in entry.get("outputs", {}).items()
+               if k == "style_id"}
+    return Card(
+        instance.id, step.id, str(entry.get("endpoint", step.uses)),
+        _badge(entry, endpoint), assets=assets, references=references,
+        made_from=made_from, credits=float(entry.get("credits") or 0),
+        unit=_unit(endpoint, place), matrix=instance.matrix, params=entry.get("params", {}),
+        outputs=outputs)
+
+
+def _references(plan: Plan, step: Step, instance: Instance, place: _Place) -> list[str]:
+    """The local files an instance's parameters name for its endpoint's uploads, relative
+    to the output folder (values still templates or URLs are left out)."""
+    from ..run.planning import known_params
+
+    endpoint = step.endpoint
+    references: list[str] = []
+    if endpoint is not None and endpoint.files:
+        known = known_params(plan, instance.matrix, step.params)
+        for name in endpoint.files:
+            values = known.get(name)
+            for value in values if isinstance(values, list) else [values]:
+                if isinstance(value, str) and "{{" not in value and \
+                        "://" not in value:
+                    references.append(os.path.relpath(plan.recipe.folder / value,
+                                                      place.root.rstrip(os.sep)))
+    return references
+
+
+def _former_section(plan: Plan, entries: dict[str, dict[str, Any]], shown: set[str],
+                    place: _Place) -> Section:
+    """The section of the lock file's entries the recipe as it is now does not make."""
+    from .gallery import Card, Section
+
     # a name no step id can have (ids have no hyphens): no clash with a step
     former = Section("earlier-runs", "recorded by an earlier run; not made by the recipe "
                                      "as it is now")
     for name in sorted(set(entries) - shown):
         entry = entries[name]
-        former_step = recipe.steps.get(str(entry.get("step")))
+        former_step = plan.recipe.steps.get(str(entry.get("step")))
         endpoint = former_step.endpoint if former_step is not None else None
         former.cards.append(Card(
-            name, str(entry.get("step")), str(entry.get("endpoint")), badge(entry, endpoint),
-            assets=assets_of(entry), references=[], made_from=[],
+            name, str(entry.get("step")), str(entry.get("endpoint")), _badge(entry, endpoint),
+            assets=_assets(entry, place), references=[], made_from=[],
             credits=float(entry.get("credits") or 0),
-            unit=endpoint.unit if endpoint is not None and not endpoint.local else
-            default_unit, matrix={}, params=entry.get("params", {}), outputs={}))
-    if former.cards:
-        sections.append(former)
-    files = sum(len(c.assets) for s in sections for c in s.cards)
-    if not files:
-        return None
+            unit=_unit(endpoint, place), matrix={}, params=entry.get("params", {}),
+            outputs={}))
+    return former
+
+
+def _assets(entry: dict[str, Any], place: _Place) -> list[Asset]:
+    """The files a lock entry records inside the output folder, with their sizes and
+    posters (paths relative to the output folder)."""
+    from .gallery import Asset, picture_size
+
+    assets: list[Asset] = []
+    root, folder = place.root, place.folder
+    posters = [str(a["path"]) for a in entry.get("artifacts", [])
+               if a.get("role") == "poster" and a.get("path")]
+    for artifact in entry.get("artifacts", []):
+        if not artifact.get("path") or artifact.get("role") == "poster":
+            continue
+        # string paths: this runs for every file of the kit (pathlib costs 10x more)
+        target = os.path.normpath(os.path.join(folder, str(artifact["path"])))
+        if not target.startswith(root):
+            continue
+        known = (place.dimensions or {}).get(str(artifact.get("sha256")))
+        width, height = known if known and all(known) else picture_size(Path(target))
+        poster = posters[len(assets)] if len(assets) < len(posters) else None
+        if poster is not None:
+            poster = os.path.normpath(os.path.join(folder, poster))
+            poster = poster[len(root):].replace(os.sep, "/") \
+                if poster.startswith(root) else None
+        assets.append(Asset(target[len(root):].replace(os.sep, "/"),
+                            int(artifact.get("bytes", 0)), width, height, poster=poster))
+    return assets
+
+
+def _badge(entry: dict[str, Any], endpoint: Endpoint | None) -> str:
+    """How a card says its files were made: local, mock (by the emulator) or called."""
+    return "local" if endpoint is not None and endpoint.local else \
+        "mock" if entry.get("emulated") else "called"
+
+
+def _unit(endpoint: Endpoint | None, place: _Place) -> str:
+    """The credit unit of a card: its endpoint's, else the default provider's."""
+    return endpoint.unit if endpoint is not None and not endpoint.local else \
+        place.default_unit
+
+
+def _gallery_header(sections: list[Section], files: int, lock_name: str) -> str:
+    """The line atop the gallery: how many files, instances and steps, and how many of
+    them the emulator made."""
     instances = sum(len(s.cards) for s in sections)
     emulated = sum(1 for s in sections for c in s.cards if c.badge == "mock")
-    header = (f"{files} asset{'s' * (files != 1)} from {instances} instances of "
-              f"{len([s for s in sections if s.cards])} steps, as recorded in {lock_name}"
-              + (" · made by the emulator (--mock), not by the providers"
-                 if emulated and emulated == instances else
-                 f" · {emulated} made by the emulator (--mock), not by the providers"
-                 if emulated else ""))
-    page = render_gallery(recipe.name, recipe.description, header, sections)
-    try:
-        return display(write_gallery(output_dir, page))
-    except OSError:
-        return None
+    return (f"{files} asset{'s' * (files != 1)} from {instances} instances of "
+            f"{len([s for s in sections if s.cards])} steps, as recorded in {lock_name}"
+            + (" · made by the emulator (--mock), not by the providers"
+               if emulated and emulated == instances else
+               f" · {emulated} made by the emulator (--mock), not by the providers"
+               if emulated else ""))
 
 
 def append_step_summary(result: RunResult) -> None:

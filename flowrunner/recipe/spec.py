@@ -219,6 +219,40 @@ def _build_step(step_id: str, index: int, raw: dict[str, Any], smap: SourceMap,
                 catalog: dict[str, Endpoint], providers: dict[str, Provider]) -> Step:
     base: PathKey = ("steps", step_id)
     uses = _text(raw.get("uses"), "")
+    profile = _step_profile(raw, base, smap, providers, issues)
+    endpoint = _step_endpoint(uses, profile, raw, base, smap, issues, catalog=catalog,
+                              providers=providers)
+    params = _mapping(raw.get("with"))
+    matrix = _mapping(raw.get("matrix"))
+    save = raw.get("save")
+    save_list = [save] if isinstance(save, str) else \
+        [s for s in save if isinstance(s, str)] if isinstance(save, list) else []
+    outputs = _mapping(raw.get("outputs"))
+    templates: list[tuple[PathKey, Template]] = []
+    for key, value in (("with", params), ("matrix", matrix), ("if", raw.get("if")),
+                       ("outputs", outputs)):
+        _template_issues(value, (*base, key), smap, templates, issues)
+    _template_issues(save if isinstance(save, (str, list)) else None, (*base, "save"), smap,
+                     templates, issues)
+    if endpoint is not None:
+        issues.extend(check_literal_params(endpoint, params, (*base, "with"), smap))
+    _save_issues(step_id, save, save_list, endpoint, params, smap, issues)
+    return Step(
+        id=step_id, index=index, uses=uses, endpoint=endpoint, params=params,
+        needs=_as_tuple(raw.get("needs")), matrix=matrix, condition=raw.get("if", True),
+        save=tuple(save_list), outputs={k: v for k, v in outputs.items() if isinstance(v, str)},
+        retries=_int(raw.get("retries"), _int(defaults.get("retries"), DEFAULT_RETRIES)),
+        timeout=_num(raw.get("timeout"), _num(defaults.get("timeout"), DEFAULT_TIMEOUT)),
+        cache=raw.get("cache", defaults.get("cache", True)) is not False,
+        description=_text(raw.get("description"), ""),
+        location=smap.key_at(base), templates=tuple(templates), provider=profile,
+    )
+
+
+def _step_profile(raw: dict[str, Any], base: PathKey, smap: SourceMap,
+                  providers: dict[str, Provider], issues: list[Issue]) -> str:
+    """The provider profile a step names (the default one when it names none, or one the
+    recipe does not declare, which is an issue)."""
     profile = _text(raw.get("provider"), DEFAULT_PROFILE)
     if profile not in providers:
         close = difflib.get_close_matches(profile, list(providers), n=1)
@@ -228,6 +262,14 @@ def _build_step(step_id: str, index: int, raw: dict[str, Any], smap: SourceMap,
                             "name it under `providers:` (known: "
                             + ", ".join(sorted(providers)) + ")"))
         profile = DEFAULT_PROFILE
+    return profile
+
+
+def _step_endpoint(uses: str, profile: str, raw: dict[str, Any], base: PathKey,
+                   smap: SourceMap, issues: list[Issue], *, catalog: dict[str, Endpoint],
+                   providers: dict[str, Provider]) -> Endpoint | None:
+    """The catalog entry a step `uses`, as its provider's kind serves it; None (and an
+    issue) when there is no such entry or that kind of provider does not serve it."""
     endpoint: Endpoint | None = None
     if uses:
         try:
@@ -247,20 +289,14 @@ def _build_step(step_id: str, index: int, raw: dict[str, Any], smap: SourceMap,
             endpoint = None
         else:
             endpoint = endpoint.for_kind(kind)
-    params = _mapping(raw.get("with"))
-    matrix = _mapping(raw.get("matrix"))
-    save = raw.get("save")
-    save_list = [save] if isinstance(save, str) else \
-        [s for s in save if isinstance(s, str)] if isinstance(save, list) else []
-    outputs = _mapping(raw.get("outputs"))
-    templates: list[tuple[PathKey, Template]] = []
-    for key, value in (("with", params), ("matrix", matrix), ("if", raw.get("if")),
-                       ("outputs", outputs)):
-        _template_issues(value, (*base, key), smap, templates, issues)
-    _template_issues(save if isinstance(save, (str, list)) else None, (*base, "save"), smap,
-                     templates, issues)
-    if endpoint is not None:
-        issues.extend(check_literal_params(endpoint, params, (*base, "with"), smap))
+    return endpoint
+
+
+def _save_issues(step_id: str, save: Any, save_list: list[str], endpoint: Endpoint | None,
+                 params: dict[str, Any], smap: SourceMap, issues: list[Issue]) -> None:
+    """The problems of a step's literal `save:` paths, and of saving at all when its
+    literal parameters never give files (the entry's `no_save`)."""
+    base: PathKey = ("steps", step_id)
     if endpoint is not None and save_list and endpoint.no_save is not None:
         never = no_save_problem(endpoint, _strip_templates(params))
         if never is not None:
@@ -275,16 +311,6 @@ def _build_step(step_id: str, index: int, raw: dict[str, Any], smap: SourceMap,
             issues.append(Issue(where, f"{_dotted(base)}.save: {problem}",
                                 "save paths are relative to output_dir, e.g. logo.png or "
                                 "icons/logo.png"))
-    return Step(
-        id=step_id, index=index, uses=uses, endpoint=endpoint, params=params,
-        needs=_as_tuple(raw.get("needs")), matrix=matrix, condition=raw.get("if", True),
-        save=tuple(save_list), outputs={k: v for k, v in outputs.items() if isinstance(v, str)},
-        retries=_int(raw.get("retries"), _int(defaults.get("retries"), DEFAULT_RETRIES)),
-        timeout=_num(raw.get("timeout"), _num(defaults.get("timeout"), DEFAULT_TIMEOUT)),
-        cache=raw.get("cache", defaults.get("cache", True)) is not False,
-        description=_text(raw.get("description"), ""),
-        location=smap.key_at(base), templates=tuple(templates), provider=profile,
-    )
 
 
 def _mapping(value: Any) -> dict[str, Any]:

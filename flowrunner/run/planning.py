@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from .._json import canonical_json
+from ..catalog.entries import Endpoint
 from ..errors import Issue, SpecError
-from ..recipe.graph import Plan, build_plan
+from ..recipe.graph import Instance, Plan, build_plan
 from ..recipe.schema import check_params, no_save_problem
-from ..recipe.spec import load_recipe
+from ..recipe.source import PathKey, SourceMap
+from ..recipe.spec import Step, load_recipe
 from ..recipe.templating import TemplateProblem, is_template, parse_template, render_value
 
 
@@ -156,41 +158,22 @@ def _render_matrix_step(plan: Plan, step_id: str,
     endpoint = step.endpoint
     assert endpoint is not None
     smap = plan.recipe.source_map
-    issues: list[Issue] = []
-
-    def report(instance_id: str, exc: TemplateProblem, keys: tuple[Any, ...] = ()) -> None:
-        path = ("steps", step_id, "with", *keys, *exc.path)
-        issues.append(Issue(smap.at(path), f"{'.'.join(map(str, path[1:]))}: "
-                                           f"{exc.message} (in {instance_id})"))
-
     instances = plan.by_step[step_id]
-    whole = any(len(path) <= 3 for path, _ in templated)
-    varying = frozenset() if whole else frozenset(
-        path[3] for path, template in templated
-        if any(ref[0] != "vars" for ref in template.refs))
-    if endpoint.model_param in varying:  # each model brings its own defaults
-        varying |= {name for values in endpoint.model_defaults.values() for name in values}
-    constant: dict[str, Any] = {}
-    if not whole:
-        try:
-            constant = render_value({k: v for k, v in step.params.items() if k not in varying},
-                                    {"vars": plan.recipe.vars, "matrix": {}})
-        except TemplateProblem as exc:
-            report(instances[0].id, exc)
-            return issues
+    whole, varying = _varying_params(endpoint, templated)
+    try:  # the parameters that do not vary, once
+        constant: dict[str, Any] = {} if whole else render_value(
+            {k: v for k, v in step.params.items() if k not in varying},
+            {"vars": plan.recipe.vars, "matrix": {}})
+    except TemplateProblem as exc:
+        return [_template_issue(smap, step_id, instances[0].id, exc)]
+    issues: list[Issue] = []
     partial = False  # the first instance passed whole: the rest check what varies
     seen: set[str] = set()
     for instance in instances:
-        context = {"vars": plan.recipe.vars, "matrix": instance.matrix}
         try:
-            if whole:
-                params = endpoint.with_defaults(render_value(step.params, context))
-            else:
-                params = endpoint.with_defaults(
-                    {k: render_value(v, context) if k in varying else constant[k]
-                     for k, v in step.params.items()})
+            params = _instance_params(plan, step, endpoint, instance, whole, varying, constant)
         except TemplateProblem as exc:
-            report(instance.id, exc)
+            issues.append(_template_issue(smap, step_id, instance.id, exc))
             break
         rendered[instance.id] = params
         if partial:
@@ -202,11 +185,59 @@ def _render_matrix_step(plan: Plan, step_id: str,
             seen.add(canonical)
             problems = check_params(endpoint, params)
             partial = not problems and not whole
-        for where_path, message, hint in problems:
-            where = smap.at(("steps", step_id, "with", *where_path))
-            label = ".".join(map(str, (step_id, "with", *where_path)))
-            issues.append(Issue(where, f"steps.{label}: {message} (in {instance.id})", hint))
+        if problems:
+            issues.extend(_param_issues(smap, step_id, instance.id, problems))
     return issues
+
+
+def _varying_params(endpoint: Endpoint, templated: list[tuple[tuple[Any, ...], Any]]
+                    ) -> tuple[bool, frozenset[str]]:
+    """Whether a step's parameters are rendered whole for each instance (a `with:` that is
+    one template), and else the top-level ones that vary between instances: those whose
+    templates read more than `vars`, and a varying model's defaults."""
+    whole = any(len(path) <= 3 for path, _ in templated)
+    varying: frozenset[str] = frozenset() if whole else frozenset(
+        path[3] for path, template in templated
+        if any(ref[0] != "vars" for ref in template.refs))
+    if endpoint.model_param in varying:  # each model brings its own defaults
+        varying |= {name for values in endpoint.model_defaults.values() for name in values}
+    return whole, varying
+
+
+def _instance_params(plan: Plan, step: Step, endpoint: Endpoint, instance: Instance,
+                     whole: bool, varying: frozenset[str],
+                     constant: dict[str, Any]) -> dict[str, Any]:
+    """One instance's parameters, the entry's defaults filled in: rendered whole, or only
+    the varying ones rendered beside the ``constant`` ones rendered once for the step.
+
+    Raises:
+        TemplateProblem: a template fails to render.
+    """
+    context = {"vars": plan.recipe.vars, "matrix": instance.matrix}
+    if whole:
+        return endpoint.with_defaults(render_value(step.params, context))
+    return endpoint.with_defaults(
+        {k: render_value(v, context) if k in varying else constant[k]
+         for k, v in step.params.items()})
+
+
+def _template_issue(smap: SourceMap, step_id: str, instance_id: str,
+                    exc: TemplateProblem) -> Issue:
+    """A template of a step's `with:` that fails to render in one instance, at its place."""
+    path = ("steps", step_id, "with", *exc.path)
+    return Issue(smap.at(path), f"{'.'.join(map(str, path[1:]))}: "
+                                f"{exc.message} (in {instance_id})")
+
+
+def _param_issues(smap: SourceMap, step_id: str, instance_id: str,
+                  problems: list[tuple[PathKey, str, str | None]]) -> list[Issue]:
+    """One instance's parameters' problems with the endpoint schema, each at its parameter."""
+    found: list[Issue] = []
+    for where_path, message, hint in problems:
+        where = smap.at(("steps", step_id, "with", *where_path))
+        label = ".".join(map(str, (step_id, "with", *where_path)))
+        found.append(Issue(where, f"steps.{label}: {message} (in {instance_id})", hint))
+    return found
 
 
 def _dedupe(issues: list[Issue]) -> list[Issue]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..errors import FlowError
+from ..records import ArtifactRecord
 
 Status = Literal["ok", "cached", "failed", "skipped", "planned"]
 
@@ -22,7 +23,7 @@ class StepResult:
     error: FlowError | None = None
     reason: str | None = None
     credits: float = 0.0
-    artifacts: list[dict[str, Any]] = field(default_factory=list)
+    artifacts: list[ArtifactRecord] = field(default_factory=list)
     saved: list[str] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)

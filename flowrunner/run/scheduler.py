@@ -32,6 +32,7 @@ from ..net.http import Client
 from ..net.providers import Route
 from ..recipe.graph import Instance, Plan
 from ..recipe.spec import check_save_path
+from ..records import ArtifactRecord, CacheEntry
 from ..store.cache import Cache, place_file, sha256_file
 from ..workers import WorkerPool
 from .budget import Budget
@@ -112,7 +113,7 @@ class Work:
     only_instances: frozenset[str] = frozenset()
     expect_calls: frozenset[str] = frozenset()  # found uncached: no second hit check
     # found cached: their prepared call and entry, not read again
-    surveyed: dict[str, tuple[PreparedCall, dict[str, Any]]] = dataclasses.field(
+    surveyed: dict[str, tuple[PreparedCall, CacheEntry]] = dataclasses.field(
         default_factory=dict)
     # calls prepared for uncached instances of steps that read no other step: used once
     prepared: dict[str, PreparedCall] = dataclasses.field(default_factory=dict)
@@ -246,26 +247,10 @@ class Scheduler:
         result.params = call.material["params"]
         targets = self._save_targets(instance, context)  # wrong targets fail before paying
         use_cache = step.cache and not self.no_cache and step.id not in self.refresh
+        if use_cache and known and not self.dry_run and \
+                self._restore_surveyed(instance, call, known[1], targets, result):
+            return True
         entry = None
-        if use_cache and known and not self.dry_run:
-            # the survey read this entry; when its files are already in place (a committed
-            # kit) one read of each file is the whole check; else the objects are copied,
-            # verified by the copy itself (here: handing small copies to worker threads
-            # measured twice as slow, all of it in lock contention)
-            saved = self._in_place(known[1], targets) if self.place else []
-            if saved is None:
-                try:
-                    with self._placing_files(instance):
-                        saved = self._place(instance, known[1], targets, result)
-                except CacheError as exc:  # a corrupt object: the entry is fetched again
-                    result.notes.append(f"{exc.message}; treated as missing and fetched "
-                                        "again")
-                    self.cache.discard(call.key)
-            if saved is not None:
-                result.status = "cached"
-                _take_entry(result, known[1])
-                result.saved = saved
-                return True
         if use_cache and instance.id not in self.expect_calls:  # else: looked up under its lock
             entry = self._cached(call, result)
         if entry is None and hits_only:
@@ -286,6 +271,27 @@ class Scheduler:
             with self._placing_files(instance):
                 result.saved = self._place(instance, entry, targets, result,
                                            fresh=result.status == "ok")
+        return True
+
+    def _restore_surveyed(self, instance: Instance, call: PreparedCall, entry: CacheEntry,
+                          targets: list[str], result: StepResult) -> bool:
+        """A hit the survey read: True when its files are in place (a committed kit: one
+        read of each file is the whole check) or were copied from their objects (verified
+        by the copy itself; handing small copies to worker threads measured twice as slow,
+        all of it in lock contention). False when an object is corrupt: the entry is
+        discarded and fetched again."""
+        saved = self._in_place(entry, targets) if self.place else []
+        if saved is None:
+            try:
+                with self._placing_files(instance):
+                    saved = self._place(instance, entry, targets, result)
+            except CacheError as exc:  # a corrupt object: the entry is fetched again
+                result.notes.append(f"{exc.message}; treated as missing and fetched again")
+                self.cache.discard(call.key)
+                return False
+        result.status = "cached"
+        _take_entry(result, entry)
+        result.saved = saved
         return True
 
     @contextlib.contextmanager
@@ -317,7 +323,7 @@ class Scheduler:
                 self._placement.wait(max(0.0, deadline - time.monotonic()))
 
     def _call_once(self, call: PreparedCall, views: dict[str, Any], deadline: float,
-                   result: StepResult, *, use_cache: bool) -> dict[str, Any]:
+                   result: StepResult, *, use_cache: bool) -> CacheEntry:
         """Call under the per-key lock (another run may have made it meanwhile)."""
         if self.cancel.cancelled:
             raise RunError(f"{call.instance.id}: not started: the run was interrupted")
@@ -342,7 +348,7 @@ class Scheduler:
             self.budget.settle(estimate, spent)
 
     def _from_other_shard(self, call: PreparedCall, deadline: float, result: StepResult
-                          ) -> dict[str, Any] | None:
+                          ) -> CacheEntry | None:
         """Another shard makes this call: skip it, or, when later steps need its result,
         wait for that result in the shared cache.
 
@@ -364,7 +370,7 @@ class Scheduler:
         result.status = "cached"
         return entry
 
-    def _cached(self, call: PreparedCall, result: StepResult) -> dict[str, Any] | None:
+    def _cached(self, call: PreparedCall, result: StepResult) -> CacheEntry | None:
         entry, problem = self.cache.lookup(call.key, verify=True)
         if problem is not None:
             result.notes.append(f"{problem}; treated as missing and fetched again")
@@ -372,7 +378,7 @@ class Scheduler:
         return entry
 
     def _call(self, call: PreparedCall, views: dict[str, Any], deadline: float,
-              result: StepResult, *, store: bool) -> dict[str, Any]:
+              result: StepResult, *, store: bool) -> CacheEntry:
         outcome = perform_call(call, client=self.client, cache=self.cache,
                                base_url=self.routes[call.instance.step.provider].base_url,
                                digests=self.digests, recipe=self.recipe,
@@ -383,7 +389,7 @@ class Scheduler:
         redacted = self.client.redact(text)
         # the key never reaches the cache, even when a provider echoes it back
         response = outcome.response if redacted == text else json.loads(redacted)
-        entry = {"endpoint": call.endpoint.id, "instance": call.instance.id,
+        entry: CacheEntry = {"endpoint": call.endpoint.id, "instance": call.instance.id,
                  "material": call.material, "response": response,
                  "outputs": outcome.outputs, "credits": outcome.credits,
                  "artifacts": [a.to_json() for a in outcome.artifacts]}
@@ -422,7 +428,7 @@ class Scheduler:
             targets.append(rendered)
         return targets
 
-    def _in_place(self, entry: dict[str, Any], targets: list[str]) -> list[str] | None:
+    def _in_place(self, entry: CacheEntry, targets: list[str]) -> list[str] | None:
         """The saved names when every target already holds its artifact, else None."""
         files, posters = _split(entry.get("artifacts", []))
         if len(targets) > len(files) or (targets and not files):
@@ -450,7 +456,7 @@ class Scheduler:
                 os.path.realpath(folder)).is_relative_to(self._output_root)
         return inside
 
-    def _place(self, instance: Instance, entry: dict[str, Any], targets: list[str],
+    def _place(self, instance: Instance, entry: CacheEntry, targets: list[str],
                result: StepResult | None = None, *, fresh: bool = False) -> list[str]:
         """Copy the artifacts to their `save` targets (atomic, verified, unchanged skipped),
         and each file's poster beside it (`NAME.poster.EXT`) when every file is saved.
@@ -641,7 +647,7 @@ class _Progress:
         self.finished: queue.SimpleQueue[Future[StepResult | None]] = queue.SimpleQueue()
 
 
-def _take_entry(result: StepResult, entry: dict[str, Any]) -> None:
+def _take_entry(result: StepResult, entry: CacheEntry) -> None:
     """What an instance's result says of its cache entry (called or cached)."""
     result.credits = float(entry.get("credits") or 0)
     result.outputs = entry.get("outputs", {})
@@ -649,15 +655,15 @@ def _take_entry(result: StepResult, entry: dict[str, Any]) -> None:
     result.response = entry.get("response", {})
 
 
-def _split(artifacts: list[dict[str, Any]]) -> tuple[list[dict[str, Any]],
-                                                    list[dict[str, Any]]]:
+def _split(artifacts: list[ArtifactRecord]) -> tuple[list[ArtifactRecord],
+                                                    list[ArtifactRecord]]:
     """(the step's files, their posters): posters are not files a `save` names."""
     return ([a for a in artifacts if a.get("role") != "poster"],
             [a for a in artifacts if a.get("role") == "poster"])
 
 
-def _poster_names(saved: list[str], files: list[dict[str, Any]],
-                  posters: list[dict[str, Any]]) -> list[str]:
+def _poster_names(saved: list[str], files: list[ArtifactRecord],
+                  posters: list[ArtifactRecord]) -> list[str]:
     """Where each file's poster goes (`NAME.poster.EXT` beside file NAME.EXT): only when
     every file is saved, so names and artifacts keep one order."""
     if not posters or len(saved) != len(files):
@@ -666,12 +672,12 @@ def _poster_names(saved: list[str], files: list[dict[str, Any]],
             for i, poster in enumerate(posters[:len(saved)])]
 
 
-def _saved_name(target: str, artifact: dict[str, Any]) -> str:
+def _saved_name(target: str, artifact: ArtifactRecord) -> str:
     """A `save` target, with the artifact's extension when it names none."""
     return target if os.path.splitext(target)[1] else f"{target}.{artifact['ext']}"
 
 
-def _same_file(path: Path, artifact: dict[str, Any]) -> bool:
+def _same_file(path: Path, artifact: ArtifactRecord) -> bool:
     try:
         if path.stat().st_size != artifact["bytes"]:
             return False

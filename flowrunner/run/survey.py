@@ -17,6 +17,7 @@ from ..call.inputs import FileDigests
 from ..call.preparation import PreparedCall, prepare_call
 from ..errors import RenderFailed, RunError
 from ..recipe.graph import Instance, Plan
+from ..records import CacheEntry
 from ..store.cache import Cache
 
 State = Literal["cached", "missing", "blocked", "skipped", "unknown", "error"]
@@ -31,7 +32,7 @@ class Survey:
     instance: Instance
     state: State
     call: PreparedCall | None = None
-    entry: dict[str, Any] | None = None
+    entry: CacheEntry | None = None
     waits_for: str | None = None
     error: RunError | None = None
     credits: float | None = None  # a cached instance's, when known without its entry
@@ -59,50 +60,75 @@ def survey_plan(plan: Plan, *, cache: Cache, mock: bool, selected: set[str] | No
             continue
         step = recipe.steps[step_id]
         blocker = next((unresolved[d] for d in plan.depends_on[step_id] if d in unresolved), None)
-        step_views: list[Any] = []
-        step_ok = True
-        prepared: list[Survey] = []  # the step's instances, their calls made, not looked up
         identity = recipe.provider_of(step).identity(mock=mock)
-        for instance in plan.by_step[step_id]:
-            if blocker is not None:
-                prepared.append(Survey(instance, "blocked", waits_for=blocker))
-                continue
-            context_views = {d: views[d] for d in plan.depends_on[step_id]}
-            try:
-                context = render_context(recipe, instance, context_views)
-                if not condition_holds(recipe, instance, context):
-                    prepared.append(Survey(instance, "skipped"))
-                    continue
-                call = prepare_call(recipe, instance, context_views, provider=identity,
-                                    cache=cache, digests=digests, allowed=allowed,
-                                    rendered=plan.rendered.get(instance.id))
-            except RenderFailed as exc:
-                prepared.append(Survey(instance, "error", error=exc))
-                continue
-            prepared.append(Survey(instance, "unknown") if call is None else
-                            Survey(instance, "missing", call=call))
+        prepared = _prepare_step(plan, step_id, views, blocker, provider=identity, cache=cache,
+                                 digests=digests, allowed=allowed)
         usable = step.cache and step_id not in refresh and not cache.holds_nothing()
         if usable and known and step_id not in read_by_others:
-            for item in prepared:
-                vouched = known.get(item.instance.id)
-                if item.call is not None and vouched is not None and \
-                        vouched[0] == item.call.key:
-                    item.state, item.credits = "cached", vouched[1]
-        if usable:  # a shared cache fetches the step's results at once, not one by one
-            cache.prefetch(item.call.key for item in prepared
-                           if item.call is not None and item.state == "missing")
-        for item in prepared:
-            if item.state == "missing" and usable:
-                assert item.call is not None
-                item.entry = cache.get(item.call.key)
-                if item.entry is not None:
-                    item.state = "cached"
-                    step_views.append(step_view(item.entry, cache))
-            found.append(item)
-            step_ok = step_ok and item.state == "cached"
-        if step_ok:
+            _vouch(prepared, known)
+        step_views = _look_up(prepared, cache, usable, found)
+        if step_views is not None:
             # (empty for a step nothing reads whose entries the stamp vouched for)
             views[step_id] = step_views if step.matrix else (step_views or [{}])[0]
         else:
             unresolved[step_id] = blocker or step_id
     return found
+
+
+def _prepare_step(plan: Plan, step_id: str, views: dict[str, Any], blocker: str | None, *,
+                  provider: str, cache: Cache, digests: FileDigests,
+                  allowed: tuple[Path, ...]) -> list[Survey]:
+    """A step's instances, their calls made, not looked up: each `blocked`, `skipped`,
+    `error`, `unknown` or (its call prepared) `missing`."""
+    recipe = plan.recipe
+    prepared: list[Survey] = []
+    for instance in plan.by_step[step_id]:
+        if blocker is not None:
+            prepared.append(Survey(instance, "blocked", waits_for=blocker))
+            continue
+        context_views = {d: views[d] for d in plan.depends_on[step_id]}
+        try:
+            context = render_context(recipe, instance, context_views)
+            if not condition_holds(recipe, instance, context):
+                prepared.append(Survey(instance, "skipped"))
+                continue
+            call = prepare_call(recipe, instance, context_views, provider=provider,
+                                cache=cache, digests=digests, allowed=allowed,
+                                rendered=plan.rendered.get(instance.id))
+        except RenderFailed as exc:
+            prepared.append(Survey(instance, "error", error=exc))
+            continue
+        prepared.append(Survey(instance, "unknown") if call is None else
+                        Survey(instance, "missing", call=call))
+    return prepared
+
+
+def _vouch(prepared: list[Survey], known: dict[str, tuple[str, float]]) -> None:
+    """Mark `cached`, without reading their entries, the prepared instances whose key a
+    fresh run stamp vouches for (``known``: instance id → (key, credits))."""
+    for item in prepared:
+        vouched = known.get(item.instance.id)
+        if item.call is not None and vouched is not None and vouched[0] == item.call.key:
+            item.state, item.credits = "cached", vouched[1]
+
+
+def _look_up(prepared: list[Survey], cache: Cache, usable: bool,
+             found: list[Survey]) -> list[Any] | None:
+    """Look a step's `missing` instances up in the cache (when ``usable``: its results
+    count), adding every instance to ``found``. Returns the views of the step's results
+    when all its instances are cached, else None (the steps after it are blocked)."""
+    step_views: list[Any] = []
+    step_ok = True
+    if usable:  # a shared cache fetches the step's results at once, not one by one
+        cache.prefetch(item.call.key for item in prepared
+                       if item.call is not None and item.state == "missing")
+    for item in prepared:
+        if item.state == "missing" and usable:
+            assert item.call is not None
+            item.entry = cache.get(item.call.key)
+            if item.entry is not None:
+                item.state = "cached"
+                step_views.append(step_view(item.entry, cache))
+        found.append(item)
+        step_ok = step_ok and item.state == "cached"
+    return step_views if step_ok else None

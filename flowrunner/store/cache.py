@@ -28,12 +28,12 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from .._json import canonical_json
 from ..cancellation import Cancellation
 from ..errors import CacheError
-from ..records import TaskRecord, entry_problem, is_sha256
+from ..records import CacheEntry, TaskRecord, entry_problem, is_sha256
 from .cache_key import CACHE_VERSION
 
 _README = """This folder is flowrunner's cache.
@@ -422,7 +422,7 @@ class Cache:
         digest = self._entry_digests.get(key)
         return digest.hex() if digest is not None else None
 
-    def get(self, key: str) -> dict[str, Any] | None:
+    def get(self, key: str) -> CacheEntry | None:
         """The stored result of ``key``, or None when missing, unreadable or incomplete.
 
         An entry whose artifact objects are gone or have the wrong size counts as missing.
@@ -438,7 +438,7 @@ class Cache:
             self._empty = not (self.root / "results").is_dir()
         return bool(self._empty)
 
-    def lookup(self, key: str, *, verify: bool = False) -> tuple[dict[str, Any] | None,
+    def lookup(self, key: str, *, verify: bool = False) -> tuple[CacheEntry | None,
                                                                  str | None]:
         """(entry, problem): the entry when usable, else why not (None when simply absent).
 
@@ -479,7 +479,7 @@ class Cache:
     def close(self) -> None:
         """Let go of what this run holds (a shared cache's claims)."""
 
-    def wait_for(self, key: str, deadline: float) -> dict[str, Any] | None:
+    def wait_for(self, key: str, deadline: float) -> CacheEntry | None:
         """``key``'s result once another machine has stored it; a local cache has no other
         machine: it looks once."""
         return self.get(key)
@@ -487,7 +487,7 @@ class Cache:
     def prefetch(self, keys: Iterable[str]) -> None:
         """Make ``keys`` ready for lookups; a shared cache pulls them in parallel here."""
 
-    def put(self, key: str, entry: dict[str, Any], *, durable: bool = True) -> None:
+    def put(self, key: str, entry: CacheEntry, *, durable: bool = True) -> None:
         """Store ``key``'s result; ``durable=False`` for one that can be fetched again (a
         damaged entry reads as unreadable, and is then fetched again)."""
         if not self.writable:

@@ -28,15 +28,15 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ..cancellation import Cancellation
 from ..errors import CacheError
-from ..records import Claim, TaskRecord, entry_problem
+from ..records import CacheEntry, Claim, TaskRecord, entry_problem
 from .cache import Cache
 from .cache_key import CACHE_VERSION
 from .objectstore import Store, StoreError, Versioned
@@ -67,7 +67,7 @@ class RemoteStats:
                 setattr(self, name, getattr(self, name) + value)
 
 
-def sign(entry: dict[str, Any], secret: str) -> str:
+def sign(entry: Mapping[str, object], secret: str) -> str:
     """The HMAC-SHA256 of an entry's canonical JSON (its `signature` left out)."""
     body = {name: value for name, value in entry.items() if name != "signature"}
     data = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -129,7 +129,7 @@ class RemoteCache(Cache):
         return self.available and self.mode == "write" and self.writable
 
     # --- reading -------------------------------------------------------------------------
-    def lookup(self, key: str, *, verify: bool = False) -> tuple[dict[str, Any] | None,
+    def lookup(self, key: str, *, verify: bool = False) -> tuple[CacheEntry | None,
                                                                  str | None]:
         entry, problem = super().lookup(key, verify=verify)
         if entry is not None or not self.readable or not self.available:
@@ -190,8 +190,9 @@ class RemoteCache(Cache):
                     return False
                 fetched += int(artifact.get("bytes") or 0)
             entry.pop("signature", None)
-            Cache.put(self, key, {k: v for k, v in entry.items()
-                                  if k not in ("format", "key")}, durable=False)
+            Cache.put(self, key, cast(CacheEntry, {k: v for k, v in entry.items()
+                                                   if k not in ("format", "key")}),
+                      durable=False)
         except StoreError as exc:
             self._lost(exc)
             return False
@@ -201,7 +202,7 @@ class RemoteCache(Cache):
         self.stats.add(hits=1, downloaded=fetched, seconds=time.monotonic() - started)
         return True
 
-    def _trusted(self, key: str, raw: bytes) -> dict[str, Any] | None:
+    def _trusted(self, key: str, raw: bytes) -> CacheEntry | None:
         try:
             entry = json.loads(raw)
         except ValueError:
@@ -229,7 +230,7 @@ class RemoteCache(Cache):
         return entry
 
     # --- writing -------------------------------------------------------------------------
-    def put(self, key: str, entry: dict[str, Any], *, durable: bool = True) -> None:
+    def put(self, key: str, entry: CacheEntry, *, durable: bool = True) -> None:
         super().put(key, entry, durable=durable)
         self._absent.discard(key)
         if self.writes:
@@ -430,7 +431,7 @@ class RemoteCache(Cache):
             self._lost(exc)
             return False
 
-    def wait_for(self, key: str, deadline: float) -> dict[str, Any] | None:
+    def wait_for(self, key: str, deadline: float) -> CacheEntry | None:
         """Wait (until ``deadline``) for another machine to store ``key``'s result."""
         pause = CLAIM_POLL[0]
         while self.available:
@@ -470,7 +471,7 @@ class RemoteCache(Cache):
                 f"{stats.seconds:.1f} s of transfers")
 
     # --- inspection (flow cache ls|gc --remote) -------------------------------------------
-    def remote_results(self, *, threads: int = 16) -> list[tuple[str, dict[str, Any] | None]]:
+    def remote_results(self, *, threads: int = 16) -> list[tuple[str, CacheEntry | None]]:
         """(key, entry or None when unreadable) of every result in the store, fetched in
         parallel.
 
@@ -480,11 +481,11 @@ class RemoteCache(Cache):
         keys = [name[len("results/"):-len(".json")] for name, _ in self.store.names("results/")
                 if name.endswith(".json")]
 
-        def read(key: str) -> tuple[str, dict[str, Any] | None]:
+        def read(key: str) -> tuple[str, CacheEntry | None]:
             raw = self.store.get(f"results/{key}.json")
             with contextlib.suppress(ValueError):
                 entry = json.loads(raw) if raw else None
-                return key, entry if isinstance(entry, dict) else None
+                return key, cast(CacheEntry, entry) if isinstance(entry, dict) else None
             return key, None
 
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="remote") as pool:

@@ -176,3 +176,26 @@ def test_third_party_libraries_stay_in_their_modules() -> None:
                 if owners is not None and module not in owners:
                     problems.append(f"{module} imports {name}")
     assert problems == []
+
+
+MAX_FUNCTION_LINES = 60  # a function fits on a screen
+
+
+def long_functions(source: str, limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    """The functions (methods and nested ones too) over ``limit`` lines, as `name (lines)`."""
+    spans = [(node.name, (node.end_lineno or node.lineno) - node.lineno + 1)
+             for node in ast.walk(ast.parse(source))
+             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)]
+    return [f"{name} ({lines})" for name, lines in spans if lines > limit]
+
+
+def test_every_function_fits_on_a_screen() -> None:
+    found = {str(path.relative_to(PACKAGE)): long
+             for path in sorted(PACKAGE.rglob("*.py"))
+             if (long := long_functions(path.read_text(encoding="utf-8")))}
+    assert found == {}
+
+
+def test_a_long_function_is_found() -> None:
+    body = "".join(f"    x{i} = {i}\n" for i in range(MAX_FUNCTION_LINES))
+    assert long_functions(f"def short():\n    return 1\n\ndef long():\n{body}") == ["long (61)"]
