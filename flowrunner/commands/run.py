@@ -463,8 +463,9 @@ def _client_factory(profiles: list[Any], keys: dict[str, str], *, concurrency: i
 
 def _scheduler(chosen: _Selection, survey: list[Any], *, cache: Any, routes: dict[str, Any],
                make_client: Callable[[], Any], keeper: Any, reporter: Any, spend: _Spend,
-               concurrency: int, options: RunOptions, cancel: Any) -> Any:
+               options: RunOptions, cancel: Any) -> Any:
     """Execute, set up: the scheduler with what the survey already knows."""
+    concurrency = options.concurrency or chosen.plan.recipe.concurrency
     from ..run.budget import Budget
     from ..run.scheduler import Delivery, Means, Scheduler, Work
 
@@ -507,8 +508,7 @@ def _execute(chosen: _Selection, survey: list[Any], *, cache: Any, keeper: Any,
             cache.ensure()
         scheduler = _scheduler(chosen, survey, cache=cache, routes=routes,
                                make_client=make_client, keeper=keeper, reporter=reporter,
-                               spend=spend, concurrency=concurrency, options=options,
-                               cancel=cancel)
+                               spend=spend, options=options, cancel=cancel)
         survey.clear()  # its calls and entries live on in the scheduler; the rest can go
         try:
             reporter.run_started(recipe.display, len(chosen.instances), concurrency)

@@ -299,9 +299,12 @@ def _family(model: str) -> dict[str, Any]:
     return {}
 
 
-def _check_models(operation: str, doc: dict[str, Any], params: dict[str, Any],
-                  styles: set[str]) -> None:
-    contract = load("recraft.json")
+def _check_ranges(params: dict[str, Any], styles: set[str], contract: dict[str, Any]) -> None:
+    """Strength, image count and style id, whatever the model.
+
+    Raises:
+        Refused: out of range, or a style id this emulator never made.
+    """
     strength = params.get("strength")
     if isinstance(strength, (int, float)) and not 0 <= strength <= 1:
         raise Refused(400, f"strength: {strength} must be between 0 and 1")
@@ -312,6 +315,13 @@ def _check_models(operation: str, doc: dict[str, Any], params: dict[str, Any],
     style_id = params.get("style_id")
     if style_id is not None and str(style_id) not in styles and not is_style_id(str(style_id)):
         raise Refused(404, f"style_id {style_id!r} not found")
+
+
+def _check_models(operation: str, doc: dict[str, Any], params: dict[str, Any],
+                  styles: set[str]) -> None:
+    contract = load("recraft.json")
+    _check_ranges(params, styles, contract)
+    style_id = params.get("style_id")
     if "default_model" not in doc:
         return
     model = str(params.get("model") or doc["default_model"])

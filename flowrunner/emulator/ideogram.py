@@ -34,30 +34,11 @@ def check(fields: dict[str, Any], files: dict[str, list[bytes]] | None = None,
     doc = contract.load("ideogram.json")
     spec = doc[operation]
     files = files or {}
-    for name in fields:
-        if name not in spec["fields"]:
-            return f"Unknown field {name!r}"
-    for name in files:
-        if name not in spec["files"]:
-            return f"Unknown file field {name!r}"
-    for name in spec["required"]:
-        if not fields.get(name):
-            return f"{name} is required"
-    for name in spec["required_files"]:
-        if not files.get(name) or not files[name][0].startswith((b"\x89PNG", b"\xff\xd8",
-                                                                  b"RIFF")):
-            return f"{name} must be an image file (PNG, JPEG or WEBP)"
+    problem = _fields_problem(spec, fields, files)
+    if problem:
+        return problem
     if operation == "upscale":
-        try:
-            request = json.loads(str(fields["image_request"]))
-        except ValueError:
-            return "image_request must be JSON text"
-        if not isinstance(request, dict):
-            return "image_request must be a JSON object"
-        for name in request:
-            if name not in spec["image_request"]:
-                return f"Unknown image_request field {name!r}"
-        return None
+        return _image_request_problem(spec, fields)
     if operation != "generate":
         spec = {**doc["generate"], **{k: v for k, v in spec.items()
                                       if k not in ("aspect_ratios", "exclusive")}}
@@ -74,6 +55,39 @@ def check(fields: dict[str, Any], files: dict[str, list[bytes]] | None = None,
     count = str(fields.get("num_images", 1))
     if not re.fullmatch(r"\d+", count) or not low <= int(count) <= high:
         return f"num_images must be {low} to {high}"
+    return None
+
+
+def _fields_problem(spec: dict[str, Any], fields: dict[str, Any],
+                    files: dict[str, list[bytes]]) -> str | None:
+    """Unknown or missing fields and files, and files that are not images."""
+    for name in fields:
+        if name not in spec["fields"]:
+            return f"Unknown field {name!r}"
+    for name in files:
+        if name not in spec["files"]:
+            return f"Unknown file field {name!r}"
+    for name in spec["required"]:
+        if not fields.get(name):
+            return f"{name} is required"
+    for name in spec["required_files"]:
+        if not files.get(name) or not files[name][0].startswith((b"\x89PNG", b"\xff\xd8",
+                                                                  b"RIFF")):
+            return f"{name} must be an image file (PNG, JPEG or WEBP)"
+    return None
+
+
+def _image_request_problem(spec: dict[str, Any], fields: dict[str, Any]) -> str | None:
+    """Upscale's `image_request`: JSON text of an object with known fields."""
+    try:
+        request = json.loads(str(fields["image_request"]))
+    except ValueError:
+        return "image_request must be JSON text"
+    if not isinstance(request, dict):
+        return "image_request must be a JSON object"
+    for name in request:
+        if name not in spec["image_request"]:
+            return f"Unknown image_request field {name!r}"
     return None
 
 

@@ -376,6 +376,21 @@ def check_params(endpoint: Endpoint, params: dict[str, Any], *,
     if not isinstance(params, dict):  # a templated `with:` can render to anything
         return [((), f"expected a mapping of parameters, got {_type_of(params)}",  # type: ignore[unreachable]
                  None)]
+    problems = _top_level_problems(endpoint, params)
+    for name, value in params.items():
+        if name in properties:
+            problems.extend(_property_problems(endpoint, name, value))
+    problems.extend(_shape_problems(endpoint, params))
+    if not problems:
+        problems.extend(rule_problems(endpoint, params))
+    return problems
+
+
+def _top_level_problems(endpoint: Endpoint, params: dict[str, Any]
+                        ) -> list[tuple[PathKey, str, str | None]]:
+    """Unknown parameters (with the closest known name) and missing required ones."""
+    schema = endpoint.params_schema
+    properties = schema.get("properties", {})
     problems: list[tuple[PathKey, str, str | None]] = []
     if schema.get("additionalProperties") is False:
         for name in params:
@@ -392,9 +407,13 @@ def check_params(endpoint: Endpoint, params: dict[str, Any], *,
     if ways and not any(all(name in params for name in way) for way in ways):
         problems.append(((), "missing required key " + " or ".join(
             " + ".join(repr(name) for name in way) for way in ways), None))
-    for name, value in params.items():
-        if name in properties:
-            problems.extend(_property_problems(endpoint, name, value))
+    return problems
+
+
+def _shape_problems(endpoint: Endpoint, params: dict[str, Any]
+                    ) -> list[tuple[PathKey, str, str | None]]:
+    """Parameters that cannot go together, and nested values a multipart body would drop."""
+    problems: list[tuple[PathKey, str, str | None]] = []
     for group in endpoint.exclusive:
         present = [name for name in group if name in params]
         if len(present) > 1:
@@ -409,8 +428,6 @@ def check_params(endpoint: Endpoint, params: dict[str, Any], *,
                                  "the provider would drop it: leave it out, or override the "
                                  "entry with a JSON form (`json_form`) in a recipe-local "
                                  "`catalog:`"))
-    if not problems:
-        problems.extend(rule_problems(endpoint, params))
     return problems
 
 
