@@ -19,12 +19,45 @@ tests/unit/test_layers.py holds every module to it):
 - `call/` one step instance's call, from its template context to the stored files
 - `run/` planning, what the cache has, the scheduler, budget, results, reporting
 - `kit/` the lock file, stamps, the gallery, and comparing runs (diff, review page)
-- `commands/` one module per subcommand · `cli` the command line
+- `commands/` one module per subcommand · `cli` the command line · `api` the Python API
+  (`flowrunner.load`), over the same functions
 - `emulator/` the providers' stand-in (imports nothing of the run, nor the catalog)
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["__version__"]
+__version__ = "0.1.0"  # the one place: pyproject.toml reads it (hatch), `flow --version` too
+
+if TYPE_CHECKING:
+    from .api import PlannedInstance, PlanSummary, RecipeFile, RunEvent, load
+    from .errors import (
+        BudgetExceeded,
+        FlowError,
+        FrozenError,
+        Interrupted,
+        SpecError,
+        UsageError,
+    )
+    from .run.results import RunResult, StepResult
+
+_PUBLIC = {"load": "api", "RecipeFile": "api", "PlanSummary": "api",
+           "PlannedInstance": "api", "RunEvent": "api", "RunResult": "run.results",
+           "StepResult": "run.results", "FlowError": "errors", "SpecError": "errors",
+           "UsageError": "errors", "FrozenError": "errors", "BudgetExceeded": "errors",
+           "Interrupted": "errors"}
+
+__all__ = ["BudgetExceeded", "FlowError", "FrozenError", "Interrupted", "PlanSummary",
+           "PlannedInstance", "RecipeFile", "RunEvent", "RunResult", "SpecError",
+           "StepResult", "UsageError", "__version__", "load"]
+
+
+def __getattr__(name: str) -> Any:
+    """The public names, imported on first use: `flow`'s no-op path imports this package
+    and must stay light."""
+    if name in _PUBLIC:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    raise AttributeError(f"module 'flowrunner' has no attribute {name!r}")

@@ -170,19 +170,65 @@ def run(recipe: Path, var_pairs: tuple[str, ...], vars_files: tuple[Path, ...],
 
 
 @cli.command()
+@click.argument("recipe", type=_RECIPE)
+@_var_options
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="The port on 127.0.0.1 the live gallery is served on.")
+@click.option("--budget", type=click.FloatRange(min=0), metavar="N",
+              help="The most credits the session's runs may spend together; a run that "
+                   "would pass it calls nothing and says so on the page.")
+@click.option("--mock", is_flag=True,
+              help="Run against the built-in emulator: no API key, no cost.")
+@click.option("--concurrency", type=click.IntRange(1, 256),
+              help="Calls at once (default: the recipe's `concurrency`).")
+@_cache_option
+def watch(recipe: Path, var_pairs: tuple[str, ...], vars_files: tuple[Path, ...], port: int,
+          budget: float | None, mock: bool, concurrency: int | None,
+          cache_dir: Path | None) -> int:
+    """Run the recipe, serve its gallery live, and run again on every save.
+
+    Any file saved in the recipe's folder (the recipe, vars files, local catalog entries,
+    input images) starts a run; unchanged instances come from the cache. The open page
+    refreshes itself, highlights the new cards and shows problems with their file:line.
+    Ctrl-C stops.
+
+    \b
+    Example:
+      flow watch brand_assets.yaml --mock          # then open http://127.0.0.1:8765/
+      flow watch brand_assets.yaml --budget 20
+    """
+    from .commands.watch import watch_recipe
+    from .run.options import RunOptions
+
+    options = RunOptions(var_pairs=var_pairs, vars_files=vars_files, mock=mock,
+                         concurrency=concurrency, cache_dir=cache_dir)
+    return watch_recipe(recipe, options=options, port=port, budget=budget, out=_out(),
+                        err=sys.stderr)
+
+
+@cli.command()
 @click.argument("recipes", nargs=-1, required=True, type=_RECIPE)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
-def validate(recipes: tuple[Path, ...], as_json: bool) -> int:
+@click.option("--lock", is_flag=True,
+              help="Also check that each recipe's lock file is up to date with it, from the "
+                   "lock file and the saved assets alone (no cache, no call); exit 4 if not.")
+@click.option("--changed", is_flag=True,
+              help="The files given are changed files (as pre-commit passes them): check the "
+                   "recipes among them, the recipe of each changed lock file and the recipes "
+                   "that read a changed catalog entry; skip the rest.")
+def validate(recipes: tuple[Path, ...], as_json: bool, lock: bool, changed: bool) -> int:
     """Check recipes without calling anything; exit 3 if any is invalid.
 
     \b
     Example:
       flow validate recipes/*.yaml
       flow validate brand.yaml --json
+      flow validate --lock brand.yaml        # is brand.lock up to date?
     """
     from .commands.validate import validate_files
 
-    return validate_files(list(recipes), as_json=as_json, out=_out(), err=sys.stderr)
+    return validate_files(list(recipes), as_json=as_json, out=_out(), err=sys.stderr,
+                          lock=lock, changed=changed)
 
 
 @cli.command()

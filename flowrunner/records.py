@@ -46,6 +46,7 @@ class CacheEntry(TypedDict, total=False):
     response: Any  # the provider's answer, the API key redacted
     outputs: dict[str, Any]
     credits: float
+    credits_estimated: bool  # the answer named no cost: `credits` is the catalog's price
     artifacts: list[ArtifactRecord]
     task_id: str  # the provider's task, for a submit-then-poll call
     emulated: bool  # made by `--mock`: never a provider's result

@@ -9,14 +9,15 @@ from ..errors import StepFailed
 from .preparation import PreparedCall
 
 
-def credits_of(endpoint: Endpoint, *documents: Any) -> float:
-    """The credits the first document that names them reports (0 when none does)."""
+def credits_of(endpoint: Endpoint, *documents: Any) -> float | None:
+    """The credits the first document that names them reports; None when none does (the
+    run then books the catalog's price, marked estimated)."""
     for document in documents:
         for path in endpoint.credit_paths:
             value = extract(document, path)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 return float(value)
-    return 0.0
+    return None
 
 
 def artifact_refs(call: PreparedCall, response: Any) -> list[tuple[str, str]]:

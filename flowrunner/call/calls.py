@@ -49,6 +49,7 @@ class CallOutcome:
     task_id: str | None = None
     resumed: bool = False
     note: str | None = None  # said with the instance's result (a task awaiting the user)
+    credits_estimated: bool = False  # the answer named no cost: the catalog's price
 
 
 def _verify_uploads(call: PreparedCall, digests: FileDigests) -> None:
@@ -158,9 +159,10 @@ def perform_call(call: PreparedCall, *, client: Client, cache: Cache, base_url: 
                            step_id=call.instance.id)
     if call.endpoint.binary:  # the answer is the file: stored, and described in the entry
         stored = store_bytes(cache, answered.body, origin=f"{call.instance.id} answer")
+        price = call.endpoint.estimate_credits(call.params)  # a file names no cost
         return CallOutcome(response={"content_type": answered.headers.get("Content-Type"),
                                      "bytes": stored.bytes}, artifacts=[stored],
-                           outputs={"credits": 0.0}, credits=0.0)
+                           outputs={"credits": price}, credits=price, credits_estimated=True)
     try:
         return _finish(call, how, answered.body, recipe=recipe, views=views)
     except (CacheError, OSError, TransportError, DownloadError, Cancelled) as exc:
@@ -246,7 +248,10 @@ def _finish(call: PreparedCall, how: _Call, response: Any, *, recipe: Recipe,
     artifacts = _store_artifacts(call, how, response, task_id) if files else []
     endpoint = call.endpoint
     outputs = {name: extract(response, path) for name, path in endpoint.outputs.items()}
-    outputs["credits"] = credits_of(endpoint, response, submit_body)
+    reported = credits_of(endpoint, response, submit_body)
+    # an answer that names no cost is booked at the catalog's price, and says so
+    outputs["credits"] = reported if reported is not None else \
+        endpoint.estimate_credits(call.params)
     if call.instance.step.outputs:
         context = render_context(recipe, call.instance, views)
         context["response"] = response
@@ -254,7 +259,8 @@ def _finish(call: PreparedCall, how: _Call, response: Any, *, recipe: Recipe,
             outputs[name] = render_field(recipe, call.instance, "outputs",
                                          {name: template}, context)[name]
     return CallOutcome(response=response, artifacts=artifacts, outputs=outputs,
-                       credits=float(outputs["credits"] or 0), task_id=task_id, resumed=resumed)
+                       credits=float(outputs["credits"] or 0), task_id=task_id, resumed=resumed,
+                       credits_estimated=reported is None)
 
 
 def _store_artifacts(call: PreparedCall, how: _Call, response: Any,

@@ -218,8 +218,8 @@ class Endpoint:
 
     @property
     def priced_by_params(self) -> bool:
-        """Whether the price depends on the parameters (a count, a vector model)."""
-        return "per" in self.price or "vector_credits" in self.price
+        """Whether the price depends on the parameters (a count, a model, a duration)."""
+        return any(name in self.price for name in ("per", "vector_credits", "models", "scale"))
 
     @property
     def price_each(self) -> float:
@@ -228,11 +228,18 @@ class Endpoint:
         return float(self.price.get("credits", 0))
 
     def estimate_credits(self, params: dict[str, Any]) -> float:
-        """The catalog's price for one call with these parameters."""
+        """The catalog's price for one call with these parameters (defaults filled in): the
+        model's own price where the family prices per model, times each `scale` factor
+        (a video's duration or mode), times the count (`per`)."""
         credits = self.price_each
-        model = params.get("model")
+        model = params.get(self.model_param, self.defaults.get(self.model_param))
         if "vector_credits" in self.price and isinstance(model, str) and "vector" in model:
             credits = float(self.price["vector_credits"])
+        if isinstance(model, str) and model in self.price.get("models", {}):
+            credits = float(self.price["models"][model])
+        for name, factors in self.price.get("scale", {}).items():
+            value = params.get(name, self.defaults.get(name))
+            credits *= float(factors.get(str(value), 1))
         per = self.price.get("per")
         if per:
             count = params.get(per, 1)

@@ -89,17 +89,11 @@ def show_plan(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | No
 
     With ``stamp_context`` (what `flow run` with the same options would stamp), results a
     fresh run stamp vouches for are known cached without reading their entries."""
-    plan = load_plan(path, var_overrides=var_overrides)
-    for warning in plan.warnings:  # a model that shuts down soon
-        sys.stderr.write(warning.format() + "\n")
+    plan, rows, default_unit = plan_rows(path, var_overrides=var_overrides,
+                                         cache_dir=cache_dir, mock=mock, as_json=as_json,
+                                         remote_cache=remote_cache,
+                                         stamp_context=stamp_context)
     recipe = plan.recipe
-    root = cache_root_for(plan.recipe.path, cache_dir)
-    cache = inspection_cache(root, remote_cache)
-    known = _stamped(recipe.path, root, stamp_context)
-    survey = survey_plan(plan, cache=cache, mock=mock, known=known)
-    default_unit = CREDIT_UNITS.get(recipe.default_provider.kind, "credits")
-    rows = _plan_rows(plan, survey, cache=cache, mock=mock, as_json=as_json,
-                      default_unit=default_unit)
     by_unit = _credits_to_call(rows)
     to_call = sum(row["state"] in _TO_CALL for row in rows)
     cached = sum(row["state"] == "cached" for row in rows)
@@ -113,6 +107,26 @@ def show_plan(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | No
     _write_plan(plan, rows, out,
                 total=f"\n{cached} cached, {to_call} to call, {estimate} estimated\n")
     return 0
+
+
+def plan_rows(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | None,
+              mock: bool, as_json: bool = False, remote_cache: str | None = None,
+              stamp_context: dict[str, Any] | None = None
+              ) -> tuple[Plan, list[dict[str, Any]], str]:
+    """(the plan, one row per instance in run order, the default credit unit); the
+    recipe's warnings go to stderr. Calls nothing."""
+    plan = load_plan(path, var_overrides=var_overrides)
+    for warning in plan.warnings:  # a model that shuts down soon
+        sys.stderr.write(warning.format() + "\n")
+    recipe = plan.recipe
+    root = cache_root_for(plan.recipe.path, cache_dir)
+    cache = inspection_cache(root, remote_cache)
+    known = _stamped(recipe.path, root, stamp_context)
+    survey = survey_plan(plan, cache=cache, mock=mock, known=known)
+    default_unit = CREDIT_UNITS.get(recipe.default_provider.kind, "credits")
+    rows = _plan_rows(plan, survey, cache=cache, mock=mock, as_json=as_json,
+                      default_unit=default_unit)
+    return plan, rows, default_unit
 
 
 def _stamped(recipe_path: Path, root: Path, stamp_context: dict[str, Any] | None

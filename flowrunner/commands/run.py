@@ -28,6 +28,17 @@ def run_recipe(path: Path, *, options: RunOptions, stream: TextIO) -> int:
     Raises:
         SpecError (3), UsageError (2), FrozenError (4), Interrupted (130/143).
     """
+    return 0 if execute_run(path, options=options, stream=stream).ok else 1
+
+
+def execute_run(path: Path, *, options: RunOptions, stream: TextIO,
+                listener: Callable[[Any], None] | None = None) -> Any:
+    """Run the recipe (or recognise an unchanged re-run) and return its `RunResult`. The
+    summary goes to ``stream``, or each event to ``listener`` (a `RunEvent`) when given.
+
+    Raises:
+        SpecError, UsageError, FrozenError, BudgetExceeded, Interrupted.
+    """
     if options.remote_cache:  # a wrong URL is a usage error, even when nothing is to do
         from ..store.objectstore import check_url
 
@@ -38,7 +49,8 @@ def run_recipe(path: Path, *, options: RunOptions, stream: TextIO) -> int:
         root = cache_root_for(path, options.cache_dir)
         stamp = read_fresh_stamp(target, path, objects=root / "objects")
         if stamp is not None and _restore_from_stamp(stamp, root, target, options=options):
-            return _report_unchanged(path, stamp, options, stream)
+            return _report_unchanged(path, stamp, options, _make_reporter(options, stream,
+                                                                          listener))
     from ..errors import Interrupted
     from ..limits import max_answer_bytes, max_artifact_bytes
     from ..run.scheduler import Signals
@@ -62,7 +74,7 @@ def run_recipe(path: Path, *, options: RunOptions, stream: TextIO) -> int:
         scratch = Path(tempfile.mkdtemp(prefix="flow-nocache-")) if options.no_cache else None
         try:
             return _run(path, options=options, stream=stream, scratch=scratch,
-                        signals=signals)
+                        signals=signals, listener=listener)
         except KeyboardInterrupt:
             raise Interrupted("interrupted; finished steps are cached, run again to resume",
                               signal_number=signals.signal_number) from None
@@ -106,12 +118,10 @@ def _restore_from_stamp(stamp: Any, cache_root: Path, target: Path, *,
     return True
 
 
-def _report_unchanged(path: Path, stamp: Any, options: RunOptions, stream: TextIO) -> int:
-    from ..run.reporting import JsonReporter, Reporter, TextReporter
+def _report_unchanged(path: Path, stamp: Any, options: RunOptions, reporter: Any) -> Any:
     from ..run.results import RunResult, StepResult
 
     started = time.monotonic()
-    reporter: Reporter = JsonReporter(stream) if options.as_json else TextReporter(stream)
     summary = stamp.summary
     reporter.run_started(str(path), len(stamp.instances),
                          options.concurrency or summary.get("concurrency", 1))
@@ -126,12 +136,13 @@ def _report_unchanged(path: Path, stamp: Any, options: RunOptions, stream: TextI
     for item in stamp.instances:
         step = StepResult(item["id"], item["step"], item["endpoint"], "cached",
                           key=item.get("key"), credits=float(item.get("credits", 0)),
+                          credits_estimated=bool(item.get("credits_estimated")),
                           unit=item.get("unit", result.unit))
         result.results.append(step)
         reporter.step_finished(step)
     result.elapsed = time.monotonic() - started
     reporter.run_finished(result)
-    return 0
+    return result
 
 
 def _uncached_costs(survey: list[Any], unit: str) -> dict[str, tuple[int, float]]:
@@ -263,6 +274,7 @@ def _select(path: Path, options: RunOptions) -> _Selection:
     from ..run.planning import load_plan
 
     overrides = parse_var_overrides(list(options.var_pairs), list(options.vars_files))
+    overrides.update(options.var_values)
     plan = load_plan(path, var_overrides=overrides)
     recipe = plan.recipe
     only = _check_steps(plan, options.only, "--only")
@@ -302,9 +314,12 @@ def _check_instances(plan: Any, names: tuple[str, ...]) -> frozenset[str]:
     return only_instances
 
 
-def _make_reporter(options: RunOptions, stream: TextIO) -> Any:
-    from ..run.reporting import JsonReporter, TextReporter
+def _make_reporter(options: RunOptions, stream: TextIO,
+                   listener: Callable[[Any], None] | None = None) -> Any:
+    from ..run.reporting import CallbackReporter, JsonReporter, TextReporter
 
+    if listener is not None:
+        return CallbackReporter(listener)
     if options.as_json:
         return JsonReporter(stream)
     live = stream.isatty() and os.environ.get("TERM") != "dumb"
@@ -552,8 +567,8 @@ def _write_kit(chosen: _Selection, result: Any, *, keeper: Any, cache: Any, dige
 
 
 def _report(result: Any, *, cache: Any, reporter: Any, options: RunOptions,
-            interrupted_by: int | None) -> int:
-    """Report: what the remote did, the summary, the CI step summary; the exit status.
+            interrupted_by: int | None) -> None:
+    """Report: what the remote did, the summary, the CI step summary.
 
     Raises:
         Interrupted: the run was stopped by Ctrl-C or SIGTERM.
@@ -573,11 +588,10 @@ def _report(result: Any, *, cache: Any, reporter: Any, options: RunOptions,
         # the summary above already said what was kept and how to resume: one short line
         raise Interrupted("stopped by " + ("SIGTERM" if interrupted_by == 15 else "Ctrl-C"),
                           signal_number=interrupted_by, hint=None)
-    return 0 if result.ok else 1
 
 
 def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | None,
-         signals: Any) -> int:
+         signals: Any, listener: Callable[[Any], None] | None) -> Any:
     """The phases of a run that is not a no-op: load, open the cache, survey, budget,
     execute, write the kit, report."""
     from ..cancellation import Cancellation
@@ -586,7 +600,7 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
     started = time.monotonic()
     cancel = Cancellation()  # set on Ctrl-C: every wait in the run ends
     chosen = _select(path, options)
-    reporter = _make_reporter(options, stream)
+    reporter = _make_reporter(options, stream, listener)
     cache = _open_cache(chosen.plan.recipe, options, reporter, cancel, scratch)
     survey = _survey(chosen, cache, options)
     spend = _check_budget(chosen, survey, options, stream)
@@ -598,5 +612,6 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
     result.elapsed = time.monotonic() - started
     result.output_dir = display(chosen.output_dir)
     _write_kit(chosen, result, keeper=keeper, cache=cache, digests=digests, options=options)
-    return _report(result, cache=cache, reporter=reporter, options=options,
-                   interrupted_by=signals.signal_number)
+    _report(result, cache=cache, reporter=reporter, options=options,
+            interrupted_by=signals.signal_number)
+    return result

@@ -1,4 +1,6 @@
-"""`flow validate`: check recipe files without calling anything."""
+"""`flow validate`: check recipe files without calling anything; with `--lock`, that each
+lock file is up to date; with `--changed`, the recipes a set of changed files concerns
+(what the pre-commit hooks in `.pre-commit-hooks.yaml` pass)."""
 
 from __future__ import annotations
 
@@ -12,10 +14,16 @@ from ..run.planning import load_plan
 from ..run.reporting import github_annotation
 
 
-def validate_files(paths: list[Path], *, as_json: bool, out: TextIO, err: TextIO) -> int:
-    """`flow validate`: check every file, print every problem; 0 when all are valid, else 3."""
+def validate_files(paths: list[Path], *, as_json: bool, out: TextIO, err: TextIO,
+                   lock: bool = False, changed: bool = False) -> int:
+    """`flow validate`: check every file, print every problem; 0 when all are valid, else 3;
+    with ``lock``, 4 when a valid recipe's lock file is out of date. With ``changed``,
+    ``paths`` are changed files: the recipes among them and those that read a changed
+    catalog entry or lock file are checked, other files skipped."""
+    if changed:
+        paths = recipes_concerned(paths)
     results: list[dict[str, Any]] = []
-    failed = False
+    failed = stale = False
     for path in paths:
         try:
             plan = load_plan(path)
@@ -32,6 +40,9 @@ def validate_files(paths: list[Path], *, as_json: bool, out: TextIO, err: TextIO
         results.append({"file": str(path), "valid": True, "errors": [],
                         "warnings": [i.to_json() for i in plan.warnings],
                         "steps": len(plan.step_order), "instances": len(plan.instances)})
+        if lock:
+            found = _lock_problems(path, results[-1], out=err if not as_json else None)
+            stale = stale or bool(found)
         if not as_json:
             for warning in plan.warnings:  # said, but valid: exit 0
                 print(warning.format(), file=err)
@@ -45,4 +56,76 @@ def validate_files(paths: list[Path], *, as_json: bool, out: TextIO, err: TextIO
         count = sum(len(r["errors"]) for r in results)
         bad = sum(1 for r in results if not r["valid"])
         print(f"{count} error{'s' * (count != 1)} in {bad} file{'s' * (bad != 1)}", file=err)
-    return 3 if failed else 0
+    return 3 if failed else 4 if stale else 0
+
+
+def _lock_problems(path: Path, result: dict[str, Any], *, out: TextIO | None) -> int:
+    """Check the recipe's lock file; note what is out of date in ``result`` (and on
+    ``out``). Returns how many instances are."""
+    from ..kit.lockcheck import check_lock
+
+    check = check_lock(path)
+    result["lock"] = {"file": str(check.lock_path), "up_to_date": check.ok,
+                      "stale": [{"instance": name, "reason": why} for name, why in check.stale]}
+    if out is not None and check.stale:
+        for name, why in check.stale:
+            print(f"{path}: {name}: {why}", file=out)
+        print(f"{path}: {check.lock_path.name} is not up to date with the recipe: run `flow run "
+              f"{path}` (cached results cost nothing) and commit the lock file", file=out)
+    return len(check.stale)
+
+
+def recipes_concerned(paths: list[Path]) -> list[Path]:
+    """Of changed files: the recipes among them, the recipe beside each changed lock file,
+    and every recipe under the working directory that reads a changed catalog entry. A
+    file that is none of these is not a recipe's business (a workflow, a vars file)."""
+    found: list[Path] = []
+    entries: set[Path] = set()
+    for path in paths:
+        if path.suffix == ".lock":
+            found += [r for r in (path.with_suffix(".yaml"), path.with_suffix(".yml"))
+                      if r.is_file()]
+        elif path.suffix in (".yaml", ".yml") and is_recipe(path):
+            found.append(path)
+        elif path.suffix in (".json", ".yaml", ".yml"):
+            entries.add(path.resolve())
+    if entries:
+        found += [r for r in _recipes_here() if _reads_any(r, entries)]
+    unique: dict[Path, Path] = {}
+    for recipe in found:
+        unique.setdefault(recipe.resolve(), recipe)
+    return list(unique.values())
+
+
+def is_recipe(path: Path) -> bool:
+    """Whether a YAML file is a flowrunner recipe (a mapping with `steps:` and `version:`)."""
+    data = _plain(path)
+    return isinstance(data, dict) and "steps" in data and "version" in data
+
+
+def _plain(path: Path) -> Any:
+    from ..recipe.source import load_plain_yaml
+
+    try:
+        return load_plain_yaml(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, SpecError):
+        return None
+
+
+def _recipes_here() -> list[Path]:
+    root = Path.cwd()
+    return sorted(p.relative_to(root) for suffix in ("*.yaml", "*.yml")
+                  for p in root.rglob(suffix)
+                  if ".flow" not in p.parts and ".git" not in p.parts and is_recipe(p))
+
+
+def _reads_any(recipe: Path, entries: set[Path]) -> bool:
+    """Whether the recipe's `catalog:` names one of ``entries`` or a folder holding one
+    (read from its text: a recipe broken by the change is found too)."""
+    listed = (_plain(recipe) or {}).get("catalog")
+    folder = recipe.resolve().parent
+    for name in listed if isinstance(listed, list) else []:
+        target = (folder / str(name)).resolve()
+        if any(entry == target or entry.is_relative_to(target) for entry in entries):
+            return True
+    return False

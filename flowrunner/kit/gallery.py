@@ -134,6 +134,7 @@ class Card:
     made_from: list[str] = field(default_factory=list)  # files of earlier steps it used
     credits: float = 0.0
     unit: str = "credits"
+    credits_estimated: bool = False  # the answer named no cost: the catalog's price
     matrix: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
@@ -228,7 +229,8 @@ def _card(card: Card) -> str:
         parts.append(f'<div class="meta">{e(name)}: <span title="{e(str(value))}">'
                      f"{e(str(short(value)))}</span></div>")
     parts.append(f'<div class="meta"><span class="badge {e(card.badge)}">{e(card.badge)}'
-                 f"</span> {card.credits:g} {e(card.unit)}"
+                 f"</span> {'~' if card.credits_estimated else ''}{card.credits:g} "
+                 f"{e(card.unit)}{', estimated' if card.credits_estimated else ''}"
                  + "".join(f' · <a href="{_url(a.file)}">open</a>' for a in card.assets[:1])
                  + "</div></div>")
     folder = card.assets[0].file.rpartition("/")[0] if card.assets else ""

@@ -67,6 +67,8 @@ def lock_entry(item: StepResult, recipe_folder: Path, output_dir: Path, *, mock:
     entry = {"step": item.step_id, "endpoint": item.endpoint, "key": item.key,
              "params": item.params, "credits": item.credits, "outputs": outputs,
              "artifacts": artifacts}
+    if item.credits_estimated:
+        entry["credits_estimated"] = True  # the answer named no cost: the catalog's price
     if mock:
         entry["emulated"] = True  # placeholders: never fresh for a run without --mock
     if overrides:
@@ -247,7 +249,9 @@ def write_stamp(plan: Plan, result: RunResult, options: RunOptions, *, cache: Ca
             stamp.record(output_dir / saved, sha256=artifact["sha256"], object_of=True)
         stamp.instances.append({"id": item.instance_id, "step": item.step_id,
                                 "endpoint": item.endpoint, "key": item.key,
-                                "credits": item.credits, "unit": item.unit})
+                                "credits": item.credits, "unit": item.unit,
+                                **({"credits_estimated": True}
+                                   if item.credits_estimated else {})})
     # relative to the recipe's folder (as `files`): a later unchanged run, in this clone
     # or another, shows them relative to its own working directory
     stamp.summary = {"output_dir": stamp.key(str(output_dir)),
@@ -346,8 +350,8 @@ def _instance_card(plan: Plan, step: Step, instance: Instance, entry: dict[str, 
         instance.id, step.id, str(entry.get("endpoint", step.uses)),
         _badge(entry, endpoint), assets=assets, references=references,
         made_from=made_from, credits=float(entry.get("credits") or 0),
-        unit=_unit(endpoint, place), matrix=instance.matrix, params=entry.get("params", {}),
-        outputs=outputs)
+        credits_estimated=bool(entry.get("credits_estimated")), unit=_unit(endpoint, place),
+        matrix=instance.matrix, params=entry.get("params", {}), outputs=outputs)
 
 
 def _references(plan: Plan, step: Step, instance: Instance, place: _Place) -> list[str]:
@@ -385,6 +389,7 @@ def _former_section(plan: Plan, entries: dict[str, dict[str, Any]], shown: set[s
             name, str(entry.get("step")), str(entry.get("endpoint")), _badge(entry, endpoint),
             assets=_assets(entry, place), references=[], made_from=[],
             credits=float(entry.get("credits") or 0),
+            credits_estimated=bool(entry.get("credits_estimated")),
             unit=_unit(endpoint, place), matrix={}, params=entry.get("params", {}),
             outputs={}))
     return former

@@ -3,6 +3,7 @@ where a recipe's cache lives."""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +80,8 @@ class RunOptions:
     remote_mode: str = "write"  # --remote-cache-mode: "write" or "read"
     shard: Shard | None = None
     link: str = "copy"  # --link / FLOW_CACHE_LINK: saved files are copies or hard links
+    # variables as values (the Python API's `vars=`), over --var and --vars-file
+    var_values: tuple[tuple[str, Any], ...] = ()
 
     def stamp_context(self, recipe: Path) -> dict[str, Any]:
         """The options that shape a run's result; a stamp is only valid for the same ones.
@@ -88,7 +91,10 @@ class RunOptions:
         def relative(path: Path) -> str:
             return os.path.relpath(path.resolve(), folder).replace(os.sep, "/")
 
-        return {"flowrunner": __version__, "mock": self.mock, "vars": list(self.var_pairs),
+        values = [f"{name}={json.dumps(value, sort_keys=True, default=str)}"
+                  for name, value in self.var_values]
+        return {"flowrunner": __version__, "mock": self.mock,
+                "vars": list(self.var_pairs) + values,
                 "vars_files": [relative(p) for p in self.vars_files],
                 "output_dir": relative(self.output_dir) if self.output_dir else None}
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol, TextIO
 
 from .results import RunResult, StepResult
@@ -62,7 +64,7 @@ def markdown_summary(result: RunResult) -> str:
              f"{len(result.results)} instances: {result.count('ok')} called, "
              f"{result.count('cached')} cached, {result.count('failed')} failed, "
              f"{result.count('skipped')} skipped · **{result.amount('ok')} "
-             f"{result.spent_word}**, "
+             f"{result.spent_word}{result.estimated_note('ok')}**, "
              f"{result.amount('cached')} saved by the cache", "",
              *([result.remote_line, ""] if result.remote_line else []),
              "| instance | endpoint | status | credits |", "| --- | --- | --- | --- |"]
@@ -71,7 +73,7 @@ def markdown_summary(result: RunResult) -> str:
         if item.status == "failed":
             status += f": {_message(item)[:120]}"
         lines.append(f"| `{item.instance_id}` | {item.endpoint} | {status} | "
-                     f"{_credits(item.credits)} |")
+                     f"{'~' * item.credits_estimated}{_credits(item.credits)} |")
     new = [f"{result.output_dir}/{path}" if result.output_dir else path
            for item in result.results if item.status == "ok" for path in item.saved]
     if new:
@@ -158,7 +160,9 @@ class TextReporter:
             word = _WORDS[result.status]
             detail = []
             if result.status == "ok":
-                detail.append(f"{_credits(result.credits)} {result.unit}")
+                detail.append(f"~{_credits(result.credits)} {result.unit}, estimated"
+                              if result.credits_estimated else
+                              f"{_credits(result.credits)} {result.unit}")
                 detail.append(f"{result.duration:.1f}s")
             if result.resumed:
                 detail.append("resumed task")
@@ -194,8 +198,9 @@ class TextReporter:
                 parts.append(f"{result.count('planned')} would call")
             parts += [f"{result.count('failed')} failed", f"{result.count('skipped')} skipped"]
             lines = [f"{len(result.results)} instances: " + ", ".join(parts)
-                     + f" · {result.amount('ok')} {result.spent_word}, "
-                     f"{result.amount('cached')} saved by the cache · {result.elapsed:.1f}s"]
+                     + f" · {result.amount('ok')} {result.spent_word}"
+                     f"{result.estimated_note('ok')}, {result.amount('cached')} saved by the "
+                     f"cache · {result.elapsed:.1f}s"]
             if result.output_dir and not result.dry_run:
                 lines.append(f"assets: {result.output_dir}")
             if result.lock_path:
@@ -255,3 +260,49 @@ class JsonReporter:
     def run_finished(self, result: RunResult) -> None:
         self._emit(result.to_json())
 
+
+
+@dataclass(frozen=True, slots=True)
+class RunEvent:
+    """One thing a run did, for a Python caller's `on_event` (the JSON reporter's events,
+    typed): `run_started`, `step_started`, `step_finished`, `note`, `run_finished`."""
+
+    kind: str
+    recipe: str | None = None
+    instance: str | None = None
+    result: StepResult | None = None  # step_finished
+    message: str | None = None  # note
+    run: RunResult | None = None  # run_finished
+    instances: int = 0  # run_started: how many the run covers
+    concurrency: int = 0
+
+
+class CallbackReporter:
+    """Hands each event to a callback, one at a time (calls come from worker threads)."""
+
+    def __init__(self, callback: Callable[[RunEvent], None]) -> None:
+        self.callback = callback
+        self._lock = threading.Lock()
+
+    def _emit(self, event: RunEvent) -> None:
+        with self._lock:
+            self.callback(event)
+
+    def flush(self) -> None:
+        """Every event is handed over when it happens: nothing to do."""
+
+    def run_started(self, recipe: str, instances: int, concurrency: int) -> None:
+        self._emit(RunEvent("run_started", recipe=recipe, instances=instances,
+                            concurrency=concurrency))
+
+    def step_started(self, instance_id: str) -> None:
+        self._emit(RunEvent("step_started", instance=instance_id))
+
+    def step_finished(self, result: StepResult) -> None:
+        self._emit(RunEvent("step_finished", instance=result.instance_id, result=result))
+
+    def note(self, message: str) -> None:
+        self._emit(RunEvent("note", message=message))
+
+    def run_finished(self, result: RunResult) -> None:
+        self._emit(RunEvent("run_finished", recipe=result.recipe, run=result))

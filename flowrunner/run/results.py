@@ -33,12 +33,15 @@ class StepResult:
     response: Any = None  # kept in memory for later templates; never reported
     location: str | None = None  # the step's FILE:LINE:COL, for annotations
     unit: str = "credits"  # what its provider counts credits in (ElkAPI credits, …)
+    credits_estimated: bool = False  # the answer named no cost: the catalog's price
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"instance": self.instance_id, "step": self.step_id,
                                 "endpoint": self.endpoint, "status": self.status,
                                 "credits": self.credits, "unit": self.unit,
                                 "duration": round(self.duration, 3)}
+        if self.credits_estimated:
+            data["credits_estimated"] = True
         if self.key:
             data["key"] = self.key
         if self.saved:
@@ -100,8 +103,19 @@ class RunResult:
         return "emulated" if self.mock else "spent"
 
     def amount(self, status: Status) -> str:
-        """`5 ElkAPI credits`, or `5 ElkAPI credits + 4 BFL credits` when units mix."""
-        return " + ".join(f"{value:g} {unit}" for unit, value in self.by_unit(status).items())
+        """`5 ElkAPI credits`, or `5 ElkAPI credits + 4 BFL credits` when units mix; `~53
+        ElkAPI credits` when some answer named no cost (see `estimated_note`)."""
+        text = " + ".join(f"{value:g} {unit}" for unit, value in self.by_unit(status).items())
+        return f"~{text}" if self.estimated(status) else text
+
+    def estimated_note(self, status: Status) -> str:
+        """`, estimated` after an amount that holds the catalog's prices."""
+        return ", estimated" if self.estimated(status) else ""
+
+    def estimated(self, status: Status) -> bool:
+        """Whether some of these instances' credits are the catalog's price, not the
+        provider's word."""
+        return any(r.credits_estimated for r in self.results if r.status == status)
 
     @property
     def ok(self) -> bool:
@@ -115,6 +129,7 @@ class RunResult:
                 "skipped": self.count("skipped"), "planned": self.count("planned"),
                 "credits_spent": self.credits_spent, "credits_saved": self.credits_saved,
                 "unit": self.unit, "spent_by_unit": self.by_unit("ok"),
+                "credits_estimated": self.estimated("ok"),
                 "elapsed": round(self.elapsed, 3), "lock": self.lock_path,
                 "output_dir": self.output_dir, "interrupted": self.interrupted,
                 "failures": [r.to_json() for r in self.failed],

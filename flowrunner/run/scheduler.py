@@ -395,6 +395,8 @@ class Scheduler:
                  "artifacts": [a.to_json() for a in outcome.artifacts]}
         if outcome.task_id:
             entry["task_id"] = outcome.task_id
+        if outcome.credits_estimated:
+            entry["credits_estimated"] = True
         if store:
             try:
                 self.cache.put(call.key, entry)
@@ -650,6 +652,7 @@ class _Progress:
 def _take_entry(result: StepResult, entry: CacheEntry) -> None:
     """What an instance's result says of its cache entry (called or cached)."""
     result.credits = float(entry.get("credits") or 0)
+    result.credits_estimated = bool(entry.get("credits_estimated"))
     result.outputs = entry.get("outputs", {})
     result.artifacts = entry.get("artifacts", [])
     result.response = entry.get("response", {})

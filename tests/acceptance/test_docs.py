@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,8 @@ def test_every_module_is_named_where_a_newcomer_looks() -> None:
 
 def test_every_subcommand_is_documented_and_has_help() -> None:
     for command in ["run", "validate", "plan", "status", "why", "verify", "graph",
-                    "endpoints", "schema", "cache", "emulator", "init", "report", "diff"]:
+                    "endpoints", "schema", "cache", "emulator", "init", "report", "diff",
+                    "watch"]:
         assert f"`flow {command}" in README, command
         result = flow(command, "--help")
         assert result.code == 0, (command, result)
@@ -107,12 +109,12 @@ def test_the_ci_example_installs_this_projects_distribution() -> None:
     name = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["name"]
     assert name != "flowrunner"  # another project's name on the package index
     for example in sorted((REPO / "examples" / "ci").glob("*.yml")):
-        installs = re.findall(r"pip install\s+([^\s#]+)", example.read_text())
-        assert installs, f"{example.name} installs nothing"
-        for spec in installs:
-            assert re.split(r"[\[=<>@ ]", spec.strip("'\""))[0] == name, spec
+        # through the action, which installs its own version of this project
+        assert "/flowrunner@" in example.read_text(), example.name
+    assert 'pip install --quiet "${GITHUB_ACTION_PATH}${extra}"' in \
+        (REPO / "action.yml").read_text()
     for block in (body for lang, body in BLOCKS if lang in ("yaml", "sh")):
-        for spec in re.findall(r"pip install\s+([^\s#.'][^\s#]*)", block):
+        for spec in re.findall(r"pip install\s+([^\s#.'\"$][^\s#]*)", block):
             assert re.split(r"[\[=<>@ ]", spec)[0] == name, spec
 
 
@@ -138,13 +140,9 @@ def test_the_ci_example_is_a_workflow_github_accepts(example: str) -> None:
     assert workflow["concurrency"]["group"].endswith("-${{ github.ref }}")
 
 
-def test_the_ci_examples_commands_work_with_the_recipe_in_a_subfolder(tmp_path: Path) -> None:
-    import os
-    import shutil
-    import subprocess
-    import sys
-
+def test_the_ci_examples_check_works_with_the_recipe_in_a_subfolder(tmp_path: Path) -> None:
     import yaml
+    from actionrunner import run_action
 
     workflow = yaml.safe_load(WORKFLOW.read_text())
     steps = {step.get("name"): step for step in workflow["jobs"]["assets"]["steps"]}
@@ -153,19 +151,13 @@ def test_the_ci_examples_commands_work_with_the_recipe_in_a_subfolder(tmp_path: 
                                                                      "ci"))
     # YAML at the root that is no recipe: the example must not try to validate it
     (tmp_path / "docker-compose.yml").write_text("services: {web: {image: nginx}}\n")
-    (tmp_path / "mkdocs.yaml").write_text("site_name: docs\n")
-    env = {**os.environ, **{k: str(v) for k, v in workflow["env"].items()},
-           "RECIPE_DIR": "design/brand",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    validate = subprocess.run(["bash", "-c", steps["Validate the recipe"]["run"]], cwd=tmp_path,
-                              env=env, capture_output=True, text=True)
-    assert validate.returncode == 0, validate.stdout + validate.stderr
-    frozen = subprocess.run(
-        ["bash", "-c", steps["Check that nothing would be paid for (pull requests)"]["run"]],
-        cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert frozen.returncode == 4, frozen.stdout + frozen.stderr  # nothing cached: no call
-    cache = steps["Restore the flowrunner cache"]["with"]["path"]
-    assert cache == "${{ env.RECIPE_DIR }}/.flow/cache"
+    check = steps["Check that nothing would be paid for (pull requests)"]["with"]
+    assert check == {"recipe": "${{ env.RECIPE }}", "mode": "check"}
+    status, context, uses = run_action({"recipe": "design/brand/brand_assets.yaml",
+                                        "mode": check["mode"]}, workspace=tmp_path, env={})
+    assert status == 4, context["log"]  # nothing cached: no call
+    restore = next(u for u in uses if u["uses"] == "actions/cache/restore@v4")
+    assert restore["path"] == "design/brand/.flow/cache"
 
 
 def test_every_fault_kind_is_documented_in_one_list() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "flowrunner"
 LEAVES = {"__init__", "errors", "_json", "workers", "cancellation", "records", "limits"}
-SHELL = {"cli", "__main__"}  # the command line: may import anything
+SHELL = {"cli", "__main__", "api"}  # the command line and the Python API: anything
 THIRD_PARTY_OWNERS = {"click": {"cli"}, "requests": set(), "certifi": {"net.http"},
                       "urllib3": {"net.http", "store.objectstore"},
                       "jinja2": {"recipe.templating"},

@@ -1,0 +1,62 @@
+"""The pre-commit hooks of `.pre-commit-hooks.yaml`, run through the `pre-commit` tool itself
+(`pre-commit try-repo`, which installs this repository as a hook repository) on a sample
+repository holding a recipe, its lock file and its assets."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import EXAMPLES, IGNORED, REPO, flow
+
+PRE_COMMIT = shutil.which("pre-commit") or str(Path(sys.executable).parent / "pre-commit")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not Path(PRE_COMMIT).exists(),
+                                 reason="pre-commit is not installed (it is in the dev extra)")]
+
+
+def _git(folder: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+                   cwd=folder, check=True, capture_output=True)
+
+
+def _hook(folder: Path, hook: str, *files: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PRE_COMMIT_HOME": str(folder.parent / "pre-commit-home"),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run([PRE_COMMIT, "try-repo", str(REPO), hook, "--files", *files],
+                          cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_the_hooks_pass_a_kit_in_step_and_fail_a_stale_lock_or_a_broken_recipe(
+        tmp_path: Path) -> None:
+    repo = tmp_path / "brand"
+    shutil.copytree(EXAMPLES, repo, ignore=IGNORED)
+    (repo / "mkdocs.yml").write_text("site_name: docs\n")  # YAML that is no recipe
+    assert flow("run", repo / "brand_assets.yaml", "--mock").code == 0
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "kit")
+
+    fine = _hook(repo, "flow-lock-check", "brand_assets.yaml", "mkdocs.yml")
+    assert fine.returncode == 0, fine.stdout + fine.stderr
+    assert "Passed" in fine.stdout
+
+    recipe = repo / "brand_assets.yaml"
+    recipe.write_text(recipe.read_text().replace("friendly red fox", "friendly blue fox", 1))
+    stale = _hook(repo, "flow-lock-check", "brand_assets.yaml")
+    assert stale.returncode != 0, stale.stdout
+    assert "logo: the recipe changed since the lock file was written" in stale.stdout
+    assert "brand_assets.lock is not up to date with the recipe" in stale.stdout
+    valid = _hook(repo, "flow-validate", "brand_assets.yaml", "mkdocs.yml")
+    assert valid.returncode == 0, valid.stdout  # still a valid recipe
+
+    recipe.write_text(recipe.read_text().replace("uses: recraft.generate_image",
+                                                 "uses: recraft.generate_imag", 1))
+    broken = _hook(repo, "flow-validate", "brand_assets.yaml")
+    assert broken.returncode != 0
+    assert "brand_assets.yaml:" in broken.stdout and "did you mean" in broken.stdout
