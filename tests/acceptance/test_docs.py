@@ -168,3 +168,16 @@ def test_every_fault_kind_is_documented_in_one_list() -> None:
     for command in (["emulator", "--help"], ["run", "--help"]):
         shown = "".join(flow(*command).out.split())  # click wraps at hyphens too
         assert all(kind in shown for kind in FAULTS), command
+
+
+def test_the_changelog_has_the_version_and_the_version_lives_in_one_place() -> None:
+    import tomllib
+
+    from flowrunner import __version__
+
+    changelog = (REPO / "CHANGELOG.md").read_text()
+    assert f"## {__version__}" in changelog and "## Unreleased" in changelog
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert "version" in project["project"]["dynamic"]  # read from flowrunner/__init__.py
+    assert project["tool"]["hatch"]["version"]["path"] == "flowrunner/__init__.py"
+    assert flow("--version").out.strip().endswith(__version__)
