@@ -49,7 +49,6 @@ class CacheEntry(TypedDict, total=False):
     credits_estimated: bool  # the answer named no cost: `credits` is the catalog's price
     artifacts: list[ArtifactRecord]
     task_id: str  # the provider's task, for a submit-then-poll call
-    emulated: bool  # made by `--mock`: never a provider's result
     signature: str  # a shared store's HMAC (store/remote.py)
 
 

@@ -146,7 +146,6 @@ class Exchange(BaseHTTPRequestHandler):
             return None
         return fields
 
-    # --- Midjourney (contracts/midjourney.json) ------------------------------------------
     def _file_adder(self) -> Any:
         base = self._base()
 

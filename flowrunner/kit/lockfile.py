@@ -1,8 +1,8 @@
 """The lock file `<recipe-stem>.lock` beside the recipe: what each instance resolved to.
 
-YAML inside (written by PyYAML's safe dumper, libyaml's when installed; read back through
-recipe/source.py); sorted keys, whole floats as integers, no timestamps, no absolute paths,
-so it changes only when a result changes and is identical across runs and machines. (The
+YAML inside (written by recipe/yaml_text.py, byte for byte as PyYAML's safe dumper would;
+read back through recipe/source.py); sorted keys, whole floats as integers, no timestamps,
+no absolute paths, so it changes only when a result changes. (The
 file, not file locking: that is `Cache.lock`.)
 """
 
@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ..net.providers import is_mock_identity
-from ..recipe.source import dump_yaml, load_plain_yaml
+from ..recipe.source import load_plain_yaml
+from ..recipe.yaml_text import dump_nested, dump_yaml
 from ..records import artifact_problem
 from ..store.cache import atomic_write_bytes, write_if_changed
 
@@ -38,7 +39,7 @@ def render_lock(recipe_name: str, entries: dict[str, dict[str, Any]], provider: 
     # the fields that say what the file is first, then the instances (sorted)
     head = [{"version": LOCK_VERSION}, {"recipe": recipe_name}, {"provider": provider}]
     return (_HEADER.format(recipe=recipe_name) + "".join(dump_yaml(part) for part in head)
-            + dump_yaml({"instances": entries}))
+            + dump_nested(entries, "instances"))
 
 
 def write_lock(path: Path, recipe_name: str, entries: dict[str, dict[str, Any]],

@@ -1,8 +1,7 @@
 """Reads a recipe file into plain data plus a SourceMap of FILE:LINE:COL for every key and value.
 
-The only module that reads or writes YAML. Safe loading only; duplicate keys, alias bombs
-and absurd nesting are refused here, before anything else sees the data. What flowrunner
-writes (lock files) goes through PyYAML's safe dumper (`dump_yaml`).
+The only module that reads YAML (`yaml_text` writes it). Safe loading only; duplicate keys,
+alias bombs and absurd nesting are refused here, before anything else sees the data.
 """
 
 from __future__ import annotations
@@ -259,20 +258,3 @@ def load_plain_yaml(text: str) -> Any:
     except yaml.YAMLError as exc:
         raise ValueError(f"invalid YAML: {exc}") from None
 
-
-def dump_yaml(data: Any) -> str:
-    """``data`` as block-style YAML with sorted keys, whole floats as integers (`40.0`
-    credits read `40`): deterministic, diff-friendly text, through libyaml when present."""
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    return yaml.dump(_whole_floats(data), Dumper=dumper, sort_keys=True,
-                     default_flow_style=False, allow_unicode=True, width=100)
-
-
-def _whole_floats(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _whole_floats(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_whole_floats(v) for v in value]
-    return value

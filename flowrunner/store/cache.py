@@ -590,8 +590,10 @@ class Cache:
     def sweep(self, *, older_than: float = 3600.0) -> int:
         """Remove lock files and partial files nobody touched for ``older_than`` seconds.
 
-        A lock file is touched whenever a run takes it (see `lock`), so an old one is neither
-        held nor waited on. Returns how many files were removed.
+        A lock file is removed only while the sweep itself holds it: a run can hold a key's
+        lock for longer than ``older_than`` (a task polled for an hour), and removing its
+        file would let a second run lock a new one and pay for the same key. Returns how
+        many files were removed.
         """
         removed = 0
         now = time.time()
@@ -601,8 +603,12 @@ class Cache:
                 continue
             for path in folder.iterdir():
                 with contextlib.suppress(OSError):
-                    if now - path.stat().st_mtime > older_than:
+                    if now - path.stat().st_mtime <= older_than:
+                        continue
+                    if sub == "tmp":
                         path.unlink()
+                        removed += 1
+                    elif _remove_unheld_lock(path):
                         removed += 1
         return removed
 
@@ -654,8 +660,13 @@ def _same_inode(handle: BinaryIO, path: Path) -> bool:
         return False
 
 
-def _try_lock(handle: BinaryIO) -> bool:
-    """Take an exclusive lock on an open file without waiting; touch it when taken."""
+def _try_lock(handle: BinaryIO, *, touch: bool = True) -> bool:
+    """Take an exclusive lock on an open file without waiting (False: another holds it);
+    touch it when taken.
+
+    Raises:
+        CacheError: the file system cannot lock files (some network or FUSE mounts).
+    """
     try:
         if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
             import msvcrt
@@ -665,11 +676,36 @@ def _try_lock(handle: BinaryIO) -> bool:
             import fcntl
 
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False
-    with contextlib.suppress(OSError):
-        os.utime(handle.fileno())  # the sweep leaves recently used lock files alone
+    except OSError as exc:
+        if sys.platform == "win32" or exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN,
+                                                    errno.EACCES):
+            return False
+        raise CacheError(f"cannot lock {handle.name}: {exc.strerror or exc}: the cache's "
+                         "file system does not support file locks",
+                         hint="put the cache on a local disk (--cache-dir or "
+                              "FLOW_CACHE_DIR)") from None
+    if touch:
+        with contextlib.suppress(OSError):
+            os.utime(handle.fileno())  # the sweep leaves recently used lock files alone
     return True
+
+
+def _remove_unheld_lock(path: Path) -> bool:
+    """Remove a key's lock file if no run holds it, holding it while it goes (a run that
+    takes it meanwhile finds the file gone, by its inode, and makes a new one)."""
+    with open(path, "a+b") as handle:
+        try:
+            if not _try_lock(handle, touch=False):
+                return False  # held: a run is still computing that key
+        except CacheError:
+            return False
+        try:
+            if not _same_inode(handle, path):
+                return False
+            path.unlink()
+            return True
+        finally:
+            _unlock(handle)
 
 
 def _unlock(handle: BinaryIO) -> None:

@@ -349,17 +349,18 @@ def test_github_actions_annotations_and_step_summary(tmp_path: Path, emulator: E
     assert "- `assets/logo.svg`" in text
 
 
-def test_ci_workflow_example_is_valid_yaml_with_frozen_runs() -> None:
+def test_ci_workflow_example_checks_pull_requests_frozen_through_the_action() -> None:
     import yaml
 
     workflow = yaml.safe_load((EXAMPLES / "ci" / "github-actions.yml").read_text())
     steps = workflow["jobs"]["assets"]["steps"]
-    commands = [s.get("run", "") for s in steps]
-    assert any("flow validate" in c for c in commands)
-    assert any("--frozen" in c for c in commands)
-    cache = next(s for s in steps if s.get("uses", "").startswith("actions/cache"))
-    assert cache["with"]["path"] == "${{ env.RECIPE_DIR }}/.flow/cache"
-    assert "lock" in cache["with"]["key"]
+    modes = {s["with"]["mode"]: s.get("if", "") for s in steps
+             if "/flowrunner@" in s.get("uses", "")}
+    # pull requests: `check` (flow run --frozen) and `diff`; the main branch: `run`
+    assert "pull_request" in modes["check"] and "pull_request" in modes["diff"]
+    assert "push" in modes["run"]
+    action = (EXAMPLES.parent / "action" / "flow.sh").read_text()
+    assert 'flow run "$INPUT_RECIPE" --frozen' in action
 
 
 @pytest.mark.slow

@@ -1511,3 +1511,47 @@ def test_a_default_model_is_visible_in_plan_lock_and_diff(
     assert diff.code == 0, diff
     assert "changed  hero" in diff.out and "gpt-image-1.5" in diff.out and \
         "gpt-image-2" in diff.out, diff.out
+
+
+TASK_FAMILIES = {
+    "flux.generate": "{model: flux-pro-1.1, prompt: a fox, width: 512, height: 512}",
+    "kling.generate_image": "{prompt: a fox}",
+    "kling.text_to_video": "{prompt: a fox}",
+    "luma.generate_video": "{user_prompt: a fox, duration: 5s}",
+    "midjourney.imagine": "{prompt: a fox}",
+    "minimax.generate_video": "{prompt: a fox}",
+    "pika.generate_video": "{promptText: a fox}",
+    "replicate.predict": "{model: black-forest-labs/flux-schnell, input: {prompt: a fox}}",
+    "sora.create_video": "{prompt: a fox}",
+    "suno.generate_lyrics": "{prompt: a jingle}",
+    "suno.generate_music": "{gpt_description_prompt: a jingle}",
+    "veo.generate_video": "{prompt: a fox}",
+    "video.generate": "{model: kling-v2-master, prompt: a cup, size: 1280x720, duration: 5}",
+}
+
+
+@pytest.mark.parametrize("endpoint", sorted(TASK_FAMILIES))
+def test_every_task_family_reads_a_running_task_as_running(
+        tmp_path: Path, emulator: Emulator, endpoint: str) -> None:
+    """Each family's entry, polled while the provider's task still runs (the emulator's
+    own pending states, from each family's contract): a status the entry puts in the
+    wrong set (a pending state among the failures, say) fails here. Each entry is the
+    built-in one, polled every 0.05 s instead of every few seconds."""
+    import json
+
+    from flowrunner.catalog.resources import read_json
+
+    family, name = endpoint.split(".")
+    entry = read_json("endpoints", family, f"{name}.json")
+    entry["task"]["interval"] = 0.05
+    (tmp_path / "entry.json").write_text(json.dumps(entry, ensure_ascii=False))
+    emulator.pending_polls = 1
+    path = recipe(tmp_path, emulator.base_url, f"""
+  task:
+    uses: {endpoint}
+    with: {TASK_FAMILIES[endpoint]}
+""", extra="catalog: [entry.json]\n")
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 0, result
+    polls = [c for c in _api(emulator) if c["method"] == "GET"]
+    assert len(polls) >= 2, polls  # one answer still running, read as such, then done

@@ -131,6 +131,55 @@ def test_sweep_removes_only_old_lock_and_partial_files(tmp_path: Path) -> None:
     assert new_lock.exists() and not old_lock.exists() and not old_part.exists()
 
 
+def test_sweep_leaves_a_lock_a_long_call_still_holds(tmp_path: Path) -> None:
+    """A task polled for over an hour keeps its key's lock: the sweep must not remove the
+    file, or a second run would lock a new one and pay for the same key again."""
+    import os
+    import threading
+    import time
+
+    cache = Cache(tmp_path / "cache")
+    key = "k" * 64
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with cache.lock(key):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    held.wait(5)
+    lock_file = cache.root / "locks" / f"{key}.lock"
+    long_ago = time.time() - 7200
+    os.utime(lock_file, (long_ago, long_ago))
+    assert cache.sweep() == 0 and lock_file.exists()
+    with pytest.raises(CacheError, match="held the lock"):
+        with cache.lock(key, timeout=0.3):
+            pass
+    release.set()
+    thread.join()
+
+
+def test_a_file_system_without_locks_is_said_at_once(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """flock failing for another reason than "held" (ENOLCK on some network mounts) is an
+    error naming the cause, not a 600 s wait for a holder that does not exist. (The OS
+    call is replaced: no file system without locks can be mounted here.)"""
+    import errno
+    import fcntl
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    cache = Cache(tmp_path / "cache")
+    with pytest.raises(CacheError, match="does not support file locks") as info:
+        with cache.lock("k" * 64, timeout=5):
+            pass
+    assert "--cache-dir" in (info.value.hint or "")
+
+
 def test_key_locks_leave_no_file_behind_and_stay_exclusive(tmp_path: Path) -> None:
     import threading
     import time

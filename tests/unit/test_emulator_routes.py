@@ -61,3 +61,17 @@ def test_every_familys_routes_and_handlers_are_served() -> None:
             if name.endswith("Routes") and isinstance(value, type) and \
                     value.__module__ == module.__name__:
                 assert issubclass(server.Handler, value), name
+
+
+def test_every_api_fault_has_an_answer_and_no_two_families_share_a_handler_name() -> None:
+    from flowrunner.emulator.fault_answers import ANSWERS
+    from flowrunner.emulator.faults import API_FAULTS
+
+    assert set(ANSWERS) == set(API_FAULTS)
+    seen: dict[str, str] = {}
+    for family in server.Handler.__mro__[1:]:
+        if family.__name__.endswith("Routes"):
+            for name in vars(family):
+                if callable(vars(family)[name]) and not name.startswith("__"):
+                    assert name not in seen, (name, family.__name__, seen.get(name))
+                    seen[name] = family.__name__

@@ -23,7 +23,7 @@ THIRD_PARTY_OWNERS = {"click": {"cli"}, "requests": set(), "certifi": {"net.http
                       "jsonschema": {"recipe.schema", "emulator.contract"},
                       "fastjsonschema": {"recipe.schema"},
                       "PIL": {"media.imaging", "emulator.contract"},
-                      "yaml": {"recipe.source"},
+                      "yaml": {"recipe.source", "recipe.yaml_text"},
                       "boto3": {"store.objectstore"}, "botocore": {"store.objectstore"}}
 Graph = dict[str, set[str]]
 
@@ -41,7 +41,12 @@ def _internal_imports(path: Path) -> set[str]:
     if module == "__init__":
         package = []
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
+                   and ast.unparse(block.test) == "TYPE_CHECKING" for n in ast.walk(block)}
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue  # names for annotations only: never imported at run time
         if isinstance(node, ast.ImportFrom) and node.level:
             base = package[:len(package) - (node.level - 1)]
             names = [node.module] if node.module else [a.name for a in node.names]
