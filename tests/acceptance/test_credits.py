@@ -9,21 +9,26 @@ import shutil
 from pathlib import Path
 
 import yaml
+from helpers import KEY_ENV
 
-from conftest import EXAMPLES, IGNORED, flow
+from conftest import EXAMPLES, IGNORED, Emulator, flow
 
 
-def _launch_kit(tmp_path: Path) -> Path:
+def _launch_kit(tmp_path: Path, emulator: Emulator) -> Path:
+    """The launch kit, its provider the test's emulator (whose tasks finish at once)."""
     shutil.copytree(EXAMPLES, tmp_path / "examples", ignore=IGNORED)
-    return tmp_path / "examples" / "launch_kit.yaml"
+    path = tmp_path / "examples" / "launch_kit.yaml"
+    path.write_text(path.read_text().replace("https://api.elkapi.com", emulator.base_url, 1))
+    return path
 
 
-def test_the_launch_kits_plan_and_run_agree_and_say_estimated(tmp_path: Path) -> None:
-    path = _launch_kit(tmp_path)
-    plan = flow("plan", path, "--mock", "--json")
+def test_the_launch_kits_plan_and_run_agree_and_say_estimated(tmp_path: Path,
+                                                              emulator: Emulator) -> None:
+    path = _launch_kit(tmp_path, emulator)
+    plan = flow("plan", path, "--json")
     estimate = json.loads(plan.out)["estimated_credits"]
     assert estimate > 40
-    run = flow("run", path, "--mock", "--json")
+    run = flow("run", path, "--json", env=KEY_ENV)
     assert run.code == 0, run
     finished = json.loads(run.out.strip().splitlines()[-1])
     assert finished["credits_spent"] == estimate
@@ -32,8 +37,8 @@ def test_the_launch_kits_plan_and_run_agree_and_say_estimated(tmp_path: Path) ->
     jingle = next(s for s in steps if s.get("instance") == "jingle"
                   and s["event"] == "step_finished")
     assert jingle["credits"] == 10 and jingle["credits_estimated"] is True
-    text = flow("run", path, "--mock", "--no-cache")
-    assert f"~{estimate:g} ElkAPI credits emulated, estimated" in text.out
+    text = flow("run", path, "--no-cache", env=KEY_ENV)
+    assert f"~{estimate:g} ElkAPI credits spent, estimated" in text.out
     lock = yaml.safe_load((path.with_suffix(".lock")).read_text())
     assert lock["instances"]["jingle"]["credits"] == 10
     assert lock["instances"]["jingle"]["credits_estimated"] is True
@@ -41,16 +46,17 @@ def test_the_launch_kits_plan_and_run_agree_and_say_estimated(tmp_path: Path) ->
     gallery = (path.parent / "launch" / "index.html").read_text()
     assert "~10 ElkAPI credits, estimated" in gallery
     # cached: the plan shows the same figures as spent
-    again = json.loads(flow("plan", path, "--mock", "--json").out)
+    again = json.loads(flow("plan", path, "--json").out)
     assert sum(i["credits"] for i in again["instances"]) == estimate
 
 
-def test_a_budget_holds_the_estimated_figure(tmp_path: Path) -> None:
-    path = _launch_kit(tmp_path)
-    estimate = json.loads(flow("plan", path, "--mock", "--json").out)["estimated_credits"]
-    refused = flow("run", path, "--mock", "--max-credits", str(estimate - 1))
+def test_a_budget_holds_the_estimated_figure(tmp_path: Path, emulator: Emulator) -> None:
+    path = _launch_kit(tmp_path, emulator)
+    estimate = json.loads(flow("plan", path, "--json").out)["estimated_credits"]
+    refused = flow("run", path, "--max-credits", str(estimate - 1), env=KEY_ENV)
     assert refused.code != 0 and "nothing was called" in refused.err
-    assert flow("run", path, "--mock", "--max-credits", str(estimate)).code == 0
+    assert emulator.requests() == []
+    assert flow("run", path, "--max-credits", str(estimate), env=KEY_ENV).code == 0
 
 
 def test_prices_per_model_and_by_duration_and_mode(tmp_path: Path) -> None:
