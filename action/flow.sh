@@ -6,6 +6,7 @@ set -uo pipefail
 
 summary="${RUNNER_TEMP:-/tmp}/flowrunner-summary.md"
 : > "$summary"
+: > "${RUNNER_TEMP:-/tmp}/flowrunner-output.txt"
 real_summary="${GITHUB_STEP_SUMMARY:-/dev/null}"
 args=()
 if [ -n "${INPUT_BUDGET:-}" ] && [ "$INPUT_MODE" != "diff" ]; then
@@ -19,9 +20,12 @@ if [ -n "${INPUT_ARGS:-}" ] && [ "$INPUT_MODE" != "diff" ]; then
   args+=("${more[@]}")
 fi
 
+log="${RUNNER_TEMP:-/tmp}/flowrunner-output.txt"
 case "$INPUT_MODE" in
-  check) GITHUB_STEP_SUMMARY="$summary" flow run "$INPUT_RECIPE" --frozen "${args[@]}" ;;
-  run)   GITHUB_STEP_SUMMARY="$summary" flow run "$INPUT_RECIPE" "${args[@]}" ;;
+  check) GITHUB_STEP_SUMMARY="$summary" flow run "$INPUT_RECIPE" --frozen "${args[@]}" 2>&1 \
+           | tee "$log" ;;
+  run)   GITHUB_STEP_SUMMARY="$summary" flow run "$INPUT_RECIPE" "${args[@]}" 2>&1 \
+           | tee "$log" ;;
   diff)
     base="${INPUT_BASE:-}"
     if [ -z "$base" ]; then
@@ -32,7 +36,11 @@ case "$INPUT_MODE" in
 esac
 status=$?
 
-if [ "$INPUT_MODE" = "diff" ] && [ -s "$summary" ]; then
+if [ "$status" -ne 0 ] && [ ! -s "$summary" ] && [ -s "$log" ]; then
+  # stopped before a run (--frozen found work, an invalid recipe, a budget): say why
+  { echo "### ❌ flow $INPUT_MODE \`$INPUT_RECIPE\` (exit $status)"; echo; echo '```'
+    tail -n 30 "$log"; echo '```'; } > "$summary"
+elif [ "$INPUT_MODE" = "diff" ] && [ -s "$summary" ]; then
   { echo '### flow diff'; echo; echo '```'; cat "$summary"; echo '```'; } > "$summary.md"
   mv "$summary.md" "$summary"
 fi

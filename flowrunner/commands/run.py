@@ -119,6 +119,7 @@ def _restore_from_stamp(stamp: Any, cache_root: Path, target: Path, *,
 
 
 def _report_unchanged(path: Path, stamp: Any, options: RunOptions, reporter: Any) -> Any:
+    from ..run.reporting import append_step_summary
     from ..run.results import RunResult, StepResult
 
     started = time.monotonic()
@@ -142,6 +143,7 @@ def _report_unchanged(path: Path, stamp: Any, options: RunOptions, reporter: Any
         reporter.step_finished(step)
     result.elapsed = time.monotonic() - started
     reporter.run_finished(result)
+    append_step_summary(result)  # a CI job's page says an unchanged run was checked too
     return result
 
 
@@ -574,7 +576,7 @@ def _report(result: Any, *, cache: Any, reporter: Any, options: RunOptions,
         Interrupted: the run was stopped by Ctrl-C or SIGTERM.
     """
     from ..errors import Interrupted
-    from ..kit.sidecars import append_step_summary
+    from ..run.reporting import append_step_summary
 
     if options.remote_cache:  # what the remote did: never silent
         from ..store.remote import RemoteCache  # (only then: a plain run never imports it)

@@ -446,18 +446,3 @@ def _gallery_header(sections: list[Section], files: int, lock_name: str) -> str:
                if emulated and emulated == instances else
                f" · {emulated} made by the emulator (--mock), not by the providers"
                if emulated else ""))
-
-
-def append_step_summary(result: RunResult) -> None:
-    """In GitHub Actions, add the run's Markdown summary to the job's page."""
-    target = os.environ.get("GITHUB_STEP_SUMMARY")
-    if not target:
-        return
-    from ..run.reporting import markdown_summary
-
-    try:
-        with open(target, "a", encoding="utf-8") as handle:
-            handle.write(markdown_summary(result))
-    except OSError:
-        pass  # a summary is a courtesy; never fail a run over it
-

@@ -306,3 +306,17 @@ class CallbackReporter:
 
     def run_finished(self, result: RunResult) -> None:
         self._emit(RunEvent("run_finished", recipe=result.recipe, run=result))
+
+
+def append_step_summary(result: RunResult) -> None:
+    """In GitHub Actions, add the run's Markdown summary to the job's page."""
+    import os
+
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return
+    try:
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(markdown_summary(result))
+    except OSError:
+        pass  # a summary is a courtesy; never fail a run over it

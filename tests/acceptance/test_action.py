@@ -68,6 +68,8 @@ def test_check_fails_calling_nothing_then_run_then_check_passes(
     assert restore["path"] == "design/.flow/cache"
     assert restore["key"] == "flow-Linux-none"
     assert "--frozen: 3 instance(s) are not in the cache" in context["log"][-1]
+    assert "### ❌ flow check `design/brand.yaml` (exit 4)" in context["summary"]
+    assert "--frozen: 3 instance(s) are not in the cache" in context["summary"]
 
     shutil.rmtree(workspace / ".runner")
     status, context, uses = run_action({"recipe": "design/brand.yaml", "mode": "run",
@@ -89,6 +91,7 @@ def test_check_fails_calling_nothing_then_run_then_check_passes(
                                     env=KEY_ENV)
     assert status == 0, context["log"]
     assert len(emulator.requests()) == calls  # all cached: no request
+    assert "✅ flow run `design/brand.yaml`" in context["summary"]  # the unchanged run too
 
 
 @pytest.mark.slow
