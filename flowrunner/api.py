@@ -144,7 +144,9 @@ class RecipeFile:
         """Run the recipe as `flow run` does (the cache, the lock file, the gallery).
 
         ``on_event`` receives each `RunEvent` as it happens, one at a time, from the run's
-        worker threads; without it the run prints nothing.
+        worker threads; without it the run prints nothing. If ``on_event`` raises, it
+        hears nothing more, the run finishes (lock file and gallery written: calls already
+        paid for are kept) and its exception is raised then.
 
         Raises:
             SpecError, UsageError, FrozenError, BudgetExceeded, Interrupted (Ctrl-C).
@@ -157,8 +159,20 @@ class RecipeFile:
             output_dir=Path(output_dir) if output_dir is not None else None,
             cache_dir=self.cache_dir, mock=mock, max_credits=max_credits,
             var_values=tuple(self._overrides(vars).items()))
+        failed: list[BaseException] = []
+
+        def listener(event: RunEvent) -> None:
+            if on_event is None or failed:
+                return
+            try:
+                on_event(event)
+            except Exception as exc:  # noqa: BLE001 - the caller's: raised once the run is whole
+                failed.append(exc)
+
         result: RunResult = execute_run(self.path, options=options, stream=io.StringIO(),
-                                        listener=on_event or (lambda _event: None))
+                                        listener=listener)
+        if failed:
+            raise failed[0]
         return result
 
 

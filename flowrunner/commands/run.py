@@ -50,7 +50,8 @@ def execute_run(path: Path, *, options: RunOptions, stream: TextIO,
         stamp = read_fresh_stamp(target, path, objects=root / "objects")
         if stamp is not None and _restore_from_stamp(stamp, root, target, options=options):
             return _report_unchanged(path, stamp, options, _make_reporter(options, stream,
-                                                                          listener))
+                                                                          listener),
+                                     job_summary=listener is None)
     from ..errors import Interrupted
     from ..limits import max_answer_bytes, max_artifact_bytes
     from ..run.scheduler import Signals
@@ -118,7 +119,8 @@ def _restore_from_stamp(stamp: Any, cache_root: Path, target: Path, *,
     return True
 
 
-def _report_unchanged(path: Path, stamp: Any, options: RunOptions, reporter: Any) -> Any:
+def _report_unchanged(path: Path, stamp: Any, options: RunOptions, reporter: Any, *,
+                      job_summary: bool = True) -> Any:
     from ..run.reporting import append_step_summary
     from ..run.results import RunResult, StepResult
 
@@ -143,7 +145,8 @@ def _report_unchanged(path: Path, stamp: Any, options: RunOptions, reporter: Any
         reporter.step_finished(step)
     result.elapsed = time.monotonic() - started
     reporter.run_finished(result)
-    append_step_summary(result)  # a CI job's page says an unchanged run was checked too
+    if job_summary:  # a CI job's page says an unchanged run was checked too
+        append_step_summary(result)
     return result
 
 
@@ -569,7 +572,7 @@ def _write_kit(chosen: _Selection, result: Any, *, keeper: Any, cache: Any, dige
 
 
 def _report(result: Any, *, cache: Any, reporter: Any, options: RunOptions,
-            interrupted_by: int | None) -> None:
+            interrupted_by: int | None, summary: bool = True) -> None:
     """Report: what the remote did, the summary, the CI step summary.
 
     Raises:
@@ -585,7 +588,8 @@ def _report(result: Any, *, cache: Any, reporter: Any, options: RunOptions,
             result.remote, result.remote_line = cache.report(), cache.summary()
             reporter.note(result.remote_line)
     reporter.run_finished(result)
-    append_step_summary(result)
+    if summary:  # the command line's, in a CI job (a Python caller prints nothing)
+        append_step_summary(result)
     if result.interrupted:
         # the summary above already said what was kept and how to resume: one short line
         raise Interrupted("stopped by " + ("SIGTERM" if interrupted_by == 15 else "Ctrl-C"),
@@ -615,5 +619,5 @@ def _run(path: Path, *, options: RunOptions, stream: TextIO, scratch: Path | Non
     result.output_dir = display(chosen.output_dir)
     _write_kit(chosen, result, keeper=keeper, cache=cache, digests=digests, options=options)
     _report(result, cache=cache, reporter=reporter, options=options,
-            interrupted_by=signals.signal_number)
+            interrupted_by=signals.signal_number, summary=listener is None)
     return result

@@ -40,13 +40,15 @@ def validate_files(paths: list[Path], *, as_json: bool, out: TextIO, err: TextIO
         results.append({"file": str(path), "valid": True, "errors": [],
                         "warnings": [i.to_json() for i in plan.warnings],
                         "steps": len(plan.step_order), "instances": len(plan.instances)})
-        if lock:
-            found = _lock_problems(path, results[-1], out=err if not as_json else None)
-            stale = stale or bool(found)
+        found = _lock_problems(path, results[-1], out=err if not as_json else None) \
+            if lock else 0
+        stale = stale or bool(found)
         if not as_json:
             for warning in plan.warnings:  # said, but valid: exit 0
                 print(warning.format(), file=err)
-            print(f"{path}: ok ({len(plan.step_order)} steps, {len(plan.instances)} instances)"
+            verdict = "valid, its lock file out of date" if found else "ok"
+            print(f"{path}: {verdict} ({len(plan.step_order)} steps, {len(plan.instances)} "
+                  "instances)"
                   + (f", {len(plan.warnings)} warning{'s' * (len(plan.warnings) != 1)}"
                      if plan.warnings else ""), file=out)
     if as_json:
@@ -66,7 +68,11 @@ def _lock_problems(path: Path, result: dict[str, Any], *, out: TextIO | None) ->
 
     check = check_lock(path)
     result["lock"] = {"file": str(check.lock_path), "up_to_date": check.ok,
-                      "stale": [{"instance": name, "reason": why} for name, why in check.stale]}
+                      "stale": [{"instance": name, "reason": why} for name, why in check.stale],
+                      "unchecked": [{"instance": name, "reason": why}
+                                    for name, why in check.unchecked]}
+    for name, why in check.unchecked if out is not None else ():
+        print(f"{path}: note: {name} is not checked from the lock file: {why}", file=out)
     if out is not None and check.stale:
         for name, why in check.stale:
             print(f"{path}: {name}: {why}", file=out)
@@ -87,7 +93,7 @@ def recipes_concerned(paths: list[Path]) -> list[Path]:
                       if r.is_file()]
         elif path.suffix in (".yaml", ".yml") and is_recipe(path):
             found.append(path)
-        elif path.suffix in (".json", ".yaml", ".yml"):
+        elif path.suffix in (".json", ".yaml", ".yml") and _looks_like_entry(path):
             entries.add(path.resolve())
     if entries:
         found += [r for r in _recipes_here() if _reads_any(r, entries)]
@@ -112,11 +118,31 @@ def _plain(path: Path) -> Any:
         return None
 
 
+def _looks_like_entry(path: Path) -> bool:
+    """Whether a changed file is a catalog entry (an `id`, a `method` and a `path`)."""
+    data = _plain(path)
+    return isinstance(data, dict) and {"id", "method", "path"} <= set(data)
+
+
+_NOT_SEARCHED = {"node_modules", "__pycache__", "site-packages", "dist", "build"}
+
+
 def _recipes_here() -> list[Path]:
+    """The recipes under the working directory, not looking into dot-folders (.git, .flow,
+    .venv), virtual environments or dependency folders."""
+    import os
+
     root = Path.cwd()
-    return sorted(p.relative_to(root) for suffix in ("*.yaml", "*.yml")
-                  for p in root.rglob(suffix)
-                  if ".flow" not in p.parts and ".git" not in p.parts and is_recipe(p))
+    found = []
+    for folder, folders, files in os.walk(root):
+        folders[:] = [name for name in folders if not name.startswith(".")
+                      and name not in _NOT_SEARCHED
+                      and not os.path.exists(os.path.join(folder, name, "pyvenv.cfg"))]
+        for name in files:
+            path = Path(folder, name)
+            if path.suffix in (".yaml", ".yml") and is_recipe(path):
+                found.append(path.relative_to(root))
+    return sorted(found)
 
 
 def _reads_any(recipe: Path, entries: set[Path]) -> bool:

@@ -50,7 +50,9 @@ def watch_recipe(path: Path, *, options: RunOptions, port: int, budget: float | 
                 changed = sorted(set(now.items()) ^ set(seen.items()))
                 out.write(f"\nchanged: {', '.join(sorted({name for name, _ in changed})[:5])}\n")
                 session.run()
-                seen = _snapshot(folder, session.ignored())  # what the run wrote is not news
+                # against what this run started from: a save made while it ran is news
+                seen = {name: stamp for name, stamp in now.items()
+                        if not session.written(folder / name)}
     except (KeyboardInterrupt, Interrupted):
         out.write("\nstopped watching\n")
         return 130
@@ -77,14 +79,20 @@ class _Session:
         """What runs write: the output folder and the lock file."""
         return {self.lock} | ({self.output} if self.output is not None else set())
 
+    def written(self, path: Path) -> bool:
+        """Whether a run writes ``path`` (the snapshot leaves it out)."""
+        return any(path == p or path.is_relative_to(p) for p in self.ignored())
+
     def run(self) -> None:
         from .run import execute_run
 
         self.runs += 1
         self._send("running", {"run": self.runs})
         options = self.options
-        if self.budget is not None:  # what is left of the session's budget
-            options = dataclasses.replace(options, max_credits=max(0.0, self.budget - self.spent))
+        if self.budget is not None:  # what is left of the session's budget, within the recipe's
+            left = max(0.0, self.budget - self.spent)
+            options = dataclasses.replace(options, max_credits=min(left, _recipe_budget(
+                self.path)))
         try:
             result = execute_run(self.path, options=options, stream=self.out)
         except Interrupted:
@@ -96,12 +104,20 @@ class _Session:
             self.spent += result.credits_spent
         if result.output_dir:
             self.output = Path(result.output_dir).resolve()
+        folder = self.path.resolve().parent
+        if self.output is not None and not self.output.is_relative_to(folder):
+            self._problem(FlowError(f"the output folder {self.output} is outside the recipe's "
+                                    "folder: flow watch serves only the recipe's folder",
+                                    hint="set output_dir to a folder beside the recipe"))
+            return
         if result.gallery:
             self.page = Path(result.gallery).resolve()
             if self.server is not None:
                 self.server.page = self.page
         changed = [item.instance_id for item in result.results if item.status == "ok"]
-        self._send("updated", {"changed": changed, "run": self.runs, "ok": result.ok})
+        page = "/" + self.page.relative_to(folder).as_posix()
+        self._send("updated", {"changed": changed, "run": self.runs, "ok": result.ok,
+                               "page": page})
 
     def _problem(self, exc: FlowError) -> None:
         if isinstance(exc, SpecError) and exc.issues:
@@ -138,3 +154,15 @@ def _snapshot(folder: Path, ignored: set[Path]) -> dict[str, tuple[int, int]]:
                 continue
             found[os.path.relpath(full, folder)] = (info.st_mtime_ns, info.st_size)
     return found
+
+
+def _recipe_budget(path: Path) -> float:
+    """The recipe's own `budget:` (no limit when it has none or cannot be read: the run
+    itself then says what is wrong)."""
+    from ..run.planning import load_plan
+
+    try:
+        budget = load_plan(path).recipe.budget
+    except FlowError:
+        return float("inf")
+    return float("inf") if budget is None else float(budget)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import mimetypes
+import os
 import queue
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -43,7 +44,7 @@ LIVE_SCRIPT = """
   });
   events.addEventListener("updated", function (event) {
     var data = JSON.parse(event.data);
-    location.replace(location.pathname + "?changed=" +
+    location.replace((data.page || location.pathname) + "?changed=" +
                      encodeURIComponent(data.changed.join("\\n")) + "&run=" + data.run);
   });
   events.addEventListener("problem", function (event) {
@@ -63,6 +64,13 @@ class Broadcast:
         self._lock = threading.Lock()
         self._queues: list[queue.Queue[tuple[str, str] | None]] = []
         self.last: tuple[str, str] | None = None  # a page that connects late sees it
+
+    MAX_PAGES = 32  # open pages (each holds a thread while it listens)
+
+    def admit(self) -> bool:
+        """Whether another page may listen."""
+        with self._lock:
+            return len(self._queues) < self.MAX_PAGES
 
     def subscribe(self) -> queue.Queue[tuple[str, str] | None]:
         subscriber: queue.Queue[tuple[str, str] | None] = queue.Queue()
@@ -102,7 +110,9 @@ class LiveGallery(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        relative = self.page.resolve().relative_to(self.folder).as_posix()
+        """The gallery page's address (the root until a run has written it)."""
+        page = self.page.resolve()
+        relative = page.relative_to(self.folder).as_posix() if page.is_file() else ""
         return f"http://127.0.0.1:{self.server_address[1]}/{relative}"
 
     def close(self) -> None:
@@ -127,7 +137,10 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/events":
             self._stream()
             return
-        target = self._file(path)
+        try:
+            target = self._file(path)
+        except (ValueError, OSError):  # a NUL byte, a name too long: no such file
+            target = None
         if target is None:
             self._send(404, b"not found", "text/plain")
             return
@@ -136,12 +149,26 @@ class _Handler(BaseHTTPRequestHandler):
                             b"<p>No gallery yet.</p>" + LIVE_SCRIPT.encode() + b"</body>",
                        "text/html; charset=utf-8")
             return
-        body = target.read_bytes()
+        if target != self.server.page.resolve():
+            self._send_file(target)
+            return
+        body = target.read_bytes().replace(b"</body>", LIVE_SCRIPT.encode() + b"</body>", 1)
+        self._send(200, body, "text/html; charset=utf-8")
+
+    def _send_file(self, target: Path) -> None:
+        """A file of the folder, streamed, sandboxed (an SVG cannot script this origin)."""
+        import shutil
+
         kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-        if target == self.server.page.resolve():
-            body = body.replace(b"</body>", LIVE_SCRIPT.encode() + b"</body>", 1)
-            kind = "text/html; charset=utf-8"
-        self._send(200, body, kind)
+        with open(target, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(size))
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("Content-Security-Policy", "sandbox")
+            self.end_headers()
+            shutil.copyfileobj(handle, self.wfile, 1 << 16)
 
     def _file(self, path: str) -> Path | None:
         """The file a path names inside the folder; None for a dotfile, a folder, or one
@@ -167,6 +194,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _stream(self) -> None:
+        if not self.server.events.admit():
+            self._send(503, b"too many open pages", "text/plain")
+            return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-store")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import UsageError
 from ..records import CacheEntry
 from ..run.planning import load_plan
 from ..run.survey import survey_plan
@@ -59,10 +60,12 @@ class LockAsCache:
 
 @dataclass(frozen=True, slots=True)
 class LockCheck:
-    """What `check_lock` found: the instances out of date (with why) and the lock file."""
+    """What `check_lock` found: the instances out of date (with why), those the lock file
+    cannot tell about (with why), and the lock file."""
 
     lock_path: Path
     stale: tuple[tuple[str, str], ...]  # (instance, why)
+    unchecked: tuple[tuple[str, str], ...] = ()  # (instance, why): not counted as stale
 
     @property
     def ok(self) -> bool:
@@ -71,22 +74,34 @@ class LockCheck:
 
 def check_lock(recipe: Path) -> LockCheck:
     """Compare the recipe with its lock file (and the assets it names). A lock file made
-    by `--mock` runs is compared as such.
+    by `--mock` runs is compared as such, and one made with `--var` values with those.
 
     Raises:
         SpecError: the recipe is invalid.
     """
-    plan = load_plan(recipe)
-    path = lock_path_for(plan.recipe.path)
-    lock = read_lock(path)
+    path = lock_path_for(recipe.resolve())
     if not path.exists():
         return LockCheck(path, (("(all)", f"there is no lock file {path.name}"),))
+    lock = read_lock(path)
+    made_with = _made_with(lock)
+    try:
+        plan = load_plan(recipe, var_overrides=made_with)
+    except UsageError:  # a variable the recipe no longer declares
+        plan = load_plan(recipe)
     mock = bool(lock.instances) and all(lock.emulated(name) for name in lock.instances)
     cache: Any = LockAsCache(lock, plan.recipe.folder)
-    survey = survey_plan(plan, cache=cache, mock=mock)
     stale: list[tuple[str, str]] = []
-    for item in survey:
+    unchecked: list[tuple[str, str]] = []
+    planned = set()
+    for item in survey_plan(plan, cache=cache, mock=mock):
+        planned.add(item.instance.id)
         if item.state in ("cached", "skipped"):
+            continue
+        if item.state in ("error", "unknown") and plan.depends_on[item.instance.step_id]:
+            # it reads what the lock file does not keep (a URL output, an answer) or a
+            # saved file not in the repository: only a run with the cache can tell
+            why = item.error.message if item.error else "its inputs are known only by a run"
+            unchecked.append((item.instance.id, why))
             continue
         why = {"blocked": f"it reads {item.waits_for}, which is not up to date",
                "error": item.error.message if item.error else "it cannot be rendered",
@@ -94,9 +109,17 @@ def check_lock(recipe: Path) -> LockCheck:
             item.state, "the recipe changed since the lock file was written"
             if item.instance.id in lock.instances else "it is not in the lock file")
         stale.append((item.instance.id, why))
-    planned = {item.instance.id for item in survey}
     stale += [(name, "in the lock file but no longer in the recipe")
               for name in sorted(set(lock.instances) - planned)]
     stale += [(name, f"its lock entry is unusable: {why}")
               for name, why in sorted(lock.invalid.items())]
-    return LockCheck(path, tuple(stale))
+    return LockCheck(path, tuple(stale), tuple(unchecked))
+
+
+def _made_with(lock: LockFile) -> dict[str, Any]:
+    """The `--var` values the lock file's entries were made with, when they agree."""
+    found = [entry.get("vars") for entry in lock.instances.values()]
+    first = found[0] if found else None
+    if isinstance(first, dict) and all(other == first for other in found):
+        return dict(first)
+    return {}

@@ -305,6 +305,7 @@ class HttpClient:
         self._pool.clear()
         for pool in self._via.values():
             pool.clear()
+        self._watchdog.close()  # its thread ends: a process may run many runs
 
     def _trust(self) -> dict[str, Any]:
         """TLS roots: the environment's CA bundle or folder when set (REQUESTS_CA_BUNDLE,

@@ -32,6 +32,7 @@ class Watchdog:
         self._idle = threading.Event()  # set while the thread sleeps for want of deadlines
         self._wake = threading.Event()
         self._stopped = False  # after `fire_all`: every new deadline fires at once
+        self._closed = False  # after `close`: the thread ends once nothing is armed
 
     def fire_all(self) -> None:
         """Run every armed action now, and any armed later at once (the run is cancelled:
@@ -66,12 +67,21 @@ class Watchdog:
             self._wake.set()
         return handle
 
+    def close(self) -> None:
+        """End the thread (once what is armed has fired or been cancelled)."""
+        self._closed = True
+        self._wake.set()
+
     def cancel(self, handle: int) -> None:
         self._armed.pop(handle, None)
         self._kept.discard(handle)
 
     def _run(self) -> None:
         while True:
+            if not self._armed and self._closed:
+                with self._start:
+                    self._thread = None  # a deadline armed after this starts a new one
+                return
             if not self._armed:
                 # nothing to watch: no ticking until something is armed (checked again
                 # after saying so, so an arming in between is never missed)

@@ -26,7 +26,8 @@ def _value(expression: str, context: dict[str, Any]) -> Any:
     text = re.sub(r"\b(inputs|steps|github|runner)\.([\w.-]+)",
                   lambda m: repr(_lookup(context, m.group(1), m.group(2))), text)
     text = text.replace("&&", " and ").replace("||", " or ")
-    return eval(text, {"__builtins__": {}}, {"True": True})  # our own action.yml
+    return eval(text, {"__builtins__": {}},  # our own action.yml
+                {"True": True, "format": lambda pattern, *values: pattern.format(*values)})
 
 
 def _lookup(context: dict[str, Any], root: str, path: str) -> Any:
@@ -48,7 +49,7 @@ def run_action(inputs: dict[str, str], *, workspace: Path, env: dict[str, str],
     given = {name: spec.get("default", "") for name, spec in ACTION["inputs"].items()}
     given.update(inputs)
     context: dict[str, Any] = {"inputs": given, "steps": {}, "runner": {"os": "Linux"},
-                               "github": {"event_name": event, "base_ref": "",
+                               "github": {"event_name": event, "base_ref": "", "job": "assets",
                                           "token": "t", "event": {}}}
     temp = workspace / ".runner"
     temp.mkdir()

@@ -66,29 +66,36 @@ def test_check_fails_calling_nothing_then_run_then_check_passes(
     assert str(REPO) in installs  # the action's own version
     restore = next(u for u in uses if u["uses"] == "actions/cache/restore@v4")
     assert restore["path"] == "design/.flow/cache"
-    assert restore["key"] == "flow-Linux-none"
+    # restored and saved under the same key: the lock file's hash (hashFiles, both times)
+    keys = [step["with"]["key"] for step in ACTION["runs"]["steps"]
+            if step.get("uses", "").startswith("actions/cache/")]
+    assert keys == ["flow-${{ runner.os }}-${{ hashFiles(steps.locate.outputs.lock-file) }}"] * 2
     assert "--frozen: 3 instance(s) are not in the cache" in context["log"][-1]
     assert "### ❌ flow check `design/brand.yaml` (exit 4)" in context["summary"]
     assert "--frozen: 3 instance(s) are not in the cache" in context["summary"]
 
     shutil.rmtree(workspace / ".runner")
+    words = '--var "brand=Acme Corp"'  # quoted words stay one argument, nothing expands
     status, context, uses = run_action({"recipe": "design/brand.yaml", "mode": "run",
-                                        "budget": "100"}, workspace=workspace, env=KEY_ENV)
+                                        "budget": "100", "args": words},
+                                       workspace=workspace, env=KEY_ENV)
     assert status == 0, context["log"]
     assert context["steps"]["flow"]["outputs"]["ok"] == "true"
     assert context["steps"]["flow"]["outputs"]["gallery"].endswith("design/assets/index.html")
     assert "flow run `design/brand.yaml`" in context["summary"]
     assert (folder / "assets" / "logo.svg").is_file() and (folder / "brand.lock").is_file()
+    assert "Logo for Acme Corp" in (folder / "brand.lock").read_text()
     saved = next(u for u in uses if u["uses"] == "actions/cache/save@v4")
     assert saved["path"] == "design/.flow/cache"
     upload = next(u for u in uses if u["uses"] == "actions/upload-artifact@v4")
     assert upload["path"] == "design/assets" and (workspace / upload["path"]).is_dir()
+    assert upload["name"] == "flowrunner-assets-run"  # one name per job and mode
     assert not any("comment" in str(u) for u in uses)  # nothing commented unless asked
 
     shutil.rmtree(workspace / ".runner")
     calls = len(emulator.requests())
-    status, context, _ = run_action({"recipe": "design/brand.yaml"}, workspace=workspace,
-                                    env=KEY_ENV)
+    status, context, _ = run_action({"recipe": "design/brand.yaml", "args": words},
+                                    workspace=workspace, env=KEY_ENV)
     assert status == 0, context["log"]
     assert len(emulator.requests()) == calls  # all cached: no request
     assert "✅ flow run `design/brand.yaml`" in context["summary"]  # the unchanged run too
@@ -111,6 +118,8 @@ def test_diff_writes_the_review_page_and_a_summary(tmp_path: Path, emulator: Emu
     status, context, uses = run_action({"recipe": "brand.yaml", "mode": "diff",
                                         "base": "HEAD"}, workspace=workspace, env=KEY_ENV)
     assert status == 0, context["log"]
-    assert "### flow diff" in context["summary"] and "logo" in context["summary"]
-    review = next(u for u in uses if u.get("name") == "flowrunner-diff")
+    assert context["summary"].count("### flow diff") == 1 and "logo" in context["summary"]
+    review = next(u for u in uses if u.get("name") == "flowrunner-assets-diff")
+    assert [u["name"] for u in uses if "upload-artifact" in u["uses"]] == \
+        ["flowrunner-assets-diff"]  # the gallery is a run's, not the diff's
     assert (workspace / review["path"]).is_file()

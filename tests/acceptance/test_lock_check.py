@@ -9,8 +9,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import KEY_ENV, recipe
 
-from conftest import EXAMPLES, IGNORED, flow
+from conftest import EXAMPLES, IGNORED, Emulator, flow
 
 
 @pytest.fixture
@@ -78,3 +79,26 @@ def test_changed_files_pick_the_recipes_they_concern(tmp_path: Path) -> None:
     (folder / "entries" / "vectorize.json").write_text(json.dumps(entry))
     broken = flow("validate", "--changed", "entries/vectorize.json", cwd=folder)
     assert broken.code == 3 and "vectorize.json" in broken.err, broken
+
+
+def test_what_the_lock_file_cannot_tell_is_said_not_failed_and_vars_are_the_locks(
+        tmp_path: Path, emulator: Emulator) -> None:
+    """Review: a step reading an earlier step's URL output (the lock file keeps no URLs)
+    is noted as not checkable, not stale; a lock file made with --var is checked with the
+    values it was made with."""
+    path = recipe(tmp_path, emulator.base_url, """
+  logo:
+    uses: recraft.generate_image
+    with: {prompt: "Logo for {{ vars.brand }}", size: 1024x1024}
+    save: logo.png
+  fromurl:
+    uses: recraft.vectorize
+    with: {image: "{{ steps.logo.outputs.url }}"}
+    save: logo.svg
+""")
+    assert flow("run", path, "--var", "brand=Globex", env=KEY_ENV).code == 0
+    checked = flow("validate", "--lock", path)
+    assert checked.code == 0, checked
+    assert "fromurl is not checked from the lock file" in checked.err
+    path.write_text(path.read_text().replace("Logo for", "A logo for"))
+    assert flow("validate", "--lock", path).code == 4

@@ -141,3 +141,73 @@ def _check_the_page(page: DevTools, recipe: Path) -> None:
     page.wait_for("document.getElementById('flow-live').className == 'error' && "
                   "document.getElementById('flow-live').innerText"
                   ".includes('brand_assets.yaml:')", within=5)
+
+
+def _events(url: str, kinds: set[str], count: int, within: float) -> list[dict[str, Any]]:
+    """The first ``count`` events of ``kinds`` the page's stream sends within ``within``."""
+    import http.client
+
+    host, port = url.split("//")[1].split("/")[0].split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=within)
+    connection.request("GET", "/events")
+    reply = connection.getresponse()
+    found: list[dict[str, Any]] = []
+    kind = None
+    deadline = time.monotonic() + within
+    while len(found) < count and time.monotonic() < deadline:
+        line = reply.readline().decode().strip()
+        if line.startswith("event: "):
+            kind = line[7:]
+        elif line.startswith("data: ") and kind in kinds:
+            found.append({"kind": kind, **json.loads(line[6:])})
+    connection.close()
+    return found
+
+
+def test_a_recipe_broken_at_start_then_fixed_and_a_save_during_a_run(
+        tmp_path: Path, emulator: Any) -> None:
+    """Review: the page starts at the root while there is no gallery and is sent to the
+    gallery once a run writes it; a file saved while a run runs starts another run."""
+    from helpers import KEY_ENV, recipe
+
+    good = recipe(tmp_path, emulator.base_url, """
+  logo:
+    uses: recraft.generate_image
+    with: {prompt: "Logo v1", size: 1024x1024}
+    save: logo.png
+""")
+    text = good.read_text()
+    good.write_text(text.replace("steps:", "steps:\n  broken: 7", 1))
+    port = _free_port()
+    watch = subprocess.Popen([sys.executable, "-m", "flowrunner", "watch", str(good),
+                              "--port", str(port)], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True,
+                             env={**__import__("os").environ, **KEY_ENV})
+    try:
+        assert watch.stdout is not None
+        for line in watch.stdout:
+            if line.startswith("watching"):
+                break
+        url = line.split("gallery at ")[1].split()[0]
+        assert url == f"http://127.0.0.1:{port}/", line  # no gallery yet
+        with urllib.request.urlopen(url) as page:
+            assert b"EventSource" in page.read()
+        good.write_text(text)
+        (updated,) = _events(url, {"updated"}, 1, within=10)
+        assert updated["page"] == "/assets/index.html" and updated["changed"] == ["logo"]
+        with urllib.request.urlopen(url.rstrip("/") + updated["page"]) as page:
+            assert b"EventSource" in page.read()
+        emulator.state.latency = 1.5  # the next run takes a while: save again during it
+        good.write_text(text.replace("Logo v1", "Logo v2"))
+        time.sleep(0.8)
+        good.write_text(text.replace("Logo v1", "Logo v3"))
+        seen = _events(url, {"updated"}, 2, within=15)
+        assert len(seen) == 2, seen  # the save made mid-run was not lost
+        assert "Logo v3" in good.with_suffix(".lock").read_text()
+    finally:
+        watch.send_signal(signal.SIGINT)
+        try:
+            watch.wait(timeout=10)
+        finally:
+            watch.kill()
+            watch.stdout.close()  # type: ignore[union-attr]
