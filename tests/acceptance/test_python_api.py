@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,31 @@ def test_the_public_names_are_typed_and_importing_the_package_stays_light() -> N
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            check=True).stdout.strip()
     assert shown == "[]"
+
+
+def test_an_on_event_that_raises_gets_its_error_after_a_whole_run_and_threads_end(
+        tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    monkeypatch.setenv(*next(iter(KEY_ENV.items())))
+    path = recipe(tmp_path, emulator.base_url, LOGO_CHAIN)
+    heard: list[str] = []
+
+    def fussy(event: flowrunner.RunEvent) -> None:
+        heard.append(event.kind)
+        if event.kind == "step_finished":
+            raise RuntimeError("the notebook's callback broke")
+
+    with pytest.raises(RuntimeError, match="callback broke"):
+        flowrunner.load(path).run(on_event=fussy)
+    assert heard.count("step_finished") == 1  # nothing more after it raised
+    assert "svg" in path.with_suffix(".lock").read_text()  # the run finished, recorded
+
+    def watchdogs() -> int:
+        return sum(t.name == "flow-watchdog" for t in threading.enumerate())
+
+    before = watchdogs()
+    for _ in range(3):
+        flowrunner.load(path).run(refresh=["svg"])
+    time.sleep(1.5)  # a closed client's watchdog ends within a tick of its last deadline
+    assert watchdogs() <= before  # each run used to leave one behind
