@@ -59,14 +59,14 @@ def test_the_hooks_pass_a_kit_in_step_and_fail_a_stale_lock_or_a_broken_recipe(
 
     recipe = repo / "brand_assets.yaml"
     recipe.write_text(recipe.read_text().replace("friendly red fox", "friendly blue fox", 1))
-    stale = _hooks(repo, "brand_assets.yaml")
-    assert "Passed" in stale["flow-validate"].splitlines()[0]  # still a valid recipe
-    assert "Failed" in stale["flow-lock-check"].splitlines()[0]
-    assert "logo: the recipe changed since the lock file was written" in stale["flow-lock-check"]
-    assert "brand_assets.lock is not up to date with the recipe" in stale["flow-lock-check"]
-
-    recipe.write_text(recipe.read_text().replace("uses: recraft.generate_image",
-                                                 "uses: recraft.generate_imag", 1))
-    broken = _hooks(repo, "brand_assets.yaml")["flow-validate"]
-    assert "Failed" in broken.splitlines()[0]
-    assert "brand_assets.yaml:" in broken and "did you mean" in broken
+    broken = repo / "broken.yaml"  # another recipe, with a misspelt endpoint
+    broken.write_text("version: 1\nsteps:\n  logo:\n    uses: recraft.generate_imag\n"
+                      "    with: {prompt: x}\n")
+    changed = _hooks(repo, "brand_assets.yaml", "broken.yaml", "mkdocs.yml")
+    validate, lock = changed["flow-validate"], changed["flow-lock-check"]
+    assert "Failed" in validate.splitlines()[0]
+    assert "broken.yaml:4:11" in validate and "did you mean" in validate
+    assert "brand_assets.yaml: ok" in validate  # the edited recipe is still valid
+    assert "Failed" in lock.splitlines()[0]
+    assert "logo: the recipe changed since the lock file was written" in lock
+    assert "brand_assets.lock is not up to date with the recipe" in lock
