@@ -561,8 +561,15 @@ def cache_clear(recipe: Path | None, cache_dir: Path | None) -> int:
 @click.option("--fault", "faults", multiple=True, metavar="KIND[:COUNT]",
               help=f"Inject a fault into the next COUNT matching requests: {FAULT_HELP}. "
                    "May be repeated.")
+@click.option("--task-seconds", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="How long each task runs before its result, however often it is polled "
+                   "(a provider's minutes, for long-task tests and benchmarks).")
+@click.option("--max-running", type=click.IntRange(min=0), default=0, show_default=True,
+              metavar="N", help="Tasks one key may have running; a submit past it gets the "
+                                "provider's own refusal (Kling 1303, Midjourney code 23, 429). "
+                                "0: no limit.")
 def emulator(host: str, port: int, api_key: str | None, latency: float, kind: str,
-             faults: tuple[str, ...]) -> int:
+             faults: tuple[str, ...], task_seconds: float, max_running: int) -> int:
     """Serve the bundled emulator of a provider (offline; checks requests against the
     provider's published contract).
 
@@ -573,11 +580,13 @@ def emulator(host: str, port: int, api_key: str | None, latency: float, kind: st
     Example:
       flow emulator --port 8787 --latency 0.5 --fault 429:2
       flow emulator --kind bfl --port 8788
+      flow emulator --task-seconds 10 --max-running 50
     """
     from .commands.emulator import serve_emulator
 
     return serve_emulator(host=host, port=port, api_key=api_key, latency=latency,
-                          kind=kind, faults=list(faults), out=sys.stderr)
+                          kind=kind, faults=list(faults), out=sys.stderr,
+                          task_seconds=task_seconds, max_running=max_running)
 
 
 def _print_error(exc: FlowError) -> None:

@@ -9,7 +9,8 @@ from ..errors import UsageError
 
 
 def serve_emulator(*, host: str, port: int, api_key: str | None, latency: float,
-                   faults: list[str], out: TextIO, kind: str = "gateway") -> int:
+                   faults: list[str], out: TextIO, kind: str = "gateway",
+                   task_seconds: float = 0.0, max_running: int = 0) -> int:
     """Listen on ``host:port`` and serve until Ctrl-C; 0 when stopped.
 
     Raises:
@@ -17,7 +18,7 @@ def serve_emulator(*, host: str, port: int, api_key: str | None, latency: float,
     """
     try:
         server = make_server(host, port, api_key=api_key, latency=latency, faults=faults,
-                             kind=kind)
+                             kind=kind, task_seconds=task_seconds, max_running=max_running)
     except ValueError as exc:
         raise UsageError(f"--fault: {exc}") from None
     except OSError as exc:

@@ -119,6 +119,12 @@ class Exchange(BaseHTTPRequestHandler):
         record["json"] = fields
         return fields, uploads, True
 
+    def _busy(self) -> None:
+        """Too many tasks running for this key, as new-api gateways answer it: 429."""
+        self._json(429, {"error": {"message": "too many tasks running for this key, try "
+                                              "again later", "type": "rate_limit_error",
+                                   "code": "too_many_tasks"}}, {"Retry-After": "1"})
+
     def _json_fields(self, body: bytes, record: dict[str, Any]) -> dict[str, Any] | None:
         """A JSON body's fields, or None when an error was answered (415 for another kind
         of body)."""

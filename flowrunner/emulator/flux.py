@@ -13,7 +13,7 @@ from . import contract, images
 from .contract import Refused
 from .exchange import Exchange
 from .routing import Rule, exact, pattern
-from .state import task_uuid
+from .state import still_running, task_uuid
 
 
 class FluxRoutes(Exchange):
@@ -59,7 +59,7 @@ class FluxRoutes(Exchange):
         if task is None:
             self._json(200, {"id": task_id, "status": "Task not found"})
             return
-        if task["polls"] <= task["pending"] or task["stuck"]:
+        if still_running(task) or task["stuck"]:
             self._json(200, {"id": task_id, "status": "Pending",
                              "progress": round(min(0.99, task["polls"] / 3), 2)})
             return
@@ -89,10 +89,14 @@ ROUTES = (
     Rule("GET", exact("/flux/v1/get_result"), "flux.get_result",
          lambda h, r: h._poll(parse_qs(r.query).get("id", [""])[0])),
     Rule("POST", pattern(r"/flux/v1/(?P<model>[^/]+)"), "flux.submit",
-         lambda h, r: h._flux(r.parts["model"], r.body, r.record)),
+         lambda h, r: h._flux(r.parts["model"], r.body, r.record),
+         busy=lambda h: h._busy()),
     # BFL's own API: the same calls at its root
     Rule("GET", exact("/v1/get_result"), "flux.get_result",
          lambda h, r: h._poll(parse_qs(r.query).get("id", [""])[0]), kinds=frozenset({"bfl"})),
     Rule("POST", pattern(r"/v1/(?P<model>[^/]+)"), "flux.submit",
-         lambda h, r: h._flux(r.parts["model"], r.body, r.record), kinds=frozenset({"bfl"})),
+         lambda h, r: h._flux(r.parts["model"], r.body, r.record), kinds=frozenset({"bfl"}),
+         # BFL's own words: 429 while too many of the key's tasks run (facts.md §2.3)
+         busy=lambda h: h._json(429, {"detail": "You have reached the maximum number of "
+                                                "active tasks; try again later."})),
 )

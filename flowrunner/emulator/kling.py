@@ -19,6 +19,7 @@ from . import contract, newapi
 from .exchange import Exchange
 from .images import poster
 from .routing import Rule
+from .state import still_running
 from .video import mp4
 
 AddFile = Callable[[bytes, str], str]
@@ -95,7 +96,7 @@ def _native(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
     status = "processing"
     result: dict[str, Any] = {}
     url = ""
-    if task["polls"] > task["pending"] and not task["stuck"]:
+    if not still_running(task) and not task["stuck"]:
         if task["fail"]:
             status = "failed"
         else:
@@ -172,7 +173,11 @@ def _route(path: str, _query: str) -> dict[str, str] | None:
 
 ROUTES = (
     Rule("POST", lambda path, q: (p := _route(path, q)) and not p["id"] and p or None,
-         "kling.{call}", lambda h, r: h._kling_submit(r.parts["call"], r.body, r.record)),
+         "kling.{call}", lambda h, r: h._kling_submit(r.parts["call"], r.body, r.record),
+         # Kling's refusal while the account's parallel tasks are all taken (a user's
+         # report in issue 28; Kling's API documents code 1303 with HTTP 429)
+         busy=lambda h: h._json(429, {"code": 1303, "message": "parallel task over resource "
+                                      "pack limit", "request_id": "emulated"})),
     Rule("GET", lambda path, q: (p := _route(path, q)) and p["id"] and p or None,
          "kling.{call}.get", lambda h, r: h._kling_poll(r.parts["call"], r.parts["id"])),
 )

@@ -19,6 +19,7 @@ from . import contract
 from .exchange import Exchange
 from .images import png, poster
 from .routing import Rule, pattern
+from .state import still_running
 from .video import mp4
 
 AddFile = Callable[[bytes, str], str]
@@ -204,7 +205,7 @@ def fetch(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
     task["polls"] += 1
     if task["polls"] == 1 and task["pending"]:
         return answer
-    if task["polls"] <= task["pending"]:
+    if still_running(task):
         # a preview of the grid being drawn: never the result
         answer.update(status="IN_PROGRESS", progress="45%", startTime=1716191750000,
                       imageUrl=add_file(png(128, 128, "preview " + task["seed"]), "image/png"))
@@ -275,6 +276,22 @@ class MidjourneyRoutes(Exchange):
                 self.state.tasks[task_id] = task
         self._json(200, answer)
 
+    def _mj_list(self, body: bytes, record: dict[str, Any]) -> None:
+        """`list-by-condition {ids}`: the tasks named (each polled once), unknown ids left
+        out; an empty list answers `[]` (provider-facts §6)."""
+        fields = self._json_fields(body, record)
+        if fields is None:
+            return
+        ids = fields.get("ids")
+        if not isinstance(ids, list):
+            self._json(400, {"code": 4, "description": "ids must be a list", "result": None})
+            return
+        with self.state.lock:
+            tasks = [self.state.tasks.get(str(i)) for i in ids]
+        add_file = self._file_adder()
+        self._json(200, [fetch(task, add_file) for task in tasks
+                         if task is not None and task.get("family") == "midjourney"])
+
     def _mj_fetch(self, task_id: str) -> None:
         with self.state.lock:
             task = self.state.tasks.get(task_id)
@@ -287,7 +304,12 @@ class MidjourneyRoutes(Exchange):
 _MODE = r"(?:/(?:fast|relax))?"  # a speed prefix some gateways take
 ROUTES = (
     Rule("POST", pattern(_MODE + r"/mj/submit/(?P<action>\w[\w-]*)"), "midjourney.{action}",
-         lambda h, r: h._mj_submit(r.parts["action"], r.body, r.record)),
+         lambda h, r: h._mj_submit(r.parts["action"], r.body, r.record),
+         # midjourney-proxy's "queue full" (code 23, audit.md: new-api's constants), HTTP 200
+         busy=lambda h: h._json(200, {"code": 23, "description": "queue is full, please try "
+                                      "again later", "properties": {}, "result": None})),
+    Rule("POST", pattern(_MODE + r"/mj/task/list-by-condition"), "midjourney.list",
+         lambda h, r: h._mj_list(r.body, r.record)),
     Rule("GET", pattern(_MODE + r"/mj/task/(?P<id>[^/]+)/fetch"), "midjourney.fetch",
          lambda h, r: h._mj_fetch(r.parts["id"])),
 )

@@ -15,6 +15,7 @@ from .._json import canonical_json
 from . import contract
 from .exchange import Exchange
 from .routing import Rule
+from .state import still_running
 from .video import mp4
 
 AddFile = Callable[[bytes, str], str]
@@ -51,7 +52,7 @@ def busy(task: dict[str, Any]) -> dict[str, Any]:
 
 def query_answer(task: dict[str, Any]) -> dict[str, Any]:
     task["polls"] += 1
-    if task["polls"] <= task["pending"] or task["stuck"]:
+    if still_running(task) or task["stuck"]:
         status = "Queueing" if task["polls"] == 1 else "Processing"
         return {"task_id": task["id"], "status": status, "file_id": "", "base_resp": OK}
     if task["fail"]:
@@ -113,7 +114,7 @@ class MinimaxRoutes(Exchange):
         if method == "GET" and path == spec["retrieve"]:
             record["operation"] = "minimax.files.retrieve"
             found = [t for t in tasks if t["file_id"] == wanted.get("file_id", [""])[0]
-                     and t["polls"] > t["pending"]]
+                     and not still_running(t)]
             if not found:
                 self._json(200, refused("file not found"))
                 return

@@ -15,7 +15,7 @@ from . import contract
 from .exchange import Exchange
 from .images import poster
 from .routing import Rule, exact, pattern
-from .state import task_uuid
+from .state import still_running, task_uuid
 
 AddFile = Callable[[bytes, str], str]
 
@@ -54,7 +54,7 @@ def prediction(task: dict[str, Any], *, status: str, output: Any = None,
 
 def poll(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
     task["polls"] += 1
-    if task["polls"] <= task["pending"] or task["stuck"]:
+    if still_running(task) or task["stuck"]:
         return prediction(task, status="starting" if task["polls"] == 1 else "processing")
     if task["fail"]:
         return prediction(task, status="failed", error="emulated prediction failure")
@@ -101,12 +101,13 @@ class ReplicateRoutes(Exchange):
 _MODEL = r"[\w.-]+/[\w.-]+"
 ROUTES = (
     Rule("POST", exact("/replicate/v1/predictions"), "replicate.create_version",
-         lambda h, r: h._replicate_create(None, r.body, r.record)),
+         lambda h, r: h._replicate_create(None, r.body, r.record), busy=lambda h: h._busy()),
     Rule("GET", pattern(rf"/replicate/v1/models/(?P<model>{_MODEL})/versions/(?P<id>[0-9a-f]+)"),
          "replicate.version",
          lambda h, r: h._json(200, version(r.parts["model"], r.parts["id"]))),
     Rule("POST", pattern(rf"/replicate/v1/models/(?P<model>{_MODEL})/predictions"),
-         "replicate.create", lambda h, r: h._replicate_create(r.parts["model"], r.body, r.record)),
+         "replicate.create", lambda h, r: h._replicate_create(r.parts["model"], r.body, r.record),
+         busy=lambda h: h._busy()),
     Rule("GET", pattern(r"/replicate/v1/predictions/(?P<id>[^/]+)"), "replicate.get",
          lambda h, r: h._replicate_get(r.parts["id"])),
 )

@@ -36,6 +36,8 @@ class Rule:
     operation: str  # recorded as the request's operation; `{name}` takes a named part
     handle: Callable[[Any, Request], None]  # (the exchange, the request)
     kinds: frozenset[str] = frozenset({"gateway"})
+    # a task submit: the provider's answer when the key has too many tasks running
+    busy: Callable[[Any], None] | None = None
 
     def parts(self, kind: str, method: str, path: str, query: str) -> dict[str, str] | None:
         if kind not in self.kinds or self.method not in ("*", method):

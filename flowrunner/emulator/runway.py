@@ -12,7 +12,7 @@ from .._json import canonical_json
 from . import contract, video
 from .exchange import Exchange
 from .routing import Rule
-from .state import task_uuid
+from .state import still_running, task_uuid
 
 
 def check(fields: dict[str, Any]) -> str | None:
@@ -94,7 +94,7 @@ class RunwayRoutes(Exchange):
         task["polls"] += 1
         answer: dict[str, Any] = {"id": task_id, "createdAt": "2025-05-01T00:00:00Z",
                                   "status": "PENDING" if task["polls"] == 1 else "RUNNING"}
-        if task["polls"] > task["pending"]:
+        if not still_running(task):
             if task["fail"]:
                 answer.update(status="FAILED", failure="emulated task failure",
                               failureCode="INTERNAL")

@@ -118,6 +118,13 @@ class Handler(flux.FluxRoutes, ideogram.IdeogramRoutes, openai_images.OpenAIImag
         rule, parts = found
         if rule.operation:
             record["operation"] = rule.operation.format(**parts)
+        tasks = self.state.tasks
+        tasks.submitter.key = self._key
+        if rule.busy is not None and self.state.max_running and \
+                tasks.running(self._key) >= self.state.max_running:
+            record["refused"] = "busy"  # the provider's limit on running tasks
+            rule.busy(self)
+            return
         rule.handle(self, Request(method, path, url.query, body, record, parts))
 
     def _refuse_key(self) -> None:
@@ -130,9 +137,11 @@ class Handler(flux.FluxRoutes, ideogram.IdeogramRoutes, openai_images.OpenAIImag
             self._error(401, "invalid token", "new_api_error")
 
     def _authorised(self) -> bool:
+        """Whether the request carries the key; notes it (`_key`) for the task limit."""
         if self.state.kind == "gateway":
             key = contract.gateway_key(self.headers, urlsplit(self.path).path)
             expected = self.state.api_key
+            self._key = key
             return bool(key) and (expected is None
                                   or key == contract.normalise_gateway_key(expected))
         elif self.state.kind == "bfl":
@@ -140,6 +149,7 @@ class Handler(flux.FluxRoutes, ideogram.IdeogramRoutes, openai_images.OpenAIImag
         else:
             header = self.headers.get("Authorization", "")
             key = header[7:].strip() if header.startswith("Bearer ") else None
+        self._key = key
         if not key:
             return False
         return self.state.api_key is None or key == self.state.api_key
@@ -236,15 +246,19 @@ class EmulatorServer(ThreadingHTTPServer):
 def make_server(host: str = "127.0.0.1", port: int = 0, *, api_key: str | None = None,
                 latency: float = 0.0, faults: list[str] | None = None,
                 plain_images: bool = False, kind: str = "gateway",
-                pending_polls: int = TASK_PENDING_POLLS) -> EmulatorServer:
+                pending_polls: int = TASK_PENDING_POLLS, task_seconds: float = 0.0,
+                max_running: int = 0) -> EmulatorServer:
     """A ready (not yet serving) emulator of one kind of provider; ``server.state`` holds
-    its memory. A task answers ``pending_polls`` polls still running before its result.
+    its memory. A task answers ``pending_polls`` polls still running before its result,
+    and runs at least ``task_seconds``; with ``max_running``, a key with that many tasks
+    running gets its provider's refusal on a submit.
 
     Raises:
         ValueError: an unknown fault or kind of provider.
     """
     state = EmulatorState(api_key=api_key, latency=latency, plain_images=plain_images,
-                          kind=kind, pending_polls=pending_polls)
+                          kind=kind, pending_polls=pending_polls, task_seconds=task_seconds,
+                          max_running=max_running)
     for text in faults or []:
         state.faults.append(parse_fault(text))
     handler = type("BoundHandler", (Handler,), {"state": state})

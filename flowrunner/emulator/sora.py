@@ -14,7 +14,7 @@ from .._json import canonical_json
 from . import contract
 from .exchange import Exchange
 from .routing import Rule, pattern
-from .state import task_uuid
+from .state import still_running, task_uuid
 from .video import mp4
 
 
@@ -46,7 +46,7 @@ def video(task: dict[str, Any], *, advance: bool) -> dict[str, Any]:
         task["polls"] += 1
     body = task["body"]
     status = "queued" if task["polls"] == 0 else "in_progress"
-    if task["polls"] > task["pending"] and not task["stuck"]:
+    if not still_running(task) and not task["stuck"]:
         status = "failed" if task["fail"] else "completed"
     answer = {"id": task["id"], "object": "video", "model": body.get("model", "sora-2"),
               "status": status, "progress": 100 if status == "completed" else 40,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 import uuid
 from collections.abc import Set as AbstractSet
 from typing import Any
@@ -29,15 +30,33 @@ def parse_fault(text: str) -> dict[str, Any]:
 
 class TaskTable(dict[str, dict[str, Any]]):
     """The emulator's tasks by id. Each task notes, as it is added, how many polls it
-    answers still pending (`pending`: the server's `pending_polls`) before its result."""
+    answers still pending (`pending`: the server's `pending_polls`), the time before which
+    it still runs however often it is polled (`ready_at`, with `task_seconds`: a provider's
+    minutes, in the long-task benchmark), and the API key that submitted it."""
 
-    def __init__(self, pending_polls: int) -> None:
+    def __init__(self, pending_polls: int, task_seconds: float = 0.0) -> None:
         super().__init__()
         self.pending_polls = pending_polls
+        self.task_seconds = task_seconds
+        self.submitter = threading.local()  # the key of the request being answered
 
     def __setitem__(self, task_id: str, task: dict[str, Any]) -> None:
         task.setdefault("pending", self.pending_polls)
+        task.setdefault("ready_at", time.monotonic() + self.task_seconds
+                        if self.task_seconds else 0.0)
+        task.setdefault("key", getattr(self.submitter, "key", None))
         super().__setitem__(task_id, task)
+
+    def running(self, key: str | None) -> int:
+        """How many tasks ``key`` submitted still run (the provider's own count)."""
+        return sum(1 for task in list(self.values())
+                   if task.get("key") == key and still_running(task))
+
+
+def still_running(task: dict[str, Any]) -> bool:
+    """Whether a task still runs: polled no more than its pending polls, or before the
+    time its work takes has passed (a stuck task is each family's to say)."""
+    return task["polls"] <= task["pending"] or time.monotonic() < task.get("ready_at", 0.0)
 
 
 class EmulatorState:
@@ -45,7 +64,8 @@ class EmulatorState:
 
     def __init__(self, *, api_key: str | None = None, latency: float = 0.0,
                  plain_images: bool = False, kind: str = "gateway",
-                 pending_polls: int = TASK_PENDING_POLLS) -> None:
+                 pending_polls: int = TASK_PENDING_POLLS, task_seconds: float = 0.0,
+                 max_running: int = 0) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown kind of provider {kind!r}; known: {', '.join(KINDS)}")
         self.kind = kind
@@ -56,7 +76,9 @@ class EmulatorState:
         self.plain_images = plain_images  # benchmarks: cheap gradients, no drawing
         self.lock = threading.Lock()
         self.files: dict[str, tuple[bytes, str]] = {}
-        self.tasks = TaskTable(pending_polls)
+        self.tasks = TaskTable(pending_polls, task_seconds)
+        # tasks one key may have running; a submit past it gets the provider's refusal
+        self.max_running = max_running
         self.requests: list[dict[str, Any]] = []
         self.faults: list[dict[str, Any]] = []
 

@@ -14,9 +14,9 @@ from .._json import canonical_json
 from . import contract
 from .exchange import Exchange
 from .images import png
-from .routing import Rule, pattern
+from .routing import Rule, exact, pattern
 from .sounds import wav
-from .state import task_uuid
+from .state import still_running, task_uuid
 
 AddFile = Callable[[bytes, str], str]  # (bytes, media type) → a URL that serves them
 
@@ -52,7 +52,7 @@ def fetch_answer(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
                             "status": "IN_PROGRESS", "fail_reason": "", "submit_time": 1716191749,
                             "start_time": 1716191786, "finish_time": 0, "progress": "40%",
                             "data": []}
-    if task["polls"] <= task["pending"] or task["stuck"]:
+    if still_running(task) or task["stuck"]:
         if task["action"] == "MUSIC":  # a preview stream, never the result
             data["data"] = [_clip(seed, i, "streaming", add_file, preview=True)
                             for i in range(2)]
@@ -108,6 +108,23 @@ class SunoRoutes(Exchange):
             self.state.tasks[task_id] = task
         self._json(200, {"code": "success", "message": "", "data": task_id})
 
+    def _suno_fetch_many(self, body: bytes, record: dict[str, Any]) -> None:
+        """`POST /suno/fetch {ids, action}` (new-api, provider-facts §7): the tasks named,
+        each polled once, in one answer."""
+        fields = self._json_fields(body, record)
+        if fields is None:
+            return
+        ids = fields.get("ids")
+        if not isinstance(ids, list):
+            self._json(400, {"code": "error", "message": "ids must be a list", "data": None})
+            return
+        with self.state.lock:
+            tasks = [self.state.tasks.get(str(i)) for i in ids]
+        add_file = self._file_adder()
+        self._json(200, {"code": "success", "message": "",
+                         "data": [fetch_answer(task, add_file)["data"] for task in tasks
+                                  if task is not None and task.get("family") == "suno"]})
+
     def _suno_fetch(self, task_id: str) -> None:
         with self.state.lock:
             task = self.state.tasks.get(task_id)
@@ -119,7 +136,10 @@ class SunoRoutes(Exchange):
 
 ROUTES = (
     Rule("POST", pattern(r"/suno/submit/(?P<action>[^/]+)"), "suno.submit.{action}",
-         lambda h, r: h._suno_submit(r.parts["action"], r.body, r.record)),
+         lambda h, r: h._suno_submit(r.parts["action"], r.body, r.record),
+         busy=lambda h: h._busy()),
+    Rule("POST", exact("/suno/fetch"), "suno.fetch_many",
+         lambda h, r: h._suno_fetch_many(r.body, r.record)),
     Rule("GET", pattern(r"/suno/fetch/(?P<id>[^/]+)"), "suno.fetch",
          lambda h, r: h._suno_fetch(r.parts["id"])),
 )

@@ -16,6 +16,7 @@ from .._json import canonical_json
 from . import contract, newapi
 from .exchange import Exchange
 from .routing import Rule, exact, pattern
+from .state import still_running
 from .video import mp4
 
 AddFile = Callable[[bytes, str], str]
@@ -49,7 +50,7 @@ def _swagger(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
     body = task["body"]
     answer: dict[str, Any] = {"task_id": task["id"], "status": "in_progress", "url": "",
                               "format": "", "metadata": {}, "error": None}
-    if task["polls"] <= task["pending"] or task["stuck"]:
+    if still_running(task) or task["stuck"]:
         answer["status"] = "queued" if task["polls"] == 1 else "in_progress"
         return answer
     if task["fail"]:
@@ -97,7 +98,7 @@ class UnifiedVideoRoutes(Exchange):
 
 ROUTES = (
     Rule("POST", exact("/v1/video/generations"), "video.generate",
-         lambda h, r: h._video_submit(r.body, r.record)),
+         lambda h, r: h._video_submit(r.body, r.record), busy=lambda h: h._busy()),
     Rule("GET", pattern(r"/v1/video/generations/(?P<id>[^/]+)"), "video.get",
          lambda h, r: h._video_get(r.parts["id"])),
 )

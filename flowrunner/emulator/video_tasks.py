@@ -15,7 +15,7 @@ from .._json import canonical_json
 from . import contract
 from .exchange import Exchange
 from .routing import Rule
-from .state import task_uuid
+from .state import still_running, task_uuid
 from .video import mp4
 
 AddFile = Callable[[bytes, str], str]
@@ -63,7 +63,7 @@ def submitted(family: str, task_id: str) -> dict[str, Any]:
 def poll(task: dict[str, Any], add_file: AddFile) -> dict[str, Any]:
     task["polls"] += 1
     family = task["family_kind"]
-    done = task["polls"] > task["pending"] and not task["stuck"]
+    done = not still_running(task) and not task["stuck"]
     url = ""
     if done and not task["fail"]:
         url = add_file(mp4(json.dumps(task["body"], sort_keys=True), width=144, height=80),
@@ -161,7 +161,8 @@ def _poll_route(path: str, query: str) -> dict[str, str] | None:
 ROUTE_FAMILIES = ("luma", "veo", "pika")
 ROUTES = (
     Rule("POST", _submit_route, "{family}.submit",
-         lambda h, r: h._video_task_submit(r.parts["family"], r.body, r.record)),
+         lambda h, r: h._video_task_submit(r.parts["family"], r.body, r.record),
+         busy=lambda h: h._busy()),
     Rule("GET", _poll_route, "{family}.poll",
          lambda h, r: h._video_task_poll(r.parts["family"], r.parts["id"])),
 )
