@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,7 @@ from ..errors import (
     TaskTroubled,
     TransportError,
 )
-from ..net.http import ApiRequest, Client
+from ..net.http import ApiRequest, ApiResponse, Client
 from ..recipe.spec import Recipe
 from ..records import TaskRecord
 from ..store.cache import Cache
@@ -112,6 +113,7 @@ class _Call:
     base_url: str
     deadline: float
     retries: int
+    busy_waited: float = 0.0  # seconds a submit waited for the provider to free a slot
 
 
 def perform_call(call: PreparedCall, *, client: Client, cache: Cache, base_url: str,
@@ -140,8 +142,12 @@ def perform_call(call: PreparedCall, *, client: Client, cache: Cache, base_url: 
                               files=False)
             outcome.note = waiting
             return outcome
-        return _finish(call, how, response, recipe=recipe, views=views, task_id=task_id,
-                       resumed=resumed, submit_body=submit_body)
+        outcome = _finish(call, how, response, recipe=recipe, views=views, task_id=task_id,
+                          resumed=resumed, submit_body=submit_body)
+        if how.busy_waited:  # said with the result: the wait was the provider's, not paid
+            outcome.note = f"waited {how.busy_waited:.0f} s for the provider to free a task " \
+                           "slot (too many tasks running); submitted once"
+        return outcome
     kept = cache.read_task(call.key)
     if kept is not None and kept.answer is not None:
         # a run paid for this answer and could not store what it names: taken from here
@@ -171,6 +177,46 @@ def perform_call(call: PreparedCall, *, client: Client, cache: Cache, base_url: 
         raise unstored_answer(call, cache, answered.body, exc, redact=client.redact) from None
 
 
+BUSY_WAIT_FIRST, BUSY_WAIT_MOST = 2.0, 30.0  # seconds between submits refused as busy
+
+
+def _submit_when_free(call: PreparedCall, how: _Call) -> ApiResponse:
+    """Submit the task; while the provider answers that too many of the key's tasks run
+    (HTTP 429 after the client's own retries, or a `busy` envelope code such as
+    Midjourney's 23), wait and submit again: nothing was submitted, nothing is paid, and
+    it is not a failure. Gives up only at the step's deadline.
+
+    Raises:
+        StepFailed: refused otherwise, or still busy at the deadline.
+    """
+    task = call.endpoint.task
+    assert task is not None
+    wait, waited = BUSY_WAIT_FIRST, 0.0
+    while True:
+        try:
+            submitted = how.client.call(build_request(call, how.base_url, submit=True),
+                                        retries=how.retries, deadline=how.deadline,
+                                        step_id=call.instance.id)
+        except StepFailed as exc:
+            if exc.status != 429:
+                raise
+            reason = f"HTTP 429: {exc.message.split(': ')[-1]}"
+        else:
+            value = extract(submitted.body, task.accept_path) if task.accept_path else None
+            if value is None or str(value) not in task.accept_busy:
+                how.busy_waited = waited
+                return submitted
+            reason = f"{task.accept_path} {value}"
+        if time.monotonic() + wait > how.deadline:
+            raise StepFailed(f"{call.instance.id}: the provider still has too many tasks "
+                             f"running ({reason}) after {waited:.0f} s; nothing was submitted",
+                             hint="run again later, or run fewer tasks at once "
+                                  "(`concurrency`)", retryable=False)
+        how.client.pause(wait, call.instance.id)
+        waited += wait
+        wait = min(wait * 1.5, BUSY_WAIT_MOST)
+
+
 def _run_task(call: PreparedCall, how: _Call) -> tuple[Any, str, bool, Any]:
     """Submit the task (or resume the journaled one) and poll it to its end:
     (final answer, task id, resumed, submit answer)."""
@@ -182,9 +228,7 @@ def _run_task(call: PreparedCall, how: _Call) -> tuple[Any, str, bool, Any]:
     if journal is not None and journal.id is not None:
         task_id, poll_url, resumed = journal.id, journal.poll_url, True
     else:
-        submitted = how.client.call(build_request(call, how.base_url, submit=True),
-                                    retries=how.retries, deadline=how.deadline,
-                                    step_id=instance_id)
+        submitted = _submit_when_free(call, how)
         submit_body = submitted.body
         _check_accepted(call, submitted.body)
         found = extract(submitted.body, task.id_path)

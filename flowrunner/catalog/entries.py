@@ -60,6 +60,8 @@ class TaskSpec:
     # other values are trouble to wait out (a rate limit). Empty: every value fails it
     accept_fails: frozenset[str] = frozenset()
     accept_hint: str | None = None  # what to do when the submit is refused
+    # values at accept_path that mean "too many tasks running": wait and submit again
+    accept_busy: frozenset[str] = frozenset()
     # one more GET after success, its {placeholders} from the final answer (MiniMax's file)
     then_path: str | None = None
     then_from: tuple[tuple[str, str], ...] = ()
@@ -315,6 +317,7 @@ def _task_spec(task: dict[str, Any]) -> TaskSpec:
         accept_polls=bool((task.get("accept") or {}).get("polls", False)),
         accept_fails=frozenset(str(v) for v in (task.get("accept") or {}).get("fails", [])),
         accept_hint=(task.get("accept") or {}).get("hint"),
+        accept_busy=frozenset(str(v) for v in (task.get("accept") or {}).get("busy", [])),
         then_path=(task.get("then") or {}).get("path"),
         then_from=tuple(sorted(((task.get("then") or {}).get("from") or {}).items())),
         attention=tuple(sorted((task.get("attention") or {}).items())))
@@ -339,6 +342,7 @@ def _task_doc(task: TaskSpec | None) -> dict[str, Any]:
                          **({"polls": True} if task.accept_polls else {}),
                          **({"fails": sorted(task.accept_fails)} if task.accept_fails else {}),
                          **({"hint": task.accept_hint} if task.accept_hint else {}),
+                         **({"busy": sorted(task.accept_busy)} if task.accept_busy else {}),
                          **({"error": task.accept_error} if task.accept_error else {})}
     return doc
 

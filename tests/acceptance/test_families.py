@@ -1555,3 +1555,37 @@ def test_every_task_family_reads_a_running_task_as_running(
     assert result.code == 0, result
     polls = [c for c in _api(emulator) if c["method"] == "GET"]
     assert len(polls) >= 2, polls  # one answer still running, read as such, then done
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("endpoint", ["kling.text_to_video", "midjourney.imagine"])
+def test_a_provider_busy_with_the_keys_tasks_is_waited_out_and_each_task_paid_once(
+        tmp_path: Path, emulator: Emulator, endpoint: str) -> None:
+    """Issue 28: Kling's 1303 (HTTP 429) and Midjourney's "queue full" (code 23) while the
+    key's running tasks are at the provider's limit: the run waits and submits again,
+    never counts it as a failure, and every task is submitted (paid) once."""
+    import json
+
+    from flowrunner.catalog.resources import read_json
+
+    family, name = endpoint.split(".")
+    entry = read_json("endpoints", family, f"{name}.json")
+    entry["task"]["interval"] = 0.05
+    (tmp_path / "entry.json").write_text(json.dumps(entry, ensure_ascii=False))
+    emulator.state.max_running = 1
+    emulator.state.tasks.task_seconds = 0.3
+    path = recipe(tmp_path, emulator.base_url, f"""
+  clip:
+    uses: {endpoint}
+    matrix: {{n: [1, 2, 3]}}
+    with: {{prompt: "a fox {{{{ matrix.n }}}}"}}
+""", extra="catalog: [entry.json]\nconcurrency: 3\n")
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 0, result
+    assert "3 called" in result.out and "0 failed" in result.out
+    if endpoint.startswith("midjourney"):  # (Kling's 429s are first the client's retries)
+        assert "for the provider to free a task slot" in result.out
+    submits = [r for r in _api(emulator) if r["method"] == "POST"]
+    refused = [r for r in submits if r.get("refused") == "busy"]
+    assert refused, "the limit was never reached"
+    assert len(submits) - len(refused) == 3  # each task accepted (paid) exactly once
