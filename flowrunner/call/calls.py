@@ -26,6 +26,7 @@ from ..errors import (
     TransportError,
 )
 from ..net.http import ApiRequest, ApiResponse, Client
+from ..net.slots import TaskSlots
 from ..recipe.spec import Recipe
 from ..records import TaskRecord
 from ..store.cache import Cache
@@ -114,11 +115,15 @@ class _Call:
     deadline: float
     retries: int
     busy_waited: float = 0.0  # seconds a submit waited for the provider to free a slot
+    slots: tuple[TaskSlots, ...] = ()  # the step's and the provider's tasks in flight
+    started: bool = False  # the task runs at the provider (its slots count it running)
+    lowered: str | None = None  # said once: the provider's limit was brought down
 
 
 def perform_call(call: PreparedCall, *, client: Client, cache: Cache, base_url: str,
                  digests: FileDigests, recipe: Recipe, views: dict[str, Any],
-                 deadline: float, retries: int) -> CallOutcome:
+                 deadline: float, retries: int,
+                 slots: tuple[TaskSlots, ...] = ()) -> CallOutcome:
     """Call the endpoint (or resume its task, or take the answer a run that could not
     store it kept), extract outputs and store every artifact.
 
@@ -132,22 +137,9 @@ def perform_call(call: PreparedCall, *, client: Client, cache: Cache, base_url: 
         answer, made = perform_local(call, cache)
         return CallOutcome(response=answer, artifacts=made, outputs={"credits": 0.0},
                            credits=0.0)
-    how = _Call(client, cache, base_url, deadline, retries)
+    how = _Call(client, cache, base_url, deadline, retries, slots=slots)
     if call.endpoint.task is not None:
-        response, task_id, resumed, submit_body = _run_task(call, how)
-        waiting = _awaits_user(call, response, task_id)
-        if waiting is not None:  # no files yet: its outputs (the task id) for a next step
-            outcome = _finish(call, how, response, recipe=recipe, views=views,
-                              task_id=task_id, resumed=resumed, submit_body=submit_body,
-                              files=False)
-            outcome.note = waiting
-            return outcome
-        outcome = _finish(call, how, response, recipe=recipe, views=views, task_id=task_id,
-                          resumed=resumed, submit_body=submit_body)
-        if how.busy_waited:  # said with the result: the wait was the provider's, not paid
-            outcome.note = f"waited {how.busy_waited:.0f} s for the provider to free a task " \
-                           "slot (too many tasks running); submitted once"
-        return outcome
+        return _perform_task(call, how, recipe=recipe, views=views)
     kept = cache.read_task(call.key)
     if kept is not None and kept.answer is not None:
         # a run paid for this answer and could not store what it names: taken from here
@@ -177,6 +169,25 @@ def perform_call(call: PreparedCall, *, client: Client, cache: Cache, base_url: 
         raise unstored_answer(call, cache, answered.body, exc, redact=client.redact) from None
 
 
+def _perform_task(call: PreparedCall, how: _Call, *, recipe: Recipe,
+                  views: dict[str, Any]) -> CallOutcome:
+    """A submit-then-poll call, from the submit (or the journaled task) to its files."""
+    response, task_id, resumed, submit_body = _run_task(call, how)
+    waiting = _awaits_user(call, response, task_id)
+    if waiting is not None:  # no files yet: its outputs (the task id) for a next step
+        outcome = _finish(call, how, response, recipe=recipe, views=views, task_id=task_id,
+                          resumed=resumed, submit_body=submit_body, files=False)
+        outcome.note = waiting
+        return outcome
+    outcome = _finish(call, how, response, recipe=recipe, views=views, task_id=task_id,
+                      resumed=resumed, submit_body=submit_body)
+    if how.busy_waited:  # said with the result: the wait was the provider's, not paid
+        outcome.note = f"waited {how.busy_waited:.0f} s for the provider to free a task " \
+                       "slot (too many tasks running); submitted once" + \
+                       (f"; {how.lowered}" if how.lowered else "")
+    return outcome
+
+
 BUSY_WAIT_FIRST, BUSY_WAIT_MOST = 2.0, 30.0  # seconds between submits refused as busy
 
 
@@ -189,37 +200,79 @@ def _submit_when_free(call: PreparedCall, how: _Call) -> ApiResponse:
     Raises:
         StepFailed: refused otherwise, or still busy at the deadline.
     """
-    task = call.endpoint.task
-    assert task is not None
-    wait, waited = BUSY_WAIT_FIRST, 0.0
+    wait = BUSY_WAIT_FIRST
     while True:
-        try:
-            submitted = how.client.call(build_request(call, how.base_url, submit=True),
-                                        retries=how.retries, deadline=how.deadline,
-                                        step_id=call.instance.id)
-        except StepFailed as exc:
-            if exc.status != 429:
-                raise
-            reason = f"HTTP 429: {exc.message.split(': ')[-1]}"
-        else:
-            value = extract(submitted.body, task.accept_path) if task.accept_path else None
-            if value is None or str(value) not in task.accept_busy:
-                how.busy_waited = waited
-                return submitted
-            reason = f"{task.accept_path} {value}"
+        submitted, reason = _submit_once(call, how)
+        if reason is None:
+            _started(how)
+            return submitted
+        _lower(how)
         if time.monotonic() + wait > how.deadline:
             raise StepFailed(f"{call.instance.id}: the provider still has too many tasks "
-                             f"running ({reason}) after {waited:.0f} s; nothing was submitted",
-                             hint="run again later, or run fewer tasks at once "
-                                  "(`concurrency`)", retryable=False)
+                             f"running ({reason}) after {how.busy_waited:.0f} s; nothing "
+                             "was submitted", hint="run again later, or set a lower "
+                             "`max_in_flight`", retryable=False)
         how.client.pause(wait, call.instance.id)
-        waited += wait
+        how.busy_waited += wait
         wait = min(wait * 1.5, BUSY_WAIT_MOST)
+
+
+def _started(how: _Call) -> None:
+    """The task runs at the provider: each of its slots counts it running."""
+    how.started = True
+    for slot in how.slots:
+        slot.started()
+
+
+def _submit_once(call: PreparedCall, how: _Call) -> tuple[ApiResponse, str | None]:
+    """(the submit's answer, why it was refused as busy, or None when it was not)."""
+    task = call.endpoint.task
+    assert task is not None
+    try:
+        submitted = how.client.call(build_request(call, how.base_url, submit=True),
+                                    retries=how.retries, deadline=how.deadline,
+                                    step_id=call.instance.id)
+    except StepFailed as exc:
+        if exc.status != 429:
+            raise
+        return ApiResponse(429, None), f"HTTP 429: {exc.message.split(': ')[-1]}"
+    value = extract(submitted.body, task.accept_path) if task.accept_path else None
+    if value is not None and str(value) in task.accept_busy:
+        return submitted, f"{task.accept_path} {value}"
+    return submitted, None
+
+
+def _lower(how: _Call) -> None:
+    """The provider refused a submit as busy: bring the provider's limit (the last slot)
+    down to what runs now, and say so once."""
+    if not how.slots:
+        return
+    slot = how.slots[-1]
+    lowered = slot.lower()
+    if lowered is not None and not slot.said:
+        slot.said = True
+        how.lowered = f"at most {lowered} task(s) in flight on provider {slot.name!r} from now on"
 
 
 def _run_task(call: PreparedCall, how: _Call) -> tuple[Any, str, bool, Any]:
     """Submit the task (or resume the journaled one) and poll it to its end:
     (final answer, task id, resumed, submit answer)."""
+    for held, slot in enumerate(how.slots):  # a slot per limit, for the task's whole life
+        try:
+            slot.acquire(call.instance.id)
+        except BaseException:
+            for taken in how.slots[:held]:
+                taken.release(started=False)
+            raise
+    try:
+        return _run_task_in_slot(call, how)
+    finally:
+        for slot in how.slots:
+            slot.release(started=how.started)
+
+
+def _run_task_in_slot(call: PreparedCall, how: _Call) -> tuple[Any, str, bool, Any]:
+    """`_run_task`, its slots held."""
     task = call.endpoint.task
     assert task is not None
     instance_id, cache = call.instance.id, how.cache
@@ -227,6 +280,7 @@ def _run_task(call: PreparedCall, how: _Call) -> tuple[Any, str, bool, Any]:
     submit_body: Any = None
     if journal is not None and journal.id is not None:
         task_id, poll_url, resumed = journal.id, journal.poll_url, True
+        _started(how)  # a journaled task runs at the provider already
     else:
         submitted = _submit_when_free(call, how)
         submit_body = submitted.body

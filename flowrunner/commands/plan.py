@@ -99,7 +99,8 @@ def show_plan(path: Path, *, var_overrides: dict[str, Any], cache_dir: Path | No
     cached = sum(row["state"] == "cached" for row in rows)
     estimate = " + ".join(f"~{v:g} {u}" for u, v in by_unit.items()) or f"~0 {default_unit}"
     if as_json:
-        json.dump({"recipe": recipe.display, "instances": rows, "to_call": to_call,
+        json.dump({"recipe": recipe.display, "limits": limits(plan), "instances": rows,
+                   "to_call": to_call,
                    "cached": cached, "estimated_credits": sum(by_unit.values()),
                    "estimated_by_unit": by_unit}, out, indent=2, default=str)
         out.write("\n")
@@ -186,11 +187,31 @@ def _credits_to_call(rows: list[dict[str, Any]]) -> dict[str, float]:
     return by_unit
 
 
+def limits(plan: Plan) -> dict[str, Any]:
+    """The run's two limits: HTTP calls at once, and tasks in flight per provider profile
+    (and per step where a step sets its own)."""
+    recipe = plan.recipe
+    return {"concurrency": recipe.concurrency,
+            "max_in_flight": {name: profile.max_in_flight
+                              for name, profile in sorted(recipe.providers.items())},
+            "max_in_flight_steps": {s.id: s.max_in_flight for s in recipe.steps.values()
+                                    if s.max_in_flight}}
+
+
+def _limits_line(plan: Plan) -> str:
+    found = limits(plan)
+    tasks = ", ".join(f"{name} {limit or 'no limit'}"
+                      for name, limit in found["max_in_flight"].items())
+    steps = ", ".join(f"step {s} {n}" for s, n in found["max_in_flight_steps"].items())
+    return (f"limits: {found['concurrency']} HTTP calls at once (concurrency); tasks in "
+            f"flight: {tasks}{'; ' + steps if steps else ''}\n")
+
+
 def _write_plan(plan: Plan, rows: list[dict[str, Any]], out: TextIO, *, total: str) -> None:
     """Write the plan as text: a heading, each row's lines, then ``total``."""
     recipe = plan.recipe
     lines = [f"plan for {recipe.display}: {len(rows)} instances in {len(plan.step_order)} "
-             f"steps\n"]
+             f"steps\n", _limits_line(plan)]
     width = max(len(r["instance"]) for r in rows) if rows else 10
     for row in rows:
         lines.extend(_row_lines(row, recipe.steps[row["step"]], width))

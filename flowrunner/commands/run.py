@@ -486,6 +486,7 @@ def _scheduler(chosen: _Selection, survey: list[Any], *, cache: Any, routes: dic
                options: RunOptions, cancel: Any) -> Any:
     """Execute, set up: the scheduler with what the survey already knows."""
     concurrency = options.concurrency or chosen.plan.recipe.concurrency
+    from ..net.slots import TaskSlots
     from ..run.budget import Budget
     from ..run.scheduler import Delivery, Means, Scheduler, Work
 
@@ -505,7 +506,9 @@ def _scheduler(chosen: _Selection, survey: list[Any], *, cache: Any, routes: dic
     means = Means(cache, client=(lambda: client) if client else make_client, routes=routes,
                   concurrency=concurrency, budget=Budget(spend.limit, unit=spend.unit),
                   cancel=cancel, no_cache=options.no_cache, dry_run=options.dry_run,
-                  allow_paths=options.allow_paths)
+                  allow_paths=options.allow_paths,
+                  task_slots={p.name: TaskSlots(p.max_in_flight, cancel, name=p.name)
+                              for p in chosen.profiles})
     delivery = Delivery(chosen.output_dir, reporter, place=options.shard is None,
                         link=options.link == "hardlink",
                         on_finished=keeper.add if keeper is not None else None,

@@ -62,6 +62,7 @@ class Provider:
     auth: str = "bearer"
     auth_header: str = "Authorization"
     rate_limit: float | None = None
+    max_in_flight: int | None = None  # tasks submitted and not yet finished, at most
 
     def credential(self, key: str) -> tuple[str, str]:
         """(header, value) that carries ``key``."""
@@ -99,7 +100,13 @@ def make_provider(name: str, doc: dict[str, Any], *, default_url: str,
         api_key_env=str(doc.get("api_key_env") or default_key_env),
         kind=str(doc.get("kind") or guess_kind(str(base_url))),
         auth=auth if auth in ("bearer", "raw", "header") else "bearer", auth_header=header,
-        rate_limit=float(rate) if isinstance(rate, (int, float)) and rate > 0 else None)
+        rate_limit=float(rate) if isinstance(rate, (int, float)) and rate > 0 else None,
+        max_in_flight=_positive_int(doc.get("max_in_flight")))
+
+
+def _positive_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 \
+        else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,7 @@ class Step:
     location: Location
     templates: tuple[tuple[PathKey, Template], ...] = ()
     provider: str = DEFAULT_PROFILE  # the name of its provider profile
+    max_in_flight: int | None = None  # its own cap on tasks submitted and not finished
 
     @property
     def output_names(self) -> list[str]:
@@ -246,6 +247,7 @@ def _build_step(step_id: str, index: int, raw: dict[str, Any], smap: SourceMap,
         cache=raw.get("cache", defaults.get("cache", True)) is not False,
         description=_text(raw.get("description"), ""),
         location=smap.key_at(base), templates=tuple(templates), provider=profile,
+        max_in_flight=_int(raw.get("max_in_flight"), 0) or None,
     )
 
 

@@ -30,6 +30,7 @@ from ..cancellation import Cancellation
 from ..errors import CacheError, RenderFailed, RunError, StepFailed
 from ..net.http import Client
 from ..net.providers import Route
+from ..net.slots import TaskSlots
 from ..recipe.graph import Instance, Plan
 from ..recipe.spec import check_save_path
 from ..records import ArtifactRecord, CacheEntry
@@ -133,6 +134,8 @@ class Means:
     no_cache: bool = False
     dry_run: bool = False
     allow_paths: tuple[Path, ...] = ()
+    # provider profile → its tasks in flight (`max_in_flight`, lowered by busy refusals)
+    task_slots: dict[str, TaskSlots] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -168,6 +171,8 @@ class Scheduler:
             means.cancel
         self.no_cache, self.dry_run, self.allow_paths = means.no_cache, means.dry_run, \
             means.allow_paths
+        self.task_slots = means.task_slots
+        self._step_slots: dict[str, TaskSlots] = {}
         self.output_dir, self.reporter = delivery.output_dir, delivery.reporter
         self.place, self.link = delivery.place, delivery.link
         self.on_finished, self.on_placing = delivery.on_finished, delivery.on_placing
@@ -183,6 +188,22 @@ class Scheduler:
         self._notes: dict[str, list[str]] = {}
         self._output_root = delivery.output_dir.resolve()
         self._inside_folders: dict[str, bool] = {}  # output folder → inside the real root
+
+    def _slots_for(self, instance: Instance) -> tuple[TaskSlots, ...]:
+        """The task slots an instance's task holds: its step's (`max_in_flight` on the
+        step), then its provider's."""
+        step = instance.step
+        found = []
+        if step.max_in_flight:
+            with self._client_lock:
+                if step.id not in self._step_slots:
+                    self._step_slots[step.id] = TaskSlots(step.max_in_flight, self.cancel,
+                                                          name=step.provider)
+                found.append(self._step_slots[step.id])
+        provider = self.task_slots.get(step.provider)
+        if provider is not None:
+            found.append(provider)
+        return tuple(found)
 
     @property
     def client(self) -> Client:
@@ -382,7 +403,8 @@ class Scheduler:
         outcome = perform_call(call, client=self.client, cache=self.cache,
                                base_url=self.routes[call.instance.step.provider].base_url,
                                digests=self.digests, recipe=self.recipe,
-                               views=views, deadline=deadline, retries=call.instance.step.retries)
+                               views=views, deadline=deadline, retries=call.instance.step.retries,
+                               slots=self._slots_for(call.instance))
         import json
 
         text = json.dumps(outcome.response)

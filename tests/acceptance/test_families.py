@@ -1589,3 +1589,42 @@ def test_a_provider_busy_with_the_keys_tasks_is_waited_out_and_each_task_paid_on
     refused = [r for r in submits if r.get("refused") == "busy"]
     assert refused, "the limit was never reached"
     assert len(submits) - len(refused) == 3  # each task accepted (paid) exactly once
+
+
+@pytest.mark.slow
+def test_max_in_flight_keeps_the_provider_under_its_limit_and_a_refusal_lowers_it(
+        tmp_path: Path, emulator: Emulator) -> None:
+    """Issue 28: with the provider's limit as `max_in_flight`, a submit waits for a free
+    slot and the provider refuses nothing; without it, the first refusal brings the run's
+    limit down to what runs (said once), and every task is still paid once."""
+    import json
+
+    from flowrunner.catalog.resources import read_json
+
+    entry = read_json("endpoints", "midjourney", "imagine.json")
+    entry["task"]["interval"] = 0.05
+    (tmp_path / "entry.json").write_text(json.dumps(entry, ensure_ascii=False))
+    emulator.state.max_running = 1
+    emulator.state.tasks.task_seconds = 0.3
+    steps = """
+  board:
+    uses: midjourney.imagine
+    matrix: {n: [1, 2, 3]}
+    with: {prompt: "a cup {{ matrix.n }}"}
+"""
+    path = recipe(tmp_path, emulator.base_url, steps, extra="catalog: [entry.json]\n"
+                  "concurrency: 3\n")
+    path.write_text(path.read_text().replace("provider:\n", "provider:\n  max_in_flight: 1\n"))
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 0, result
+    submits = [r for r in _api(emulator) if r["method"] == "POST"]
+    assert len(submits) == 3 and not any(r.get("refused") for r in submits)
+
+    emulator.reset()
+    path.write_text(path.read_text().replace("  max_in_flight: 1\n", "")
+                    .replace("a cup", "a mug"))
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 0, result
+    assert result.out.count("at most 1 task(s) in flight on provider 'default'") == 1
+    submits = [r for r in _api(emulator) if r["method"] == "POST"]
+    assert len([r for r in submits if not r.get("refused")]) == 3

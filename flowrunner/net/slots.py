@@ -1,0 +1,65 @@
+"""Task slots: at most N tasks submitted and not yet finished at once, per provider profile
+(and per step where a recipe says so). A submit takes a slot (waiting, cancellably, for
+one); the task gives it back when it ends, however it ends. `concurrency` bounds HTTP
+calls at once; this bounds what a provider is asked to run at once.
+
+When the provider answers that too many of the key's tasks run (Kling's 1303, Midjourney's
+"queue full"), `lower` brings the limit down to what is running now, so the next submits
+wait for a slot instead of being refused; `said` tells whether that was reported already.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from ..cancellation import Cancellation
+
+_WAKE = 0.2  # seconds between looks at the run's cancellation while waiting
+
+
+class TaskSlots:
+    """A counting limit on tasks in flight, that can be lowered while the run goes on."""
+
+    def __init__(self, limit: int | None, cancel: Cancellation | None = None,
+                 name: str = "default") -> None:
+        self.limit = limit  # None: no limit of its own (only lowered by a refusal)
+        self.name = name
+        self.in_use = 0  # slots held (a submit on its way, or a task running)
+        self.running = 0  # tasks the provider accepted and that have not ended
+        self.cancel = cancel or Cancellation()
+        self.said = False  # a lowering was reported
+        self._free = threading.Condition()
+
+    def acquire(self, what: str) -> None:
+        """Take a slot, waiting for one.
+
+        Raises:
+            Cancelled: the run was interrupted while waiting.
+        """
+        with self._free:
+            while self.limit is not None and self.in_use >= self.limit:
+                self.cancel.check(what)
+                self._free.wait(_WAKE)
+            self.in_use += 1
+
+    def started(self) -> None:
+        """The holder's task was accepted (or resumed): it runs at the provider."""
+        with self._free:
+            self.running += 1
+
+    def release(self, *, started: bool) -> None:
+        with self._free:
+            self.in_use = max(0, self.in_use - 1)
+            if started:
+                self.running = max(0, self.running - 1)
+            self._free.notify()
+
+    def lower(self) -> int | None:
+        """The provider refused a submit for too many running tasks: at most what runs
+        now (at least one). Returns the new limit, or None when it was not lowered."""
+        with self._free:
+            running = max(1, self.running)
+            if self.limit is not None and self.limit <= running:
+                return None
+            self.limit = running
+            return running
