@@ -188,19 +188,22 @@ def _perform_task(call: PreparedCall, how: _Call, *, recipe: Recipe,
     return outcome
 
 
-BUSY_WAIT_FIRST, BUSY_WAIT_MOST = 2.0, 30.0  # seconds between submits refused as busy
+BUSY_WAIT_MOST = 30.0  # seconds between submits refused as busy, at most
 
 
 def _submit_when_free(call: PreparedCall, how: _Call) -> ApiResponse:
     """Submit the task; while the provider answers that too many of the key's tasks run
     (HTTP 429 after the client's own retries, or a `busy` envelope code such as
     Midjourney's 23), wait and submit again: nothing was submitted, nothing is paid, and
-    it is not a failure. Gives up only at the step's deadline.
+    it is not a failure. Waits a poll interval first, growing to 30 s; gives up only at the
+    step's deadline.
 
     Raises:
         StepFailed: refused otherwise, or still busy at the deadline.
     """
-    wait = BUSY_WAIT_FIRST
+    task = call.endpoint.task
+    assert task is not None
+    wait = task.interval  # a slot frees when a task ends: about a poll interval from now
     while True:
         submitted, reason = _submit_once(call, how)
         if reason is None:
