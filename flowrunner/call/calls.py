@@ -182,8 +182,9 @@ def _perform_task(call: PreparedCall, how: _Call, *, recipe: Recipe,
     outcome = _finish(call, how, response, recipe=recipe, views=views, task_id=task_id,
                       resumed=resumed, submit_body=submit_body)
     if how.busy_waited:  # said with the result: the wait was the provider's, not paid
-        outcome.note = f"waited {how.busy_waited:.0f} s for the provider to free a task " \
-                       "slot (too many tasks running); submitted once" + \
+        waited = max(1.0, how.busy_waited)
+        outcome.note = f"waited {waited:.0f} s for the provider to free a task slot (too " \
+                       "many tasks running); submitted once" + \
                        (f"; {how.lowered}" if how.lowered else "")
     return outcome
 
@@ -252,14 +253,15 @@ def _lower(how: _Call) -> None:
         return
     slot = how.slots[-1]
     lowered = slot.lower()
-    if lowered is not None and not slot.said:
-        slot.said = True
-        how.lowered = f"at most {lowered} task(s) in flight on provider {slot.name!r} from now on"
+    if lowered is not None and slot.say_once():
+        how.lowered = f"at most {lowered} task(s) in flight on provider {slot.name!r} for " \
+                      "now (one more after each task it accepts)"
 
 
 def _run_task(call: PreparedCall, how: _Call) -> tuple[Any, str, bool, Any]:
     """Submit the task (or resume the journaled one) and poll it to its end:
     (final answer, task id, resumed, submit answer)."""
+    waited_from = time.monotonic()
     for held, slot in enumerate(how.slots):  # a slot per limit, for the task's whole life
         try:
             slot.acquire(call.instance.id)
@@ -267,11 +269,19 @@ def _run_task(call: PreparedCall, how: _Call) -> tuple[Any, str, bool, Any]:
             for taken in how.slots[:held]:
                 taken.release(started=False)
             raise
+    how.deadline += time.monotonic() - waited_from  # its timeout starts with its slot
+    still_running = False
     try:
         return _run_task_in_slot(call, how)
+    except TransportError:
+        # out of time while the provider still runs it (journaled, resumed next run): it
+        # keeps its slot for the rest of this run, or the provider would refuse the next
+        still_running = how.started
+        raise
     finally:
-        for slot in how.slots:
-            slot.release(started=how.started)
+        if not still_running:
+            for slot in how.slots:
+                slot.release(started=how.started)
 
 
 def _run_task_in_slot(call: PreparedCall, how: _Call) -> tuple[Any, str, bool, Any]:

@@ -120,12 +120,16 @@ class Handler(flux.FluxRoutes, ideogram.IdeogramRoutes, openai_images.OpenAIImag
             record["operation"] = rule.operation.format(**parts)
         tasks = self.state.tasks
         tasks.submitter.key = self._key
-        if rule.busy is not None and self.state.max_running and \
-                tasks.running(self._key) >= self.state.max_running:
-            record["refused"] = "busy"  # the provider's limit on running tasks
-            rule.busy(self)
+        request = Request(method, path, url.query, body, record, parts)
+        if rule.busy is None or not self.state.max_running:
+            rule.handle(self, request)
             return
-        rule.handle(self, Request(method, path, url.query, body, record, parts))
+        with self.state.submits:  # the count and the new task, one submit at a time
+            if tasks.running(self._key) >= self.state.max_running:
+                record["refused"] = "busy"  # the provider's limit on running tasks
+                rule.busy(self)
+                return
+            rule.handle(self, request)
 
     def _refuse_key(self) -> None:
         """A missing or wrong key, in this kind of provider's words."""

@@ -54,9 +54,13 @@ class TaskTable(dict[str, dict[str, Any]]):
 
 
 def still_running(task: dict[str, Any]) -> bool:
-    """Whether a task still runs: polled no more than its pending polls, or before the
-    time its work takes has passed (a stuck task is each family's to say)."""
-    return task["polls"] <= task["pending"] or time.monotonic() < task.get("ready_at", 0.0)
+    """Whether a task still runs: a stuck one always; with `task_seconds`, until its time
+    is up, however often (or seldom) it is polled; else while it has pending polls left."""
+    if task.get("stuck"):
+        return True
+    if task.get("ready_at"):
+        return time.monotonic() < task["ready_at"]
+    return bool(task["polls"] <= task["pending"])
 
 
 class EmulatorState:
@@ -79,6 +83,7 @@ class EmulatorState:
         self.tasks = TaskTable(pending_polls, task_seconds)
         # tasks one key may have running; a submit past it gets the provider's refusal
         self.max_running = max_running
+        self.submits = threading.Lock()  # with a limit: counting and adding, together
         self.requests: list[dict[str, Any]] = []
         self.faults: list[dict[str, Any]] = []
 

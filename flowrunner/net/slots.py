@@ -23,6 +23,8 @@ class TaskSlots:
     def __init__(self, limit: int | None, cancel: Cancellation | None = None,
                  name: str = "default") -> None:
         self.limit = limit  # None: no limit of its own (only lowered by a refusal)
+        self.configured = limit
+        self.lowered = False
         self.name = name
         self.in_use = 0  # slots held (a submit on its way, or a task running)
         self.running = 0  # tasks the provider accepted and that have not ended
@@ -43,9 +45,21 @@ class TaskSlots:
             self.in_use += 1
 
     def started(self) -> None:
-        """The holder's task was accepted (or resumed): it runs at the provider."""
+        """The holder's task was accepted (or resumed): it runs at the provider. After a
+        refusal lowered the limit, each accepted task raises it by one again (up to the
+        recipe's own), so a lowering that went too far recovers."""
         with self._free:
             self.running += 1
+            if self.lowered and (self.configured is None or self.limit is None
+                                 or self.limit < self.configured):
+                self.limit = (self.limit or 0) + 1
+                self._free.notify()
+
+    def say_once(self) -> bool:
+        """True the first time a lowering is to be said."""
+        with self._free:
+            first, self.said = not self.said, True
+            return first
 
     def release(self, *, started: bool) -> None:
         with self._free:
@@ -61,5 +75,5 @@ class TaskSlots:
             running = max(1, self.running)
             if self.limit is not None and self.limit <= running:
                 return None
-            self.limit = running
+            self.limit, self.lowered = running, True
             return running

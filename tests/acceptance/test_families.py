@@ -1625,6 +1625,31 @@ def test_max_in_flight_keeps_the_provider_under_its_limit_and_a_refusal_lowers_i
                     .replace("a cup", "a mug"))
     result = flow("run", path, env=KEY_ENV)
     assert result.code == 0, result
-    assert result.out.count("at most 1 task(s) in flight on provider 'default'") == 1
+    assert result.out.count("task(s) in flight on provider 'default' for now") == 1
     submits = [r for r in _api(emulator) if r["method"] == "POST"]
     assert len([r for r in submits if not r.get("refused")]) == 3
+
+
+@pytest.mark.slow
+def test_a_tasks_timeout_starts_with_its_slot(tmp_path: Path, emulator: Emulator) -> None:
+    """Review: waiting for a slot must not use up the step's timeout (and then pay for a
+    task it has no time left to wait for)."""
+    import json
+
+    from flowrunner.catalog.resources import read_json
+
+    entry = read_json("endpoints", "midjourney", "imagine.json")
+    entry["task"]["interval"] = 0.05
+    (tmp_path / "entry.json").write_text(json.dumps(entry, ensure_ascii=False))
+    emulator.state.tasks.task_seconds = 0.6
+    path = recipe(tmp_path, emulator.base_url, """
+  board:
+    uses: midjourney.imagine
+    matrix: {n: [1, 2, 3]}
+    with: {prompt: "a cup {{ matrix.n }}"}
+    timeout: 1.5
+""", extra="catalog: [entry.json]\nconcurrency: 3\n")
+    path.write_text(path.read_text().replace("provider:\n", "provider:\n  max_in_flight: 1\n"))
+    result = flow("run", path, env=KEY_ENV)  # 3 × 0.6 s one after another: 1.8 s > 1.5 s
+    assert result.code == 0, result
+    assert len([r for r in _api(emulator) if r["method"] == "POST"]) == 3
