@@ -1513,6 +1513,19 @@ def test_a_default_model_is_visible_in_plan_lock_and_diff(
         "gpt-image-2" in diff.out, diff.out
 
 
+def _fast_entry(tmp_path: Path, endpoint: str) -> None:
+    """The built-in entry of ``endpoint`` as a local entry (`entry.json`), polled every
+    0.05 s instead of every few seconds."""
+    import json
+
+    from flowrunner.catalog.resources import read_json
+
+    family, name = endpoint.split(".")
+    entry = read_json("endpoints", family, f"{name}.json")
+    entry["task"]["interval"] = 0.05
+    (tmp_path / "entry.json").write_text(json.dumps(entry, ensure_ascii=False))
+
+
 TASK_FAMILIES = {
     "flux.generate": "{model: flux-pro-1.1, prompt: a fox, width: 512, height: 512}",
     "kling.generate_image": "{prompt: a fox}",
@@ -1537,14 +1550,7 @@ def test_every_task_family_reads_a_running_task_as_running(
     own pending states, from each family's contract): a status the entry puts in the
     wrong set (a pending state among the failures, say) fails here. Each entry is the
     built-in one, polled every 0.05 s instead of every few seconds."""
-    import json
-
-    from flowrunner.catalog.resources import read_json
-
-    family, name = endpoint.split(".")
-    entry = read_json("endpoints", family, f"{name}.json")
-    entry["task"]["interval"] = 0.05
-    (tmp_path / "entry.json").write_text(json.dumps(entry, ensure_ascii=False))
+    _fast_entry(tmp_path, endpoint)
     emulator.pending_polls = 1
     path = recipe(tmp_path, emulator.base_url, f"""
   task:
@@ -1564,14 +1570,7 @@ def test_a_provider_busy_with_the_keys_tasks_is_waited_out_and_each_task_paid_on
     """Issue 28: Kling's 1303 (HTTP 429) and Midjourney's "queue full" (code 23) while the
     key's running tasks are at the provider's limit: the run waits and submits again,
     never counts it as a failure, and every task is submitted (paid) once."""
-    import json
-
-    from flowrunner.catalog.resources import read_json
-
-    family, name = endpoint.split(".")
-    entry = read_json("endpoints", family, f"{name}.json")
-    entry["task"]["interval"] = 0.05
-    (tmp_path / "entry.json").write_text(json.dumps(entry, ensure_ascii=False))
+    _fast_entry(tmp_path, endpoint)
     emulator.state.max_running = 1
     emulator.state.tasks.task_seconds = 0.3
     path = recipe(tmp_path, emulator.base_url, f"""
@@ -1597,13 +1596,7 @@ def test_max_in_flight_keeps_the_provider_under_its_limit_and_a_refusal_lowers_i
     """Issue 28: with the provider's limit as `max_in_flight`, a submit waits for a free
     slot and the provider refuses nothing; without it, the first refusal brings the run's
     limit down to what runs (said once), and every task is still paid once."""
-    import json
-
-    from flowrunner.catalog.resources import read_json
-
-    entry = read_json("endpoints", "midjourney", "imagine.json")
-    entry["task"]["interval"] = 0.05
-    (tmp_path / "entry.json").write_text(json.dumps(entry, ensure_ascii=False))
+    _fast_entry(tmp_path, "midjourney.imagine")
     emulator.state.max_running = 1
     emulator.state.tasks.task_seconds = 0.3
     steps = """
@@ -1634,13 +1627,7 @@ def test_max_in_flight_keeps_the_provider_under_its_limit_and_a_refusal_lowers_i
 def test_a_tasks_timeout_starts_with_its_slot(tmp_path: Path, emulator: Emulator) -> None:
     """Review: waiting for a slot must not use up the step's timeout (and then pay for a
     task it has no time left to wait for)."""
-    import json
-
-    from flowrunner.catalog.resources import read_json
-
-    entry = read_json("endpoints", "midjourney", "imagine.json")
-    entry["task"]["interval"] = 0.05
-    (tmp_path / "entry.json").write_text(json.dumps(entry, ensure_ascii=False))
+    _fast_entry(tmp_path, "midjourney.imagine")
     emulator.state.tasks.task_seconds = 0.6
     path = recipe(tmp_path, emulator.base_url, """
   board:
