@@ -35,7 +35,7 @@ from .context import render_context, render_field
 from .downloads import Artifact, fetch_artifact, store_b64, store_bytes
 from .inputs import FileDigests
 from .local_steps import perform_local
-from .polling import poll_task
+from .polling import Parked, PollState, poll_task
 from .preparation import PreparedCall
 from .request import build_request
 
@@ -105,6 +105,16 @@ def _then(call: PreparedCall, client: Client, base_url: str, answer: Any, *,
                        retries=retries, deadline=deadline, step_id=call.instance.id).body
 
 
+@dataclass(frozen=True, slots=True)
+class TaskRun:
+    """How a task's call runs: the slots it takes, whether it parks instead of holding a
+    thread while the provider runs it, and where polling stood when it was parked."""
+
+    slots: tuple[TaskSlots, ...] = ()
+    park: bool = False
+    poll_state: PollState | None = None
+
+
 @dataclass(slots=True)
 class _Call:
     """What one call needs besides the prepared call (passed along, not re-assembled)."""
@@ -117,13 +127,15 @@ class _Call:
     busy_waited: float = 0.0  # seconds a submit waited for the provider to free a slot
     slots: tuple[TaskSlots, ...] = ()  # the step's and the provider's tasks in flight
     started: bool = False  # the task runs at the provider (its slots count it running)
+    park: bool = False  # a running task raises Parked instead of holding the thread
+    poll_state: PollState | None = None  # polling a parked task again: where it stood
+    slots_held: bool = False  # a parked task's slots, still held from before
     lowered: str | None = None  # said once: the provider's limit was brought down
 
 
 def perform_call(call: PreparedCall, *, client: Client, cache: Cache, base_url: str,
                  digests: FileDigests, recipe: Recipe, views: dict[str, Any],
-                 deadline: float, retries: int,
-                 slots: tuple[TaskSlots, ...] = ()) -> CallOutcome:
+                 deadline: float, retries: int, task: TaskRun | None = None) -> CallOutcome:
     """Call the endpoint (or resume its task, or take the answer a run that could not
     store it kept), extract outputs and store every artifact.
 
@@ -137,7 +149,12 @@ def perform_call(call: PreparedCall, *, client: Client, cache: Cache, base_url: 
         answer, made = perform_local(call, cache)
         return CallOutcome(response=answer, artifacts=made, outputs={"credits": 0.0},
                            credits=0.0)
-    how = _Call(client, cache, base_url, deadline, retries, slots=slots)
+    task = task or TaskRun()
+    parked = task.poll_state is not None  # polled again: its slots held, its task running
+    how = _Call(client, cache, base_url, deadline, retries, slots=task.slots, park=task.park,
+                poll_state=task.poll_state, slots_held=parked, started=parked)
+    if task.poll_state is not None:  # what its submit said, to say when it is done
+        how.busy_waited, how.lowered = task.poll_state.busy_waited, task.poll_state.lowered
     if call.endpoint.task is not None:
         return _perform_task(call, how, recipe=recipe, views=views)
     kept = cache.read_task(call.key)
@@ -190,6 +207,14 @@ def _perform_task(call: PreparedCall, how: _Call, *, recipe: Recipe,
 
 
 BUSY_WAIT_MOST = 30.0  # seconds between submits refused as busy, at most
+
+
+class SlotsFull(Exception):
+    """Parking: the task's slot is not free now; ``slot`` calls back when one frees."""
+
+    def __init__(self, slot: TaskSlots) -> None:
+        super().__init__(f"no free slot on {slot.name!r}")
+        self.slot = slot
 
 
 def _submit_when_free(call: PreparedCall, how: _Call) -> ApiResponse:
@@ -261,18 +286,14 @@ def _lower(how: _Call) -> None:
 def _run_task(call: PreparedCall, how: _Call) -> tuple[Any, str, bool, Any]:
     """Submit the task (or resume the journaled one) and poll it to its end:
     (final answer, task id, resumed, submit answer)."""
-    waited_from = time.monotonic()
-    for held, slot in enumerate(how.slots):  # a slot per limit, for the task's whole life
-        try:
-            slot.acquire(call.instance.id)
-        except BaseException:
-            for taken in how.slots[:held]:
-                taken.release(started=False)
-            raise
-    how.deadline += time.monotonic() - waited_from  # its timeout starts with its slot
+    if not how.slots_held:
+        _take_slots(call, how)
     still_running = False
     try:
         return _run_task_in_slot(call, how)
+    except Parked:
+        still_running = True  # polled again later, its slots held meanwhile
+        raise
     except TransportError:
         # out of time while the provider still runs it (journaled, resumed next run): it
         # keeps its slot for the rest of this run, or the provider would refuse the next
@@ -284,6 +305,28 @@ def _run_task(call: PreparedCall, how: _Call) -> tuple[Any, str, bool, Any]:
                 slot.release(started=how.started)
 
 
+def _take_slots(call: PreparedCall, how: _Call) -> None:
+    """Take a slot of each limit for the task's whole life. Parking, a slot not free now
+    is `SlotsFull` (the caller is called again when one frees); else it is waited for,
+    and the task's timeout starts with its slot.
+
+    Raises:
+        SlotsFull: parking, and a slot is not free. Cancelled: interrupted while waiting.
+    """
+    waited_from = time.monotonic()
+    for held, slot in enumerate(how.slots):
+        try:
+            if how.park and not slot.try_acquire():
+                raise SlotsFull(slot)
+            if not how.park:
+                slot.acquire(call.instance.id)
+        except BaseException:
+            for taken in how.slots[:held]:
+                taken.release(started=False)
+            raise
+    how.deadline += time.monotonic() - waited_from
+
+
 def _run_task_in_slot(call: PreparedCall, how: _Call) -> tuple[Any, str, bool, Any]:
     """`_run_task`, its slots held."""
     task = call.endpoint.task
@@ -292,8 +335,13 @@ def _run_task_in_slot(call: PreparedCall, how: _Call) -> tuple[Any, str, bool, A
     journal = cache.read_task(call.key)
     submit_body: Any = None
     if journal is not None and journal.id is not None:
-        task_id, poll_url, resumed = journal.id, journal.poll_url, True
-        _started(how)  # a journaled task runs at the provider already
+        # a journaled task: from an earlier run (resumed), or parked by this one
+        task_id, poll_url = journal.id, journal.poll_url
+        resumed = how.poll_state.resumed if how.poll_state is not None else True
+        if how.poll_state is not None:
+            submit_body = how.poll_state.submit_body
+        if not how.started:
+            _started(how)  # a journaled task runs at the provider already
     else:
         submitted = _submit_when_free(call, how)
         submit_body = submitted.body
@@ -306,8 +354,14 @@ def _run_task_in_slot(call: PreparedCall, how: _Call) -> tuple[Any, str, bool, A
         poll_url = extract(submitted.body, task.poll_url_from) if task.poll_url_from else None
         cache.write_task(call.key, TaskRecord(task_id, poll_url, call.endpoint.id))
     try:
-        response = poll_task(call, how.client, how.base_url, task_id, poll_url,
-                             deadline=how.deadline, retries=how.retries).body
+        try:
+            response = poll_task(call, how.client, how.base_url, task_id, poll_url,
+                                 deadline=how.deadline, retries=how.retries, park=how.park,
+                                 state=how.poll_state).body
+        except Parked as parked:  # it remembers whether the task came from another run
+            raise Parked(parked.wait, dataclasses.replace(
+                parked.state, resumed=resumed, submit_body=submit_body,
+                busy_waited=how.busy_waited, lowered=how.lowered)) from None
     except TaskFailed:
         # the task ended in failure: forget it, so the next run submits anew (a task
         # still running when time ran out stays journaled, and is resumed)

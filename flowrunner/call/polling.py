@@ -7,6 +7,8 @@ catalog data; this module only follows it. The journal of submitted tasks is the
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from ..catalog.entries import extract
@@ -15,6 +17,29 @@ from ..net.http import ApiRequest, ApiResponse, Client
 from .preparation import PreparedCall
 
 UNREADABLE_POLLS = 3  # answers in a row without a status before the shape is called wrong
+
+
+@dataclass(frozen=True, slots=True)
+class PollState:
+    """Where polling a task stands between two polls: the wait before the next one, the
+    answers in a row without a status, and the task's own deadline."""
+
+    interval: float
+    unreadable: int
+    task_deadline: float
+    resumed: bool = False  # the task came from an earlier run's journal
+    submit_body: Any = None  # the submit's answer (some carry the task's cost)
+    busy_waited: float = 0.0  # what the submit waited for a free provider slot, to say
+    lowered: str | None = None
+
+
+class Parked(Exception):
+    """Polling stops here without a thread: poll again after ``wait`` seconds, from
+    ``state`` (raised only when the caller asked to park)."""
+
+    def __init__(self, wait: float, state: PollState) -> None:
+        super().__init__(f"parked for {wait:.2f} s")
+        self.wait, self.state = wait, state
 
 
 def _unreadable(call: PreparedCall, task_id: str, body: object, path: str,
@@ -68,13 +93,17 @@ def _check_poll_envelope(call: PreparedCall, task_id: str, body: object) -> str 
 
 
 def poll_task(call: PreparedCall, client: Client, base_url: str, task_id: str,
-              poll_url: str | None, *, deadline: float, retries: int) -> ApiResponse:
+              poll_url: str | None, *, deadline: float, retries: int, park: bool = False,
+              state: PollState | None = None) -> ApiResponse:
     """Poll ``task_id`` until the catalog's success status, or a status the task waits
-    for the user in (`attention`: Midjourney's MODAL); its last answer.
+    for the user in (`attention`: Midjourney's MODAL); its last answer. With ``park``, a
+    task still running after a poll is not waited for here: `Parked` says when to poll
+    again, and ``state`` (from it) continues where polling stood.
 
     Raises:
         TaskFailed: the task ended in a failure status (with the provider's reason).
         TransportError: still running when the deadline or the task timeout ran out.
+        Parked: with ``park``, the task still runs.
     """
     spec = call.endpoint.task
     assert spec is not None
@@ -87,6 +116,9 @@ def poll_task(call: PreparedCall, client: Client, base_url: str, task_id: str,
     # a quick first look (short tasks finish in a second or two), then less and less often
     interval = spec.interval / 4
     unreadable = 0  # answers in a row with nothing at the status path
+    if state is not None:
+        interval, unreadable, task_deadline = state.interval, state.unreadable, \
+            state.task_deadline
     while True:
         answer = client.call(ApiRequest(method="GET", url=poll_url,
                                         provider=call.instance.step.provider,
@@ -114,5 +146,8 @@ def poll_task(call: PreparedCall, client: Client, base_url: str, task_id: str,
                                  "timeout ran out",
                                  hint="raise the step's `timeout`; a re-run resumes polling "
                                       "the same task instead of paying for a new one")
+        if park:
+            raise Parked(interval, PollState(min(interval * 1.5, 10.0), unreadable,
+                                             task_deadline))
         client.pause(interval, call.instance.id)
         interval = min(interval * 1.5, 10.0)

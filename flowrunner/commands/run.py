@@ -508,7 +508,8 @@ def _scheduler(chosen: _Selection, survey: list[Any], *, cache: Any, routes: dic
                   cancel=cancel, no_cache=options.no_cache, dry_run=options.dry_run,
                   allow_paths=options.allow_paths,
                   task_slots={p.name: TaskSlots(p.max_in_flight, cancel, name=p.name)
-                              for p in chosen.profiles})
+                              for p in chosen.profiles},
+                  park=True)  # a running task holds no thread: one poller per run
     delivery = Delivery(chosen.output_dir, reporter, place=options.shard is None,
                         link=options.link == "hardlink",
                         on_finished=keeper.add if keeper is not None else None,

@@ -11,6 +11,8 @@ wait for a slot instead of being refused; `said` tells whether that was reported
 from __future__ import annotations
 
 import threading
+from collections import deque
+from collections.abc import Callable
 
 from ..cancellation import Cancellation
 
@@ -31,6 +33,7 @@ class TaskSlots:
         self.cancel = cancel or Cancellation()
         self.said = False  # a lowering was reported
         self._free = threading.Condition()
+        self._waiting: deque[Callable[[], None]] = deque()  # parked runs waiting for a slot
 
     def acquire(self, what: str) -> None:
         """Take a slot, waiting for one.
@@ -54,6 +57,11 @@ class TaskSlots:
                                  or self.limit < self.configured):
                 self.limit = (self.limit or 0) + 1
                 self._free.notify()
+                waiting = self._waiting.popleft() if self._waiting else None
+            else:
+                waiting = None
+        if waiting is not None:
+            waiting()
 
     def say_once(self) -> bool:
         """True the first time a lowering is to be said."""
@@ -61,12 +69,32 @@ class TaskSlots:
             first, self.said = not self.said, True
             return first
 
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free now (a parked run never waits in a thread)."""
+        with self._free:
+            if self.limit is not None and self.in_use >= self.limit:
+                return False
+            self.in_use += 1
+            return True
+
+    def when_free(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once when a slot frees (at once, if one is free now)."""
+        with self._free:
+            free = self.limit is None or self.in_use < self.limit
+            if not free:
+                self._waiting.append(callback)
+        if free:
+            callback()
+
     def release(self, *, started: bool) -> None:
         with self._free:
             self.in_use = max(0, self.in_use - 1)
             if started:
                 self.running = max(0, self.running - 1)
             self._free.notify()
+            waiting = self._waiting.popleft() if self._waiting else None
+        if waiting is not None:
+            waiting()
 
     def lower(self) -> int | None:
         """The provider refused a submit for too many running tasks: at most what runs

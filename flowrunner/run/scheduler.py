@@ -22,9 +22,10 @@ from concurrent.futures import TimeoutError as FuturesTimeout
 from pathlib import Path
 from typing import Any
 
-from ..call.calls import perform_call, unstored_answer
+from ..call.calls import SlotsFull, TaskRun, perform_call, unstored_answer
 from ..call.context import condition_holds, render_context, render_field, step_view
 from ..call.inputs import FileDigests
+from ..call.polling import Parked, PollState
 from ..call.preparation import PreparedCall, prepare_call
 from ..cancellation import Cancellation
 from ..errors import CacheError, RenderFailed, RunError, StepFailed
@@ -136,6 +137,7 @@ class Means:
     allow_paths: tuple[Path, ...] = ()
     # provider profile → its tasks in flight (`max_in_flight`, lowered by busy refusals)
     task_slots: dict[str, TaskSlots] = dataclasses.field(default_factory=dict)
+    park: bool = False  # a running task frees its thread between polls (see Poller)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -173,6 +175,8 @@ class Scheduler:
             means.allow_paths
         self.task_slots = means.task_slots
         self._step_slots: dict[str, TaskSlots] = {}
+        self.park = means.park
+        self._resuming: dict[str, _ParkedTask] = {}  # instance id → its parked task
         self.output_dir, self.reporter = delivery.output_dir, delivery.reporter
         self.place, self.link = delivery.place, delivery.link
         self.on_finished, self.on_placing = delivery.on_finished, delivery.on_placing
@@ -188,6 +192,13 @@ class Scheduler:
         self._notes: dict[str, list[str]] = {}
         self._output_root = delivery.output_dir.resolve()
         self._inside_folders: dict[str, bool] = {}  # output folder → inside the real root
+
+    def _task_run(self, instance: Instance) -> TaskRun:
+        """How an instance's task runs: its slots, parked between polls (no thread held
+        while the provider works), from where polling stood when it was parked."""
+        parked = self._resuming.get(instance.id)
+        return TaskRun(self._slots_for(instance), park=self.park,
+                       poll_state=parked.state if parked is not None else None)
 
     def _slots_for(self, instance: Instance) -> tuple[TaskSlots, ...]:
         """The task slots an instance's task holds: its step's (`max_in_flight` on the
@@ -220,16 +231,31 @@ class Scheduler:
 
     # --- one instance --------------------------------------------------------------------
     def run_instance(self, instance: Instance, views: dict[str, Any], *,
-                     hits_only: bool = False) -> StepResult | None:
-        """Run one instance; with ``hits_only``, None when it needs a call (or a download)."""
+                     hits_only: bool = False, parked: _ParkedTask | None = None
+                     ) -> StepResult | _ParkedTask | None:
+        """Run one instance; with ``hits_only``, None when it needs a call (or a download).
+        A task still running at the provider (or waiting for a slot) comes back as a
+        `_ParkedTask`, to be run again from where it stood (``parked``)."""
         step = instance.step
-        started = time.monotonic()
+        # a parked task keeps its start (and so its deadline); one that waited for a slot
+        # starts its timeout now
+        started = parked.started if parked is not None and parked.state is not None \
+            else time.monotonic()
         result = StepResult(instance.id, step.id, step.uses, "ok", location=str(step.location),
                             unit=step.endpoint.unit if step.endpoint and not step.endpoint.local
                             else self.budget.unit)
         result.notes.extend(self._notes.pop(instance.id, []))
+        since = parked.since if parked is not None else started
+        if parked is not None:
+            self._resuming[instance.id] = parked
         try:
             finished = self._run_into(result, instance, views, started, hits_only=hits_only)
+        except Parked as exc:
+            self._notes[instance.id] = result.notes
+            return _ParkedTask(instance, views, exc.state, started, since, wait=exc.wait)
+        except SlotsFull as exc:
+            self._notes[instance.id] = result.notes
+            return _ParkedTask(instance, views, None, started, since, slot=exc.slot)
         except (RunError, CacheError) as exc:
             result.status, result.error = "failed", exc
             finished = True
@@ -239,11 +265,13 @@ class Scheduler:
                                     + (f": {exc.filename}" if exc.filename else ""),
                                     hint="free some disk space" if exc.errno == 28 else None)
             finished = True
+        finally:
+            self._resuming.pop(instance.id, None)
         if not finished:
             if result.notes:  # said by the real attempt that follows
                 self._notes[instance.id] = result.notes
             return None
-        result.duration = time.monotonic() - started
+        result.duration = time.monotonic() - since
         return result
 
     def _run_into(self, result: StepResult, instance: Instance, views: dict[str, Any],
@@ -350,9 +378,11 @@ class Scheduler:
             raise RunError(f"{call.instance.id}: not started: the run was interrupted")
         # a budget counts its own unit: a call to a provider that bills in another is not held
         counted = call.endpoint.local or call.endpoint.unit == self.budget.unit
+        parked = self._resuming.get(call.instance.id)
         estimate = call.endpoint.estimate_credits(call.params) if counted else 0.0
-        self.budget.reserve(call.instance.id, estimate)
-        spent = 0.0
+        if parked is None or parked.state is None:  # a parked task's is still held
+            self.budget.reserve(call.instance.id, estimate)
+        spent, settle = 0.0, True
         try:
             with self.cache.lock(call.key, timeout=deadline - time.monotonic(),
                                  on_wait=lambda line: self.reporter.note(
@@ -361,12 +391,17 @@ class Scheduler:
                 if entry is not None:
                     result.status = "cached"
                     return entry
-                entry = self._call(call, views, deadline, result,
-                                   store=call.instance.step.cache and not self.no_cache)
+                try:
+                    entry = self._call(call, views, deadline, result,
+                                       store=call.instance.step.cache and not self.no_cache)
+                except Parked:
+                    settle = False  # paid for, running: its reservation stays
+                    raise
                 spent = float(entry.get("credits") or 0) if counted else 0.0
                 return entry
         finally:
-            self.budget.settle(estimate, spent)
+            if settle:
+                self.budget.settle(estimate, spent)
 
     def _from_other_shard(self, call: PreparedCall, deadline: float, result: StepResult
                           ) -> CacheEntry | None:
@@ -404,7 +439,7 @@ class Scheduler:
                                base_url=self.routes[call.instance.step.provider].base_url,
                                digests=self.digests, recipe=self.recipe,
                                views=views, deadline=deadline, retries=call.instance.step.retries,
-                               slots=self._slots_for(call.instance))
+                               task=self._task_run(call.instance))
         import json
 
         text = json.dumps(outcome.response)
@@ -526,20 +561,50 @@ class Scheduler:
         workers = self.concurrency * (self.shard.count if self.shard else 1)
         run = _Progress(self.plan, self.selected, self.only_instances, result,
                         WorkerPool(workers, name="flow"))
+        run.poller = Poller(run.finished.put)
         try:
             self._launch_ready(run)
-            while run.running:
-                future = run.finished.get()
+            while run.running or run.parked:
+                item = run.finished.get()
+                if isinstance(item, _ParkedTask):  # its next poll (or a free slot) is due
+                    self._relaunch(run, item)
+                    continue
                 with held():  # taken off `running` and recorded, or neither
-                    instance = run.running.pop(future)
-                    outcome = future.result()
+                    instance = run.running.pop(item)
+                    outcome = item.result()
                     assert outcome is not None  # hits_only=False always finishes
+                    if isinstance(outcome, _ParkedTask):
+                        self._park(run, outcome)
+                        continue
                     self._complete(run, instance, outcome)
                 self._launch_ready(run)
         except KeyboardInterrupt:
             self._stop(run)
             return
+        finally:
+            if run.poller is not None:
+                run.poller.close()
         run.pool.shutdown(wait=True)
+
+    def _park(self, run: _Progress, parked: _ParkedTask) -> None:
+        """A task the provider still runs (polled again after its wait), or one waiting
+        for a slot (run again when one frees): no thread is held meanwhile."""
+        run.parked += 1
+        if parked.state is None:
+            assert parked.slot is not None
+            parked.slot.when_free(lambda: run.finished.put(parked))
+        else:
+            assert run.poller is not None
+            run.poller.add(parked, parked.wait)
+
+    def _run_parked(self, parked: _ParkedTask) -> StepResult | _ParkedTask | None:
+        return self.run_instance(parked.instance, parked.views, parked=parked)
+
+    def _relaunch(self, run: _Progress, parked: _ParkedTask) -> None:
+        run.parked -= 1
+        future = run.pool.submit(self._run_parked, parked)
+        run.running[future] = parked.instance
+        future.add_done_callback(run.finished.put)
 
     def _launch_ready(self, run: _Progress) -> None:
         """Start every step whose dependencies are done. Cache hits are finished here, in
@@ -558,7 +623,7 @@ class Scheduler:
                 with held():  # its files placed here are recorded before any interrupt
                     outcome = None if instance.id in self.expect_calls else \
                         self.run_instance(instance, views, hits_only=True)
-                    if outcome is not None:
+                    if isinstance(outcome, StepResult):  # a hit (a check parks nothing)
                         self._complete(run, instance, outcome)
                 if outcome is None:
                     future = run.pool.submit(self.run_instance, instance, views)
@@ -633,7 +698,7 @@ class Scheduler:
                 if outcome is not None and outcome.status in ("ok", "cached"):
                     run.running.pop(future)
                     self._complete(run, instance, outcome)
-        run.result.stopped = len(in_flight & set(run.running))
+        run.result.stopped = len(in_flight & set(run.running)) + run.parked  # journaled
         run.result.interrupted = True
         unanswered = getattr(self._client, "submits_in_flight", 0)
         if unanswered:
@@ -667,8 +732,68 @@ class _Progress:
         self.started: set[str] = set()
         self.ready = [s for s in self.order if not self.waiting[s]]
         self.result, self.pool = result, pool
-        self.running: dict[Future[StepResult | None], Instance] = {}
-        self.finished: queue.SimpleQueue[Future[StepResult | None]] = queue.SimpleQueue()
+        self.running: dict[Future[Any], Instance] = {}
+        # finished futures, and parked tasks that are due
+        self.finished: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.parked = 0  # tasks running at the provider with no thread, or waiting a slot
+        self.poller: Poller | None = None
+
+
+@dataclasses.dataclass(slots=True)
+class _ParkedTask:
+    """An instance whose task runs at the provider with no thread held (polled again
+    after ``wait``, from ``state``), or that waits for a free ``slot`` (``state`` None)."""
+
+    instance: Instance
+    views: dict[str, Any]
+    state: PollState | None
+    started: float  # its timeout runs from here
+    since: float  # its first launch (the duration it reports)
+    wait: float = 0.0
+    slot: TaskSlots | None = None
+
+
+class Poller:
+    """One thread for every parked task of a run: it keeps them by next poll time and
+    hands each back (``due``) when its time comes; the run's pool does the polling."""
+
+    def __init__(self, due: Callable[[Any], None]) -> None:
+        import heapq
+
+        self._heap: list[tuple[float, int, _ParkedTask]] = []
+        self._push, self._pop = heapq.heappush, heapq.heappop
+        self._due = due
+        self._count = 0
+        self._changed = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def add(self, parked: _ParkedTask, after: float) -> None:
+        with self._changed:
+            self._count += 1
+            self._push(self._heap, (time.monotonic() + after, self._count, parked))
+            self._changed.notify()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="flow-poller",
+                                                daemon=True)
+                self._thread.start()
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._closed and (not self._heap or
+                                            self._heap[0][0] > time.monotonic()):
+                    timeout = self._heap[0][0] - time.monotonic() if self._heap else None
+                    self._changed.wait(timeout)
+                if self._closed:
+                    return
+                _, _, parked = self._pop(self._heap)
+            self._due(parked)
 
 
 def _take_entry(result: StepResult, entry: CacheEntry) -> None:
