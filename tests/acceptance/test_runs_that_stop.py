@@ -181,3 +181,63 @@ def test_ctrl_c_while_a_submit_is_answered_keeps_its_task(
     resumed = flow("run", path, env=KEY_ENV)
     assert resumed.code == 0, resumed
     assert [r for r in emulator.requests() if r["method"] == "POST"] == []
+
+
+def _posts(emulator: Emulator) -> int:
+    return len([r for r in emulator.requests() if r["method"] == "POST"
+                and r["path"].startswith("/suno/submit")])
+
+
+def _many_tasks(tmp_path: Path, emulator: Emulator, count: int) -> Path:
+    path = tmp_path / "many.yaml"
+    path.write_text(
+        "version: 1\nconcurrency: 8\n"
+        f"provider: {{base_url: \"{emulator.base_url}\", max_in_flight: {count}}}\n"
+        f"vars:\n  items: {list(range(count))}\n"
+        "steps:\n  lyrics:\n    uses: suno.generate_lyrics\n"
+        "    matrix: {n: \"{{ vars.items }}\"}\n    with: {prompt: \"a jingle {{ matrix.n }}\"}\n")
+    return path
+
+
+@pytest.mark.slow
+def test_kill_9_with_300_tasks_in_flight_then_a_rerun_resumes_them_all(
+        tmp_path: Path, emulator: Emulator) -> None:
+    """Issue 28: 300 tasks parked (no thread each) when the run is killed outright: the
+    next run polls every one of them from the journal, and submits (pays) nothing again."""
+    emulator.state.tasks.task_seconds = 4.0
+    path = _many_tasks(tmp_path, emulator, 300)
+    run = subprocess.Popen([sys.executable, "-m", "flowrunner", "run", str(path)],
+                           env={**os.environ, **KEY_ENV}, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while _posts(emulator) < 300 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # the last answers read and journaled
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    assert _posts(emulator) == 300
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 0, result
+    assert result.out.count("resumed task") == 300
+    assert _posts(emulator) == 300  # nothing submitted twice
+
+
+@pytest.mark.slow
+def test_ctrl_c_with_tasks_in_flight_exits_within_2_s(tmp_path: Path,
+                                                       emulator: Emulator) -> None:
+    emulator.state.tasks.task_seconds = 60.0
+    path = _many_tasks(tmp_path, emulator, 50)
+    run = subprocess.Popen([sys.executable, "-m", "flowrunner", "run", str(path)],
+                           env={**os.environ, **KEY_ENV}, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 30
+    while _posts(emulator) < 50 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    stopped = time.monotonic()
+    run.send_signal(signal.SIGINT)
+    output, _ = run.communicate(timeout=10)
+    took = time.monotonic() - stopped
+    code = run.returncode
+    assert code == 130 and took < 2.0, (code, took, output[-500:])
+    assert "run again to resume" in output
