@@ -132,6 +132,9 @@ class Endpoint:
     # that names the model (`model`, Suno's `mv`)
     models: dict[str, Model] = field(default_factory=dict)
     model_param: str = "model"
+    # kind of provider → the tasks of this family one key may run at once, where the
+    # provider documents it (BFL: 24)
+    max_in_flight: dict[str, int] = field(default_factory=dict)
     # the route itself has a lifecycle (a provider API shut down): judged like a model
     lifecycle: Model | None = None
     origin: str = BUILT_IN  # "built in", or the recipe-local file it came from
@@ -292,6 +295,7 @@ class Endpoint:
             models={name: Model.from_dict(name, spec)
                     for name, spec in doc.get("models", {}).items()},
             model_param=doc.get("model_param", "model"),
+            max_in_flight={str(k): int(v) for k, v in doc.get("max_in_flight", {}).items()},
             lifecycle=Model.from_dict(doc["id"], doc["lifecycle"]) if doc.get("lifecycle")
             else None,
             origin=origin,

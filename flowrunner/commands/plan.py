@@ -195,14 +195,20 @@ def limits(plan: Plan) -> dict[str, Any]:
             "max_in_flight": {name: profile.max_in_flight
                               for name, profile in sorted(recipe.providers.items())},
             "max_in_flight_steps": {s.id: s.max_in_flight for s in recipe.steps.values()
-                                    if s.max_in_flight}}
+                                    if s.max_in_flight},
+            "max_in_flight_families": {
+                f"{s.provider}/{s.uses.split('.')[0]}": cap for s in recipe.steps.values()
+                if s.endpoint is not None
+                and (cap := s.endpoint.max_in_flight.get(recipe.provider_of(s).kind))}}
 
 
 def _limits_line(plan: Plan) -> str:
     found = limits(plan)
     tasks = ", ".join(f"{name} {limit or 'no limit'}"
                       for name, limit in found["max_in_flight"].items())
-    steps = ", ".join(f"step {s} {n}" for s, n in found["max_in_flight_steps"].items())
+    steps = ", ".join([f"step {s} {n}" for s, n in found["max_in_flight_steps"].items()]
+                      + [f"{family} {n} (the provider's)"
+                         for family, n in found["max_in_flight_families"].items()])
     return (f"limits: {found['concurrency']} HTTP calls at once (concurrency); tasks in "
             f"flight: {tasks}{'; ' + steps if steps else ''}\n")
 

@@ -205,12 +205,15 @@ class Scheduler:
         step), then its provider's."""
         step = instance.step
         found = []
-        if step.max_in_flight:
-            with self._client_lock:
-                if step.id not in self._step_slots:
-                    self._step_slots[step.id] = TaskSlots(step.max_in_flight, self.cancel,
-                                                          name=step.provider)
-                found.append(self._step_slots[step.id])
+        family_cap = step.endpoint.max_in_flight.get(self.recipe.provider_of(step).kind) \
+            if step.endpoint is not None else None
+        for key, cap in ((f"step {step.id}", step.max_in_flight),
+                         (f"family {step.provider}/{step.uses.split('.')[0]}", family_cap)):
+            if cap:  # the step's own, then its family's on this provider (the catalog's)
+                with self._client_lock:
+                    if key not in self._step_slots:
+                        self._step_slots[key] = TaskSlots(cap, self.cancel, name=step.provider)
+                    found.append(self._step_slots[key])
         provider = self.task_slots.get(step.provider)
         if provider is not None:
             found.append(provider)

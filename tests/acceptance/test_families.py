@@ -1640,3 +1640,39 @@ def test_a_tasks_timeout_starts_with_its_slot(tmp_path: Path, emulator: Emulator
     result = flow("run", path, env=KEY_ENV)  # 3 × 0.6 s one after another: 1.8 s > 1.5 s
     assert result.code == 0, result
     assert len([r for r in _api(emulator) if r["method"] == "POST"]) == 3
+
+
+@pytest.mark.slow
+def test_the_catalogs_cap_for_a_family_keeps_bfl_under_its_24_running_tasks(
+        tmp_path: Path) -> None:
+    """Issue 28: BFL runs at most 24 of a key's jobs at once (its rate-limiting guide):
+    the flux entry says so for the `bfl` kind, and 30 tasks run without one refusal."""
+    import threading
+
+    from flowrunner.emulator.server import make_server
+
+    server = make_server("127.0.0.1", 0, api_key=CANARY_KEY, kind="bfl", pending_polls=0,
+                         task_seconds=0.5, max_running=24)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
+                     daemon=True).start()
+    try:
+        _fast_entry(tmp_path, "flux.generate")
+        path = tmp_path / "hero.yaml"
+        path.write_text(
+            "version: 1\nconcurrency: 8\ncatalog: [entry.json]\n"
+            f"provider: {{base_url: \"http://127.0.0.1:{server.server_port}\", kind: bfl, "
+            "api_key_env: BFL_API_KEY, auth: {header: x-key}}\n"
+            "vars:\n  items: " + str(list(range(30))) + "\n"
+            "steps:\n  hero:\n    uses: flux.generate\n    matrix: {n: \"{{ vars.items }}\"}\n"
+            "    with: {model: flux-pro-1.1, prompt: \"a fox {{ matrix.n }}\", width: 256, "
+            "height: 256}\n")
+        plan = flow("plan", path)
+        assert "default/flux 24 (the provider's)" in plan.out, plan
+        result = flow("run", path, env={"BFL_API_KEY": CANARY_KEY})
+        assert result.code == 0, result
+        with server.state.lock:
+            submits = [r for r in server.state.requests if r["method"] == "POST"]
+        assert len(submits) == 30 and not any(r.get("refused") for r in submits)
+    finally:
+        server.shutdown()
+        server.server_close()
