@@ -361,7 +361,7 @@ def _run_task_in_slot(call: PreparedCall, how: _Call) -> tuple[Any, str, bool, A
         except Parked as parked:  # it remembers whether the task came from another run
             raise Parked(parked.wait, dataclasses.replace(
                 parked.state, resumed=resumed, submit_body=submit_body,
-                busy_waited=how.busy_waited, lowered=how.lowered)) from None
+                busy_waited=how.busy_waited, lowered=how.lowered, task_id=task_id)) from None
     except TaskFailed:
         # the task ended in failure: forget it, so the next run submits anew (a task
         # still running when time ran out stays journaled, and is resumed)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from ..catalog.entries import extract
+from ..catalog.entries import Endpoint, extract
 from ..errors import StepFailed, TaskFailed, TaskTroubled, TransportError
 from ..net.http import ApiRequest, ApiResponse, Client
 from .preparation import PreparedCall
@@ -31,6 +31,8 @@ class PollState:
     submit_body: Any = None  # the submit's answer (some carry the task's cost)
     busy_waited: float = 0.0  # what the submit waited for a free provider slot, to say
     lowered: str | None = None
+    task_id: str = ""
+    prefetched: Any = None  # this poll's answer, read already by a batch poll
 
 
 class Parked(Exception):
@@ -119,12 +121,13 @@ def poll_task(call: PreparedCall, client: Client, base_url: str, task_id: str,
     if state is not None:
         interval, unreadable, task_deadline = state.interval, state.unreadable, \
             state.task_deadline
+    prefetched = state.prefetched if state is not None else None
     while True:
-        answer = client.call(ApiRequest(method="GET", url=poll_url,
-                                        provider=call.instance.step.provider,
-                                        headers=tuple(call.endpoint.headers.items())),
-                             retries=retries,
-                             deadline=task_deadline, step_id=call.instance.id)
+        if prefetched is not None:  # a batch poll read it with the provider's other tasks
+            answer, prefetched = ApiResponse(200, prefetched), None
+        else:
+            answer = _poll_once(call, client, poll_url, deadline=task_deadline,
+                                retries=retries)
         trouble = _check_poll_envelope(call, task_id, answer.body)
         status = extract(answer.body, spec.status_path)
         if trouble is None and status in spec.success:
@@ -148,6 +151,40 @@ def poll_task(call: PreparedCall, client: Client, base_url: str, task_id: str,
                                       "the same task instead of paying for a new one")
         if park:
             raise Parked(interval, PollState(min(interval * 1.5, 10.0), unreadable,
-                                             task_deadline))
+                                             task_deadline, task_id=task_id))
         client.pause(interval, call.instance.id)
         interval = min(interval * 1.5, 10.0)
+
+
+def _poll_once(call: PreparedCall, client: Client, poll_url: str, *, deadline: float,
+               retries: int) -> ApiResponse:
+    return client.call(ApiRequest(method="GET", url=poll_url,
+                                  provider=call.instance.step.provider,
+                                  headers=tuple(call.endpoint.headers.items())),
+                       retries=retries, deadline=deadline, step_id=call.instance.id)
+
+
+def poll_many(endpoint: Endpoint, provider: str, client: Client, base_url: str,
+              task_ids: list[str], *, deadline: float, retries: int) -> dict[str, Any]:
+    """One batch poll (the catalog's `batch` route) of ``task_ids`` of one family: each
+    task's item, shaped like its own poll answer; a task the answer leaves out is not in
+    the result (it is polled alone).
+
+    Raises:
+        StepFailed, TransportError: the batch poll failed (each task is polled alone).
+    """
+    spec = endpoint.task
+    assert spec is not None and spec.batch is not None
+    path, ids_field, items_path, id_path, wrap = spec.batch
+    answer = client.call(ApiRequest(method="POST", url=base_url.rstrip("/") + path,
+                                    json_body={ids_field: task_ids}, provider=provider,
+                                    headers=tuple(endpoint.headers.items())),
+                         retries=retries, deadline=deadline,
+                         step_id=f"{endpoint.id} ({len(task_ids)} tasks)")
+    items = extract(answer.body, items_path) if items_path else answer.body
+    found: dict[str, Any] = {}
+    for item in items if isinstance(items, list) else []:
+        task_id = extract(item, id_path)
+        if task_id is not None and str(task_id) in task_ids:
+            found[str(task_id)] = {wrap: item} if wrap else item
+    return found

@@ -68,6 +68,10 @@ class TaskSpec:
     # statuses that end polling because the task waits for the user (Midjourney's MODAL):
     # status → what to do; the task stays journaled
     attention: tuple[tuple[str, str], ...] = ()
+    # many tasks in one poll: (path, the body field of ids, where the list is in the
+    # answer, where each item's id is, the key an item goes under to read as one poll's)
+    batch: tuple[str, str, str, str, str] | None = None
+    batch_max: int = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,7 +328,11 @@ def _task_spec(task: dict[str, Any]) -> TaskSpec:
         accept_busy=frozenset(str(v) for v in (task.get("accept") or {}).get("busy", [])),
         then_path=(task.get("then") or {}).get("path"),
         then_from=tuple(sorted(((task.get("then") or {}).get("from") or {}).items())),
-        attention=tuple(sorted((task.get("attention") or {}).items())))
+        attention=tuple(sorted((task.get("attention") or {}).items())),
+        batch=(str(b["path"]), str(b.get("ids", "ids")), str(b.get("items", "")),
+               str(b.get("id", "id")), str(b.get("wrap", "")))
+        if (b := task.get("batch")) else None,
+        batch_max=int((task.get("batch") or {}).get("max", 100)))
 
 
 def _task_doc(task: TaskSpec | None) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from typing import Any
 from ..call.calls import SlotsFull, TaskRun, perform_call, unstored_answer
 from ..call.context import condition_holds, render_context, render_field, step_view
 from ..call.inputs import FileDigests
-from ..call.polling import Parked, PollState
+from ..call.polling import Parked, PollState, poll_many
 from ..call.preparation import PreparedCall, prepare_call
 from ..cancellation import Cancellation
 from ..errors import CacheError, RenderFailed, RunError, StepFailed
@@ -564,7 +564,7 @@ class Scheduler:
         workers = self.concurrency * (self.shard.count if self.shard else 1)
         run = _Progress(self.plan, self.selected, self.only_instances, result,
                         WorkerPool(workers, name="flow"))
-        run.poller = Poller(run.finished.put)
+        run.poller = Poller(lambda due: self._poll_due(run, due))
         try:
             self._launch_ready(run)
             while run.running or run.parked:
@@ -599,6 +599,46 @@ class Scheduler:
         else:
             assert run.poller is not None
             run.poller.add(parked, parked.wait)
+
+    def _poll_due(self, run: _Progress, due: list[_ParkedTask]) -> None:
+        """Hand back the parked tasks whose poll is due; those of a family with a batch
+        route (Midjourney, Suno) are polled together first, in one request per provider
+        and family, and each then reads its own answer from it."""
+        groups: dict[tuple[str, str], list[_ParkedTask]] = {}
+        for parked in due:
+            key = _batch_key(parked)
+            if key is not None:
+                groups.setdefault(key, []).append(parked)
+            else:
+                run.finished.put(parked)
+        for key, group in groups.items():
+            assert run.poller is not None  # the family's other tasks come along
+            group += run.poller.take(lambda other, key=key: _batch_key(other) == key)  # type: ignore[misc]
+            most = group[0].instance.step.endpoint.task.batch_max  # type: ignore[union-attr]
+            for start in range(0, len(group), most):
+                chunk = group[start:start + most]
+                if len(chunk) == 1:
+                    run.finished.put(chunk[0])
+                else:
+                    run.pool.submit(self._batch_poll, run, chunk)
+
+    def _batch_poll(self, run: _Progress, chunk: list[_ParkedTask]) -> None:
+        """One batch poll for ``chunk``; every task goes back to the run, with its answer
+        when the batch had it (else it polls alone)."""
+        step = chunk[0].instance.step
+        try:
+            assert step.endpoint is not None
+            found = poll_many(step.endpoint, step.provider, self.client,
+                              self.routes[step.provider].base_url,
+                              [p.state.task_id for p in chunk if p.state is not None],
+                              deadline=time.monotonic() + 60, retries=step.retries)
+        except Exception:  # noqa: BLE001 - each task then polls alone, as without a batch
+            found = {}
+        for parked in chunk:
+            if parked.state is not None and parked.state.task_id in found:
+                parked.state = dataclasses.replace(parked.state,
+                                                   prefetched=found[parked.state.task_id])
+            run.finished.put(parked)
 
     def _run_parked(self, parked: _ParkedTask) -> StepResult | _ParkedTask | None:
         return self.run_instance(parked.instance, parked.views, parked=parked)
@@ -698,7 +738,7 @@ class Scheduler:
                     future.exception(timeout=30)
             if future.done() and not future.cancelled() and future.exception() is None:
                 outcome = future.result()
-                if outcome is not None and outcome.status in ("ok", "cached"):
+                if isinstance(outcome, StepResult) and outcome.status in ("ok", "cached"):
                     run.running.pop(future)
                     self._complete(run, instance, outcome)
         run.result.stopped = len(in_flight & set(run.running)) + run.parked  # journaled
@@ -742,6 +782,16 @@ class _Progress:
         self.poller: Poller | None = None
 
 
+def _batch_key(parked: _ParkedTask) -> tuple[str, str] | None:
+    """(provider profile, endpoint) of a parked task polled with others of its kind, or
+    None when its family has no batch route."""
+    endpoint = parked.instance.step.endpoint
+    if parked.state is None or not parked.state.task_id or endpoint is None \
+            or endpoint.task is None or endpoint.task.batch is None:
+        return None
+    return parked.instance.step.provider, endpoint.id
+
+
 @dataclasses.dataclass(slots=True)
 class _ParkedTask:
     """An instance whose task runs at the provider with no thread held (polled again
@@ -760,7 +810,7 @@ class Poller:
     """One thread for every parked task of a run: it keeps them by next poll time and
     hands each back (``due``) when its time comes; the run's pool does the polling."""
 
-    def __init__(self, due: Callable[[Any], None]) -> None:
+    def __init__(self, due: Callable[[list[_ParkedTask]], None]) -> None:
         import heapq
 
         self._heap: list[tuple[float, int, _ParkedTask]] = []
@@ -781,6 +831,18 @@ class Poller:
                                                 daemon=True)
                 self._thread.start()
 
+    def take(self, wanted: Callable[[_ParkedTask], bool]) -> list[_ParkedTask]:
+        """Take out the parked tasks ``wanted`` says, due or not (a batch poll reads them
+        with those that are due)."""
+        import heapq
+
+        with self._changed:
+            taken = [entry[2] for entry in self._heap if wanted(entry[2])]
+            if taken:
+                self._heap = [entry for entry in self._heap if not wanted(entry[2])]
+                heapq.heapify(self._heap)
+            return taken
+
     def close(self) -> None:
         with self._changed:
             self._closed = True
@@ -795,8 +857,11 @@ class Poller:
                     self._changed.wait(timeout)
                 if self._closed:
                     return
-                _, _, parked = self._pop(self._heap)
-            self._due(parked)
+                due = []
+                now = time.monotonic()
+                while self._heap and self._heap[0][0] <= now:
+                    due.append(self._pop(self._heap)[2])
+            self._due(due)
 
 
 def _take_entry(result: StepResult, entry: CacheEntry) -> None:

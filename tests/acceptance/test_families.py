@@ -1513,6 +1513,12 @@ def test_a_default_model_is_visible_in_plan_lock_and_diff(
         "gpt-image-2" in diff.out, diff.out
 
 
+def _is_submit(request: dict) -> bool:
+    """A task's submit (not a batch poll, which is a POST too)."""
+    return request["method"] == "POST" and ("/submit/" in request["path"]
+                                            or request["path"].startswith("/kling/"))
+
+
 def _fast_entry(tmp_path: Path, endpoint: str) -> None:
     """The built-in entry of ``endpoint`` as a local entry (`entry.json`), polled every
     0.05 s instead of every few seconds."""
@@ -1584,7 +1590,7 @@ def test_a_provider_busy_with_the_keys_tasks_is_waited_out_and_each_task_paid_on
     assert "3 called" in result.out and "0 failed" in result.out
     if endpoint.startswith("midjourney"):  # (Kling's 429s are first the client's retries)
         assert "for the provider to free a task slot" in result.out
-    submits = [r for r in _api(emulator) if r["method"] == "POST"]
+    submits = [r for r in _api(emulator) if _is_submit(r)]
     refused = [r for r in submits if r.get("refused") == "busy"]
     assert refused, "the limit was never reached"
     assert len(submits) - len(refused) == 3  # each task accepted (paid) exactly once
@@ -1610,7 +1616,7 @@ def test_max_in_flight_keeps_the_provider_under_its_limit_and_a_refusal_lowers_i
     path.write_text(path.read_text().replace("provider:\n", "provider:\n  max_in_flight: 1\n"))
     result = flow("run", path, env=KEY_ENV)
     assert result.code == 0, result
-    submits = [r for r in _api(emulator) if r["method"] == "POST"]
+    submits = [r for r in _api(emulator) if _is_submit(r)]
     assert len(submits) == 3 and not any(r.get("refused") for r in submits)
 
     emulator.reset()
@@ -1619,7 +1625,7 @@ def test_max_in_flight_keeps_the_provider_under_its_limit_and_a_refusal_lowers_i
     result = flow("run", path, env=KEY_ENV)
     assert result.code == 0, result
     assert result.out.count("task(s) in flight on provider 'default' for now") == 1
-    submits = [r for r in _api(emulator) if r["method"] == "POST"]
+    submits = [r for r in _api(emulator) if _is_submit(r)]
     assert len([r for r in submits if not r.get("refused")]) == 3
 
 
@@ -1639,7 +1645,7 @@ def test_a_tasks_timeout_starts_with_its_slot(tmp_path: Path, emulator: Emulator
     path.write_text(path.read_text().replace("provider:\n", "provider:\n  max_in_flight: 1\n"))
     result = flow("run", path, env=KEY_ENV)  # 3 × 0.6 s one after another: 1.8 s > 1.5 s
     assert result.code == 0, result
-    assert len([r for r in _api(emulator) if r["method"] == "POST"]) == 3
+    assert len([r for r in _api(emulator) if _is_submit(r)]) == 3
 
 
 @pytest.mark.slow
@@ -1676,3 +1682,33 @@ def test_the_catalogs_cap_for_a_family_keeps_bfl_under_its_24_running_tasks(
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("endpoint", "params", "batch", "single"), [
+    ("midjourney.imagine", "{prompt: \"a cup {{ matrix.n }}\"}", "/mj/task/list-by-condition",
+     "/fetch"),
+    ("suno.generate_lyrics", "{prompt: \"a jingle {{ matrix.n }}\"}", "/suno/fetch",
+     "/suno/fetch/"),
+])
+def test_parked_tasks_of_a_family_are_polled_together(
+        tmp_path: Path, emulator: Emulator, endpoint: str, params: str, batch: str,
+        single: str) -> None:
+    """Issue 28: a provider's due tasks of Midjourney or Suno are polled in one batch
+    request (their catalog `batch` route), not one request each."""
+    _fast_entry(tmp_path, endpoint)
+    emulator.state.tasks.task_seconds = 0.8
+    path = recipe(tmp_path, emulator.base_url, f"""
+  many:
+    uses: {endpoint}
+    matrix: {{n: [1, 2, 3, 4, 5, 6]}}
+    with: {params}
+""", extra="catalog: [entry.json]\nconcurrency: 6\n")
+    result = flow("run", path, env=KEY_ENV)
+    assert result.code == 0, result
+    calls = _api(emulator)
+    batches = [c for c in calls if c["method"] == "POST" and c["path"] == batch]
+    singles = [c for c in calls if c["method"] == "GET" and single in c["path"]]
+    assert batches, [c["path"] for c in calls]
+    assert max(len(c["json"]["ids"]) for c in batches) > 1
+    assert len(singles) < 6 * 3  # far fewer lone polls than tasks × polls
