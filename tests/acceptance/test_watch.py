@@ -197,9 +197,9 @@ def test_a_recipe_broken_at_start_then_fixed_and_a_save_during_a_run(
         assert updated["page"] == "/assets/index.html" and updated["changed"] == ["logo"]
         with urllib.request.urlopen(url.rstrip("/") + updated["page"]) as page:
             assert b"EventSource" in page.read()
-        emulator.state.latency = 1.5  # the next run takes a while: save again during it
+        emulator.state.latency = 0.8  # the next run takes a while: save again during it
         good.write_text(text.replace("Logo v1", "Logo v2"))
-        time.sleep(0.8)
+        time.sleep(0.4)
         good.write_text(text.replace("Logo v1", "Logo v3"))
         seen = _events(url, {"updated"}, 2, within=15)
         assert len(seen) == 2, seen  # the save made mid-run was not lost
