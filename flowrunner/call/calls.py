@@ -113,6 +113,7 @@ class TaskRun:
     slots: tuple[TaskSlots, ...] = ()
     park: bool = False
     poll_state: PollState | None = None
+    on_held: Callable[[], None] | None = None  # the parked task's held slots taken over
 
 
 @dataclass(slots=True)
@@ -130,6 +131,7 @@ class _Call:
     park: bool = False  # a running task raises Parked instead of holding the thread
     poll_state: PollState | None = None  # polling a parked task again: where it stood
     slots_held: bool = False  # a parked task's slots, still held from before
+    on_held: Callable[[], None] | None = None
     lowered: str | None = None  # said once: the provider's limit was brought down
 
 
@@ -152,7 +154,8 @@ def perform_call(call: PreparedCall, *, client: Client, cache: Cache, base_url: 
     task = task or TaskRun()
     parked = task.poll_state is not None  # polled again: its slots held, its task running
     how = _Call(client, cache, base_url, deadline, retries, slots=task.slots, park=task.park,
-                poll_state=task.poll_state, slots_held=parked, started=parked)
+                poll_state=task.poll_state, slots_held=parked, started=parked,
+                on_held=task.on_held)
     if task.poll_state is not None:  # what its submit said, to say when it is done
         how.busy_waited, how.lowered = task.poll_state.busy_waited, task.poll_state.lowered
     if call.endpoint.task is not None:
@@ -288,6 +291,8 @@ def _run_task(call: PreparedCall, how: _Call) -> tuple[Any, str, bool, Any]:
     (final answer, task id, resumed, submit answer)."""
     if not how.slots_held:
         _take_slots(call, how)
+    elif how.on_held is not None:
+        how.on_held()  # from here on, this call gives its slots back
     still_running = False
     try:
         return _run_task_in_slot(call, how)

@@ -86,6 +86,15 @@ class TaskSlots:
         if free:
             callback()
 
+    def nudge(self) -> None:
+        """Wake the next waiter if a slot is free: a woken run that did not take the slot
+        (its result came from elsewhere) passes its turn on."""
+        with self._free:
+            free = self.limit is None or self.in_use < self.limit
+            waiting = self._waiting.popleft() if free and self._waiting else None
+        if waiting is not None:
+            waiting()
+
     def release(self, *, started: bool) -> None:
         with self._free:
             self.in_use = max(0, self.in_use - 1)

@@ -193,12 +193,31 @@ class Scheduler:
         self._output_root = delivery.output_dir.resolve()
         self._inside_folders: dict[str, bool] = {}  # output folder → inside the real root
 
+    def _after_relaunch(self, instance: Instance, parked: _ParkedTask | None) -> None:
+        """A relaunch that ended without its call taking the parked task's slots over (a
+        cache hit: another instance of the same key finished it) gives them back; one
+        woken from a slot wait passes the turn on if it did not take the slot."""
+        if parked is None:
+            return
+        if parked.state is not None and parked.held:
+            parked.held = False
+            for slot in self._slots_for(instance):
+                slot.release(started=True)
+        elif parked.state is None and parked.slot is not None:
+            parked.slot.nudge()
+
     def _task_run(self, instance: Instance) -> TaskRun:
         """How an instance's task runs: its slots, parked between polls (no thread held
         while the provider works), from where polling stood when it was parked."""
         parked = self._resuming.get(instance.id)
-        return TaskRun(self._slots_for(instance), park=self.park,
-                       poll_state=parked.state if parked is not None else None)
+        if parked is None or parked.state is None:
+            return TaskRun(self._slots_for(instance), park=self.park)
+
+        def taken_over() -> None:
+            parked.held = False  # the call gives the slots back from now on
+
+        return TaskRun(self._slots_for(instance), park=self.park, poll_state=parked.state,
+                       on_held=taken_over)
 
     def _slots_for(self, instance: Instance) -> tuple[TaskSlots, ...]:
         """The task slots an instance's task holds: its step's (`max_in_flight` on the
@@ -252,6 +271,12 @@ class Scheduler:
         if parked is not None:
             self._resuming[instance.id] = parked
         try:
+            if parked is not None and parked.state is None and \
+                    time.monotonic() > since + step.timeout:
+                raise RunError(f"{instance.id}: waited {time.monotonic() - since:.0f} s for a "
+                               "free task slot (`max_in_flight`); nothing was submitted",
+                               hint="raise the step's `timeout` or `max_in_flight`, or run "
+                                    "fewer tasks at once")
             finished = self._run_into(result, instance, views, started, hits_only=hits_only)
         except Parked as exc:
             self._notes[instance.id] = result.notes
@@ -270,6 +295,7 @@ class Scheduler:
             finished = True
         finally:
             self._resuming.pop(instance.id, None)
+            self._after_relaunch(instance, parked)
         if not finished:
             if result.notes:  # said by the real attempt that follows
                 self._notes[instance.id] = result.notes
@@ -564,7 +590,7 @@ class Scheduler:
         workers = self.concurrency * (self.shard.count if self.shard else 1)
         run = _Progress(self.plan, self.selected, self.only_instances, result,
                         WorkerPool(workers, name="flow"))
-        run.poller = Poller(lambda due: self._poll_due(run, due))
+        run.poller = Poller(lambda due: self._poll_due(run, due), run.finished.put)
         try:
             self._launch_ready(run)
             while run.running or run.parked:
@@ -593,11 +619,15 @@ class Scheduler:
         """A task the provider still runs (polled again after its wait), or one waiting
         for a slot (run again when one frees): no thread is held meanwhile."""
         run.parked += 1
+        assert run.poller is not None
         if parked.state is None:
             assert parked.slot is not None
             parked.slot.when_free(lambda: run.finished.put(parked))
+            # and at its timeout, should no slot free before: it then fails, unsubmitted
+            run.poller.add(parked, max(0.0, parked.since + parked.instance.step.timeout
+                                       - time.monotonic()) + 0.05)
         else:
-            assert run.poller is not None
+            run.parked_tasks += 1
             run.poller.add(parked, parked.wait)
 
     def _poll_due(self, run: _Progress, due: list[_ParkedTask]) -> None:
@@ -644,7 +674,14 @@ class Scheduler:
         return self.run_instance(parked.instance, parked.views, parked=parked)
 
     def _relaunch(self, run: _Progress, parked: _ParkedTask) -> None:
+        if parked.relaunched:  # woken twice (a free slot, then its timeout): once is enough
+            if parked.slot is not None:
+                parked.slot.nudge()  # the wake-up it took goes to the next waiter
+            return
+        parked.relaunched = True
         run.parked -= 1
+        if parked.state is not None:
+            run.parked_tasks -= 1
         future = run.pool.submit(self._run_parked, parked)
         run.running[future] = parked.instance
         future.add_done_callback(run.finished.put)
@@ -741,7 +778,7 @@ class Scheduler:
                 if isinstance(outcome, StepResult) and outcome.status in ("ok", "cached"):
                     run.running.pop(future)
                     self._complete(run, instance, outcome)
-        run.result.stopped = len(in_flight & set(run.running)) + run.parked  # journaled
+        run.result.stopped = len(in_flight & set(run.running)) + run.parked_tasks  # journaled
         run.result.interrupted = True
         unanswered = getattr(self._client, "submits_in_flight", 0)
         if unanswered:
@@ -779,6 +816,7 @@ class _Progress:
         # finished futures, and parked tasks that are due
         self.finished: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.parked = 0  # tasks running at the provider with no thread, or waiting a slot
+        self.parked_tasks = 0  # of which submitted (journaled), not waiting for a slot
         self.poller: Poller | None = None
 
 
@@ -804,18 +842,21 @@ class _ParkedTask:
     since: float  # its first launch (the duration it reports)
     wait: float = 0.0
     slot: TaskSlots | None = None
+    held: bool = True  # a running task's slots, until a relaunch's call takes them over
+    relaunched: bool = False  # handed back once (a slot wait can be woken twice)
 
 
 class Poller:
     """One thread for every parked task of a run: it keeps them by next poll time and
     hands each back (``due``) when its time comes; the run's pool does the polling."""
 
-    def __init__(self, due: Callable[[list[_ParkedTask]], None]) -> None:
+    def __init__(self, due: Callable[[list[_ParkedTask]], None],
+                 fallback: Callable[[_ParkedTask], None]) -> None:
         import heapq
 
         self._heap: list[tuple[float, int, _ParkedTask]] = []
         self._push, self._pop = heapq.heappush, heapq.heappop
-        self._due = due
+        self._due, self._fallback = due, fallback
         self._count = 0
         self._changed = threading.Condition()
         self._closed = False
@@ -861,7 +902,11 @@ class Poller:
                 now = time.monotonic()
                 while self._heap and self._heap[0][0] <= now:
                     due.append(self._pop(self._heap)[2])
-            self._due(due)
+            try:
+                self._due(due)
+            except Exception:  # noqa: BLE001 - never lose a task: hand them back unbatched
+                for parked in due:
+                    self._fallback(parked)
 
 
 def _take_entry(result: StepResult, entry: CacheEntry) -> None:

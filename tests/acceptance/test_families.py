@@ -1712,3 +1712,62 @@ def test_parked_tasks_of_a_family_are_polled_together(
     assert batches, [c["path"] for c in calls]
     assert max(len(c["json"]["ids"]) for c in batches) > 1
     assert len(singles) < 6 * 3  # far fewer lone polls than tasks × polls
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("in_flight", [1, 2])
+def test_instances_sharing_one_task_finish_and_give_their_slots_back(
+        tmp_path: Path, emulator: Emulator, in_flight: int) -> None:
+    """Review: three instances of one cache key (the same prompt) follow one task; the
+    ones answered from the cache give back the slots they held or waited for, so the
+    run ends (it hung with a limit of 1) with one submit."""
+    import os
+    import subprocess
+    import sys
+
+    _fast_entry(tmp_path, "suno.generate_lyrics")
+    emulator.state.tasks.task_seconds = 0.5
+    path = recipe(tmp_path, emulator.base_url, """
+  lyrics:
+    uses: suno.generate_lyrics
+    matrix: {n: [1, 2, 3]}
+    with: {prompt: "the same jingle"}
+""", extra="catalog: [entry.json]\n")
+    path.write_text(path.read_text().replace("provider:\n",
+                                             f"provider:\n  max_in_flight: {in_flight}\n"))
+    done = subprocess.run([sys.executable, "-m", "flowrunner", "run", str(path)],
+                          env={**os.environ, **KEY_ENV}, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 called, 2 cached" in done.stdout
+    assert len([r for r in _api(emulator) if _is_submit(r)]) == 1
+
+
+@pytest.mark.slow
+def test_a_task_that_never_gets_a_slot_fails_at_its_timeout_unsubmitted(
+        tmp_path: Path, emulator: Emulator) -> None:
+    """Review: two tasks out of time keep their slots (the provider still runs them);
+    the two waiting behind them fail at their own timeout, submitting nothing, instead
+    of waiting for ever."""
+    import os
+    import subprocess
+    import sys
+
+    _fast_entry(tmp_path, "suno.generate_lyrics")
+    emulator.state.tasks.task_seconds = 30
+    path = recipe(tmp_path, emulator.base_url, """
+  lyrics:
+    uses: suno.generate_lyrics
+    matrix: {n: [1, 2, 3, 4]}
+    with: {prompt: "a jingle {{ matrix.n }}"}
+    timeout: 1
+""", extra="catalog: [entry.json]\n")
+    path.write_text(path.read_text().replace("provider:\n", "provider:\n  max_in_flight: 2\n"))
+    done = subprocess.run([sys.executable, "-m", "flowrunner", "run", str(path)],
+                          env={**os.environ, **KEY_ENV}, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 1, done.stdout + done.stderr
+    waited = [line for line in done.stdout.splitlines() if "FAILED" in line
+              and "for a free task slot (`max_in_flight`); nothing was submitted" in line]
+    assert len(waited) == 2, done.stdout
+    assert len([r for r in _api(emulator) if _is_submit(r)]) == 2
