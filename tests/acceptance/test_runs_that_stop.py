@@ -204,7 +204,7 @@ def test_kill_9_with_300_tasks_in_flight_then_a_rerun_resumes_them_all(
         tmp_path: Path, emulator: Emulator) -> None:
     """Issue 28: 300 tasks parked (no thread each) when the run is killed outright: the
     next run polls every one of them from the journal, and submits (pays) nothing again."""
-    emulator.state.tasks.task_seconds = 2.0
+    emulator.state.tasks.task_seconds = 1.5
     path = _many_tasks(tmp_path, emulator, 300)
     run = subprocess.Popen([sys.executable, "-m", "flowrunner", "run", str(path)],
                            env={**os.environ, **KEY_ENV}, stdout=subprocess.DEVNULL,
