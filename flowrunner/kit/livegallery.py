@@ -144,15 +144,14 @@ class _Handler(BaseHTTPRequestHandler):
         if target is None:
             self._send(404, b"not found", "text/plain")
             return
-        if not target.is_file():  # no gallery yet (the first run failed): the live part only
-            self._send(200, b"<!doctype html><title>flow watch</title><body>"
-                            b"<p>No gallery yet.</p>" + LIVE_SCRIPT.encode() + b"</body>",
-                       "text/html; charset=utf-8")
-            return
         if target != self.server.page.resolve():
             self._send_file(target)
             return
-        body = target.read_bytes().replace(b"</body>", LIVE_SCRIPT.encode() + b"</body>", 1)
+        try:  # read, not asked first: a run may be replacing it right now
+            page = target.read_bytes()
+        except OSError:  # no gallery yet (the first run failed): the live part only
+            page = b"<!doctype html><title>flow watch</title><body><p>No gallery yet.</p></body>"
+        body = page.replace(b"</body>", LIVE_SCRIPT.encode() + b"</body>", 1)
         self._send(200, body, "text/html; charset=utf-8")
 
     def _send_file(self, target: Path) -> None:
@@ -160,7 +159,12 @@ class _Handler(BaseHTTPRequestHandler):
         import shutil
 
         kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-        with open(target, "rb") as handle:
+        try:
+            handle = open(target, "rb")  # opened, not asked first: a run may remove it
+        except OSError:
+            self._send(404, b"not found", "text/plain")
+            return
+        with handle:
             size = os.fstat(handle.fileno()).st_size
             self.send_response(200)
             self.send_header("Content-Type", kind)
